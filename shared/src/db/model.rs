@@ -1,0 +1,437 @@
+//! Rows of the six tables, the inputs that create and change them, and the list filters.
+//! Field names are the seed's column names; they are also the JSON names of the API.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use std::fmt;
+use uuid::Uuid;
+
+use super::enums::*;
+use super::error::DbError;
+
+macro_rules! id_newtype {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { self.0.fmt(f) }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(u: Uuid) -> Self { $name(u) }
+        }
+    };
+}
+
+id_newtype!(
+    /// The tenant a row belongs to. Only ever taken from verified JWT claims or from a row.
+    TenantId
+);
+id_newtype!(
+    /// A user of the `users` table (owned by another schema).
+    UserId
+);
+
+/// `cloud_sync_jobs.progress_percentage`, DECIMAL(5,2) in 0..=100, held as hundredths so it
+/// round-trips exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Percent(u16);
+
+impl Percent {
+    pub const MAX_HUNDREDTHS: u16 = 10_000;
+
+    pub fn from_hundredths(h: u16) -> Option<Percent> {
+        (h <= Self::MAX_HUNDREDTHS).then_some(Percent(h))
+    }
+
+    /// Accepts 0..=100 with at most two decimals (more are rounded to the nearest hundredth).
+    pub fn from_f64(v: f64) -> Option<Percent> {
+        if !v.is_finite() || !(0.0..=100.0).contains(&v) {
+            return None;
+        }
+        Percent::from_hundredths((v * 100.0).round() as u16)
+    }
+
+    pub fn hundredths(self) -> u16 {
+        self.0
+    }
+
+    pub fn as_f64(self) -> f64 {
+        f64::from(self.0) / 100.0
+    }
+}
+
+impl Serialize for Percent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.as_f64())
+    }
+}
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        Percent::from_f64(v)
+            .ok_or_else(|| serde::de::Error::custom("progress_percentage must be between 0 and 100"))
+    }
+}
+
+/// Columns every table has (the seed's BaseEntity).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Base {
+    pub id: Uuid,
+    pub index_id: i64,
+    pub tenant_id: TenantId,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub is_deleted: bool,
+}
+
+/// A `cloud_connections` row. The encrypted token columns are never serialised.
+#[derive(Clone, PartialEq, Serialize)]
+pub struct Connection {
+    #[serde(flatten)]
+    pub base: Base,
+    pub user_id: UserId,
+    pub provider_type: ProviderType,
+    pub provider_user_id: String,
+    pub provider_user_email: Option<String>,
+    #[serde(skip)]
+    pub encrypted_access_token: Vec<u8>,
+    #[serde(skip)]
+    pub encrypted_refresh_token: Option<Vec<u8>>,
+    pub token_expiry: DateTime<Utc>,
+    pub scope: String,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    pub status: ConnectionStatus,
+    pub display_name: Option<String>,
+    pub connection_metadata: Option<Json>,
+}
+
+impl fmt::Debug for Connection {
+    // Ciphertext is not a secret by itself, but it has no business in logs either.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("base", &self.base)
+            .field("user_id", &self.user_id)
+            .field("provider_type", &self.provider_type)
+            .field("provider_user_id", &self.provider_user_id)
+            .field("encrypted_access_token", &"[redacted]")
+            .field("encrypted_refresh_token", &self.encrypted_refresh_token.as_ref().map(|_| "[redacted]"))
+            .field("token_expiry", &self.token_expiry)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Folder {
+    #[serde(flatten)]
+    pub base: Base,
+    pub connection_id: Uuid,
+    pub folder_name: String,
+    pub provider_folder_id: String,
+    pub folder_path: Option<String>,
+    pub folder_type: FolderType,
+    pub is_default_export_folder: bool,
+    pub is_default_import_folder: bool,
+    pub auto_sync_enabled: bool,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    pub sync_frequency_minutes: Option<i32>,
+    pub folder_permissions: FolderPermissions,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncJob {
+    #[serde(flatten)]
+    pub base: Base,
+    pub folder_id: Uuid,
+    pub initiated_by_user_id: Option<UserId>,
+    pub job_type: JobType,
+    pub status: JobStatus,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub progress_percentage: Percent,
+    pub files_processed: i32,
+    pub files_total: Option<i32>,
+    pub bytes_transferred: i64,
+    pub error_message: Option<String>,
+    pub job_metadata: Option<Json>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CloudFile {
+    #[serde(flatten)]
+    pub base: Base,
+    pub folder_id: Uuid,
+    pub quodsi_file_type: QuodsiFileType,
+    pub quodsi_entity_id: Option<Uuid>,
+    pub provider_file_id: String,
+    pub file_name: String,
+    pub file_path: Option<String>,
+    pub file_size_bytes: i64,
+    pub content_hash: Option<String>,
+    pub mime_type: Option<String>,
+    pub cloud_created_at: Option<DateTime<Utc>>,
+    pub cloud_modified_at: Option<DateTime<Utc>>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    pub sync_status: SyncStatus,
+    pub upload_url: Option<String>,
+    pub download_url: Option<String>,
+    pub file_metadata: Option<Json>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SharedLink {
+    #[serde(flatten)]
+    pub base: Base,
+    pub created_by_user_id: UserId,
+    pub resource_type: ResourceType,
+    pub file_id: Option<Uuid>,
+    pub folder_id: Option<Uuid>,
+    pub provider_share_id: Option<String>,
+    pub share_url: String,
+    pub share_type: ShareType,
+    pub password_protected: bool,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub access_count: i32,
+    pub last_accessed_at: Option<DateTime<Utc>>,
+    pub is_active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncError {
+    #[serde(flatten)]
+    pub base: Base,
+    pub sync_job_id: Option<Uuid>,
+    pub connection_id: Uuid,
+    pub file_id: Option<Uuid>,
+    pub error_type: ErrorType,
+    pub error_code: Option<String>,
+    pub error_message: String,
+    pub stack_trace: Option<String>,
+    pub retry_count: i32,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolution_notes: Option<String>,
+    pub error_metadata: Option<Json>,
+}
+
+// ---- inputs ---------------------------------------------------------------------------
+
+/// A new `cloud_connections` row; the tokens arrive already encrypted by the vault.
+#[derive(Clone)]
+pub struct NewConnection {
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub provider_type: ProviderType,
+    pub provider_user_id: String,
+    pub provider_user_email: Option<String>,
+    pub encrypted_access_token: Vec<u8>,
+    pub encrypted_refresh_token: Option<Vec<u8>>,
+    pub token_expiry: DateTime<Utc>,
+    pub scope: String,
+    pub status: ConnectionStatus,
+    pub display_name: Option<String>,
+    pub connection_metadata: Option<Json>,
+}
+
+/// Changes to a connection. `None` leaves a column alone; `Some(None)` sets it to NULL.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionPatch {
+    pub display_name: Option<Option<String>>,
+    pub connection_metadata: Option<Option<Json>>,
+    pub status: Option<ConnectionStatus>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_sync_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewFolder {
+    pub tenant_id: TenantId,
+    pub connection_id: Uuid,
+    pub folder_name: String,
+    pub provider_folder_id: String,
+    pub folder_path: Option<String>,
+    pub folder_type: FolderType,
+    pub is_default_export_folder: bool,
+    pub is_default_import_folder: bool,
+    pub auto_sync_enabled: bool,
+    pub sync_frequency_minutes: Option<i32>,
+    pub folder_permissions: FolderPermissions,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FolderPatch {
+    pub folder_name: Option<String>,
+    pub folder_path: Option<Option<String>>,
+    pub folder_type: Option<FolderType>,
+    pub is_default_export_folder: Option<bool>,
+    pub is_default_import_folder: Option<bool>,
+    pub auto_sync_enabled: Option<bool>,
+    pub sync_frequency_minutes: Option<Option<i32>>,
+    pub folder_permissions: Option<FolderPermissions>,
+    pub last_sync_at: Option<Option<DateTime<Utc>>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSyncJob {
+    pub tenant_id: TenantId,
+    pub folder_id: Uuid,
+    pub initiated_by_user_id: Option<UserId>,
+    pub job_type: JobType,
+    pub job_metadata: Option<Json>,
+}
+
+/// A state change and/or progress report for a job. The transition is checked against
+/// [`JobStatus::can_become`] and applied only if the job is still in the status it was read in.
+#[derive(Debug, Clone, Default)]
+pub struct JobUpdate {
+    pub status: Option<JobStatus>,
+    pub progress_percentage: Option<Percent>,
+    pub files_processed: Option<i32>,
+    pub files_total: Option<Option<i32>>,
+    pub bytes_transferred: Option<i64>,
+    pub error_message: Option<Option<String>>,
+    pub job_metadata: Option<Option<Json>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCloudFile {
+    pub tenant_id: TenantId,
+    pub folder_id: Uuid,
+    pub quodsi_file_type: QuodsiFileType,
+    pub quodsi_entity_id: Option<Uuid>,
+    pub provider_file_id: String,
+    pub file_name: String,
+    pub file_path: Option<String>,
+    pub file_size_bytes: i64,
+    pub content_hash: Option<String>,
+    pub mime_type: Option<String>,
+    pub cloud_created_at: Option<DateTime<Utc>>,
+    pub cloud_modified_at: Option<DateTime<Utc>>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    pub sync_status: SyncStatus,
+    pub upload_url: Option<String>,
+    pub download_url: Option<String>,
+    pub file_metadata: Option<Json>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CloudFilePatch {
+    pub file_name: Option<String>,
+    pub file_path: Option<Option<String>>,
+    pub file_size_bytes: Option<i64>,
+    pub content_hash: Option<Option<String>>,
+    pub mime_type: Option<Option<String>>,
+    pub cloud_modified_at: Option<Option<DateTime<Utc>>>,
+    pub last_synced_at: Option<Option<DateTime<Utc>>>,
+    pub sync_status: Option<SyncStatus>,
+    pub upload_url: Option<Option<String>>,
+    pub download_url: Option<Option<String>>,
+    pub file_metadata: Option<Option<Json>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSharedLink {
+    pub tenant_id: TenantId,
+    pub created_by_user_id: UserId,
+    pub resource_type: ResourceType,
+    pub file_id: Option<Uuid>,
+    pub folder_id: Option<Uuid>,
+    pub provider_share_id: Option<String>,
+    pub share_url: String,
+    pub share_type: ShareType,
+    pub password_protected: bool,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSyncError {
+    pub tenant_id: TenantId,
+    pub sync_job_id: Option<Uuid>,
+    pub connection_id: Uuid,
+    pub file_id: Option<Uuid>,
+    pub error_type: ErrorType,
+    pub error_code: Option<String>,
+    pub error_message: String,
+    pub stack_trace: Option<String>,
+    pub error_metadata: Option<Json>,
+}
+
+// ---- lists ----------------------------------------------------------------------------
+
+/// Keyset page request: rows with `index_id` greater than `after`, at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub after: Option<i64>,
+    pub limit: u16,
+}
+
+impl PageRequest {
+    pub const MAX_LIMIT: u16 = 200;
+    pub const DEFAULT_LIMIT: u16 = 50;
+
+    pub fn first(limit: u16) -> PageRequest {
+        PageRequest { after: None, limit }
+    }
+
+    pub fn validate(&self) -> Result<(), DbError> {
+        if self.limit == 0 || self.limit > Self::MAX_LIMIT {
+            return Err(DbError::validation("limit", format!("must be between 1 and {}", Self::MAX_LIMIT)));
+        }
+        Ok(())
+    }
+}
+
+/// One page of a keyset list; `next_after` is the `index_id` to continue after, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_after: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionFilter {
+    pub provider_type: Option<ProviderType>,
+    pub status: Option<ConnectionStatus>,
+    pub user_id: Option<UserId>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FolderFilter {
+    pub connection_id: Option<Uuid>,
+    pub folder_type: Option<FolderType>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SyncJobFilter {
+    pub folder_id: Option<Uuid>,
+    pub status: Option<JobStatus>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CloudFileFilter {
+    pub folder_id: Option<Uuid>,
+    pub quodsi_file_type: Option<QuodsiFileType>,
+    pub sync_status: Option<SyncStatus>,
+    pub quodsi_entity_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SharedLinkFilter {
+    pub file_id: Option<Uuid>,
+    pub folder_id: Option<Uuid>,
+    pub is_active: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SyncErrorFilter {
+    pub connection_id: Option<Uuid>,
+    pub error_type: Option<ErrorType>,
+    /// Only errors with no resolved_at.
+    pub unresolved: bool,
+}

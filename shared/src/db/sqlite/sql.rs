@@ -1,0 +1,301 @@
+//! SQLite text of every statement. Parameter order: see `Stmt` (`?n` is the n-th).
+
+use crate::db::stmt::Stmt;
+
+/// SQLite's form of "now" for column defaults and date arithmetic: fixed width, microsecond
+/// digits (the last three always zero when SQLite computes it).
+macro_rules! ts {
+    ($e:literal) => {
+        concat!("strftime('%Y-%m-%d %H:%M:%f000', ", $e, ")")
+    };
+}
+
+pub fn sql(stmt: Stmt) -> &'static str {
+    match stmt {
+        Stmt::TenantEnsure => "INSERT INTO tenants (id, name, created_at) SELECT ?1, ?2, ?3 \
+             WHERE NOT EXISTS (SELECT 1 FROM tenants WHERE id = ?1)",
+        Stmt::UserEnsure => "INSERT INTO users (id, tenant_id, email, created_at) SELECT ?1, ?2, ?3, ?4 \
+             WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = ?1)",
+
+        Stmt::ConnInsert => concat!(
+            "INSERT INTO cloud_connections (id, tenant_id, user_id, provider_type, provider_user_id, \
+             provider_user_email, encrypted_access_token, encrypted_refresh_token, token_expiry, scope, \
+             status, display_name, connection_metadata, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14) RETURNING ",
+            connection_cols!()
+        ),
+        Stmt::ConnGet => concat!(
+            "SELECT ", connection_cols!(),
+            " FROM cloud_connections WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
+        ),
+        Stmt::ConnList => concat!(
+            "SELECT ", connection_cols!(),
+            " FROM cloud_connections WHERE tenant_id = ?1 AND is_deleted = 0 AND index_id > ?2 \
+             AND (?4 IS NULL OR provider_type = ?4) AND (?5 IS NULL OR status = ?5) \
+             AND (?6 IS NULL OR user_id = ?6) ORDER BY index_id LIMIT ?3"
+        ),
+        Stmt::ConnUpdate => concat!(
+            "UPDATE cloud_connections SET \
+             display_name = CASE WHEN ?4 THEN ?5 ELSE display_name END, \
+             connection_metadata = CASE WHEN ?6 THEN ?7 ELSE connection_metadata END, \
+             status = CASE WHEN ?8 THEN ?9 ELSE status END, \
+             last_used_at = CASE WHEN ?10 THEN ?11 ELSE last_used_at END, \
+             last_sync_at = CASE WHEN ?12 THEN ?13 ELSE last_sync_at END, \
+             updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 RETURNING ",
+            connection_cols!()
+        ),
+        Stmt::ConnSoftDelete => concat!(
+            "UPDATE cloud_connections SET is_deleted = 1, status = 'revoked', updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 RETURNING ",
+            connection_cols!()
+        ),
+        Stmt::ConnSoftDeleteFolders => "UPDATE cloud_folders SET is_deleted = 1, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND connection_id = ?2 AND is_deleted = 0",
+        Stmt::ConnCancelJobs => "UPDATE cloud_sync_jobs SET status = 'cancelled', completed_at = ?3, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND is_deleted = 0 AND status IN ('pending', 'running') \
+             AND folder_id IN (SELECT id FROM cloud_folders WHERE tenant_id = ?1 AND connection_id = ?2)",
+        Stmt::ConnDeactivateLinks => "UPDATE cloud_shared_links SET is_active = 0, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND is_active = 1 AND is_deleted = 0 \
+             AND (folder_id IN (SELECT id FROM cloud_folders WHERE tenant_id = ?1 AND connection_id = ?2) \
+             OR file_id IN (SELECT f.id FROM cloud_files f JOIN cloud_folders d \
+             ON d.tenant_id = f.tenant_id AND d.id = f.folder_id \
+             WHERE d.tenant_id = ?1 AND d.connection_id = ?2))",
+        Stmt::ConnTokenScan => concat!(
+            "SELECT ", connection_cols!(),
+            " FROM cloud_connections WHERE status = 'active' AND token_expiry < ?1 AND is_deleted = 0 \
+             ORDER BY token_expiry LIMIT ?2"
+        ),
+        Stmt::ConnScanAll => concat!(
+            "SELECT ", connection_cols!(),
+            " FROM cloud_connections WHERE index_id > ?1 ORDER BY index_id LIMIT ?2"
+        ),
+        Stmt::ConnSwapTokens => "UPDATE cloud_connections SET encrypted_access_token = ?4, \
+             encrypted_refresh_token = ?5, updated_at = ?6 \
+             WHERE tenant_id = ?1 AND id = ?2 AND encrypted_access_token = ?3",
+
+        Stmt::FolderInsert => concat!(
+            "INSERT INTO cloud_folders (id, tenant_id, connection_id, folder_name, provider_folder_id, \
+             folder_path, folder_type, is_default_export_folder, is_default_import_folder, \
+             auto_sync_enabled, sync_frequency_minutes, folder_permissions, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13) RETURNING ",
+            folder_cols!()
+        ),
+        Stmt::FolderClearDefaultExport => "UPDATE cloud_folders SET is_default_export_folder = 0, updated_at = ?4 \
+             WHERE tenant_id = ?1 AND connection_id = ?2 AND is_default_export_folder = 1 \
+             AND is_deleted = 0 AND id <> ?3",
+        Stmt::FolderClearDefaultImport => "UPDATE cloud_folders SET is_default_import_folder = 0, updated_at = ?4 \
+             WHERE tenant_id = ?1 AND connection_id = ?2 AND is_default_import_folder = 1 \
+             AND is_deleted = 0 AND id <> ?3",
+        Stmt::FolderGet => concat!(
+            "SELECT ", folder_cols!(),
+            " FROM cloud_folders WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
+        ),
+        Stmt::FolderList => concat!(
+            "SELECT ", folder_cols!(),
+            " FROM cloud_folders WHERE tenant_id = ?1 AND is_deleted = 0 AND index_id > ?2 \
+             AND (?4 IS NULL OR connection_id = ?4) AND (?5 IS NULL OR folder_type = ?5) \
+             ORDER BY index_id LIMIT ?3"
+        ),
+        Stmt::FolderUpdate => concat!(
+            "UPDATE cloud_folders SET \
+             folder_name = CASE WHEN ?4 THEN ?5 ELSE folder_name END, \
+             folder_path = CASE WHEN ?6 THEN ?7 ELSE folder_path END, \
+             folder_type = CASE WHEN ?8 THEN ?9 ELSE folder_type END, \
+             is_default_export_folder = CASE WHEN ?10 THEN ?11 ELSE is_default_export_folder END, \
+             is_default_import_folder = CASE WHEN ?12 THEN ?13 ELSE is_default_import_folder END, \
+             auto_sync_enabled = CASE WHEN ?14 THEN ?15 ELSE auto_sync_enabled END, \
+             sync_frequency_minutes = CASE WHEN ?16 THEN ?17 ELSE sync_frequency_minutes END, \
+             folder_permissions = CASE WHEN ?18 THEN ?19 ELSE folder_permissions END, \
+             last_sync_at = CASE WHEN ?20 THEN ?21 ELSE last_sync_at END, \
+             updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 RETURNING ",
+            folder_cols!()
+        ),
+        Stmt::FolderSoftDelete => concat!(
+            "UPDATE cloud_folders SET is_deleted = 1, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 RETURNING ",
+            folder_cols!()
+        ),
+        Stmt::FolderCancelJobs => "UPDATE cloud_sync_jobs SET status = 'cancelled', completed_at = ?3, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND folder_id = ?2 AND is_deleted = 0 AND status IN ('pending', 'running')",
+        Stmt::FolderDeactivateLinks => "UPDATE cloud_shared_links SET is_active = 0, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND is_active = 1 AND is_deleted = 0 \
+             AND (folder_id = ?2 OR file_id IN (SELECT id FROM cloud_files WHERE tenant_id = ?1 AND folder_id = ?2))",
+        Stmt::FolderDueScan => concat!(
+            "SELECT ", folder_cols!(t),
+            " FROM cloud_folders t JOIN cloud_connections c ON c.tenant_id = t.tenant_id AND c.id = t.connection_id \
+             WHERE t.auto_sync_enabled = 1 AND t.is_deleted = 0 AND c.status = 'active' AND c.is_deleted = 0 \
+             AND (t.last_sync_at IS NULL OR t.last_sync_at <= ",
+            ts!("?1, '-' || t.sync_frequency_minutes || ' minutes'"),
+            ") AND NOT EXISTS (SELECT 1 FROM cloud_sync_jobs j WHERE j.folder_id = t.id \
+             AND j.is_deleted = 0 AND j.status IN ('pending', 'running')) \
+             ORDER BY t.index_id LIMIT ?2"
+        ),
+
+        Stmt::JobInsert => concat!(
+            "INSERT INTO cloud_sync_jobs (id, tenant_id, folder_id, initiated_by_user_id, job_type, \
+             job_metadata, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) RETURNING ",
+            job_cols!()
+        ),
+        Stmt::JobGet => concat!(
+            "SELECT ", job_cols!(),
+            " FROM cloud_sync_jobs WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
+        ),
+        Stmt::JobList => concat!(
+            "SELECT ", job_cols!(),
+            " FROM cloud_sync_jobs WHERE tenant_id = ?1 AND is_deleted = 0 AND index_id > ?2 \
+             AND (?4 IS NULL OR folder_id = ?4) AND (?5 IS NULL OR status = ?5) \
+             ORDER BY index_id LIMIT ?3"
+        ),
+        Stmt::JobUpdate => concat!(
+            "UPDATE cloud_sync_jobs SET status = ?5, \
+             started_at = CASE WHEN ?5 = 'running' AND started_at IS NULL THEN ?4 ELSE started_at END, \
+             completed_at = CASE WHEN ?5 IN ('completed', 'failed', 'cancelled') THEN ?4 ELSE completed_at END, \
+             progress_percentage = CASE WHEN ?6 THEN ?7 ELSE progress_percentage END, \
+             files_processed = CASE WHEN ?8 THEN ?9 ELSE files_processed END, \
+             files_total = CASE WHEN ?10 THEN ?11 ELSE files_total END, \
+             bytes_transferred = CASE WHEN ?12 THEN ?13 ELSE bytes_transferred END, \
+             error_message = CASE WHEN ?14 THEN ?15 ELSE error_message END, \
+             job_metadata = CASE WHEN ?16 THEN ?17 ELSE job_metadata END, \
+             updated_at = ?4 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 AND status = ?3 RETURNING ",
+            job_cols!()
+        ),
+        Stmt::JobTouchFolder => "UPDATE cloud_folders SET last_sync_at = ?3, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2",
+        Stmt::JobTouchConnection => "UPDATE cloud_connections SET last_sync_at = ?3, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = (SELECT connection_id FROM cloud_folders WHERE tenant_id = ?1 AND id = ?2)",
+        Stmt::JobSoftDelete => concat!(
+            "UPDATE cloud_sync_jobs SET is_deleted = 1, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 RETURNING ",
+            job_cols!()
+        ),
+        Stmt::JobPendingScan => concat!(
+            "SELECT ", job_cols!(),
+            " FROM cloud_sync_jobs WHERE status = 'pending' AND is_deleted = 0 ORDER BY created_at LIMIT ?1"
+        ),
+        Stmt::JobStaleScan => concat!(
+            "SELECT ", job_cols!(),
+            " FROM cloud_sync_jobs WHERE status = 'running' AND is_deleted = 0 AND updated_at < ?1 \
+             ORDER BY updated_at LIMIT ?2"
+        ),
+
+        Stmt::FileInsert => concat!(
+            "INSERT INTO cloud_files (id, tenant_id, folder_id, quodsi_file_type, quodsi_entity_id, \
+             provider_file_id, file_name, file_path, file_size_bytes, content_hash, mime_type, \
+             cloud_created_at, cloud_modified_at, last_synced_at, sync_status, upload_url, download_url, \
+             file_metadata, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?19) \
+             RETURNING ",
+            file_cols!()
+        ),
+        Stmt::FileGet => concat!(
+            "SELECT ", file_cols!(),
+            " FROM cloud_files WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
+        ),
+        Stmt::FileList => concat!(
+            "SELECT ", file_cols!(),
+            " FROM cloud_files WHERE tenant_id = ?1 AND is_deleted = 0 AND index_id > ?2 \
+             AND (?4 IS NULL OR folder_id = ?4) AND (?5 IS NULL OR quodsi_file_type = ?5) \
+             AND (?6 IS NULL OR sync_status = ?6) AND (?7 IS NULL OR quodsi_entity_id = ?7) \
+             ORDER BY index_id LIMIT ?3"
+        ),
+        Stmt::FileUpdate => concat!(
+            "UPDATE cloud_files SET \
+             file_name = CASE WHEN ?4 THEN ?5 ELSE file_name END, \
+             file_path = CASE WHEN ?6 THEN ?7 ELSE file_path END, \
+             file_size_bytes = CASE WHEN ?8 THEN ?9 ELSE file_size_bytes END, \
+             content_hash = CASE WHEN ?10 THEN ?11 ELSE content_hash END, \
+             mime_type = CASE WHEN ?12 THEN ?13 ELSE mime_type END, \
+             cloud_modified_at = CASE WHEN ?14 THEN ?15 ELSE cloud_modified_at END, \
+             last_synced_at = CASE WHEN ?16 THEN ?17 ELSE last_synced_at END, \
+             sync_status = CASE WHEN ?18 THEN ?19 ELSE sync_status END, \
+             upload_url = CASE WHEN ?20 THEN ?21 ELSE upload_url END, \
+             download_url = CASE WHEN ?22 THEN ?23 ELSE download_url END, \
+             file_metadata = CASE WHEN ?24 THEN ?25 ELSE file_metadata END, \
+             updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 RETURNING ",
+            file_cols!()
+        ),
+        Stmt::FileSoftDelete => concat!(
+            "UPDATE cloud_files SET is_deleted = 1, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 RETURNING ",
+            file_cols!()
+        ),
+        Stmt::FileDeactivateLinks => "UPDATE cloud_shared_links SET is_active = 0, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND file_id = ?2 AND is_active = 1 AND is_deleted = 0",
+
+        Stmt::LinkInsert => concat!(
+            "INSERT INTO cloud_shared_links (id, tenant_id, created_by_user_id, resource_type, file_id, \
+             folder_id, provider_share_id, share_url, share_type, password_protected, expires_at, \
+             created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12) \
+             RETURNING ",
+            link_cols!()
+        ),
+        Stmt::LinkGet => concat!(
+            "SELECT ", link_cols!(),
+            " FROM cloud_shared_links WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
+        ),
+        Stmt::LinkGetPublic => concat!(
+            "SELECT ", link_cols!(),
+            " FROM cloud_shared_links WHERE id = ?1 AND is_deleted = 0"
+        ),
+        Stmt::LinkList => concat!(
+            "SELECT ", link_cols!(),
+            " FROM cloud_shared_links WHERE tenant_id = ?1 AND is_deleted = 0 AND index_id > ?2 \
+             AND (?4 IS NULL OR file_id = ?4) AND (?5 IS NULL OR folder_id = ?5) \
+             AND (?6 IS NULL OR is_active = ?6) ORDER BY index_id LIMIT ?3"
+        ),
+        Stmt::LinkRecordAccess => concat!(
+            "UPDATE cloud_shared_links SET access_count = access_count + 1, last_accessed_at = ?2, \
+             updated_at = ?2 WHERE id = ?1 AND is_active = 1 AND is_deleted = 0 \
+             AND (expires_at IS NULL OR expires_at > ?2) RETURNING ",
+            link_cols!()
+        ),
+        Stmt::LinkDeactivate => concat!(
+            "UPDATE cloud_shared_links SET is_active = 0, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 RETURNING ",
+            link_cols!()
+        ),
+        Stmt::LinkSoftDelete => concat!(
+            "UPDATE cloud_shared_links SET is_deleted = 1, is_active = 0, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 RETURNING ",
+            link_cols!()
+        ),
+        Stmt::LinkExpiredScan => concat!(
+            "SELECT ", link_cols!(),
+            " FROM cloud_shared_links WHERE expires_at IS NOT NULL AND is_active = 1 AND expires_at <= ?1 \
+             AND is_deleted = 0 ORDER BY expires_at LIMIT ?2"
+        ),
+        Stmt::LinkExpire => "UPDATE cloud_shared_links SET is_active = 0, updated_at = ?2 \
+             WHERE id = ?1 AND is_active = 1 AND expires_at <= ?2",
+
+        Stmt::ErrorInsert => concat!(
+            "INSERT INTO cloud_sync_errors (id, tenant_id, sync_job_id, connection_id, file_id, error_type, \
+             error_code, error_message, stack_trace, error_metadata, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11) RETURNING ",
+            error_cols!()
+        ),
+        Stmt::ErrorGet => concat!(
+            "SELECT ", error_cols!(),
+            " FROM cloud_sync_errors WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
+        ),
+        Stmt::ErrorList => concat!(
+            "SELECT ", error_cols!(),
+            " FROM cloud_sync_errors WHERE tenant_id = ?1 AND is_deleted = 0 AND index_id > ?2 \
+             AND (?4 IS NULL OR connection_id = ?4) AND (?5 IS NULL OR error_type = ?5) \
+             AND (?6 = 0 OR resolved_at IS NULL) ORDER BY index_id LIMIT ?3"
+        ),
+        Stmt::ErrorResolve => concat!(
+            "UPDATE cloud_sync_errors SET resolved_at = ?4, resolution_notes = ?3, updated_at = ?4 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 AND resolved_at IS NULL RETURNING ",
+            error_cols!()
+        ),
+        Stmt::ErrorSoftDelete => concat!(
+            "UPDATE cloud_sync_errors SET is_deleted = 1, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 RETURNING ",
+            error_cols!()
+        ),
+    }
+}

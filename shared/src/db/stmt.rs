@@ -1,0 +1,177 @@
+//! Every statement the data layer sends, by name. Each backend maps a [`Stmt`] to its own
+//! SQL text with an exhaustive `match`, so a statement cannot exist for one engine only, and
+//! the T-SQL parse test can reach every string through [`Stmt::ALL`].
+//!
+//! The parameter order given on each variant is the contract both SQL texts follow
+//! (`?1..?n` in SQLite, `@P1..@Pn` in T-SQL); `store.rs` builds the parameters once.
+//! "patch(x)" stands for two parameters: a change-it flag and the new value.
+
+use std::fmt;
+
+macro_rules! statements {
+    ($($(#[$meta:meta])* $name:ident => $rows:literal),+ $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Stmt { $($(#[$meta])* $name),+ }
+
+        impl Stmt {
+            pub const ALL: &'static [Stmt] = &[$(Stmt::$name),+];
+
+            /// Whether the statement returns rows (SELECT, RETURNING / OUTPUT); otherwise
+            /// the backend reports the affected-row count.
+            pub fn returns_rows(self) -> bool {
+                match self { $(Stmt::$name => $rows),+ }
+            }
+        }
+
+        impl fmt::Display for Stmt {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self { $(Stmt::$name => f.write_str(stringify!($name))),+ }
+            }
+        }
+    };
+}
+
+statements! {
+    /// id, name, now — inserts the tenant unless it exists (local runs and tests only).
+    TenantEnsure => false,
+    /// id, tenant_id, email, now — inserts the user unless it exists (local runs and tests only).
+    UserEnsure => false,
+
+    /// id, tenant_id, user_id, provider_type, provider_user_id, provider_user_email,
+    /// encrypted_access_token, encrypted_refresh_token, token_expiry, scope, status,
+    /// display_name, connection_metadata, now
+    ConnInsert => true,
+    /// tenant_id, id
+    ConnGet => true,
+    /// tenant_id, after, limit, provider_type?, status?, user_id?
+    ConnList => true,
+    /// tenant_id, id, now, patch(display_name), patch(connection_metadata), patch(status),
+    /// patch(last_used_at), patch(last_sync_at)
+    ConnUpdate => true,
+    /// tenant_id, id, now — soft-deletes and marks revoked
+    ConnSoftDelete => true,
+    /// tenant_id, connection_id, now
+    ConnSoftDeleteFolders => false,
+    /// tenant_id, connection_id, now — cancels the live jobs of the connection's folders
+    ConnCancelJobs => false,
+    /// tenant_id, connection_id, now — deactivates links to the connection's folders and files
+    ConnDeactivateLinks => false,
+    /// before, limit — active, live connections whose token expires before `before`
+    ConnTokenScan => true,
+    /// after, limit — every connection of every tenant, deleted ones too (key rotation)
+    ConnScanAll => true,
+    /// tenant_id, id, expected_access, access, refresh, now — compare-and-swap of the tokens
+    ConnSwapTokens => false,
+
+    /// id, tenant_id, connection_id, folder_name, provider_folder_id, folder_path, folder_type,
+    /// is_default_export_folder, is_default_import_folder, auto_sync_enabled,
+    /// sync_frequency_minutes, folder_permissions, now
+    FolderInsert => true,
+    /// tenant_id, connection_id, keep_id, now
+    FolderClearDefaultExport => false,
+    /// tenant_id, connection_id, keep_id, now
+    FolderClearDefaultImport => false,
+    /// tenant_id, id
+    FolderGet => true,
+    /// tenant_id, after, limit, connection_id?, folder_type?
+    FolderList => true,
+    /// tenant_id, id, now, patch(folder_name), patch(folder_path), patch(folder_type),
+    /// patch(is_default_export_folder), patch(is_default_import_folder),
+    /// patch(auto_sync_enabled), patch(sync_frequency_minutes), patch(folder_permissions),
+    /// patch(last_sync_at)
+    FolderUpdate => true,
+    /// tenant_id, id, now
+    FolderSoftDelete => true,
+    /// tenant_id, folder_id, now — cancels the folder's live jobs
+    FolderCancelJobs => false,
+    /// tenant_id, folder_id, now — deactivates links to the folder and its files
+    FolderDeactivateLinks => false,
+    /// now, limit — live auto-sync folders of active connections that are due and have no
+    /// live job
+    FolderDueScan => true,
+
+    /// id, tenant_id, folder_id, initiated_by_user_id, job_type, job_metadata, now
+    JobInsert => true,
+    /// tenant_id, id
+    JobGet => true,
+    /// tenant_id, after, limit, folder_id?, status?
+    JobList => true,
+    /// tenant_id, id, expected_status, now, status, patch(progress_percentage),
+    /// patch(files_processed), patch(files_total), patch(bytes_transferred),
+    /// patch(error_message), patch(job_metadata)
+    JobUpdate => true,
+    /// tenant_id, folder_id, now — records a completed sync on the folder
+    JobTouchFolder => false,
+    /// tenant_id, folder_id, now — records a completed sync on the folder's connection
+    JobTouchConnection => false,
+    /// tenant_id, id, now
+    JobSoftDelete => true,
+    /// limit — pending jobs of every tenant, oldest first
+    JobPendingScan => true,
+    /// updated_before, limit — running jobs of every tenant not updated since `updated_before`
+    JobStaleScan => true,
+
+    /// id, tenant_id, folder_id, quodsi_file_type, quodsi_entity_id, provider_file_id,
+    /// file_name, file_path, file_size_bytes, content_hash, mime_type, cloud_created_at,
+    /// cloud_modified_at, last_synced_at, sync_status, upload_url, download_url,
+    /// file_metadata, now
+    FileInsert => true,
+    /// tenant_id, id
+    FileGet => true,
+    /// tenant_id, after, limit, folder_id?, quodsi_file_type?, sync_status?, quodsi_entity_id?
+    FileList => true,
+    /// tenant_id, id, now, patch(file_name), patch(file_path), patch(file_size_bytes),
+    /// patch(content_hash), patch(mime_type), patch(cloud_modified_at), patch(last_synced_at),
+    /// patch(sync_status), patch(upload_url), patch(download_url), patch(file_metadata)
+    FileUpdate => true,
+    /// tenant_id, id, now
+    FileSoftDelete => true,
+    /// tenant_id, file_id, now
+    FileDeactivateLinks => false,
+
+    /// id, tenant_id, created_by_user_id, resource_type, file_id, folder_id,
+    /// provider_share_id, share_url, share_type, password_protected, expires_at, now
+    LinkInsert => true,
+    /// tenant_id, id
+    LinkGet => true,
+    /// id — the public redirect, which has no tenant
+    LinkGetPublic => true,
+    /// tenant_id, after, limit, file_id?, folder_id?, is_active?
+    LinkList => true,
+    /// id, now — counts an access of an active, unexpired link and returns it
+    LinkRecordAccess => true,
+    /// tenant_id, id, now
+    LinkDeactivate => true,
+    /// tenant_id, id, now
+    LinkSoftDelete => true,
+    /// now, limit — active links of every tenant whose expires_at has passed
+    LinkExpiredScan => true,
+    /// id, now — deactivates the link if it is still active and expired
+    LinkExpire => false,
+
+    /// id, tenant_id, sync_job_id, connection_id, file_id, error_type, error_code,
+    /// error_message, stack_trace, error_metadata, now
+    ErrorInsert => true,
+    /// tenant_id, id
+    ErrorGet => true,
+    /// tenant_id, after, limit, connection_id?, error_type?, unresolved
+    ErrorList => true,
+    /// tenant_id, id, resolution_notes, now — only an unresolved error
+    ErrorResolve => true,
+    /// tenant_id, id, now
+    ErrorSoftDelete => true,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_lists_every_statement_once() {
+        let mut seen = std::collections::HashSet::new();
+        for s in Stmt::ALL {
+            assert!(seen.insert(*s), "{s} listed twice");
+        }
+        assert!(Stmt::ALL.len() >= 45);
+    }
+}

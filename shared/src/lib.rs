@@ -1,0 +1,15 @@
+//! Common crate of the Quodsi cloud-connection functions: data access, crypto, provider
+//! clients and configuration.
+pub mod db;
+
+/// An error and its causes on one line ("a: b: c"), for logs and command-line messages.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}

@@ -1,0 +1,146 @@
+//! Test support shared by the end-to-end and conformance tests: tenants, users and valid
+//! rows of every table, created through the store.
+
+use chrono::{Duration, Utc};
+use shared::db::*;
+use uuid::Uuid;
+
+/// A tenant with one user, created for one test so tests never see each other's rows.
+#[derive(Debug, Clone, Copy)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub user: UserId,
+}
+
+impl Tenant {
+    pub async fn create(store: &Store) -> Tenant {
+        let t = Tenant { id: TenantId(Uuid::new_v4()), user: UserId(Uuid::new_v4()) };
+        store.ensure_tenant(t.id, "test tenant").await.expect("tenant");
+        store.ensure_user(t.user, t.id, Some("user@example.com")).await.expect("user");
+        t
+    }
+
+    /// Another user of the same tenant.
+    pub async fn add_user(&self, store: &Store) -> UserId {
+        let u = UserId(Uuid::new_v4());
+        store.ensure_user(u, self.id, None).await.expect("user");
+        u
+    }
+}
+
+pub fn new_connection(t: &Tenant) -> NewConnection {
+    NewConnection {
+        tenant_id: t.id,
+        user_id: t.user,
+        provider_type: ProviderType::OneDrive,
+        provider_user_id: format!("acct-{}", Uuid::new_v4().simple()),
+        provider_user_email: Some("someone@example.com".into()),
+        encrypted_access_token: vec![1, 2, 3, 4],
+        encrypted_refresh_token: Some(vec![5, 6, 7]),
+        token_expiry: Utc::now() + Duration::hours(1),
+        scope: "Files.ReadWrite offline_access".into(),
+        status: ConnectionStatus::Active,
+        display_name: Some("Work OneDrive".into()),
+        connection_metadata: Some(serde_json::json!({"drive_id": "b!abc", "drive_type": "business"})),
+    }
+}
+
+pub fn new_folder(t: &Tenant, connection_id: Uuid) -> NewFolder {
+    NewFolder {
+        tenant_id: t.id,
+        connection_id,
+        folder_name: "Models".into(),
+        provider_folder_id: format!("fld-{}", Uuid::new_v4().simple()),
+        folder_path: Some("/Quodsi/Models".into()),
+        folder_type: FolderType::Models,
+        is_default_export_folder: false,
+        is_default_import_folder: false,
+        auto_sync_enabled: false,
+        sync_frequency_minutes: None,
+        folder_permissions: FolderPermissions::ReadWrite,
+    }
+}
+
+pub fn new_job(t: &Tenant, folder_id: Uuid) -> NewSyncJob {
+    NewSyncJob {
+        tenant_id: t.id,
+        folder_id,
+        initiated_by_user_id: Some(t.user),
+        job_type: JobType::Upload,
+        job_metadata: None,
+    }
+}
+
+pub fn new_file(t: &Tenant, folder_id: Uuid) -> NewCloudFile {
+    NewCloudFile {
+        tenant_id: t.id,
+        folder_id,
+        quodsi_file_type: QuodsiFileType::Model,
+        quodsi_entity_id: Some(Uuid::new_v4()),
+        provider_file_id: format!("file-{}", Uuid::new_v4().simple()),
+        file_name: "factory.qsm".into(),
+        file_path: Some("/Quodsi/Models/factory.qsm".into()),
+        file_size_bytes: 2048,
+        content_hash: Some("a".repeat(64)),
+        mime_type: Some("application/json".into()),
+        cloud_created_at: None,
+        cloud_modified_at: None,
+        last_synced_at: None,
+        sync_status: SyncStatus::Synced,
+        upload_url: None,
+        download_url: None,
+        file_metadata: None,
+    }
+}
+
+pub fn new_file_link(t: &Tenant, file_id: Uuid) -> NewSharedLink {
+    NewSharedLink {
+        tenant_id: t.id,
+        created_by_user_id: t.user,
+        resource_type: ResourceType::File,
+        file_id: Some(file_id),
+        folder_id: None,
+        provider_share_id: Some("share-1".into()),
+        share_url: "https://example.com/s/abc".into(),
+        share_type: ShareType::View,
+        password_protected: false,
+        expires_at: None,
+    }
+}
+
+pub fn new_error(t: &Tenant, connection_id: Uuid) -> NewSyncError {
+    NewSyncError {
+        tenant_id: t.id,
+        sync_job_id: None,
+        connection_id,
+        file_id: None,
+        error_type: ErrorType::Network,
+        error_code: Some("ETIMEDOUT".into()),
+        error_message: "the provider did not answer".into(),
+        stack_trace: None,
+        error_metadata: None,
+    }
+}
+
+/// One of every kind of row for a tenant, linked together.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    pub connection: Connection,
+    pub folder: Folder,
+    pub job: SyncJob,
+    pub file: CloudFile,
+    pub link: SharedLink,
+    pub error: SyncError,
+}
+
+impl Graph {
+    pub async fn create(store: &Store, t: &Tenant) -> Graph {
+        let connection = store.create_connection(&new_connection(t)).await.expect("connection");
+        let folder = store.create_folder(&new_folder(t, connection.base.id)).await.expect("folder");
+        let job = store.create_job(&new_job(t, folder.base.id)).await.expect("job");
+        let file = store.create_file(&new_file(t, folder.base.id)).await.expect("file");
+        let link = store.create_link(&new_file_link(t, file.base.id)).await.expect("link");
+        let error = store.create_error(&new_error(t, connection.base.id)).await.expect("error");
+        Graph { connection, folder, job, file, link, error }
+    }
+}

@@ -1,0 +1,1328 @@
+//! The backend-neutral conformance suite: every case runs against SQLite always, and against
+//! SQL Server too when `QUODSI_TEST_MSSQL_URL` names a server (a fresh database is created
+//! for the run and dropped after it). Cases are registered per backend at start-up, so a
+//! backend that is not configured adds no cases rather than skipped ones.
+//!
+//! Constraint cases send rows the type system would never build (an unknown enum string,
+//! a tenant that does not exist) straight through the backend with the same statements the
+//! store uses, and assert the typed error names the constraint. A row that breaks more than
+//! one constraint may be reported under any of them; the cases list exactly those.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use libtest_mimic::{Arguments, Failed, Trial};
+use shared::db::*;
+use tests::*;
+use uuid::Uuid;
+
+type CaseFn = fn(Store) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+macro_rules! cases {
+    ($($name:ident),+ $(,)?) => {
+        const CASES: &[(&str, CaseFn)] = &[$((stringify!($name), |s| Box::pin($name(s)))),+];
+    };
+}
+
+cases!(
+    connections_round_trip,
+    connections_unique_live_account,
+    connections_foreign_keys,
+    connections_checks,
+    connections_scans,
+    connections_token_swap_is_compare_and_swap,
+    connection_delete_cascades,
+    folders_round_trip,
+    folders_unique_provider_folder,
+    folders_foreign_keys,
+    folders_checks,
+    folders_sync_frequency,
+    folders_one_default_export_and_import,
+    folders_due_scan,
+    jobs_lifecycle,
+    jobs_one_live_job_per_folder,
+    jobs_foreign_keys,
+    jobs_checks,
+    jobs_scans,
+    files_round_trip,
+    files_unique_provider_file,
+    files_foreign_keys,
+    files_checks,
+    links_round_trip_and_access,
+    links_foreign_keys,
+    links_checks,
+    links_expiry,
+    errors_round_trip,
+    errors_foreign_keys,
+    errors_checks,
+    duplicate_ids_conflict,
+    tenant_isolation,
+    soft_deleted_rows_are_invisible,
+    pagination_returns_every_row_once,
+    validation_rejects_before_writing,
+    text_round_trips_unicode,
+);
+
+// ---- helpers --------------------------------------------------------------------------
+
+async fn tenants(store: &Store) -> (Tenant, Tenant) {
+    (Tenant::create(store).await, Tenant::create(store).await)
+}
+
+async fn raw(store: &Store, stmt: Stmt, params: Vec<Value>) -> DbResult<Vec<Outcome>> {
+    store.backend().run(vec![Step::new(stmt, params)]).await
+}
+
+#[track_caller]
+fn assert_invalid<T: std::fmt::Debug>(result: DbResult<T>, any_of: &[&str]) {
+    match result {
+        Err(DbError::Invalid { constraint }) => assert!(
+            any_of.contains(&constraint.as_str()),
+            "rejected by {constraint}, expected one of {any_of:?}"
+        ),
+        other => panic!("expected a violation of one of {any_of:?}, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_conflict<T: std::fmt::Debug>(result: DbResult<T>, name: &str) {
+    match result {
+        Err(DbError::Conflict { constraint }) => assert_eq!(constraint, name),
+        other => panic!("expected a conflict on {name}, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_not_found<T: std::fmt::Debug>(result: DbResult<T>) {
+    assert!(matches!(result, Err(DbError::NotFound)), "expected NotFound, got {result:?}");
+}
+
+fn ts(d: chrono::DateTime<Utc>) -> Value {
+    Value::from(d)
+}
+
+fn page(limit: u16) -> PageRequest {
+    PageRequest::first(limit)
+}
+
+/// ConnInsert parameters of a valid row (see `Stmt::ConnInsert`).
+fn conn_row(t: &Tenant) -> Vec<Value> {
+    vec![
+        Uuid::new_v4().into(),
+        t.id.into(),
+        t.user.into(),
+        "onedrive".into(),
+        format!("acct-{}", Uuid::new_v4().simple()).into(),
+        Value::Null(Kind::Text),
+        vec![1u8, 2].into(),
+        Value::Null(Kind::Bytes),
+        ts(Utc::now()),
+        "scope".into(),
+        "active".into(),
+        Value::Null(Kind::Text),
+        Value::Null(Kind::Text),
+        ts(Utc::now()),
+    ]
+}
+
+/// FolderInsert parameters of a valid row.
+fn folder_row(t: &Tenant, connection: Uuid) -> Vec<Value> {
+    vec![
+        Uuid::new_v4().into(),
+        t.id.into(),
+        connection.into(),
+        "Exports".into(),
+        format!("fld-{}", Uuid::new_v4().simple()).into(),
+        Value::Null(Kind::Text),
+        "export".into(),
+        false.into(),
+        false.into(),
+        false.into(),
+        Value::Null(Kind::I32),
+        "read_write".into(),
+        ts(Utc::now()),
+    ]
+}
+
+/// JobInsert parameters of a valid row.
+fn job_row(t: &Tenant, folder: Uuid) -> Vec<Value> {
+    vec![
+        Uuid::new_v4().into(),
+        t.id.into(),
+        folder.into(),
+        t.user.into(),
+        "upload".into(),
+        Value::Null(Kind::Text),
+        ts(Utc::now()),
+    ]
+}
+
+/// FileInsert parameters of a valid row.
+fn file_row(t: &Tenant, folder: Uuid) -> Vec<Value> {
+    vec![
+        Uuid::new_v4().into(),
+        t.id.into(),
+        folder.into(),
+        "model".into(),
+        Value::Null(Kind::Uuid),
+        format!("file-{}", Uuid::new_v4().simple()).into(),
+        "a.qsm".into(),
+        Value::Null(Kind::Text),
+        Value::I64(10),
+        Value::Null(Kind::Text),
+        Value::Null(Kind::Text),
+        Value::Null(Kind::Timestamp),
+        Value::Null(Kind::Timestamp),
+        Value::Null(Kind::Timestamp),
+        "synced".into(),
+        Value::Null(Kind::Text),
+        Value::Null(Kind::Text),
+        Value::Null(Kind::Text),
+        ts(Utc::now()),
+    ]
+}
+
+/// LinkInsert parameters of a valid file link.
+fn link_row(t: &Tenant, file: Uuid) -> Vec<Value> {
+    vec![
+        Uuid::new_v4().into(),
+        t.id.into(),
+        t.user.into(),
+        "file".into(),
+        file.into(),
+        Value::Null(Kind::Uuid),
+        Value::Null(Kind::Text),
+        "https://example.com/s/x".into(),
+        "view".into(),
+        false.into(),
+        Value::Null(Kind::Timestamp),
+        ts(Utc::now()),
+    ]
+}
+
+/// ErrorInsert parameters of a valid row.
+fn error_row(t: &Tenant, connection: Uuid) -> Vec<Value> {
+    vec![
+        Uuid::new_v4().into(),
+        t.id.into(),
+        Value::Null(Kind::Uuid),
+        connection.into(),
+        Value::Null(Kind::Uuid),
+        "api".into(),
+        Value::Null(Kind::Text),
+        "boom".into(),
+        Value::Null(Kind::Text),
+        Value::Null(Kind::Text),
+        ts(Utc::now()),
+    ]
+}
+
+// ---- connections ----------------------------------------------------------------------
+
+async fn connections_round_trip(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let new = new_connection(&a);
+
+    let created = store.create_connection(&new).await.unwrap();
+    let fetched = store.get_connection(a.id, created.base.id).await.unwrap();
+
+    assert_eq!(fetched, created);
+    assert_eq!(fetched.status, ConnectionStatus::Active);
+    assert_eq!(fetched.encrypted_access_token, new.encrypted_access_token);
+    assert_eq!(fetched.encrypted_refresh_token, new.encrypted_refresh_token);
+    assert_eq!(fetched.token_expiry, new.token_expiry.trunc_subsecs_micro());
+    assert_eq!(fetched.connection_metadata, new.connection_metadata);
+    assert!(!fetched.base.is_deleted);
+
+    let patched = store
+        .update_connection(
+            a.id,
+            created.base.id,
+            &ConnectionPatch {
+                display_name: Some(None),
+                connection_metadata: Some(Some(serde_json::json!({"site_id": "s1"}))),
+                status: Some(ConnectionStatus::Error),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.display_name, None);
+    assert_eq!(patched.connection_metadata, Some(serde_json::json!({"site_id": "s1"})));
+    assert_eq!(patched.status, ConnectionStatus::Error);
+    assert_eq!(patched.scope, created.scope, "unpatched columns keep their values");
+    assert!(patched.base.updated_at > created.base.updated_at, "updated_at moves on every update");
+
+    let by_status = store
+        .list_connections(a.id, &ConnectionFilter { status: Some(ConnectionStatus::Error), ..Default::default() }, page(50))
+        .await
+        .unwrap();
+    assert_eq!(by_status.items.len(), 1);
+    let by_other_provider = store
+        .list_connections(a.id, &ConnectionFilter { provider_type: Some(ProviderType::Box), ..Default::default() }, page(50))
+        .await
+        .unwrap();
+    assert!(by_other_provider.items.is_empty());
+
+    let deleted = store.delete_connection(a.id, created.base.id).await.unwrap();
+    assert!(deleted.base.is_deleted);
+    assert_eq!(deleted.status, ConnectionStatus::Revoked);
+    assert_not_found(store.get_connection(a.id, created.base.id).await);
+}
+
+trait MicroTrunc {
+    fn trunc_subsecs_micro(self) -> Self;
+}
+impl MicroTrunc for chrono::DateTime<Utc> {
+    fn trunc_subsecs_micro(self) -> Self {
+        use chrono::SubsecRound;
+        self.trunc_subsecs(6)
+    }
+}
+
+async fn connections_unique_live_account(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let new = new_connection(&a);
+    let first = store.create_connection(&new).await.unwrap();
+
+    assert_conflict(store.create_connection(&new).await, "ix_cloud_connections_tenant_user_provider");
+
+    let other_provider = NewConnection { provider_type: ProviderType::Dropbox, ..new.clone() };
+    store.create_connection(&other_provider).await.unwrap();
+    store.delete_connection(a.id, first.base.id).await.unwrap();
+    let again = store.create_connection(&new).await.unwrap();
+    assert_ne!(again.base.id, first.base.id, "a deleted account's key is free again");
+}
+
+async fn connections_foreign_keys(store: Store) {
+    let (a, b) = tenants(&store).await;
+
+    let mut p = conn_row(&a);
+    p[1] = Uuid::new_v4().into();
+    assert_invalid(raw(&store, Stmt::ConnInsert, p).await, &["fk_cloud_connections_tenant", "ck_cloud_connections_tenant_consistency"]);
+
+    let mut p = conn_row(&a);
+    p[2] = Uuid::new_v4().into();
+    assert_invalid(raw(&store, Stmt::ConnInsert, p).await, &["fk_cloud_connections_user", "ck_cloud_connections_tenant_consistency"]);
+
+    let mut p = conn_row(&a);
+    p[2] = b.user.into();
+    assert_invalid(raw(&store, Stmt::ConnInsert, p).await, &["ck_cloud_connections_tenant_consistency"]);
+
+    let listed = store.list_connections(a.id, &ConnectionFilter::default(), page(50)).await.unwrap();
+    assert!(listed.items.is_empty(), "no rejected row was written");
+}
+
+async fn connections_checks(store: Store) {
+    let (a, _) = tenants(&store).await;
+
+    let mut p = conn_row(&a);
+    p[3] = "owncloud".into();
+    assert_invalid(raw(&store, Stmt::ConnInsert, p).await, &["ck_cloud_connections_provider_type"]);
+
+    let mut p = conn_row(&a);
+    p[10] = "paused".into();
+    assert_invalid(raw(&store, Stmt::ConnInsert, p).await, &["ck_cloud_connections_status"]);
+
+    let mut p = conn_row(&a);
+    p[4] = Value::Null(Kind::Text);
+    assert_invalid(raw(&store, Stmt::ConnInsert, p).await, &["not_null:cloud_connections.provider_user_id", "not_null:provider_user_id"]);
+}
+
+async fn connections_scans(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let now = Utc::now();
+    let soon = store
+        .create_connection(&NewConnection { token_expiry: now + Duration::minutes(5), ..new_connection(&a) })
+        .await
+        .unwrap();
+    let later = store
+        .create_connection(&NewConnection { token_expiry: now + Duration::hours(5), ..new_connection(&a) })
+        .await
+        .unwrap();
+    let revoked = store
+        .create_connection(&NewConnection {
+            token_expiry: now + Duration::minutes(1),
+            status: ConnectionStatus::Revoked,
+            ..new_connection(&a)
+        })
+        .await
+        .unwrap();
+    let deleted = store
+        .create_connection(&NewConnection { token_expiry: now + Duration::minutes(2), ..new_connection(&a) })
+        .await
+        .unwrap();
+    store.delete_connection(a.id, deleted.base.id).await.unwrap();
+
+    let due: Vec<Uuid> = store
+        .scan_connections_expiring(now + Duration::minutes(15), 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.base.id)
+        .collect();
+    assert!(due.contains(&soon.base.id));
+    assert!(!due.contains(&later.base.id));
+    assert!(!due.contains(&revoked.base.id), "only active connections are refreshed");
+    assert!(!due.contains(&deleted.base.id));
+
+    let all: Vec<Uuid> = store
+        .scan_connections(deleted.base.index_id - 1, 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.base.id)
+        .collect();
+    assert_eq!(all, vec![deleted.base.id], "the rotation scan sees deleted rows too");
+}
+
+async fn connections_token_swap_is_compare_and_swap(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+
+    let stale = store
+        .swap_connection_tokens(a.id, c.base.id, b"not-the-current", vec![9], Some(vec![9]))
+        .await
+        .unwrap();
+    let fresh = store
+        .swap_connection_tokens(a.id, c.base.id, &c.encrypted_access_token, vec![7, 7], Some(vec![8, 8]))
+        .await
+        .unwrap();
+
+    assert!(!stale);
+    assert!(fresh);
+    let after = store.get_connection(a.id, c.base.id).await.unwrap();
+    assert_eq!(after.encrypted_access_token, vec![7, 7]);
+    assert_eq!(after.encrypted_refresh_token, Some(vec![8, 8]));
+}
+
+async fn connection_delete_cascades(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let g = Graph::create(&store, &a).await;
+    let folder_link = store
+        .create_link(&NewSharedLink {
+            resource_type: ResourceType::Folder,
+            file_id: None,
+            folder_id: Some(g.folder.base.id),
+            ..new_file_link(&a, g.file.base.id)
+        })
+        .await
+        .unwrap();
+
+    store.delete_connection(a.id, g.connection.base.id).await.unwrap();
+
+    assert_not_found(store.get_folder(a.id, g.folder.base.id).await);
+    assert_eq!(store.get_job(a.id, g.job.base.id).await.unwrap().status, JobStatus::Cancelled);
+    assert!(!store.get_link(a.id, g.link.base.id).await.unwrap().is_active);
+    assert!(!store.get_link(a.id, folder_link.base.id).await.unwrap().is_active);
+    assert_not_found(store.record_link_access(g.link.base.id).await);
+}
+
+// ---- folders --------------------------------------------------------------------------
+
+async fn folders_round_trip(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+    let new = new_folder(&a, c.base.id);
+
+    let created = store.create_folder(&new).await.unwrap();
+    assert_eq!(store.get_folder(a.id, created.base.id).await.unwrap(), created);
+    assert_eq!(created.folder_name, new.folder_name);
+    assert!(!created.auto_sync_enabled);
+
+    let patched = store
+        .update_folder(
+            a.id,
+            created.base.id,
+            &FolderPatch {
+                folder_path: Some(None),
+                auto_sync_enabled: Some(true),
+                sync_frequency_minutes: Some(Some(60)),
+                folder_permissions: Some(FolderPermissions::ReadOnly),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.folder_path, None);
+    assert!(patched.auto_sync_enabled);
+    assert_eq!(patched.sync_frequency_minutes, Some(60));
+    assert_eq!(patched.folder_permissions, FolderPermissions::ReadOnly);
+    assert_eq!(patched.folder_name, created.folder_name);
+    assert!(patched.base.updated_at > created.base.updated_at);
+
+    let filtered = store
+        .list_folders(a.id, &FolderFilter { connection_id: Some(c.base.id), folder_type: Some(FolderType::Models) }, page(10))
+        .await
+        .unwrap();
+    assert_eq!(filtered.items.len(), 1);
+
+    store.delete_folder(a.id, created.base.id).await.unwrap();
+    assert_not_found(store.get_folder(a.id, created.base.id).await);
+    assert_not_found(store.delete_folder(a.id, created.base.id).await);
+}
+
+async fn folders_unique_provider_folder(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+    let new = new_folder(&a, c.base.id);
+    let first = store.create_folder(&new).await.unwrap();
+
+    assert_conflict(store.create_folder(&new).await, "ix_cloud_folders_provider_folder");
+
+    store.delete_folder(a.id, first.base.id).await.unwrap();
+    store.create_folder(&new).await.unwrap();
+}
+
+async fn folders_foreign_keys(store: Store) {
+    let (a, b) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+    let cb = store.create_connection(&new_connection(&b)).await.unwrap();
+
+    let mut p = folder_row(&a, c.base.id);
+    p[1] = Uuid::new_v4().into();
+    assert_invalid(raw(&store, Stmt::FolderInsert, p).await, &["fk_cloud_folders_tenant", "ck_cloud_folders_tenant_consistency"]);
+
+    let p = folder_row(&a, Uuid::new_v4());
+    assert_invalid(raw(&store, Stmt::FolderInsert, p).await, &["fk_cloud_folders_connection", "ck_cloud_folders_tenant_consistency"]);
+
+    let p = folder_row(&a, cb.base.id);
+    assert_invalid(raw(&store, Stmt::FolderInsert, p).await, &["ck_cloud_folders_tenant_consistency"]);
+}
+
+async fn folders_checks(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+
+    let mut p = folder_row(&a, c.base.id);
+    p[6] = "scratch".into();
+    assert_invalid(raw(&store, Stmt::FolderInsert, p).await, &["ck_cloud_folders_folder_type"]);
+
+    let mut p = folder_row(&a, c.base.id);
+    p[11] = "read_everything".into();
+    assert_invalid(raw(&store, Stmt::FolderInsert, p).await, &["ck_cloud_folders_permissions"]);
+}
+
+async fn folders_sync_frequency(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+    let with = |enabled: bool, minutes: Option<i32>| NewFolder {
+        auto_sync_enabled: enabled,
+        sync_frequency_minutes: minutes,
+        ..new_folder(&a, c.base.id)
+    };
+
+    for (enabled, minutes) in [(true, None), (true, Some(4)), (true, Some(10081)), (false, Some(0)), (true, Some(-5))] {
+        assert_invalid(store.create_folder(&with(enabled, minutes)).await, &["ck_cloud_folders_sync_frequency"]);
+    }
+    for (enabled, minutes) in [(true, Some(5)), (true, Some(10080)), (false, None), (false, Some(30))] {
+        store.create_folder(&with(enabled, minutes)).await.unwrap();
+    }
+
+    let f = store.create_folder(&with(true, Some(15))).await.unwrap();
+    assert_invalid(
+        store
+            .update_folder(a.id, f.base.id, &FolderPatch { sync_frequency_minutes: Some(None), ..Default::default() })
+            .await,
+        &["ck_cloud_folders_sync_frequency"],
+    );
+}
+
+async fn folders_one_default_export_and_import(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+    let default_export = || NewFolder { is_default_export_folder: true, ..new_folder(&a, c.base.id) };
+
+    let first = store.create_folder(&default_export()).await.unwrap();
+    let second = store.create_folder(&default_export()).await.unwrap();
+
+    assert!(!store.get_folder(a.id, first.base.id).await.unwrap().is_default_export_folder, "the old default was cleared");
+    assert!(second.is_default_export_folder);
+
+    let third = store.create_folder(&new_folder(&a, c.base.id)).await.unwrap();
+    store
+        .update_folder(a.id, third.base.id, &FolderPatch { is_default_import_folder: Some(true), ..Default::default() })
+        .await
+        .unwrap();
+    store
+        .update_folder(a.id, first.base.id, &FolderPatch { is_default_import_folder: Some(true), ..Default::default() })
+        .await
+        .unwrap();
+    assert!(!store.get_folder(a.id, third.base.id).await.unwrap().is_default_import_folder);
+    assert!(store.get_folder(a.id, first.base.id).await.unwrap().is_default_import_folder);
+
+    // The database itself refuses a second default, whatever the store would have cleared.
+    let mut p = folder_row(&a, c.base.id);
+    p[7] = true.into();
+    assert_conflict(raw(&store, Stmt::FolderInsert, p).await, "ix_cloud_folders_default_export");
+    let mut p = folder_row(&a, c.base.id);
+    p[8] = true.into();
+    assert_conflict(raw(&store, Stmt::FolderInsert, p).await, "ix_cloud_folders_default_import");
+}
+
+async fn folders_due_scan(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+    let auto = |minutes: i32| NewFolder {
+        auto_sync_enabled: true,
+        sync_frequency_minutes: Some(minutes),
+        ..new_folder(&a, c.base.id)
+    };
+    let never_synced = store.create_folder(&auto(30)).await.unwrap();
+    let recently = store.create_folder(&auto(30)).await.unwrap();
+    let long_ago = store.create_folder(&auto(30)).await.unwrap();
+    let busy = store.create_folder(&auto(30)).await.unwrap();
+    let manual = store.create_folder(&new_folder(&a, c.base.id)).await.unwrap();
+    let now = Utc::now();
+    for (f, at) in [(&recently, now - Duration::minutes(10)), (&long_ago, now - Duration::minutes(31))] {
+        store
+            .update_folder(a.id, f.base.id, &FolderPatch { last_sync_at: Some(Some(at)), ..Default::default() })
+            .await
+            .unwrap();
+    }
+    store.create_job(&new_job(&a, busy.base.id)).await.unwrap();
+
+    let due: Vec<Uuid> = store.scan_folders_due(now, 1000).await.unwrap().into_iter().map(|f| f.base.id).collect();
+
+    assert!(due.contains(&never_synced.base.id));
+    assert!(due.contains(&long_ago.base.id));
+    assert!(!due.contains(&recently.base.id));
+    assert!(!due.contains(&busy.base.id), "a folder with a live job is not due");
+    assert!(!due.contains(&manual.base.id));
+
+    store
+        .update_connection(a.id, c.base.id, &ConnectionPatch { status: Some(ConnectionStatus::Expired), ..Default::default() })
+        .await
+        .unwrap();
+    let due_after: Vec<Uuid> = store.scan_folders_due(now, 1000).await.unwrap().into_iter().map(|f| f.base.id).collect();
+    assert!(!due_after.contains(&never_synced.base.id), "folders of an inactive connection are never due");
+}
+
+// ---- jobs -----------------------------------------------------------------------------
+
+async fn jobs_lifecycle(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+    let f = store.create_folder(&new_folder(&a, c.base.id)).await.unwrap();
+
+    let job = store.create_job(&new_job(&a, f.base.id)).await.unwrap();
+    assert_eq!(job.status, JobStatus::Pending);
+    assert_eq!(job.progress_percentage, Percent::default());
+    assert_eq!((job.files_processed, job.bytes_transferred, job.started_at), (0, 0, None));
+
+    let early = store
+        .update_job(a.id, job.base.id, &JobUpdate { status: Some(JobStatus::Completed), ..Default::default() })
+        .await;
+    assert!(matches!(early, Err(DbError::State(_))), "pending cannot complete: {early:?}");
+
+    let running = store
+        .update_job(a.id, job.base.id, &JobUpdate { status: Some(JobStatus::Running), files_total: Some(Some(10)), ..Default::default() })
+        .await
+        .unwrap();
+    assert!(running.started_at.is_some());
+    let progressed = store
+        .update_job(
+            a.id,
+            job.base.id,
+            &JobUpdate {
+                progress_percentage: Percent::from_f64(33.33),
+                files_processed: Some(3),
+                bytes_transferred: Some(4096),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(progressed.progress_percentage.hundredths(), 3333);
+    assert_eq!(progressed.status, JobStatus::Running);
+    assert_eq!(progressed.started_at, running.started_at, "started_at is set once");
+
+    let done = store
+        .update_job(a.id, job.base.id, &JobUpdate { status: Some(JobStatus::Completed), ..Default::default() })
+        .await
+        .unwrap();
+    assert!(done.completed_at.is_some());
+    assert_eq!(store.get_folder(a.id, f.base.id).await.unwrap().last_sync_at, done.completed_at);
+    assert_eq!(store.get_connection(a.id, c.base.id).await.unwrap().last_sync_at, done.completed_at);
+
+    let after_done = store
+        .update_job(a.id, job.base.id, &JobUpdate { status: Some(JobStatus::Cancelled), ..Default::default() })
+        .await;
+    assert!(matches!(after_done, Err(DbError::State(_))), "a completed job is final: {after_done:?}");
+
+    let listed = store
+        .list_jobs(a.id, &SyncJobFilter { folder_id: Some(f.base.id), status: Some(JobStatus::Completed) }, page(10))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+}
+
+async fn jobs_one_live_job_per_folder(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+    let f = store.create_folder(&new_folder(&a, c.base.id)).await.unwrap();
+
+    let first = store.create_job(&new_job(&a, f.base.id)).await.unwrap();
+    assert_conflict(store.create_job(&new_job(&a, f.base.id)).await, "ix_cloud_sync_jobs_folder_live");
+
+    store
+        .update_job(a.id, first.base.id, &JobUpdate { status: Some(JobStatus::Cancelled), ..Default::default() })
+        .await
+        .unwrap();
+    store.create_job(&new_job(&a, f.base.id)).await.unwrap();
+}
+
+async fn jobs_foreign_keys(store: Store) {
+    let (a, b) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+    let f = store.create_folder(&new_folder(&a, c.base.id)).await.unwrap();
+    let cb = store.create_connection(&new_connection(&b)).await.unwrap();
+    let fb = store.create_folder(&new_folder(&b, cb.base.id)).await.unwrap();
+
+    let mut p = job_row(&a, f.base.id);
+    p[1] = Uuid::new_v4().into();
+    assert_invalid(
+        raw(&store, Stmt::JobInsert, p).await,
+        &["fk_cloud_sync_jobs_tenant", "ck_cloud_sync_jobs_tenant_consistency", "fk_cloud_sync_jobs_initiated_by_tenant"],
+    );
+
+    let p = job_row(&a, Uuid::new_v4());
+    assert_invalid(raw(&store, Stmt::JobInsert, p).await, &["fk_cloud_sync_jobs_folder", "ck_cloud_sync_jobs_tenant_consistency"]);
+
+    let p = job_row(&a, fb.base.id);
+    assert_invalid(raw(&store, Stmt::JobInsert, p).await, &["ck_cloud_sync_jobs_tenant_consistency"]);
+
+    let mut p = job_row(&a, f.base.id);
+    p[3] = Uuid::new_v4().into();
+    assert_invalid(raw(&store, Stmt::JobInsert, p).await, &["fk_cloud_sync_jobs_initiated_by", "fk_cloud_sync_jobs_initiated_by_tenant"]);
+
+    let mut p = job_row(&a, f.base.id);
+    p[3] = b.user.into();
+    assert_invalid(raw(&store, Stmt::JobInsert, p).await, &["fk_cloud_sync_jobs_initiated_by_tenant"]);
+
+    let mut p = job_row(&a, f.base.id);
+    p[3] = Value::Null(Kind::Uuid);
+    raw(&store, Stmt::JobInsert, p).await.expect("an auto-sync job has no initiating user");
+}
+
+/// JobUpdate parameters that move a pending job to running with one raw override.
+fn job_update_row(t: &Tenant, job: Uuid, at: usize, v: Value) -> Vec<Value> {
+    let mut p: Vec<Value> = vec![t.id.into(), job.into(), "pending".into(), ts(Utc::now()), "running".into()];
+    for _ in 0..6 {
+        p.push(false.into());
+        p.push(Value::Null(Kind::I64));
+    }
+    p[at] = v;
+    if at >= 6 && at % 2 == 0 {
+        p[at - 1] = true.into();
+    }
+    p
+}
+
+async fn jobs_checks(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+    let f = store.create_folder(&new_folder(&a, c.base.id)).await.unwrap();
+
+    let mut p = job_row(&a, f.base.id);
+    p[4] = "mirror".into();
+    assert_invalid(raw(&store, Stmt::JobInsert, p).await, &["ck_cloud_sync_jobs_job_type"]);
+
+    let job = store.create_job(&new_job(&a, f.base.id)).await.unwrap();
+    let id = job.base.id;
+    assert_invalid(raw(&store, Stmt::JobUpdate, job_update_row(&a, id, 4, "paused".into())).await, &["ck_cloud_sync_jobs_status"]);
+    assert_invalid(
+        raw(&store, Stmt::JobUpdate, job_update_row(&a, id, 6, Value::Hundredths(10001))).await,
+        &["ck_cloud_sync_jobs_progress_range"],
+    );
+    assert_invalid(
+        raw(&store, Stmt::JobUpdate, job_update_row(&a, id, 6, Value::Hundredths(-1))).await,
+        &["ck_cloud_sync_jobs_progress_range"],
+    );
+
+    store
+        .update_job(a.id, id, &JobUpdate { status: Some(JobStatus::Running), files_total: Some(Some(3)), ..Default::default() })
+        .await
+        .unwrap();
+    assert_invalid(
+        store.update_job(a.id, id, &JobUpdate { files_processed: Some(4), ..Default::default() }).await,
+        &["ck_cloud_sync_jobs_file_counts"],
+    );
+    assert_invalid(
+        store.update_job(a.id, id, &JobUpdate { files_processed: Some(-1), ..Default::default() }).await,
+        &["ck_cloud_sync_jobs_file_counts"],
+    );
+    assert_invalid(
+        store.update_job(a.id, id, &JobUpdate { bytes_transferred: Some(-1), ..Default::default() }).await,
+        &["ck_cloud_sync_jobs_bytes"],
+    );
+    let unchanged = store.get_job(a.id, id).await.unwrap();
+    assert_eq!((unchanged.files_processed, unchanged.bytes_transferred), (0, 0), "rejected updates wrote nothing");
+}
+
+async fn jobs_scans(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+    let f1 = store.create_folder(&new_folder(&a, c.base.id)).await.unwrap();
+    let f2 = store.create_folder(&new_folder(&a, c.base.id)).await.unwrap();
+    let pending = store.create_job(&new_job(&a, f1.base.id)).await.unwrap();
+    let running = store.create_job(&new_job(&a, f2.base.id)).await.unwrap();
+    store
+        .update_job(a.id, running.base.id, &JobUpdate { status: Some(JobStatus::Running), ..Default::default() })
+        .await
+        .unwrap();
+
+    let pending_ids: Vec<Uuid> = store.scan_jobs_pending(1000).await.unwrap().into_iter().map(|j| j.base.id).collect();
+    assert!(pending_ids.contains(&pending.base.id));
+    assert!(!pending_ids.contains(&running.base.id));
+
+    let stale_later: Vec<Uuid> = store
+        .scan_jobs_stale(Utc::now() + Duration::minutes(1), 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.base.id)
+        .collect();
+    let stale_earlier: Vec<Uuid> = store
+        .scan_jobs_stale(Utc::now() - Duration::hours(1), 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.base.id)
+        .collect();
+    assert!(stale_later.contains(&running.base.id));
+    assert!(!stale_later.contains(&pending.base.id));
+    assert!(!stale_earlier.contains(&running.base.id));
+}
+
+// ---- files ----------------------------------------------------------------------------
+
+async fn files_round_trip(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+    let f = store.create_folder(&new_folder(&a, c.base.id)).await.unwrap();
+    let new = new_file(&a, f.base.id);
+
+    let created = store.create_file(&new).await.unwrap();
+    assert_eq!(store.get_file(a.id, created.base.id).await.unwrap(), created);
+    assert_eq!(created.content_hash, new.content_hash);
+
+    let modified = Utc::now();
+    let patched = store
+        .update_file(
+            a.id,
+            created.base.id,
+            &CloudFilePatch {
+                sync_status: Some(SyncStatus::NeedsUpload),
+                content_hash: Some(None),
+                cloud_modified_at: Some(Some(modified)),
+                file_size_bytes: Some(4096),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.sync_status, SyncStatus::NeedsUpload);
+    assert_eq!(patched.content_hash, None);
+    assert_eq!(patched.cloud_modified_at, Some(modified.trunc_subsecs_micro()));
+    assert_eq!(patched.file_size_bytes, 4096);
+
+    let by_entity = store
+        .list_files(a.id, &CloudFileFilter { quodsi_entity_id: new.quodsi_entity_id, ..Default::default() }, page(10))
+        .await
+        .unwrap();
+    assert_eq!(by_entity.items.len(), 1);
+    let by_status = store
+        .list_files(a.id, &CloudFileFilter { sync_status: Some(SyncStatus::Synced), ..Default::default() }, page(10))
+        .await
+        .unwrap();
+    assert!(by_status.items.is_empty());
+
+    let link = store.create_link(&new_file_link(&a, created.base.id)).await.unwrap();
+    store.delete_file(a.id, created.base.id).await.unwrap();
+    assert_not_found(store.get_file(a.id, created.base.id).await);
+    assert!(!store.get_link(a.id, link.base.id).await.unwrap().is_active, "links to a deleted file stop working");
+}
+
+async fn files_unique_provider_file(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+    let f = store.create_folder(&new_folder(&a, c.base.id)).await.unwrap();
+    let new = new_file(&a, f.base.id);
+    let first = store.create_file(&new).await.unwrap();
+
+    assert_conflict(store.create_file(&new).await, "ix_cloud_files_provider_file");
+
+    store.delete_file(a.id, first.base.id).await.unwrap();
+    store.create_file(&new).await.unwrap();
+}
+
+async fn files_foreign_keys(store: Store) {
+    let (a, b) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+    let f = store.create_folder(&new_folder(&a, c.base.id)).await.unwrap();
+    let cb = store.create_connection(&new_connection(&b)).await.unwrap();
+    let fb = store.create_folder(&new_folder(&b, cb.base.id)).await.unwrap();
+
+    let mut p = file_row(&a, f.base.id);
+    p[1] = Uuid::new_v4().into();
+    assert_invalid(raw(&store, Stmt::FileInsert, p).await, &["fk_cloud_files_tenant", "ck_cloud_files_tenant_consistency"]);
+    let p = file_row(&a, Uuid::new_v4());
+    assert_invalid(raw(&store, Stmt::FileInsert, p).await, &["fk_cloud_files_folder", "ck_cloud_files_tenant_consistency"]);
+    let p = file_row(&a, fb.base.id);
+    assert_invalid(raw(&store, Stmt::FileInsert, p).await, &["ck_cloud_files_tenant_consistency"]);
+}
+
+async fn files_checks(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+    let f = store.create_folder(&new_folder(&a, c.base.id)).await.unwrap();
+
+    let mut p = file_row(&a, f.base.id);
+    p[3] = "spreadsheet".into();
+    assert_invalid(raw(&store, Stmt::FileInsert, p).await, &["ck_cloud_files_file_type"]);
+
+    let mut p = file_row(&a, f.base.id);
+    p[14] = "stale".into();
+    assert_invalid(raw(&store, Stmt::FileInsert, p).await, &["ck_cloud_files_sync_status"]);
+
+    let negative = NewCloudFile { file_size_bytes: -1, ..new_file(&a, f.base.id) };
+    assert_invalid(store.create_file(&negative).await, &["ck_cloud_files_size"]);
+}
+
+// ---- shared links ---------------------------------------------------------------------
+
+async fn links_round_trip_and_access(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let g = Graph::create(&store, &a).await;
+    assert_eq!(store.get_link(a.id, g.link.base.id).await.unwrap(), g.link);
+    assert!(g.link.is_active);
+    assert_eq!(g.link.access_count, 0);
+
+    let first = store.record_link_access(g.link.base.id).await.unwrap();
+    let second = store.record_link_access(g.link.base.id).await.unwrap();
+    assert_eq!((first.access_count, second.access_count), (1, 2));
+    assert!(second.last_accessed_at.is_some());
+    assert_eq!(store.get_link_public(g.link.base.id).await.unwrap().base.tenant_id, a.id);
+
+    let listed = store
+        .list_links(a.id, &SharedLinkFilter { file_id: Some(g.file.base.id), is_active: Some(true), ..Default::default() }, page(10))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+
+    let off = store.deactivate_link(a.id, g.link.base.id).await.unwrap();
+    assert!(!off.is_active);
+    assert_not_found(store.record_link_access(g.link.base.id).await);
+    let inactive = store
+        .list_links(a.id, &SharedLinkFilter { is_active: Some(false), ..Default::default() }, page(10))
+        .await
+        .unwrap();
+    assert_eq!(inactive.items.len(), 1);
+
+    store.delete_link(a.id, g.link.base.id).await.unwrap();
+    assert_not_found(store.get_link(a.id, g.link.base.id).await);
+    assert_not_found(store.get_link_public(g.link.base.id).await);
+}
+
+async fn links_foreign_keys(store: Store) {
+    let (a, b) = tenants(&store).await;
+    let g = Graph::create(&store, &a).await;
+    let gb = Graph::create(&store, &b).await;
+    let file = g.file.base.id;
+
+    let mut p = link_row(&a, file);
+    p[1] = Uuid::new_v4().into();
+    assert_invalid(
+        raw(&store, Stmt::LinkInsert, p).await,
+        &["fk_cloud_shared_links_tenant", "fk_cloud_shared_links_created_by_tenant", "fk_cloud_shared_links_file_tenant"],
+    );
+    let mut p = link_row(&a, file);
+    p[2] = Uuid::new_v4().into();
+    assert_invalid(raw(&store, Stmt::LinkInsert, p).await, &["fk_cloud_shared_links_created_by", "fk_cloud_shared_links_created_by_tenant"]);
+    let mut p = link_row(&a, file);
+    p[2] = b.user.into();
+    assert_invalid(raw(&store, Stmt::LinkInsert, p).await, &["fk_cloud_shared_links_created_by_tenant"]);
+
+    let p = link_row(&a, Uuid::new_v4());
+    assert_invalid(raw(&store, Stmt::LinkInsert, p).await, &["fk_cloud_shared_links_file", "fk_cloud_shared_links_file_tenant"]);
+    let p = link_row(&a, gb.file.base.id);
+    assert_invalid(raw(&store, Stmt::LinkInsert, p).await, &["fk_cloud_shared_links_file_tenant"]);
+
+    let folder_link = |folder: Uuid| {
+        let mut p = link_row(&a, file);
+        p[3] = "folder".into();
+        p[4] = Value::Null(Kind::Uuid);
+        p[5] = folder.into();
+        p
+    };
+    assert_invalid(
+        raw(&store, Stmt::LinkInsert, folder_link(Uuid::new_v4())).await,
+        &["fk_cloud_shared_links_folder", "fk_cloud_shared_links_folder_tenant"],
+    );
+    assert_invalid(raw(&store, Stmt::LinkInsert, folder_link(gb.folder.base.id)).await, &["fk_cloud_shared_links_folder_tenant"]);
+    raw(&store, Stmt::LinkInsert, folder_link(g.folder.base.id)).await.expect("a valid folder link");
+}
+
+async fn links_checks(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let g = Graph::create(&store, &a).await;
+    let (file, folder) = (g.file.base.id, g.folder.base.id);
+
+    let mut p = link_row(&a, file);
+    p[8] = "own".into();
+    assert_invalid(raw(&store, Stmt::LinkInsert, p).await, &["ck_cloud_shared_links_share_type"]);
+
+    let resource_cases: [(&str, Value, Value); 4] = [
+        ("file", Value::Null(Kind::Uuid), Value::Null(Kind::Uuid)),
+        ("file", file.into(), folder.into()),
+        ("folder", file.into(), Value::Null(Kind::Uuid)),
+        ("share", file.into(), Value::Null(Kind::Uuid)),
+    ];
+    for (resource, file_id, folder_id) in resource_cases {
+        let mut p = link_row(&a, file);
+        p[3] = resource.into();
+        p[4] = file_id;
+        p[5] = folder_id;
+        assert_invalid(raw(&store, Stmt::LinkInsert, p).await, &["ck_cloud_shared_links_resource"]);
+    }
+}
+
+async fn links_expiry(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let g = Graph::create(&store, &a).await;
+    let now = Utc::now();
+    let expiring = |at| NewSharedLink { expires_at: Some(at), ..new_file_link(&a, g.file.base.id) };
+    let past = store.create_link(&expiring(now - Duration::minutes(1))).await.unwrap();
+    let future = store.create_link(&expiring(now + Duration::hours(1))).await.unwrap();
+
+    assert_not_found(store.record_link_access(past.base.id).await);
+    store.record_link_access(future.base.id).await.unwrap();
+
+    let expired: Vec<Uuid> = store.scan_links_expired(now, 1000).await.unwrap().into_iter().map(|l| l.base.id).collect();
+    assert!(expired.contains(&past.base.id));
+    assert!(!expired.contains(&future.base.id));
+    assert!(!expired.contains(&g.link.base.id), "a link without expiry never expires");
+
+    assert!(store.expire_link(past.base.id).await.unwrap());
+    assert!(!store.expire_link(past.base.id).await.unwrap(), "expiring twice does nothing");
+    assert!(!store.expire_link(future.base.id).await.unwrap(), "an unexpired link is left alone");
+    assert!(!store.get_link(a.id, past.base.id).await.unwrap().is_active);
+}
+
+// ---- sync errors ----------------------------------------------------------------------
+
+async fn errors_round_trip(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let g = Graph::create(&store, &a).await;
+    assert_eq!(store.get_error(a.id, g.error.base.id).await.unwrap(), g.error);
+    assert_eq!(g.error.retry_count, 0);
+
+    let unresolved = SyncErrorFilter { unresolved: true, ..Default::default() };
+    assert_eq!(store.list_errors(a.id, &unresolved, page(10)).await.unwrap().items.len(), 1);
+
+    let resolved = store.resolve_error(a.id, g.error.base.id, Some("reconnected")).await.unwrap();
+    assert!(resolved.resolved_at.is_some());
+    assert_eq!(resolved.resolution_notes.as_deref(), Some("reconnected"));
+    assert!(matches!(store.resolve_error(a.id, g.error.base.id, None).await, Err(DbError::State(_))));
+    assert!(store.list_errors(a.id, &unresolved, page(10)).await.unwrap().items.is_empty());
+
+    let by_type = SyncErrorFilter { error_type: Some(ErrorType::Network), connection_id: Some(g.connection.base.id), unresolved: false };
+    assert_eq!(store.list_errors(a.id, &by_type, page(10)).await.unwrap().items.len(), 1);
+
+    let full = store
+        .create_error(&NewSyncError {
+            sync_job_id: Some(g.job.base.id),
+            file_id: Some(g.file.base.id),
+            ..new_error(&a, g.connection.base.id)
+        })
+        .await
+        .unwrap();
+    assert_eq!(full.sync_job_id, Some(g.job.base.id));
+    store.delete_error(a.id, full.base.id).await.unwrap();
+    assert_not_found(store.get_error(a.id, full.base.id).await);
+}
+
+async fn errors_foreign_keys(store: Store) {
+    let (a, b) = tenants(&store).await;
+    let g = Graph::create(&store, &a).await;
+    let gb = Graph::create(&store, &b).await;
+    let conn = g.connection.base.id;
+
+    let mut p = error_row(&a, conn);
+    p[1] = Uuid::new_v4().into();
+    assert_invalid(raw(&store, Stmt::ErrorInsert, p).await, &["fk_cloud_sync_errors_tenant", "fk_cloud_sync_errors_connection_tenant"]);
+    let p = error_row(&a, Uuid::new_v4());
+    assert_invalid(raw(&store, Stmt::ErrorInsert, p).await, &["fk_cloud_sync_errors_connection", "fk_cloud_sync_errors_connection_tenant"]);
+    let p = error_row(&a, gb.connection.base.id);
+    assert_invalid(raw(&store, Stmt::ErrorInsert, p).await, &["fk_cloud_sync_errors_connection_tenant"]);
+
+    let mut p = error_row(&a, conn);
+    p[2] = Uuid::new_v4().into();
+    assert_invalid(raw(&store, Stmt::ErrorInsert, p).await, &["fk_cloud_sync_errors_sync_job", "fk_cloud_sync_errors_sync_job_tenant"]);
+    let mut p = error_row(&a, conn);
+    p[2] = gb.job.base.id.into();
+    assert_invalid(raw(&store, Stmt::ErrorInsert, p).await, &["fk_cloud_sync_errors_sync_job_tenant"]);
+
+    let mut p = error_row(&a, conn);
+    p[4] = Uuid::new_v4().into();
+    assert_invalid(raw(&store, Stmt::ErrorInsert, p).await, &["fk_cloud_sync_errors_file", "fk_cloud_sync_errors_file_tenant"]);
+    let mut p = error_row(&a, conn);
+    p[4] = gb.file.base.id.into();
+    assert_invalid(raw(&store, Stmt::ErrorInsert, p).await, &["fk_cloud_sync_errors_file_tenant"]);
+}
+
+async fn errors_checks(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+
+    let mut p = error_row(&a, c.base.id);
+    p[5] = "cosmic_ray".into();
+    assert_invalid(raw(&store, Stmt::ErrorInsert, p).await, &["ck_cloud_sync_errors_error_type"]);
+}
+
+// ---- cross-cutting --------------------------------------------------------------------
+
+async fn duplicate_ids_conflict(store: Store) {
+    // The copies go to tenant B, so only the id itself collides, not (tenant_id, id).
+    let (a, b) = tenants(&store).await;
+    let g = Graph::create(&store, &a).await;
+    let gb = Graph::create(&store, &b).await;
+    let with_id = |mut p: Vec<Value>, id: Uuid| {
+        p[0] = id.into();
+        p
+    };
+    let (cb, fb) = (gb.connection.base.id, gb.folder.base.id);
+    assert_conflict(raw(&store, Stmt::ConnInsert, with_id(conn_row(&b), g.connection.base.id)).await, "ix_cloud_connections_id");
+    assert_conflict(raw(&store, Stmt::FolderInsert, with_id(folder_row(&b, cb), g.folder.base.id)).await, "ix_cloud_folders_id");
+    assert_conflict(raw(&store, Stmt::FileInsert, with_id(file_row(&b, fb), g.file.base.id)).await, "ix_cloud_files_id");
+    assert_conflict(raw(&store, Stmt::LinkInsert, with_id(link_row(&b, gb.file.base.id), g.link.base.id)).await, "ix_cloud_shared_links_id");
+    assert_conflict(raw(&store, Stmt::ErrorInsert, with_id(error_row(&b, cb), g.error.base.id)).await, "ix_cloud_sync_errors_id");
+    store
+        .update_job(b.id, gb.job.base.id, &JobUpdate { status: Some(JobStatus::Cancelled), ..Default::default() })
+        .await
+        .unwrap();
+    assert_conflict(raw(&store, Stmt::JobInsert, with_id(job_row(&b, fb), g.job.base.id)).await, "ix_cloud_sync_jobs_id");
+}
+
+async fn tenant_isolation(store: Store) {
+    let (a, b) = tenants(&store).await;
+    let g = Graph::create(&store, &a).await;
+    let bt = b.id;
+
+    assert_not_found(store.get_connection(bt, g.connection.base.id).await);
+    assert_not_found(store.get_folder(bt, g.folder.base.id).await);
+    assert_not_found(store.get_job(bt, g.job.base.id).await);
+    assert_not_found(store.get_file(bt, g.file.base.id).await);
+    assert_not_found(store.get_link(bt, g.link.base.id).await);
+    assert_not_found(store.get_error(bt, g.error.base.id).await);
+
+    assert_not_found(store.update_connection(bt, g.connection.base.id, &ConnectionPatch { display_name: Some(None), ..Default::default() }).await);
+    assert_not_found(store.update_folder(bt, g.folder.base.id, &FolderPatch { folder_name: Some("x".into()), ..Default::default() }).await);
+    assert_not_found(store.update_folder(bt, g.folder.base.id, &FolderPatch { is_default_export_folder: Some(true), ..Default::default() }).await);
+    assert_not_found(store.update_job(bt, g.job.base.id, &JobUpdate { status: Some(JobStatus::Cancelled), ..Default::default() }).await);
+    assert_not_found(store.update_file(bt, g.file.base.id, &CloudFilePatch { file_size_bytes: Some(1), ..Default::default() }).await);
+    assert_not_found(store.deactivate_link(bt, g.link.base.id).await);
+    assert_not_found(store.resolve_error(bt, g.error.base.id, None).await);
+
+    assert_not_found(store.delete_connection(bt, g.connection.base.id).await);
+    assert_not_found(store.delete_folder(bt, g.folder.base.id).await);
+    assert_not_found(store.delete_job(bt, g.job.base.id).await);
+    assert_not_found(store.delete_file(bt, g.file.base.id).await);
+    assert_not_found(store.delete_link(bt, g.link.base.id).await);
+    assert_not_found(store.delete_error(bt, g.error.base.id).await);
+    assert!(!store.swap_connection_tokens(bt, g.connection.base.id, &g.connection.encrypted_access_token, vec![0], None).await.unwrap());
+
+    let p = page(200);
+    assert!(store.list_connections(bt, &ConnectionFilter::default(), p).await.unwrap().items.is_empty());
+    assert!(store.list_folders(bt, &FolderFilter { connection_id: Some(g.connection.base.id), ..Default::default() }, p).await.unwrap().items.is_empty());
+    assert!(store.list_jobs(bt, &SyncJobFilter { folder_id: Some(g.folder.base.id), ..Default::default() }, p).await.unwrap().items.is_empty());
+    assert!(store.list_files(bt, &CloudFileFilter::default(), p).await.unwrap().items.is_empty());
+    assert!(store.list_links(bt, &SharedLinkFilter::default(), p).await.unwrap().items.is_empty());
+    assert!(store.list_errors(bt, &SyncErrorFilter::default(), p).await.unwrap().items.is_empty());
+
+    // Tenant A's rows came through every attempt unchanged.
+    let after = store.get_connection(a.id, g.connection.base.id).await.unwrap();
+    assert_eq!(after, g.connection);
+    assert_eq!(store.get_job(a.id, g.job.base.id).await.unwrap(), g.job);
+    assert_eq!(store.get_folder(a.id, g.folder.base.id).await.unwrap(), g.folder);
+}
+
+async fn soft_deleted_rows_are_invisible(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let g = Graph::create(&store, &a).await;
+    let p = page(200);
+
+    store.delete_error(a.id, g.error.base.id).await.unwrap();
+    store.delete_link(a.id, g.link.base.id).await.unwrap();
+    store.delete_job(a.id, g.job.base.id).await.unwrap();
+    store.delete_file(a.id, g.file.base.id).await.unwrap();
+    store.delete_folder(a.id, g.folder.base.id).await.unwrap();
+    store.delete_connection(a.id, g.connection.base.id).await.unwrap();
+
+    assert!(store.list_connections(a.id, &ConnectionFilter::default(), p).await.unwrap().items.is_empty());
+    assert!(store.list_folders(a.id, &FolderFilter::default(), p).await.unwrap().items.is_empty());
+    assert!(store.list_jobs(a.id, &SyncJobFilter::default(), p).await.unwrap().items.is_empty());
+    assert!(store.list_files(a.id, &CloudFileFilter::default(), p).await.unwrap().items.is_empty());
+    assert!(store.list_links(a.id, &SharedLinkFilter::default(), p).await.unwrap().items.is_empty());
+    assert!(store.list_errors(a.id, &SyncErrorFilter::default(), p).await.unwrap().items.is_empty());
+    assert_not_found(store.get_job(a.id, g.job.base.id).await);
+    assert_not_found(store.get_error(a.id, g.error.base.id).await);
+}
+
+/// Walks every page of a list and checks each row comes exactly once, in index order.
+async fn walk<F, Fut>(limit: u16, mut fetch: F) -> Vec<i64>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: Future<Output = DbResult<(Vec<i64>, Option<i64>)>>,
+{
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let (ids, next) = fetch(PageRequest { after, limit }).await.unwrap();
+        assert!(ids.len() <= usize::from(limit));
+        seen.extend(ids);
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted, seen, "pages are in index order without repeats");
+    seen
+}
+
+fn ids<T>(p: Page<T>, f: impl Fn(&T) -> i64) -> (Vec<i64>, Option<i64>) {
+    (p.items.iter().map(f).collect(), p.next_after)
+}
+
+async fn pagination_returns_every_row_once(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+    let mut folders = Vec::new();
+    let mut files = Vec::new();
+    for _ in 0..7 {
+        let f = store.create_folder(&new_folder(&a, c.base.id)).await.unwrap();
+        files.push(store.create_file(&new_file(&a, f.base.id)).await.unwrap().base.index_id);
+        store.create_job(&new_job(&a, f.base.id)).await.unwrap();
+        store.create_error(&new_error(&a, c.base.id)).await.unwrap();
+        folders.push(f);
+    }
+    let removed = folders.remove(3);
+    store.delete_folder(a.id, removed.base.id).await.unwrap();
+    let s = &store;
+    let t = a.id;
+
+    let folder_pages = walk(3, |p| async move {
+        s.list_folders(t, &FolderFilter::default(), p).await.map(|pg| ids(pg, |f| f.base.index_id))
+    })
+    .await;
+    let file_pages = walk(2, |p| async move {
+        s.list_files(t, &CloudFileFilter::default(), p).await.map(|pg| ids(pg, |f| f.base.index_id))
+    })
+    .await;
+    let job_pages = walk(7, |p| async move {
+        s.list_jobs(t, &SyncJobFilter::default(), p).await.map(|pg| ids(pg, |j| j.base.index_id))
+    })
+    .await;
+    let error_pages = walk(1, |p| async move {
+        s.list_errors(t, &SyncErrorFilter::default(), p).await.map(|pg| ids(pg, |e| e.base.index_id))
+    })
+    .await;
+
+    assert_eq!(folder_pages, folders.iter().map(|f| f.base.index_id).collect::<Vec<_>>(), "the deleted folder is skipped");
+    assert_eq!(file_pages, files);
+    assert_eq!(job_pages.len(), 7);
+    assert_eq!(error_pages.len(), 7);
+
+    let exact = store.list_jobs(t, &SyncJobFilter::default(), page(7)).await.unwrap();
+    assert_eq!(exact.items.len(), 7);
+    assert_eq!(exact.next_after, None, "a full last page says there is no next page");
+}
+
+async fn validation_rejects_before_writing(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+
+    let long_name = NewFolder { folder_name: "x".repeat(256), ..new_folder(&a, c.base.id) };
+    let long_utf8 = NewFolder { folder_name: "é".repeat(128), ..new_folder(&a, c.base.id) };
+    let blank = NewFolder { folder_name: "  ".into(), ..new_folder(&a, c.base.id) };
+    for bad in [long_name, long_utf8, blank] {
+        assert!(matches!(store.create_folder(&bad).await, Err(DbError::Validation { field: "folder_name", .. })));
+    }
+    let long_hash = NewCloudFile { content_hash: Some("f".repeat(65)), ..new_file(&a, Uuid::new_v4()) };
+    assert!(matches!(store.create_file(&long_hash).await, Err(DbError::Validation { field: "content_hash", .. })));
+    for limit in [0, 201] {
+        let r = store.list_connections(a.id, &ConnectionFilter::default(), PageRequest { after: None, limit }).await;
+        assert!(matches!(r, Err(DbError::Validation { field: "limit", .. })));
+    }
+    assert!(store.list_folders(a.id, &FolderFilter::default(), page(10)).await.unwrap().items.is_empty());
+}
+
+async fn text_round_trips_unicode(store: Store) {
+    let (a, _) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+    let name = "Résultats 模型 ünïcødé";
+
+    let f = store
+        .create_folder(&NewFolder { folder_name: name.into(), ..new_folder(&a, c.base.id) })
+        .await
+        .unwrap();
+    let file = store
+        .create_file(&NewCloudFile { file_name: "плани 📈.qsm".into(), ..new_file(&a, f.base.id) })
+        .await
+        .unwrap();
+
+    assert_eq!(store.get_folder(a.id, f.base.id).await.unwrap().folder_name, name);
+    assert_eq!(store.get_file(a.id, file.base.id).await.unwrap().file_name, "плани 📈.qsm");
+}
+
+// ---- harness ----------------------------------------------------------------------------
+
+fn main() {
+    let args = Arguments::from_args();
+    let rt = Arc::new(tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime"));
+    let scratch = Arc::new(tempfile::tempdir().expect("temp dir"));
+
+    let mut trials = Vec::new();
+    for (name, case) in CASES {
+        let (rt, scratch, case) = (Arc::clone(&rt), Arc::clone(&scratch), *case);
+        trials.push(Trial::test(format!("sqlite::{name}"), move || {
+            rt.block_on(async {
+                let path = scratch.path().join(format!("{}.db", Uuid::new_v4()));
+                let backend = shared::db::sqlite::SqliteBackend::open(path).await.map_err(|e| Failed::from(e.to_string()))?;
+                case(Store::new(Arc::new(backend))).await;
+                Ok(())
+            })
+        }));
+    }
+
+    let mssql = std::env::var("QUODSI_TEST_MSSQL_URL").ok().filter(|u| !u.trim().is_empty());
+    let mut test_db = None;
+    if let Some(url) = mssql {
+        let (backend, db) = rt
+            .block_on(shared::db::mssql::create_test_database(&url))
+            .unwrap_or_else(|e| panic!("QUODSI_TEST_MSSQL_URL is set but no test database could be made: {}", shared::error_chain(&e)));
+        let store = Store::new(Arc::new(backend));
+        test_db = Some(db);
+        for (name, case) in CASES {
+            let (rt, store, case) = (Arc::clone(&rt), store.clone(), *case);
+            trials.push(Trial::test(format!("mssql::{name}"), move || {
+                rt.block_on(case(store));
+                Ok(())
+            }));
+        }
+    }
+
+    let conclusion = libtest_mimic::run(&args, trials);
+    if let Some(db) = test_db
+        && let Err(e) = rt.block_on(db.drop_database())
+    {
+        eprintln!("could not drop the SQL Server test database: {}", shared::error_chain(&e));
+    }
+    conclusion.exit();
+}
