@@ -1,6 +1,9 @@
 //! Common crate of the Quodsi cloud-connection functions: data access, crypto, provider
 //! clients and configuration.
+pub mod api;
+pub mod config;
 pub mod db;
+pub mod vault;
 
 /// An error and its causes on one line ("a: b: c"), for logs and command-line messages.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -78,10 +78,9 @@ async fn raw(store: &Store, stmt: Stmt, params: Vec<Value>) -> DbResult<Vec<Outc
 #[track_caller]
 fn assert_invalid<T: std::fmt::Debug>(result: DbResult<T>, any_of: &[&str]) {
     match result {
-        Err(DbError::Invalid { constraint }) => assert!(
-            any_of.contains(&constraint.as_str()),
-            "rejected by {constraint}, expected one of {any_of:?}"
-        ),
+        Err(DbError::Invalid { constraint }) => {
+            assert!(any_of.contains(&constraint.as_str()), "rejected by {constraint}, expected one of {any_of:?}")
+        }
         other => panic!("expected a violation of one of {any_of:?}, got {other:?}"),
     }
 }
@@ -256,12 +255,20 @@ async fn connections_round_trip(store: Store) {
     assert!(patched.base.updated_at > created.base.updated_at, "updated_at moves on every update");
 
     let by_status = store
-        .list_connections(a.id, &ConnectionFilter { status: Some(ConnectionStatus::Error), ..Default::default() }, page(50))
+        .list_connections(
+            a.id,
+            &ConnectionFilter { status: Some(ConnectionStatus::Error), ..Default::default() },
+            page(50),
+        )
         .await
         .unwrap();
     assert_eq!(by_status.items.len(), 1);
     let by_other_provider = store
-        .list_connections(a.id, &ConnectionFilter { provider_type: Some(ProviderType::Box), ..Default::default() }, page(50))
+        .list_connections(
+            a.id,
+            &ConnectionFilter { provider_type: Some(ProviderType::Box), ..Default::default() },
+            page(50),
+        )
         .await
         .unwrap();
     assert!(by_other_provider.items.is_empty());
@@ -301,11 +308,17 @@ async fn connections_foreign_keys(store: Store) {
 
     let mut p = conn_row(&a);
     p[1] = Uuid::new_v4().into();
-    assert_invalid(raw(&store, Stmt::ConnInsert, p).await, &["fk_cloud_connections_tenant", "ck_cloud_connections_tenant_consistency"]);
+    assert_invalid(
+        raw(&store, Stmt::ConnInsert, p).await,
+        &["fk_cloud_connections_tenant", "ck_cloud_connections_tenant_consistency"],
+    );
 
     let mut p = conn_row(&a);
     p[2] = Uuid::new_v4().into();
-    assert_invalid(raw(&store, Stmt::ConnInsert, p).await, &["fk_cloud_connections_user", "ck_cloud_connections_tenant_consistency"]);
+    assert_invalid(
+        raw(&store, Stmt::ConnInsert, p).await,
+        &["fk_cloud_connections_user", "ck_cloud_connections_tenant_consistency"],
+    );
 
     let mut p = conn_row(&a);
     p[2] = b.user.into();
@@ -328,7 +341,10 @@ async fn connections_checks(store: Store) {
 
     let mut p = conn_row(&a);
     p[4] = Value::Null(Kind::Text);
-    assert_invalid(raw(&store, Stmt::ConnInsert, p).await, &["not_null:cloud_connections.provider_user_id", "not_null:provider_user_id"]);
+    assert_invalid(
+        raw(&store, Stmt::ConnInsert, p).await,
+        &["not_null:cloud_connections.provider_user_id", "not_null:provider_user_id"],
+    );
 }
 
 async fn connections_scans(store: Store) {
@@ -368,13 +384,8 @@ async fn connections_scans(store: Store) {
     assert!(!due.contains(&revoked.base.id), "only active connections are refreshed");
     assert!(!due.contains(&deleted.base.id));
 
-    let all: Vec<Uuid> = store
-        .scan_connections(deleted.base.index_id - 1, 1)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.base.id)
-        .collect();
+    let all: Vec<Uuid> =
+        store.scan_connections(deleted.base.index_id - 1, 1).await.unwrap().into_iter().map(|c| c.base.id).collect();
     assert_eq!(all, vec![deleted.base.id], "the rotation scan sees deleted rows too");
 }
 
@@ -382,10 +393,8 @@ async fn connections_token_swap_is_compare_and_swap(store: Store) {
     let (a, _) = tenants(&store).await;
     let c = store.create_connection(&new_connection(&a)).await.unwrap();
 
-    let stale = store
-        .swap_connection_tokens(a.id, c.base.id, b"not-the-current", vec![9], Some(vec![9]))
-        .await
-        .unwrap();
+    let stale =
+        store.swap_connection_tokens(a.id, c.base.id, b"not-the-current", vec![9], Some(vec![9])).await.unwrap();
     let fresh = store
         .swap_connection_tokens(a.id, c.base.id, &c.encrypted_access_token, vec![7, 7], Some(vec![8, 8]))
         .await
@@ -454,7 +463,11 @@ async fn folders_round_trip(store: Store) {
     assert!(patched.base.updated_at > created.base.updated_at);
 
     let filtered = store
-        .list_folders(a.id, &FolderFilter { connection_id: Some(c.base.id), folder_type: Some(FolderType::Models) }, page(10))
+        .list_folders(
+            a.id,
+            &FolderFilter { connection_id: Some(c.base.id), folder_type: Some(FolderType::Models) },
+            page(10),
+        )
         .await
         .unwrap();
     assert_eq!(filtered.items.len(), 1);
@@ -483,10 +496,16 @@ async fn folders_foreign_keys(store: Store) {
 
     let mut p = folder_row(&a, c.base.id);
     p[1] = Uuid::new_v4().into();
-    assert_invalid(raw(&store, Stmt::FolderInsert, p).await, &["fk_cloud_folders_tenant", "ck_cloud_folders_tenant_consistency"]);
+    assert_invalid(
+        raw(&store, Stmt::FolderInsert, p).await,
+        &["fk_cloud_folders_tenant", "ck_cloud_folders_tenant_consistency"],
+    );
 
     let p = folder_row(&a, Uuid::new_v4());
-    assert_invalid(raw(&store, Stmt::FolderInsert, p).await, &["fk_cloud_folders_connection", "ck_cloud_folders_tenant_consistency"]);
+    assert_invalid(
+        raw(&store, Stmt::FolderInsert, p).await,
+        &["fk_cloud_folders_connection", "ck_cloud_folders_tenant_consistency"],
+    );
 
     let p = folder_row(&a, cb.base.id);
     assert_invalid(raw(&store, Stmt::FolderInsert, p).await, &["ck_cloud_folders_tenant_consistency"]);
@@ -538,7 +557,10 @@ async fn folders_one_default_export_and_import(store: Store) {
     let first = store.create_folder(&default_export()).await.unwrap();
     let second = store.create_folder(&default_export()).await.unwrap();
 
-    assert!(!store.get_folder(a.id, first.base.id).await.unwrap().is_default_export_folder, "the old default was cleared");
+    assert!(
+        !store.get_folder(a.id, first.base.id).await.unwrap().is_default_export_folder,
+        "the old default was cleared"
+    );
     assert!(second.is_default_export_folder);
 
     let third = store.create_folder(&new_folder(&a, c.base.id)).await.unwrap();
@@ -593,10 +615,15 @@ async fn folders_due_scan(store: Store) {
     assert!(!due.contains(&manual.base.id));
 
     store
-        .update_connection(a.id, c.base.id, &ConnectionPatch { status: Some(ConnectionStatus::Expired), ..Default::default() })
+        .update_connection(
+            a.id,
+            c.base.id,
+            &ConnectionPatch { status: Some(ConnectionStatus::Expired), ..Default::default() },
+        )
         .await
         .unwrap();
-    let due_after: Vec<Uuid> = store.scan_folders_due(now, 1000).await.unwrap().into_iter().map(|f| f.base.id).collect();
+    let due_after: Vec<Uuid> =
+        store.scan_folders_due(now, 1000).await.unwrap().into_iter().map(|f| f.base.id).collect();
     assert!(!due_after.contains(&never_synced.base.id), "folders of an inactive connection are never due");
 }
 
@@ -618,7 +645,11 @@ async fn jobs_lifecycle(store: Store) {
     assert!(matches!(early, Err(DbError::State(_))), "pending cannot complete: {early:?}");
 
     let running = store
-        .update_job(a.id, job.base.id, &JobUpdate { status: Some(JobStatus::Running), files_total: Some(Some(10)), ..Default::default() })
+        .update_job(
+            a.id,
+            job.base.id,
+            &JobUpdate { status: Some(JobStatus::Running), files_total: Some(Some(10)), ..Default::default() },
+        )
         .await
         .unwrap();
     assert!(running.started_at.is_some());
@@ -685,18 +716,28 @@ async fn jobs_foreign_keys(store: Store) {
     p[1] = Uuid::new_v4().into();
     assert_invalid(
         raw(&store, Stmt::JobInsert, p).await,
-        &["fk_cloud_sync_jobs_tenant", "ck_cloud_sync_jobs_tenant_consistency", "fk_cloud_sync_jobs_initiated_by_tenant"],
+        &[
+            "fk_cloud_sync_jobs_tenant",
+            "ck_cloud_sync_jobs_tenant_consistency",
+            "fk_cloud_sync_jobs_initiated_by_tenant",
+        ],
     );
 
     let p = job_row(&a, Uuid::new_v4());
-    assert_invalid(raw(&store, Stmt::JobInsert, p).await, &["fk_cloud_sync_jobs_folder", "ck_cloud_sync_jobs_tenant_consistency"]);
+    assert_invalid(
+        raw(&store, Stmt::JobInsert, p).await,
+        &["fk_cloud_sync_jobs_folder", "ck_cloud_sync_jobs_tenant_consistency"],
+    );
 
     let p = job_row(&a, fb.base.id);
     assert_invalid(raw(&store, Stmt::JobInsert, p).await, &["ck_cloud_sync_jobs_tenant_consistency"]);
 
     let mut p = job_row(&a, f.base.id);
     p[3] = Uuid::new_v4().into();
-    assert_invalid(raw(&store, Stmt::JobInsert, p).await, &["fk_cloud_sync_jobs_initiated_by", "fk_cloud_sync_jobs_initiated_by_tenant"]);
+    assert_invalid(
+        raw(&store, Stmt::JobInsert, p).await,
+        &["fk_cloud_sync_jobs_initiated_by", "fk_cloud_sync_jobs_initiated_by_tenant"],
+    );
 
     let mut p = job_row(&a, f.base.id);
     p[3] = b.user.into();
@@ -715,7 +756,7 @@ fn job_update_row(t: &Tenant, job: Uuid, at: usize, v: Value) -> Vec<Value> {
         p.push(Value::Null(Kind::I64));
     }
     p[at] = v;
-    if at >= 6 && at % 2 == 0 {
+    if at >= 6 && at.is_multiple_of(2) {
         p[at - 1] = true.into();
     }
     p
@@ -732,7 +773,10 @@ async fn jobs_checks(store: Store) {
 
     let job = store.create_job(&new_job(&a, f.base.id)).await.unwrap();
     let id = job.base.id;
-    assert_invalid(raw(&store, Stmt::JobUpdate, job_update_row(&a, id, 4, "paused".into())).await, &["ck_cloud_sync_jobs_status"]);
+    assert_invalid(
+        raw(&store, Stmt::JobUpdate, job_update_row(&a, id, 4, "paused".into())).await,
+        &["ck_cloud_sync_jobs_status"],
+    );
     assert_invalid(
         raw(&store, Stmt::JobUpdate, job_update_row(&a, id, 6, Value::Hundredths(10001))).await,
         &["ck_cloud_sync_jobs_progress_range"],
@@ -743,7 +787,11 @@ async fn jobs_checks(store: Store) {
     );
 
     store
-        .update_job(a.id, id, &JobUpdate { status: Some(JobStatus::Running), files_total: Some(Some(3)), ..Default::default() })
+        .update_job(
+            a.id,
+            id,
+            &JobUpdate { status: Some(JobStatus::Running), files_total: Some(Some(3)), ..Default::default() },
+        )
         .await
         .unwrap();
     assert_invalid(
@@ -868,9 +916,15 @@ async fn files_foreign_keys(store: Store) {
 
     let mut p = file_row(&a, f.base.id);
     p[1] = Uuid::new_v4().into();
-    assert_invalid(raw(&store, Stmt::FileInsert, p).await, &["fk_cloud_files_tenant", "ck_cloud_files_tenant_consistency"]);
+    assert_invalid(
+        raw(&store, Stmt::FileInsert, p).await,
+        &["fk_cloud_files_tenant", "ck_cloud_files_tenant_consistency"],
+    );
     let p = file_row(&a, Uuid::new_v4());
-    assert_invalid(raw(&store, Stmt::FileInsert, p).await, &["fk_cloud_files_folder", "ck_cloud_files_tenant_consistency"]);
+    assert_invalid(
+        raw(&store, Stmt::FileInsert, p).await,
+        &["fk_cloud_files_folder", "ck_cloud_files_tenant_consistency"],
+    );
     let p = file_row(&a, fb.base.id);
     assert_invalid(raw(&store, Stmt::FileInsert, p).await, &["ck_cloud_files_tenant_consistency"]);
 }
@@ -908,7 +962,11 @@ async fn links_round_trip_and_access(store: Store) {
     assert_eq!(store.get_link_public(g.link.base.id).await.unwrap().base.tenant_id, a.id);
 
     let listed = store
-        .list_links(a.id, &SharedLinkFilter { file_id: Some(g.file.base.id), is_active: Some(true), ..Default::default() }, page(10))
+        .list_links(
+            a.id,
+            &SharedLinkFilter { file_id: Some(g.file.base.id), is_active: Some(true), ..Default::default() },
+            page(10),
+        )
         .await
         .unwrap();
     assert_eq!(listed.items.len(), 1);
@@ -937,17 +995,27 @@ async fn links_foreign_keys(store: Store) {
     p[1] = Uuid::new_v4().into();
     assert_invalid(
         raw(&store, Stmt::LinkInsert, p).await,
-        &["fk_cloud_shared_links_tenant", "fk_cloud_shared_links_created_by_tenant", "fk_cloud_shared_links_file_tenant"],
+        &[
+            "fk_cloud_shared_links_tenant",
+            "fk_cloud_shared_links_created_by_tenant",
+            "fk_cloud_shared_links_file_tenant",
+        ],
     );
     let mut p = link_row(&a, file);
     p[2] = Uuid::new_v4().into();
-    assert_invalid(raw(&store, Stmt::LinkInsert, p).await, &["fk_cloud_shared_links_created_by", "fk_cloud_shared_links_created_by_tenant"]);
+    assert_invalid(
+        raw(&store, Stmt::LinkInsert, p).await,
+        &["fk_cloud_shared_links_created_by", "fk_cloud_shared_links_created_by_tenant"],
+    );
     let mut p = link_row(&a, file);
     p[2] = b.user.into();
     assert_invalid(raw(&store, Stmt::LinkInsert, p).await, &["fk_cloud_shared_links_created_by_tenant"]);
 
     let p = link_row(&a, Uuid::new_v4());
-    assert_invalid(raw(&store, Stmt::LinkInsert, p).await, &["fk_cloud_shared_links_file", "fk_cloud_shared_links_file_tenant"]);
+    assert_invalid(
+        raw(&store, Stmt::LinkInsert, p).await,
+        &["fk_cloud_shared_links_file", "fk_cloud_shared_links_file_tenant"],
+    );
     let p = link_row(&a, gb.file.base.id);
     assert_invalid(raw(&store, Stmt::LinkInsert, p).await, &["fk_cloud_shared_links_file_tenant"]);
 
@@ -962,7 +1030,10 @@ async fn links_foreign_keys(store: Store) {
         raw(&store, Stmt::LinkInsert, folder_link(Uuid::new_v4())).await,
         &["fk_cloud_shared_links_folder", "fk_cloud_shared_links_folder_tenant"],
     );
-    assert_invalid(raw(&store, Stmt::LinkInsert, folder_link(gb.folder.base.id)).await, &["fk_cloud_shared_links_folder_tenant"]);
+    assert_invalid(
+        raw(&store, Stmt::LinkInsert, folder_link(gb.folder.base.id)).await,
+        &["fk_cloud_shared_links_folder_tenant"],
+    );
     raw(&store, Stmt::LinkInsert, folder_link(g.folder.base.id)).await.expect("a valid folder link");
 }
 
@@ -1001,7 +1072,8 @@ async fn links_expiry(store: Store) {
     assert_not_found(store.record_link_access(past.base.id).await);
     store.record_link_access(future.base.id).await.unwrap();
 
-    let expired: Vec<Uuid> = store.scan_links_expired(now, 1000).await.unwrap().into_iter().map(|l| l.base.id).collect();
+    let expired: Vec<Uuid> =
+        store.scan_links_expired(now, 1000).await.unwrap().into_iter().map(|l| l.base.id).collect();
     assert!(expired.contains(&past.base.id));
     assert!(!expired.contains(&future.base.id));
     assert!(!expired.contains(&g.link.base.id), "a link without expiry never expires");
@@ -1029,7 +1101,11 @@ async fn errors_round_trip(store: Store) {
     assert!(matches!(store.resolve_error(a.id, g.error.base.id, None).await, Err(DbError::State(_))));
     assert!(store.list_errors(a.id, &unresolved, page(10)).await.unwrap().items.is_empty());
 
-    let by_type = SyncErrorFilter { error_type: Some(ErrorType::Network), connection_id: Some(g.connection.base.id), unresolved: false };
+    let by_type = SyncErrorFilter {
+        error_type: Some(ErrorType::Network),
+        connection_id: Some(g.connection.base.id),
+        unresolved: false,
+    };
     assert_eq!(store.list_errors(a.id, &by_type, page(10)).await.unwrap().items.len(), 1);
 
     let full = store
@@ -1053,22 +1129,34 @@ async fn errors_foreign_keys(store: Store) {
 
     let mut p = error_row(&a, conn);
     p[1] = Uuid::new_v4().into();
-    assert_invalid(raw(&store, Stmt::ErrorInsert, p).await, &["fk_cloud_sync_errors_tenant", "fk_cloud_sync_errors_connection_tenant"]);
+    assert_invalid(
+        raw(&store, Stmt::ErrorInsert, p).await,
+        &["fk_cloud_sync_errors_tenant", "fk_cloud_sync_errors_connection_tenant"],
+    );
     let p = error_row(&a, Uuid::new_v4());
-    assert_invalid(raw(&store, Stmt::ErrorInsert, p).await, &["fk_cloud_sync_errors_connection", "fk_cloud_sync_errors_connection_tenant"]);
+    assert_invalid(
+        raw(&store, Stmt::ErrorInsert, p).await,
+        &["fk_cloud_sync_errors_connection", "fk_cloud_sync_errors_connection_tenant"],
+    );
     let p = error_row(&a, gb.connection.base.id);
     assert_invalid(raw(&store, Stmt::ErrorInsert, p).await, &["fk_cloud_sync_errors_connection_tenant"]);
 
     let mut p = error_row(&a, conn);
     p[2] = Uuid::new_v4().into();
-    assert_invalid(raw(&store, Stmt::ErrorInsert, p).await, &["fk_cloud_sync_errors_sync_job", "fk_cloud_sync_errors_sync_job_tenant"]);
+    assert_invalid(
+        raw(&store, Stmt::ErrorInsert, p).await,
+        &["fk_cloud_sync_errors_sync_job", "fk_cloud_sync_errors_sync_job_tenant"],
+    );
     let mut p = error_row(&a, conn);
     p[2] = gb.job.base.id.into();
     assert_invalid(raw(&store, Stmt::ErrorInsert, p).await, &["fk_cloud_sync_errors_sync_job_tenant"]);
 
     let mut p = error_row(&a, conn);
     p[4] = Uuid::new_v4().into();
-    assert_invalid(raw(&store, Stmt::ErrorInsert, p).await, &["fk_cloud_sync_errors_file", "fk_cloud_sync_errors_file_tenant"]);
+    assert_invalid(
+        raw(&store, Stmt::ErrorInsert, p).await,
+        &["fk_cloud_sync_errors_file", "fk_cloud_sync_errors_file_tenant"],
+    );
     let mut p = error_row(&a, conn);
     p[4] = gb.file.base.id.into();
     assert_invalid(raw(&store, Stmt::ErrorInsert, p).await, &["fk_cloud_sync_errors_file_tenant"]);
@@ -1095,16 +1183,34 @@ async fn duplicate_ids_conflict(store: Store) {
         p
     };
     let (cb, fb) = (gb.connection.base.id, gb.folder.base.id);
-    assert_conflict(raw(&store, Stmt::ConnInsert, with_id(conn_row(&b), g.connection.base.id)).await, "ix_cloud_connections_id");
-    assert_conflict(raw(&store, Stmt::FolderInsert, with_id(folder_row(&b, cb), g.folder.base.id)).await, "ix_cloud_folders_id");
-    assert_conflict(raw(&store, Stmt::FileInsert, with_id(file_row(&b, fb), g.file.base.id)).await, "ix_cloud_files_id");
-    assert_conflict(raw(&store, Stmt::LinkInsert, with_id(link_row(&b, gb.file.base.id), g.link.base.id)).await, "ix_cloud_shared_links_id");
-    assert_conflict(raw(&store, Stmt::ErrorInsert, with_id(error_row(&b, cb), g.error.base.id)).await, "ix_cloud_sync_errors_id");
+    assert_conflict(
+        raw(&store, Stmt::ConnInsert, with_id(conn_row(&b), g.connection.base.id)).await,
+        "ix_cloud_connections_id",
+    );
+    assert_conflict(
+        raw(&store, Stmt::FolderInsert, with_id(folder_row(&b, cb), g.folder.base.id)).await,
+        "ix_cloud_folders_id",
+    );
+    assert_conflict(
+        raw(&store, Stmt::FileInsert, with_id(file_row(&b, fb), g.file.base.id)).await,
+        "ix_cloud_files_id",
+    );
+    assert_conflict(
+        raw(&store, Stmt::LinkInsert, with_id(link_row(&b, gb.file.base.id), g.link.base.id)).await,
+        "ix_cloud_shared_links_id",
+    );
+    assert_conflict(
+        raw(&store, Stmt::ErrorInsert, with_id(error_row(&b, cb), g.error.base.id)).await,
+        "ix_cloud_sync_errors_id",
+    );
     store
         .update_job(b.id, gb.job.base.id, &JobUpdate { status: Some(JobStatus::Cancelled), ..Default::default() })
         .await
         .unwrap();
-    assert_conflict(raw(&store, Stmt::JobInsert, with_id(job_row(&b, fb), g.job.base.id)).await, "ix_cloud_sync_jobs_id");
+    assert_conflict(
+        raw(&store, Stmt::JobInsert, with_id(job_row(&b, fb), g.job.base.id)).await,
+        "ix_cloud_sync_jobs_id",
+    );
 }
 
 async fn tenant_isolation(store: Store) {
@@ -1119,11 +1225,37 @@ async fn tenant_isolation(store: Store) {
     assert_not_found(store.get_link(bt, g.link.base.id).await);
     assert_not_found(store.get_error(bt, g.error.base.id).await);
 
-    assert_not_found(store.update_connection(bt, g.connection.base.id, &ConnectionPatch { display_name: Some(None), ..Default::default() }).await);
-    assert_not_found(store.update_folder(bt, g.folder.base.id, &FolderPatch { folder_name: Some("x".into()), ..Default::default() }).await);
-    assert_not_found(store.update_folder(bt, g.folder.base.id, &FolderPatch { is_default_export_folder: Some(true), ..Default::default() }).await);
-    assert_not_found(store.update_job(bt, g.job.base.id, &JobUpdate { status: Some(JobStatus::Cancelled), ..Default::default() }).await);
-    assert_not_found(store.update_file(bt, g.file.base.id, &CloudFilePatch { file_size_bytes: Some(1), ..Default::default() }).await);
+    assert_not_found(
+        store
+            .update_connection(
+                bt,
+                g.connection.base.id,
+                &ConnectionPatch { display_name: Some(None), ..Default::default() },
+            )
+            .await,
+    );
+    assert_not_found(
+        store
+            .update_folder(bt, g.folder.base.id, &FolderPatch { folder_name: Some("x".into()), ..Default::default() })
+            .await,
+    );
+    assert_not_found(
+        store
+            .update_folder(
+                bt,
+                g.folder.base.id,
+                &FolderPatch { is_default_export_folder: Some(true), ..Default::default() },
+            )
+            .await,
+    );
+    assert_not_found(
+        store
+            .update_job(bt, g.job.base.id, &JobUpdate { status: Some(JobStatus::Cancelled), ..Default::default() })
+            .await,
+    );
+    assert_not_found(
+        store.update_file(bt, g.file.base.id, &CloudFilePatch { file_size_bytes: Some(1), ..Default::default() }).await,
+    );
     assert_not_found(store.deactivate_link(bt, g.link.base.id).await);
     assert_not_found(store.resolve_error(bt, g.error.base.id, None).await);
 
@@ -1133,12 +1265,31 @@ async fn tenant_isolation(store: Store) {
     assert_not_found(store.delete_file(bt, g.file.base.id).await);
     assert_not_found(store.delete_link(bt, g.link.base.id).await);
     assert_not_found(store.delete_error(bt, g.error.base.id).await);
-    assert!(!store.swap_connection_tokens(bt, g.connection.base.id, &g.connection.encrypted_access_token, vec![0], None).await.unwrap());
+    assert!(
+        !store
+            .swap_connection_tokens(bt, g.connection.base.id, &g.connection.encrypted_access_token, vec![0], None)
+            .await
+            .unwrap()
+    );
 
     let p = page(200);
     assert!(store.list_connections(bt, &ConnectionFilter::default(), p).await.unwrap().items.is_empty());
-    assert!(store.list_folders(bt, &FolderFilter { connection_id: Some(g.connection.base.id), ..Default::default() }, p).await.unwrap().items.is_empty());
-    assert!(store.list_jobs(bt, &SyncJobFilter { folder_id: Some(g.folder.base.id), ..Default::default() }, p).await.unwrap().items.is_empty());
+    assert!(
+        store
+            .list_folders(bt, &FolderFilter { connection_id: Some(g.connection.base.id), ..Default::default() }, p)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_jobs(bt, &SyncJobFilter { folder_id: Some(g.folder.base.id), ..Default::default() }, p)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     assert!(store.list_files(bt, &CloudFileFilter::default(), p).await.unwrap().items.is_empty());
     assert!(store.list_links(bt, &SharedLinkFilter::default(), p).await.unwrap().items.is_empty());
     assert!(store.list_errors(bt, &SyncErrorFilter::default(), p).await.unwrap().items.is_empty());
@@ -1234,7 +1385,11 @@ async fn pagination_returns_every_row_once(store: Store) {
     })
     .await;
 
-    assert_eq!(folder_pages, folders.iter().map(|f| f.base.index_id).collect::<Vec<_>>(), "the deleted folder is skipped");
+    assert_eq!(
+        folder_pages,
+        folders.iter().map(|f| f.base.index_id).collect::<Vec<_>>(),
+        "the deleted folder is skipped"
+    );
     assert_eq!(file_pages, files);
     assert_eq!(job_pages.len(), 7);
     assert_eq!(error_pages.len(), 7);
@@ -1268,14 +1423,9 @@ async fn text_round_trips_unicode(store: Store) {
     let c = store.create_connection(&new_connection(&a)).await.unwrap();
     let name = "Résultats 模型 ünïcødé";
 
-    let f = store
-        .create_folder(&NewFolder { folder_name: name.into(), ..new_folder(&a, c.base.id) })
-        .await
-        .unwrap();
-    let file = store
-        .create_file(&NewCloudFile { file_name: "плани 📈.qsm".into(), ..new_file(&a, f.base.id) })
-        .await
-        .unwrap();
+    let f = store.create_folder(&NewFolder { folder_name: name.into(), ..new_folder(&a, c.base.id) }).await.unwrap();
+    let file =
+        store.create_file(&NewCloudFile { file_name: "плани 📈.qsm".into(), ..new_file(&a, f.base.id) }).await.unwrap();
 
     assert_eq!(store.get_folder(a.id, f.base.id).await.unwrap().folder_name, name);
     assert_eq!(store.get_file(a.id, file.base.id).await.unwrap().file_name, "плани 📈.qsm");
@@ -1294,7 +1444,8 @@ fn main() {
         trials.push(Trial::test(format!("sqlite::{name}"), move || {
             rt.block_on(async {
                 let path = scratch.path().join(format!("{}.db", Uuid::new_v4()));
-                let backend = shared::db::sqlite::SqliteBackend::open(path).await.map_err(|e| Failed::from(e.to_string()))?;
+                let backend =
+                    shared::db::sqlite::SqliteBackend::open(path).await.map_err(|e| Failed::from(e.to_string()))?;
                 case(Store::new(Arc::new(backend))).await;
                 Ok(())
             })
@@ -1304,9 +1455,9 @@ fn main() {
     let mssql = std::env::var("QUODSI_TEST_MSSQL_URL").ok().filter(|u| !u.trim().is_empty());
     let mut test_db = None;
     if let Some(url) = mssql {
-        let (backend, db) = rt
-            .block_on(shared::db::mssql::create_test_database(&url))
-            .unwrap_or_else(|e| panic!("QUODSI_TEST_MSSQL_URL is set but no test database could be made: {}", shared::error_chain(&e)));
+        let (backend, db) = rt.block_on(shared::db::mssql::create_test_database(&url)).unwrap_or_else(|e| {
+            panic!("QUODSI_TEST_MSSQL_URL is set but no test database could be made: {}", shared::error_chain(&e))
+        });
         let store = Store::new(Arc::new(backend));
         test_db = Some(db);
         for (name, case) in CASES {

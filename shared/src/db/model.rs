@@ -74,8 +74,7 @@ impl Serialize for Percent {
 impl<'de> Deserialize<'de> for Percent {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = f64::deserialize(d)?;
-        Percent::from_f64(v)
-            .ok_or_else(|| serde::de::Error::custom("progress_percentage must be between 0 and 100"))
+        Percent::from_f64(v).ok_or_else(|| serde::de::Error::custom("progress_percentage must be between 0 and 100"))
     }
 }
 

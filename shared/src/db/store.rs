@@ -138,8 +138,7 @@ impl Store {
     }
 
     pub async fn ensure_user(&self, id: UserId, tenant: TenantId, email: Option<&str>) -> DbResult<()> {
-        self.count(Stmt::UserEnsure, vec![id.into(), tenant.into(), opt(email), self.now().into()])
-            .await?;
+        self.count(Stmt::UserEnsure, vec![id.into(), tenant.into(), opt(email), self.now().into()]).await?;
         Ok(())
     }
 
@@ -301,7 +300,12 @@ impl Store {
         self.one(Stmt::FolderGet, vec![tenant.into(), id.into()]).await
     }
 
-    pub async fn list_folders(&self, tenant: TenantId, filter: &FolderFilter, page: PageRequest) -> DbResult<Page<Folder>> {
+    pub async fn list_folders(
+        &self,
+        tenant: TenantId,
+        filter: &FolderFilter,
+        page: PageRequest,
+    ) -> DbResult<Page<Folder>> {
         let mut params = page_params(tenant, page)?;
         params.extend([opt(filter.connection_id), opt(filter.folder_type)]);
         let rows = self.all::<Folder>(Stmt::FolderList, params).await?;
@@ -378,7 +382,12 @@ impl Store {
         self.one(Stmt::JobGet, vec![tenant.into(), id.into()]).await
     }
 
-    pub async fn list_jobs(&self, tenant: TenantId, filter: &SyncJobFilter, page: PageRequest) -> DbResult<Page<SyncJob>> {
+    pub async fn list_jobs(
+        &self,
+        tenant: TenantId,
+        filter: &SyncJobFilter,
+        page: PageRequest,
+    ) -> DbResult<Page<SyncJob>> {
         let mut params = page_params(tenant, page)?;
         params.extend([opt(filter.folder_id), opt(filter.status)]);
         let rows = self.all::<SyncJob>(Stmt::JobList, params).await?;
@@ -393,11 +402,7 @@ impl Store {
         let current = self.get_job(tenant, id).await?;
         let target = u.status.unwrap_or(current.status);
         if !current.status.can_become(target) {
-            return Err(DbError::State(format!(
-                "a {} job cannot become {}",
-                current.status.as_str(),
-                target.as_str()
-            )));
+            return Err(DbError::State(format!("a {} job cannot become {}", current.status.as_str(), target.as_str())));
         }
         let now = self.now();
         let mut params = vec![tenant.into(), id.into(), current.status.into(), now.into(), target.into()];
@@ -416,10 +421,7 @@ impl Store {
         match self.script_row(steps, 0).await {
             Err(DbError::NotFound) => {
                 let now_status = self.get_job(tenant, id).await?.status;
-                Err(DbError::State(format!(
-                    "the job changed while updating: it is now {}",
-                    now_status.as_str()
-                )))
+                Err(DbError::State(format!("the job changed while updating: it is now {}", now_status.as_str())))
             }
             other => other,
         }
@@ -474,7 +476,12 @@ impl Store {
         self.one(Stmt::FileGet, vec![tenant.into(), id.into()]).await
     }
 
-    pub async fn list_files(&self, tenant: TenantId, filter: &CloudFileFilter, page: PageRequest) -> DbResult<Page<CloudFile>> {
+    pub async fn list_files(
+        &self,
+        tenant: TenantId,
+        filter: &CloudFileFilter,
+        page: PageRequest,
+    ) -> DbResult<Page<CloudFile>> {
         let mut params = page_params(tenant, page)?;
         params.extend([
             opt(filter.folder_id),
@@ -507,10 +514,7 @@ impl Store {
     pub async fn delete_file(&self, tenant: TenantId, id: Uuid) -> DbResult<CloudFile> {
         let p = || vec![Value::from(tenant), id.into(), self.now().into()];
         self.script_row(
-            vec![
-                step(Stmt::FileSoftDelete, p()),
-                step(Stmt::FileDeactivateLinks, p()).when(When::PrevNonEmpty),
-            ],
+            vec![step(Stmt::FileSoftDelete, p()), step(Stmt::FileDeactivateLinks, p()).when(When::PrevNonEmpty)],
             0,
         )
         .await
@@ -549,7 +553,12 @@ impl Store {
         self.one(Stmt::LinkGetPublic, vec![id.into()]).await
     }
 
-    pub async fn list_links(&self, tenant: TenantId, filter: &SharedLinkFilter, page: PageRequest) -> DbResult<Page<SharedLink>> {
+    pub async fn list_links(
+        &self,
+        tenant: TenantId,
+        filter: &SharedLinkFilter,
+        page: PageRequest,
+    ) -> DbResult<Page<SharedLink>> {
         let mut params = page_params(tenant, page)?;
         params.extend([opt(filter.file_id), opt(filter.folder_id), opt(filter.is_active)]);
         let rows = self.all::<SharedLink>(Stmt::LinkList, params).await?;
@@ -607,7 +616,12 @@ impl Store {
         self.one(Stmt::ErrorGet, vec![tenant.into(), id.into()]).await
     }
 
-    pub async fn list_errors(&self, tenant: TenantId, filter: &SyncErrorFilter, page: PageRequest) -> DbResult<Page<SyncError>> {
+    pub async fn list_errors(
+        &self,
+        tenant: TenantId,
+        filter: &SyncErrorFilter,
+        page: PageRequest,
+    ) -> DbResult<Page<SyncError>> {
         let mut params = page_params(tenant, page)?;
         params.extend([opt(filter.connection_id), opt(filter.error_type), filter.unresolved.into()]);
         let rows = self.all::<SyncError>(Stmt::ErrorList, params).await?;
@@ -616,10 +630,7 @@ impl Store {
 
     /// Resolves an open error; resolving twice is a State error, an unknown id NotFound.
     pub async fn resolve_error(&self, tenant: TenantId, id: Uuid, notes: Option<&str>) -> DbResult<SyncError> {
-        match self
-            .one(Stmt::ErrorResolve, vec![tenant.into(), id.into(), opt(notes), self.now().into()])
-            .await
-        {
+        match self.one(Stmt::ErrorResolve, vec![tenant.into(), id.into(), opt(notes), self.now().into()]).await {
             Err(DbError::NotFound) => {
                 self.get_error(tenant, id).await?;
                 Err(DbError::State("the error is already resolved".into()))

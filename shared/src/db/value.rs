@@ -291,9 +291,7 @@ impl Row {
     /// A JSON column; text that is not JSON (written by something else) is kept as a string
     /// rather than failing the whole read.
     pub fn opt_json(&mut self) -> Result<Option<Json>, DbError> {
-        Ok(self
-            .opt_text()?
-            .map(|s| serde_json::from_str(&s).unwrap_or(Json::String(s))))
+        Ok(self.opt_text()?.map(|s| serde_json::from_str(&s).unwrap_or(Json::String(s))))
     }
     pub fn percent(&mut self) -> Result<Percent, DbError> {
         self.required(|col, c| {
@@ -524,7 +522,8 @@ mod tests {
 
     #[test]
     fn decimals_of_any_scale_become_hundredths() {
-        let mut row = Row::new(vec![Cell::Decimal(3333, 2), Cell::Decimal(5, 0), Cell::Real(12.5), Cell::Decimal(1000001, 4)]);
+        let mut row =
+            Row::new(vec![Cell::Decimal(3333, 2), Cell::Decimal(5, 0), Cell::Real(12.5), Cell::Decimal(1000001, 4)]);
         assert_eq!(row.percent().unwrap().hundredths(), 3333);
         assert_eq!(row.percent().unwrap().hundredths(), 500);
         assert_eq!(row.percent().unwrap().hundredths(), 1250);

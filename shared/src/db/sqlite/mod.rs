@@ -108,10 +108,7 @@ impl Backend for SqliteBackend {
 
     async fn run(&self, steps: Vec<Step>) -> DbResult<Vec<Outcome>> {
         let names = Arc::clone(&self.names);
-        self.pool
-            .with(move |conn| run_steps(conn, &steps, &names))
-            .await
-            .map_err(DbError::unavailable)?
+        self.pool.with(move |conn| run_steps(conn, &steps, &names)).await.map_err(DbError::unavailable)?
     }
 }
 
@@ -193,11 +190,9 @@ fn cell(v: ValueRef<'_>) -> rusqlite::Result<Cell> {
         ValueRef::Null => Cell::Null,
         ValueRef::Integer(i) => Cell::Int(i),
         ValueRef::Real(r) => Cell::Real(r),
-        ValueRef::Text(t) => Cell::Text(
-            std::str::from_utf8(t)
-                .map_err(|e| rusqlite::Error::Utf8Error(0, e))?
-                .to_owned(),
-        ),
+        ValueRef::Text(t) => {
+            Cell::Text(std::str::from_utf8(t).map_err(|e| rusqlite::Error::Utf8Error(0, e))?.to_owned())
+        }
         ValueRef::Blob(b) => Cell::Bytes(b.to_vec()),
     })
 }
@@ -238,9 +233,9 @@ fn map_error(conn: &Connection, e: rusqlite::Error, names: &ConstraintNames) -> 
                     .unwrap_or_else(|| cols.to_owned());
                 DbError::Conflict { constraint }
             }
-            ffi::SQLITE_CONSTRAINT_CHECK => DbError::Invalid {
-                constraint: msg.trim_start_matches("CHECK constraint failed: ").to_owned(),
-            },
+            ffi::SQLITE_CONSTRAINT_CHECK => {
+                DbError::Invalid { constraint: msg.trim_start_matches("CHECK constraint failed: ").to_owned() }
+            }
             ffi::SQLITE_CONSTRAINT_NOTNULL => DbError::Invalid {
                 constraint: format!("not_null:{}", msg.trim_start_matches("NOT NULL constraint failed: ")),
             },
@@ -321,11 +316,7 @@ fn foreign_keys_in(ddl: &str) -> Vec<(String, String)> {
         };
         let Some(open) = rest.find('(') else { break };
         let Some(close) = rest[open..].find(')') else { break };
-        let cols = rest[open + 1..open + close]
-            .split(',')
-            .map(str::trim)
-            .collect::<Vec<_>>()
-            .join(",");
+        let cols = rest[open + 1..open + close].split(',').map(str::trim).collect::<Vec<_>>().join(",");
         out.push((name.to_owned(), cols));
     }
     out

@@ -12,10 +12,14 @@ macro_rules! ts {
 
 pub fn sql(stmt: Stmt) -> &'static str {
     match stmt {
-        Stmt::TenantEnsure => "INSERT INTO tenants (id, name, created_at) SELECT ?1, ?2, ?3 \
-             WHERE NOT EXISTS (SELECT 1 FROM tenants WHERE id = ?1)",
-        Stmt::UserEnsure => "INSERT INTO users (id, tenant_id, email, created_at) SELECT ?1, ?2, ?3, ?4 \
-             WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = ?1)",
+        Stmt::TenantEnsure => {
+            "INSERT INTO tenants (id, name, created_at) SELECT ?1, ?2, ?3 \
+             WHERE NOT EXISTS (SELECT 1 FROM tenants WHERE id = ?1)"
+        }
+        Stmt::UserEnsure => {
+            "INSERT INTO users (id, tenant_id, email, created_at) SELECT ?1, ?2, ?3, ?4 \
+             WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = ?1)"
+        }
 
         Stmt::ConnInsert => concat!(
             "INSERT INTO cloud_connections (id, tenant_id, user_id, provider_type, provider_user_id, \
@@ -25,11 +29,13 @@ pub fn sql(stmt: Stmt) -> &'static str {
             connection_cols!()
         ),
         Stmt::ConnGet => concat!(
-            "SELECT ", connection_cols!(),
+            "SELECT ",
+            connection_cols!(),
             " FROM cloud_connections WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
         ),
         Stmt::ConnList => concat!(
-            "SELECT ", connection_cols!(),
+            "SELECT ",
+            connection_cols!(),
             " FROM cloud_connections WHERE tenant_id = ?1 AND is_deleted = 0 AND index_id > ?2 \
              AND (?4 IS NULL OR provider_type = ?4) AND (?5 IS NULL OR status = ?5) \
              AND (?6 IS NULL OR user_id = ?6) ORDER BY index_id LIMIT ?3"
@@ -50,29 +56,39 @@ pub fn sql(stmt: Stmt) -> &'static str {
              WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 RETURNING ",
             connection_cols!()
         ),
-        Stmt::ConnSoftDeleteFolders => "UPDATE cloud_folders SET is_deleted = 1, updated_at = ?3 \
-             WHERE tenant_id = ?1 AND connection_id = ?2 AND is_deleted = 0",
-        Stmt::ConnCancelJobs => "UPDATE cloud_sync_jobs SET status = 'cancelled', completed_at = ?3, updated_at = ?3 \
+        Stmt::ConnSoftDeleteFolders => {
+            "UPDATE cloud_folders SET is_deleted = 1, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND connection_id = ?2 AND is_deleted = 0"
+        }
+        Stmt::ConnCancelJobs => {
+            "UPDATE cloud_sync_jobs SET status = 'cancelled', completed_at = ?3, updated_at = ?3 \
              WHERE tenant_id = ?1 AND is_deleted = 0 AND status IN ('pending', 'running') \
-             AND folder_id IN (SELECT id FROM cloud_folders WHERE tenant_id = ?1 AND connection_id = ?2)",
-        Stmt::ConnDeactivateLinks => "UPDATE cloud_shared_links SET is_active = 0, updated_at = ?3 \
+             AND folder_id IN (SELECT id FROM cloud_folders WHERE tenant_id = ?1 AND connection_id = ?2)"
+        }
+        Stmt::ConnDeactivateLinks => {
+            "UPDATE cloud_shared_links SET is_active = 0, updated_at = ?3 \
              WHERE tenant_id = ?1 AND is_active = 1 AND is_deleted = 0 \
              AND (folder_id IN (SELECT id FROM cloud_folders WHERE tenant_id = ?1 AND connection_id = ?2) \
              OR file_id IN (SELECT f.id FROM cloud_files f JOIN cloud_folders d \
              ON d.tenant_id = f.tenant_id AND d.id = f.folder_id \
-             WHERE d.tenant_id = ?1 AND d.connection_id = ?2))",
+             WHERE d.tenant_id = ?1 AND d.connection_id = ?2))"
+        }
         Stmt::ConnTokenScan => concat!(
-            "SELECT ", connection_cols!(),
+            "SELECT ",
+            connection_cols!(),
             " FROM cloud_connections WHERE status = 'active' AND token_expiry < ?1 AND is_deleted = 0 \
              ORDER BY token_expiry LIMIT ?2"
         ),
         Stmt::ConnScanAll => concat!(
-            "SELECT ", connection_cols!(),
+            "SELECT ",
+            connection_cols!(),
             " FROM cloud_connections WHERE index_id > ?1 ORDER BY index_id LIMIT ?2"
         ),
-        Stmt::ConnSwapTokens => "UPDATE cloud_connections SET encrypted_access_token = ?4, \
+        Stmt::ConnSwapTokens => {
+            "UPDATE cloud_connections SET encrypted_access_token = ?4, \
              encrypted_refresh_token = ?5, updated_at = ?6 \
-             WHERE tenant_id = ?1 AND id = ?2 AND encrypted_access_token = ?3",
+             WHERE tenant_id = ?1 AND id = ?2 AND encrypted_access_token = ?3"
+        }
 
         Stmt::FolderInsert => concat!(
             "INSERT INTO cloud_folders (id, tenant_id, connection_id, folder_name, provider_folder_id, \
@@ -81,18 +97,24 @@ pub fn sql(stmt: Stmt) -> &'static str {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13) RETURNING ",
             folder_cols!()
         ),
-        Stmt::FolderClearDefaultExport => "UPDATE cloud_folders SET is_default_export_folder = 0, updated_at = ?4 \
+        Stmt::FolderClearDefaultExport => {
+            "UPDATE cloud_folders SET is_default_export_folder = 0, updated_at = ?4 \
              WHERE tenant_id = ?1 AND connection_id = ?2 AND is_default_export_folder = 1 \
-             AND is_deleted = 0 AND id <> ?3",
-        Stmt::FolderClearDefaultImport => "UPDATE cloud_folders SET is_default_import_folder = 0, updated_at = ?4 \
+             AND is_deleted = 0 AND id <> ?3"
+        }
+        Stmt::FolderClearDefaultImport => {
+            "UPDATE cloud_folders SET is_default_import_folder = 0, updated_at = ?4 \
              WHERE tenant_id = ?1 AND connection_id = ?2 AND is_default_import_folder = 1 \
-             AND is_deleted = 0 AND id <> ?3",
+             AND is_deleted = 0 AND id <> ?3"
+        }
         Stmt::FolderGet => concat!(
-            "SELECT ", folder_cols!(),
+            "SELECT ",
+            folder_cols!(),
             " FROM cloud_folders WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
         ),
         Stmt::FolderList => concat!(
-            "SELECT ", folder_cols!(),
+            "SELECT ",
+            folder_cols!(),
             " FROM cloud_folders WHERE tenant_id = ?1 AND is_deleted = 0 AND index_id > ?2 \
              AND (?4 IS NULL OR connection_id = ?4) AND (?5 IS NULL OR folder_type = ?5) \
              ORDER BY index_id LIMIT ?3"
@@ -117,13 +139,18 @@ pub fn sql(stmt: Stmt) -> &'static str {
              WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 RETURNING ",
             folder_cols!()
         ),
-        Stmt::FolderCancelJobs => "UPDATE cloud_sync_jobs SET status = 'cancelled', completed_at = ?3, updated_at = ?3 \
-             WHERE tenant_id = ?1 AND folder_id = ?2 AND is_deleted = 0 AND status IN ('pending', 'running')",
-        Stmt::FolderDeactivateLinks => "UPDATE cloud_shared_links SET is_active = 0, updated_at = ?3 \
+        Stmt::FolderCancelJobs => {
+            "UPDATE cloud_sync_jobs SET status = 'cancelled', completed_at = ?3, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND folder_id = ?2 AND is_deleted = 0 AND status IN ('pending', 'running')"
+        }
+        Stmt::FolderDeactivateLinks => {
+            "UPDATE cloud_shared_links SET is_active = 0, updated_at = ?3 \
              WHERE tenant_id = ?1 AND is_active = 1 AND is_deleted = 0 \
-             AND (folder_id = ?2 OR file_id IN (SELECT id FROM cloud_files WHERE tenant_id = ?1 AND folder_id = ?2))",
+             AND (folder_id = ?2 OR file_id IN (SELECT id FROM cloud_files WHERE tenant_id = ?1 AND folder_id = ?2))"
+        }
         Stmt::FolderDueScan => concat!(
-            "SELECT ", folder_cols!(t),
+            "SELECT ",
+            folder_cols!(t),
             " FROM cloud_folders t JOIN cloud_connections c ON c.tenant_id = t.tenant_id AND c.id = t.connection_id \
              WHERE t.auto_sync_enabled = 1 AND t.is_deleted = 0 AND c.status = 'active' AND c.is_deleted = 0 \
              AND (t.last_sync_at IS NULL OR t.last_sync_at <= ",
@@ -138,12 +165,12 @@ pub fn sql(stmt: Stmt) -> &'static str {
              job_metadata, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) RETURNING ",
             job_cols!()
         ),
-        Stmt::JobGet => concat!(
-            "SELECT ", job_cols!(),
-            " FROM cloud_sync_jobs WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
-        ),
+        Stmt::JobGet => {
+            concat!("SELECT ", job_cols!(), " FROM cloud_sync_jobs WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0")
+        }
         Stmt::JobList => concat!(
-            "SELECT ", job_cols!(),
+            "SELECT ",
+            job_cols!(),
             " FROM cloud_sync_jobs WHERE tenant_id = ?1 AND is_deleted = 0 AND index_id > ?2 \
              AND (?4 IS NULL OR folder_id = ?4) AND (?5 IS NULL OR status = ?5) \
              ORDER BY index_id LIMIT ?3"
@@ -162,21 +189,27 @@ pub fn sql(stmt: Stmt) -> &'static str {
              WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 AND status = ?3 RETURNING ",
             job_cols!()
         ),
-        Stmt::JobTouchFolder => "UPDATE cloud_folders SET last_sync_at = ?3, updated_at = ?3 \
-             WHERE tenant_id = ?1 AND id = ?2",
-        Stmt::JobTouchConnection => "UPDATE cloud_connections SET last_sync_at = ?3, updated_at = ?3 \
-             WHERE tenant_id = ?1 AND id = (SELECT connection_id FROM cloud_folders WHERE tenant_id = ?1 AND id = ?2)",
+        Stmt::JobTouchFolder => {
+            "UPDATE cloud_folders SET last_sync_at = ?3, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2"
+        }
+        Stmt::JobTouchConnection => {
+            "UPDATE cloud_connections SET last_sync_at = ?3, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = (SELECT connection_id FROM cloud_folders WHERE tenant_id = ?1 AND id = ?2)"
+        }
         Stmt::JobSoftDelete => concat!(
             "UPDATE cloud_sync_jobs SET is_deleted = 1, updated_at = ?3 \
              WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 RETURNING ",
             job_cols!()
         ),
         Stmt::JobPendingScan => concat!(
-            "SELECT ", job_cols!(),
+            "SELECT ",
+            job_cols!(),
             " FROM cloud_sync_jobs WHERE status = 'pending' AND is_deleted = 0 ORDER BY created_at LIMIT ?1"
         ),
         Stmt::JobStaleScan => concat!(
-            "SELECT ", job_cols!(),
+            "SELECT ",
+            job_cols!(),
             " FROM cloud_sync_jobs WHERE status = 'running' AND is_deleted = 0 AND updated_at < ?1 \
              ORDER BY updated_at LIMIT ?2"
         ),
@@ -190,12 +223,12 @@ pub fn sql(stmt: Stmt) -> &'static str {
              RETURNING ",
             file_cols!()
         ),
-        Stmt::FileGet => concat!(
-            "SELECT ", file_cols!(),
-            " FROM cloud_files WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
-        ),
+        Stmt::FileGet => {
+            concat!("SELECT ", file_cols!(), " FROM cloud_files WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0")
+        }
         Stmt::FileList => concat!(
-            "SELECT ", file_cols!(),
+            "SELECT ",
+            file_cols!(),
             " FROM cloud_files WHERE tenant_id = ?1 AND is_deleted = 0 AND index_id > ?2 \
              AND (?4 IS NULL OR folder_id = ?4) AND (?5 IS NULL OR quodsi_file_type = ?5) \
              AND (?6 IS NULL OR sync_status = ?6) AND (?7 IS NULL OR quodsi_entity_id = ?7) \
@@ -223,8 +256,10 @@ pub fn sql(stmt: Stmt) -> &'static str {
              WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 RETURNING ",
             file_cols!()
         ),
-        Stmt::FileDeactivateLinks => "UPDATE cloud_shared_links SET is_active = 0, updated_at = ?3 \
-             WHERE tenant_id = ?1 AND file_id = ?2 AND is_active = 1 AND is_deleted = 0",
+        Stmt::FileDeactivateLinks => {
+            "UPDATE cloud_shared_links SET is_active = 0, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND file_id = ?2 AND is_active = 1 AND is_deleted = 0"
+        }
 
         Stmt::LinkInsert => concat!(
             "INSERT INTO cloud_shared_links (id, tenant_id, created_by_user_id, resource_type, file_id, \
@@ -234,15 +269,16 @@ pub fn sql(stmt: Stmt) -> &'static str {
             link_cols!()
         ),
         Stmt::LinkGet => concat!(
-            "SELECT ", link_cols!(),
+            "SELECT ",
+            link_cols!(),
             " FROM cloud_shared_links WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
         ),
-        Stmt::LinkGetPublic => concat!(
-            "SELECT ", link_cols!(),
-            " FROM cloud_shared_links WHERE id = ?1 AND is_deleted = 0"
-        ),
+        Stmt::LinkGetPublic => {
+            concat!("SELECT ", link_cols!(), " FROM cloud_shared_links WHERE id = ?1 AND is_deleted = 0")
+        }
         Stmt::LinkList => concat!(
-            "SELECT ", link_cols!(),
+            "SELECT ",
+            link_cols!(),
             " FROM cloud_shared_links WHERE tenant_id = ?1 AND is_deleted = 0 AND index_id > ?2 \
              AND (?4 IS NULL OR file_id = ?4) AND (?5 IS NULL OR folder_id = ?5) \
              AND (?6 IS NULL OR is_active = ?6) ORDER BY index_id LIMIT ?3"
@@ -264,12 +300,15 @@ pub fn sql(stmt: Stmt) -> &'static str {
             link_cols!()
         ),
         Stmt::LinkExpiredScan => concat!(
-            "SELECT ", link_cols!(),
+            "SELECT ",
+            link_cols!(),
             " FROM cloud_shared_links WHERE expires_at IS NOT NULL AND is_active = 1 AND expires_at <= ?1 \
              AND is_deleted = 0 ORDER BY expires_at LIMIT ?2"
         ),
-        Stmt::LinkExpire => "UPDATE cloud_shared_links SET is_active = 0, updated_at = ?2 \
-             WHERE id = ?1 AND is_active = 1 AND expires_at <= ?2",
+        Stmt::LinkExpire => {
+            "UPDATE cloud_shared_links SET is_active = 0, updated_at = ?2 \
+             WHERE id = ?1 AND is_active = 1 AND expires_at <= ?2"
+        }
 
         Stmt::ErrorInsert => concat!(
             "INSERT INTO cloud_sync_errors (id, tenant_id, sync_job_id, connection_id, file_id, error_type, \
@@ -278,11 +317,13 @@ pub fn sql(stmt: Stmt) -> &'static str {
             error_cols!()
         ),
         Stmt::ErrorGet => concat!(
-            "SELECT ", error_cols!(),
+            "SELECT ",
+            error_cols!(),
             " FROM cloud_sync_errors WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
         ),
         Stmt::ErrorList => concat!(
-            "SELECT ", error_cols!(),
+            "SELECT ",
+            error_cols!(),
             " FROM cloud_sync_errors WHERE tenant_id = ?1 AND is_deleted = 0 AND index_id > ?2 \
              AND (?4 IS NULL OR connection_id = ?4) AND (?5 IS NULL OR error_type = ?5) \
              AND (?6 = 0 OR resolved_at IS NULL) ORDER BY index_id LIMIT ?3"

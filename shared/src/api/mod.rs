@@ -1,0 +1,12 @@
+//! What every HTTP function shares: the error vocabulary and its mapping to responses, the
+//! caller extractor, body/query extractors and pagination.
+
+mod auth;
+mod error;
+mod extract;
+mod page;
+
+pub use auth::{Caller, TenantClaim, VerifiedClaims};
+pub use error::ApiError;
+pub use extract::{JsonBody, MAX_BODY_BYTES, QueryParams, parse_id, parse_json};
+pub use page::{ListResponse, decode_cursor, encode_cursor, page_request};

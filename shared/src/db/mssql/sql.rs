@@ -1,0 +1,361 @@
+//! T-SQL text of every statement. Parameter order: see `Stmt` (`@Pn` is the n-th, bound
+//! positionally by tiberius and sent through `sp_executesql`).
+//!
+//! Rules these strings follow, and why:
+//! * Tables are schema-qualified (`dbo.`): an unqualified name resolves per user, which
+//!   makes SQL Server compile and cache a separate plan per default schema.
+//! * `OUTPUT INSERTED.…` replaces SQLite's `RETURNING`; `SELECT TOP (@Pn) … ORDER BY`
+//!   replaces `LIMIT`.
+//! * A patch flag is a BIT parameter, so it is tested as `@Pn = 1`.
+//! * Literal predicates stay literal (`is_deleted = 0`, `status = 'active'`,
+//!   `is_active = 1`): SQL Server only matches a filtered index when the query's predicate
+//!   implies the index filter at compile time, which a parameter never does.
+//! * tiberius sends strings as NVARCHAR. Comparing a VARCHAR column with an NVARCHAR
+//!   parameter converts the *column* (NVARCHAR has the higher precedence), which turns an
+//!   index seek into a scan; so every such comparison casts the parameter to the column's
+//!   declared type instead. Assignments (SET, VALUES) need no cast.
+//! * No MERGE, no table hints, no SERIALIZABLE: Babelfish ignores hints, and every write
+//!   here is a single statement whose WHERE clause carries the condition it depends on.
+
+use crate::db::stmt::Stmt;
+
+pub fn sql(stmt: Stmt) -> &'static str {
+    match stmt {
+        Stmt::TenantEnsure => {
+            "INSERT INTO dbo.tenants (id, name, created_at) SELECT @P1, @P2, @P3 \
+             WHERE NOT EXISTS (SELECT 1 FROM dbo.tenants WHERE id = @P1)"
+        }
+        Stmt::UserEnsure => {
+            "INSERT INTO dbo.users (id, tenant_id, email, created_at) SELECT @P1, @P2, @P3, @P4 \
+             WHERE NOT EXISTS (SELECT 1 FROM dbo.users WHERE id = @P1)"
+        }
+
+        Stmt::ConnInsert => concat!(
+            "INSERT INTO dbo.cloud_connections (id, tenant_id, user_id, provider_type, provider_user_id, \
+             provider_user_email, encrypted_access_token, encrypted_refresh_token, token_expiry, scope, \
+             status, display_name, connection_metadata, created_at, updated_at) OUTPUT ",
+            connection_cols!(INSERTED),
+            " VALUES (@P1, @P2, @P3, @P4, @P5, @P6, @P7, @P8, @P9, @P10, @P11, @P12, @P13, @P14, @P14)"
+        ),
+        Stmt::ConnGet => concat!(
+            "SELECT ",
+            connection_cols!(),
+            " FROM dbo.cloud_connections WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        ),
+        Stmt::ConnList => concat!(
+            "SELECT TOP (@P3) ",
+            connection_cols!(),
+            " FROM dbo.cloud_connections WHERE tenant_id = @P1 AND is_deleted = 0 AND index_id > @P2 \
+             AND (@P4 IS NULL OR provider_type = CAST(@P4 AS VARCHAR(50))) \
+             AND (@P5 IS NULL OR status = CAST(@P5 AS VARCHAR(20))) \
+             AND (@P6 IS NULL OR user_id = @P6) ORDER BY index_id"
+        ),
+        Stmt::ConnUpdate => concat!(
+            "UPDATE dbo.cloud_connections SET \
+             display_name = CASE WHEN @P4 = 1 THEN @P5 ELSE display_name END, \
+             connection_metadata = CASE WHEN @P6 = 1 THEN @P7 ELSE connection_metadata END, \
+             status = CASE WHEN @P8 = 1 THEN @P9 ELSE status END, \
+             last_used_at = CASE WHEN @P10 = 1 THEN @P11 ELSE last_used_at END, \
+             last_sync_at = CASE WHEN @P12 = 1 THEN @P13 ELSE last_sync_at END, \
+             updated_at = @P3 OUTPUT ",
+            connection_cols!(INSERTED),
+            " WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        ),
+        Stmt::ConnSoftDelete => concat!(
+            "UPDATE dbo.cloud_connections SET is_deleted = 1, status = 'revoked', updated_at = @P3 OUTPUT ",
+            connection_cols!(INSERTED),
+            " WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        ),
+        Stmt::ConnSoftDeleteFolders => {
+            "UPDATE dbo.cloud_folders SET is_deleted = 1, updated_at = @P3 \
+             WHERE tenant_id = @P1 AND connection_id = @P2 AND is_deleted = 0"
+        }
+        Stmt::ConnCancelJobs => {
+            "UPDATE dbo.cloud_sync_jobs SET status = 'cancelled', completed_at = @P3, updated_at = @P3 \
+             WHERE tenant_id = @P1 AND is_deleted = 0 AND status IN ('pending', 'running') \
+             AND folder_id IN (SELECT id FROM dbo.cloud_folders WHERE tenant_id = @P1 AND connection_id = @P2)"
+        }
+        Stmt::ConnDeactivateLinks => {
+            "UPDATE dbo.cloud_shared_links SET is_active = 0, updated_at = @P3 \
+             WHERE tenant_id = @P1 AND is_active = 1 AND is_deleted = 0 \
+             AND (folder_id IN (SELECT id FROM dbo.cloud_folders WHERE tenant_id = @P1 AND connection_id = @P2) \
+             OR file_id IN (SELECT f.id FROM dbo.cloud_files f JOIN dbo.cloud_folders d \
+             ON d.tenant_id = f.tenant_id AND d.id = f.folder_id \
+             WHERE d.tenant_id = @P1 AND d.connection_id = @P2))"
+        }
+        Stmt::ConnTokenScan => concat!(
+            "SELECT TOP (@P2) ",
+            connection_cols!(),
+            " FROM dbo.cloud_connections WHERE status = 'active' AND token_expiry < @P1 AND is_deleted = 0 \
+             ORDER BY token_expiry, index_id"
+        ),
+        Stmt::ConnScanAll => concat!(
+            "SELECT TOP (@P2) ",
+            connection_cols!(),
+            " FROM dbo.cloud_connections WHERE index_id > @P1 ORDER BY index_id"
+        ),
+        Stmt::ConnSwapTokens => {
+            "UPDATE dbo.cloud_connections SET encrypted_access_token = @P4, \
+             encrypted_refresh_token = @P5, updated_at = @P6 \
+             WHERE tenant_id = @P1 AND id = @P2 AND encrypted_access_token = @P3"
+        }
+
+        Stmt::FolderInsert => concat!(
+            "INSERT INTO dbo.cloud_folders (id, tenant_id, connection_id, folder_name, provider_folder_id, \
+             folder_path, folder_type, is_default_export_folder, is_default_import_folder, \
+             auto_sync_enabled, sync_frequency_minutes, folder_permissions, created_at, updated_at) OUTPUT ",
+            folder_cols!(INSERTED),
+            " VALUES (@P1, @P2, @P3, @P4, @P5, @P6, @P7, @P8, @P9, @P10, @P11, @P12, @P13, @P13)"
+        ),
+        Stmt::FolderClearDefaultExport => {
+            "UPDATE dbo.cloud_folders SET is_default_export_folder = 0, updated_at = @P4 \
+             WHERE tenant_id = @P1 AND connection_id = @P2 AND is_default_export_folder = 1 \
+             AND is_deleted = 0 AND id <> @P3"
+        }
+        Stmt::FolderClearDefaultImport => {
+            "UPDATE dbo.cloud_folders SET is_default_import_folder = 0, updated_at = @P4 \
+             WHERE tenant_id = @P1 AND connection_id = @P2 AND is_default_import_folder = 1 \
+             AND is_deleted = 0 AND id <> @P3"
+        }
+        Stmt::FolderGet => concat!(
+            "SELECT ",
+            folder_cols!(),
+            " FROM dbo.cloud_folders WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        ),
+        Stmt::FolderList => concat!(
+            "SELECT TOP (@P3) ",
+            folder_cols!(),
+            " FROM dbo.cloud_folders WHERE tenant_id = @P1 AND is_deleted = 0 AND index_id > @P2 \
+             AND (@P4 IS NULL OR connection_id = @P4) \
+             AND (@P5 IS NULL OR folder_type = CAST(@P5 AS VARCHAR(50))) ORDER BY index_id"
+        ),
+        Stmt::FolderUpdate => concat!(
+            "UPDATE dbo.cloud_folders SET \
+             folder_name = CASE WHEN @P4 = 1 THEN @P5 ELSE folder_name END, \
+             folder_path = CASE WHEN @P6 = 1 THEN @P7 ELSE folder_path END, \
+             folder_type = CASE WHEN @P8 = 1 THEN @P9 ELSE folder_type END, \
+             is_default_export_folder = CASE WHEN @P10 = 1 THEN @P11 ELSE is_default_export_folder END, \
+             is_default_import_folder = CASE WHEN @P12 = 1 THEN @P13 ELSE is_default_import_folder END, \
+             auto_sync_enabled = CASE WHEN @P14 = 1 THEN @P15 ELSE auto_sync_enabled END, \
+             sync_frequency_minutes = CASE WHEN @P16 = 1 THEN @P17 ELSE sync_frequency_minutes END, \
+             folder_permissions = CASE WHEN @P18 = 1 THEN @P19 ELSE folder_permissions END, \
+             last_sync_at = CASE WHEN @P20 = 1 THEN @P21 ELSE last_sync_at END, \
+             updated_at = @P3 OUTPUT ",
+            folder_cols!(INSERTED),
+            " WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        ),
+        Stmt::FolderSoftDelete => concat!(
+            "UPDATE dbo.cloud_folders SET is_deleted = 1, updated_at = @P3 OUTPUT ",
+            folder_cols!(INSERTED),
+            " WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        ),
+        Stmt::FolderCancelJobs => {
+            "UPDATE dbo.cloud_sync_jobs SET status = 'cancelled', completed_at = @P3, updated_at = @P3 \
+             WHERE tenant_id = @P1 AND folder_id = @P2 AND is_deleted = 0 AND status IN ('pending', 'running')"
+        }
+        Stmt::FolderDeactivateLinks => {
+            "UPDATE dbo.cloud_shared_links SET is_active = 0, updated_at = @P3 \
+             WHERE tenant_id = @P1 AND is_active = 1 AND is_deleted = 0 \
+             AND (folder_id = @P2 OR file_id IN (SELECT id FROM dbo.cloud_files WHERE tenant_id = @P1 AND folder_id = @P2))"
+        }
+        Stmt::FolderDueScan => concat!(
+            "SELECT TOP (@P2) ",
+            folder_cols!(t),
+            " FROM dbo.cloud_folders t JOIN dbo.cloud_connections c ON c.tenant_id = t.tenant_id AND c.id = t.connection_id \
+             WHERE t.auto_sync_enabled = 1 AND t.is_deleted = 0 AND c.status = 'active' AND c.is_deleted = 0 \
+             AND (t.last_sync_at IS NULL OR t.last_sync_at <= DATEADD(MINUTE, -t.sync_frequency_minutes, @P1)) \
+             AND NOT EXISTS (SELECT 1 FROM dbo.cloud_sync_jobs j WHERE j.folder_id = t.id \
+             AND j.is_deleted = 0 AND j.status IN ('pending', 'running')) \
+             ORDER BY t.index_id"
+        ),
+
+        Stmt::JobInsert => concat!(
+            "INSERT INTO dbo.cloud_sync_jobs (id, tenant_id, folder_id, initiated_by_user_id, job_type, \
+             job_metadata, created_at, updated_at) OUTPUT ",
+            job_cols!(INSERTED),
+            " VALUES (@P1, @P2, @P3, @P4, @P5, @P6, @P7, @P7)"
+        ),
+        Stmt::JobGet => concat!(
+            "SELECT ",
+            job_cols!(),
+            " FROM dbo.cloud_sync_jobs WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        ),
+        Stmt::JobList => concat!(
+            "SELECT TOP (@P3) ",
+            job_cols!(),
+            " FROM dbo.cloud_sync_jobs WHERE tenant_id = @P1 AND is_deleted = 0 AND index_id > @P2 \
+             AND (@P4 IS NULL OR folder_id = @P4) \
+             AND (@P5 IS NULL OR status = CAST(@P5 AS VARCHAR(50))) ORDER BY index_id"
+        ),
+        // Every SET expression reads the row as it was before the UPDATE (as in SQLite), so
+        // `started_at IS NULL` sees the old value.
+        Stmt::JobUpdate => concat!(
+            "UPDATE dbo.cloud_sync_jobs SET status = @P5, \
+             started_at = CASE WHEN @P5 = 'running' AND started_at IS NULL THEN @P4 ELSE started_at END, \
+             completed_at = CASE WHEN @P5 IN ('completed', 'failed', 'cancelled') THEN @P4 ELSE completed_at END, \
+             progress_percentage = CASE WHEN @P6 = 1 THEN @P7 ELSE progress_percentage END, \
+             files_processed = CASE WHEN @P8 = 1 THEN @P9 ELSE files_processed END, \
+             files_total = CASE WHEN @P10 = 1 THEN @P11 ELSE files_total END, \
+             bytes_transferred = CASE WHEN @P12 = 1 THEN @P13 ELSE bytes_transferred END, \
+             error_message = CASE WHEN @P14 = 1 THEN @P15 ELSE error_message END, \
+             job_metadata = CASE WHEN @P16 = 1 THEN @P17 ELSE job_metadata END, \
+             updated_at = @P4 OUTPUT ",
+            job_cols!(INSERTED),
+            " WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0 AND status = CAST(@P3 AS VARCHAR(50))"
+        ),
+        Stmt::JobTouchFolder => {
+            "UPDATE dbo.cloud_folders SET last_sync_at = @P3, updated_at = @P3 \
+             WHERE tenant_id = @P1 AND id = @P2"
+        }
+        Stmt::JobTouchConnection => {
+            "UPDATE dbo.cloud_connections SET last_sync_at = @P3, updated_at = @P3 \
+             WHERE tenant_id = @P1 AND id = (SELECT connection_id FROM dbo.cloud_folders WHERE tenant_id = @P1 AND id = @P2)"
+        }
+        Stmt::JobSoftDelete => concat!(
+            "UPDATE dbo.cloud_sync_jobs SET is_deleted = 1, updated_at = @P3 OUTPUT ",
+            job_cols!(INSERTED),
+            " WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        ),
+        // index_id breaks ties between equal timestamps so a page is deterministic.
+        Stmt::JobPendingScan => concat!(
+            "SELECT TOP (@P1) ",
+            job_cols!(),
+            " FROM dbo.cloud_sync_jobs WHERE status = 'pending' AND is_deleted = 0 ORDER BY created_at, index_id"
+        ),
+        Stmt::JobStaleScan => concat!(
+            "SELECT TOP (@P2) ",
+            job_cols!(),
+            " FROM dbo.cloud_sync_jobs WHERE status = 'running' AND is_deleted = 0 AND updated_at < @P1 \
+             ORDER BY updated_at, index_id"
+        ),
+
+        Stmt::FileInsert => concat!(
+            "INSERT INTO dbo.cloud_files (id, tenant_id, folder_id, quodsi_file_type, quodsi_entity_id, \
+             provider_file_id, file_name, file_path, file_size_bytes, content_hash, mime_type, \
+             cloud_created_at, cloud_modified_at, last_synced_at, sync_status, upload_url, download_url, \
+             file_metadata, created_at, updated_at) OUTPUT ",
+            file_cols!(INSERTED),
+            " VALUES (@P1, @P2, @P3, @P4, @P5, @P6, @P7, @P8, @P9, @P10, @P11, @P12, @P13, @P14, @P15, \
+             @P16, @P17, @P18, @P19, @P19)"
+        ),
+        Stmt::FileGet => concat!(
+            "SELECT ",
+            file_cols!(),
+            " FROM dbo.cloud_files WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        ),
+        Stmt::FileList => concat!(
+            "SELECT TOP (@P3) ",
+            file_cols!(),
+            " FROM dbo.cloud_files WHERE tenant_id = @P1 AND is_deleted = 0 AND index_id > @P2 \
+             AND (@P4 IS NULL OR folder_id = @P4) \
+             AND (@P5 IS NULL OR quodsi_file_type = CAST(@P5 AS VARCHAR(50))) \
+             AND (@P6 IS NULL OR sync_status = CAST(@P6 AS VARCHAR(50))) \
+             AND (@P7 IS NULL OR quodsi_entity_id = @P7) ORDER BY index_id"
+        ),
+        Stmt::FileUpdate => concat!(
+            "UPDATE dbo.cloud_files SET \
+             file_name = CASE WHEN @P4 = 1 THEN @P5 ELSE file_name END, \
+             file_path = CASE WHEN @P6 = 1 THEN @P7 ELSE file_path END, \
+             file_size_bytes = CASE WHEN @P8 = 1 THEN @P9 ELSE file_size_bytes END, \
+             content_hash = CASE WHEN @P10 = 1 THEN @P11 ELSE content_hash END, \
+             mime_type = CASE WHEN @P12 = 1 THEN @P13 ELSE mime_type END, \
+             cloud_modified_at = CASE WHEN @P14 = 1 THEN @P15 ELSE cloud_modified_at END, \
+             last_synced_at = CASE WHEN @P16 = 1 THEN @P17 ELSE last_synced_at END, \
+             sync_status = CASE WHEN @P18 = 1 THEN @P19 ELSE sync_status END, \
+             upload_url = CASE WHEN @P20 = 1 THEN @P21 ELSE upload_url END, \
+             download_url = CASE WHEN @P22 = 1 THEN @P23 ELSE download_url END, \
+             file_metadata = CASE WHEN @P24 = 1 THEN @P25 ELSE file_metadata END, \
+             updated_at = @P3 OUTPUT ",
+            file_cols!(INSERTED),
+            " WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        ),
+        Stmt::FileSoftDelete => concat!(
+            "UPDATE dbo.cloud_files SET is_deleted = 1, updated_at = @P3 OUTPUT ",
+            file_cols!(INSERTED),
+            " WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        ),
+        Stmt::FileDeactivateLinks => {
+            "UPDATE dbo.cloud_shared_links SET is_active = 0, updated_at = @P3 \
+             WHERE tenant_id = @P1 AND file_id = @P2 AND is_active = 1 AND is_deleted = 0"
+        }
+
+        Stmt::LinkInsert => concat!(
+            "INSERT INTO dbo.cloud_shared_links (id, tenant_id, created_by_user_id, resource_type, file_id, \
+             folder_id, provider_share_id, share_url, share_type, password_protected, expires_at, \
+             created_at, updated_at) OUTPUT ",
+            link_cols!(INSERTED),
+            " VALUES (@P1, @P2, @P3, @P4, @P5, @P6, @P7, @P8, @P9, @P10, @P11, @P12, @P12)"
+        ),
+        Stmt::LinkGet => concat!(
+            "SELECT ",
+            link_cols!(),
+            " FROM dbo.cloud_shared_links WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        ),
+        Stmt::LinkGetPublic => {
+            concat!("SELECT ", link_cols!(), " FROM dbo.cloud_shared_links WHERE id = @P1 AND is_deleted = 0")
+        }
+        Stmt::LinkList => concat!(
+            "SELECT TOP (@P3) ",
+            link_cols!(),
+            " FROM dbo.cloud_shared_links WHERE tenant_id = @P1 AND is_deleted = 0 AND index_id > @P2 \
+             AND (@P4 IS NULL OR file_id = @P4) AND (@P5 IS NULL OR folder_id = @P5) \
+             AND (@P6 IS NULL OR is_active = @P6) ORDER BY index_id"
+        ),
+        Stmt::LinkRecordAccess => concat!(
+            "UPDATE dbo.cloud_shared_links SET access_count = access_count + 1, last_accessed_at = @P2, \
+             updated_at = @P2 OUTPUT ",
+            link_cols!(INSERTED),
+            " WHERE id = @P1 AND is_active = 1 AND is_deleted = 0 AND (expires_at IS NULL OR expires_at > @P2)"
+        ),
+        Stmt::LinkDeactivate => concat!(
+            "UPDATE dbo.cloud_shared_links SET is_active = 0, updated_at = @P3 OUTPUT ",
+            link_cols!(INSERTED),
+            " WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        ),
+        Stmt::LinkSoftDelete => concat!(
+            "UPDATE dbo.cloud_shared_links SET is_deleted = 1, is_active = 0, updated_at = @P3 OUTPUT ",
+            link_cols!(INSERTED),
+            " WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        ),
+        Stmt::LinkExpiredScan => concat!(
+            "SELECT TOP (@P2) ",
+            link_cols!(),
+            " FROM dbo.cloud_shared_links WHERE expires_at IS NOT NULL AND is_active = 1 AND expires_at <= @P1 \
+             AND is_deleted = 0 ORDER BY expires_at, index_id"
+        ),
+        Stmt::LinkExpire => {
+            "UPDATE dbo.cloud_shared_links SET is_active = 0, updated_at = @P2 \
+             WHERE id = @P1 AND is_active = 1 AND expires_at <= @P2"
+        }
+
+        Stmt::ErrorInsert => concat!(
+            "INSERT INTO dbo.cloud_sync_errors (id, tenant_id, sync_job_id, connection_id, file_id, error_type, \
+             error_code, error_message, stack_trace, error_metadata, created_at, updated_at) OUTPUT ",
+            error_cols!(INSERTED),
+            " VALUES (@P1, @P2, @P3, @P4, @P5, @P6, @P7, @P8, @P9, @P10, @P11, @P11)"
+        ),
+        Stmt::ErrorGet => concat!(
+            "SELECT ",
+            error_cols!(),
+            " FROM dbo.cloud_sync_errors WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        ),
+        Stmt::ErrorList => concat!(
+            "SELECT TOP (@P3) ",
+            error_cols!(),
+            " FROM dbo.cloud_sync_errors WHERE tenant_id = @P1 AND is_deleted = 0 AND index_id > @P2 \
+             AND (@P4 IS NULL OR connection_id = @P4) \
+             AND (@P5 IS NULL OR error_type = CAST(@P5 AS VARCHAR(50))) \
+             AND (@P6 = 0 OR resolved_at IS NULL) ORDER BY index_id"
+        ),
+        Stmt::ErrorResolve => concat!(
+            "UPDATE dbo.cloud_sync_errors SET resolved_at = @P4, resolution_notes = @P3, updated_at = @P4 OUTPUT ",
+            error_cols!(INSERTED),
+            " WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0 AND resolved_at IS NULL"
+        ),
+        Stmt::ErrorSoftDelete => concat!(
+            "UPDATE dbo.cloud_sync_errors SET is_deleted = 1, updated_at = @P3 OUTPUT ",
+            error_cols!(INSERTED),
+            " WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        ),
+    }
+}

@@ -1,0 +1,123 @@
+//! A real Secrets Manager emulator for tests: moto's server, from the repo's `.venv` (made by
+//! `scripts/test`), started on a free loopback port and killed on drop. With
+//! `QUODSI_MOTO_ENDPOINT` set, that server is used instead and nothing is started.
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const MOTO_ENDPOINT_ENV: &str = "QUODSI_MOTO_ENDPOINT";
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Moto {
+    endpoint: String,
+    child: Option<Child>,
+    _log: Option<tempfile::NamedTempFile>,
+}
+
+fn repo_root() -> PathBuf {
+    // shared/ is one level below the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the shared crate lives inside the repository").to_path_buf()
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("bound address").port()
+}
+
+impl Moto {
+    /// The emulator to test against; panics (fails the test) if it cannot be had.
+    pub fn start() -> Moto {
+        if let Ok(endpoint) = std::env::var(MOTO_ENDPOINT_ENV)
+            && !endpoint.trim().is_empty()
+        {
+            return Moto { endpoint: endpoint.trim().trim_end_matches('/').to_owned(), child: None, _log: None };
+        }
+        let bin = repo_root().join(".venv/bin/moto_server");
+        assert!(
+            bin.is_file(),
+            "{} is missing: run scripts/test to install the test tools (or set {MOTO_ENDPOINT_ENV})",
+            bin.display()
+        );
+        let log = tempfile::NamedTempFile::new().expect("temporary log file");
+        // A port found free may be taken before moto binds it; a few attempts cover that.
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let mut child = Command::new(&bin)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                // Cloned handles share one offset, so the two streams append, not overwrite.
+                .stdout(Stdio::from(log.as_file().try_clone().expect("log file")))
+                .stderr(Stdio::from(log.as_file().try_clone().expect("log file")))
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let deadline = Instant::now() + READY_TIMEOUT;
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    last_error = format!(
+                        "moto_server exited with {status}: {}",
+                        std::fs::read_to_string(log.path()).unwrap_or_default()
+                    );
+                    break;
+                }
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                    return Moto { endpoint: format!("http://{addr}"), child: Some(child), _log: Some(log) };
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "moto_server did not listen on {addr} within {READY_TIMEOUT:?}: {}",
+                        std::fs::read_to_string(log.path()).unwrap_or_default()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("could not start moto_server: {last_error}");
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// A client for the emulator with dummy credentials and an explicit region, set on the
+    /// SDK config rather than in the process environment.
+    pub fn client(&self) -> Client {
+        let conf = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new("test", "test", None, None, "moto-test"))
+            .build();
+        Client::from_conf(conf)
+    }
+
+    /// Creates a secret under a fresh name (servers given by QUODSI_MOTO_ENDPOINT are shared
+    /// between runs) and returns its ARN.
+    pub async fn create_secret(&self, prefix: &str, value: &str) -> String {
+        let out = self
+            .client()
+            .create_secret()
+            .name(format!("{prefix}-{}", uuid::Uuid::new_v4()))
+            .secret_string(value)
+            .send()
+            .await
+            .expect("create_secret on moto");
+        out.arn().expect("moto returns the ARN").to_owned()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
