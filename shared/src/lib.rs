@@ -1,8 +1,10 @@
 //! Common crate of the Quodsi cloud-connection functions: data access, crypto, provider
 //! clients and configuration.
 pub mod api;
+pub mod app;
 pub mod config;
 pub mod db;
+pub mod telemetry;
 pub mod vault;
 
 /// An error and its causes on one line ("a: b: c"), for logs and command-line messages.

@@ -1,6 +1,8 @@
 //! Test support shared by the end-to-end and conformance tests: tenants, users and valid
 //! rows of every table, created through the store.
 
+pub mod http;
+
 use chrono::{Duration, Utc};
 use shared::db::*;
 use uuid::Uuid;

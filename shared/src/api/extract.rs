@@ -98,3 +98,49 @@ fn form_urlencoded_parse(q: &str) -> form_urlencoded::Parse<'_> {
 pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::invalid_field("id", "must be a UUID"))
 }
+
+/// An optional JSON body: absent (no Content-Type and an empty body) is `None`; anything
+/// else must be valid JSON.
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::OptionalFromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        let declared_empty = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() == "0");
+        if req.headers().get(CONTENT_TYPE).is_none() {
+            let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await.map_err(|_| {
+                ApiError::bad_request("body_too_large", format!("the body must be at most {MAX_BODY_BYTES} bytes"))
+            })?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(None);
+            }
+            return Err(ApiError::UnsupportedMediaType(
+                "the body must be JSON (Content-Type: application/json)".into(),
+            ));
+        }
+        if declared_empty {
+            return Ok(None);
+        }
+        <JsonBody<T> as FromRequest<S>>::from_request(req, state).await.map(Some)
+    }
+}
+
+/// A free-text field: trimmed of nothing, refused when longer than `max_chars` characters
+/// (the column size) or when it holds a NUL, which SQL Server and SQLite treat differently.
+pub fn bounded_text(field: &'static str, value: String, max_chars: usize) -> Result<String, ApiError> {
+    if value.chars().count() > max_chars {
+        return Err(ApiError::invalid_field(field, format!("must be at most {max_chars} characters")));
+    }
+    if value.contains('\0') {
+        return Err(ApiError::invalid_field(field, "must not contain NUL characters"));
+    }
+    Ok(value)
+}
+
+/// The fallback of every router: an unknown path is a JSON 404, like an unknown id.
+pub async fn no_route() -> ApiError {
+    ApiError::NotFound
+}

@@ -8,5 +8,5 @@ mod page;
 
 pub use auth::{Caller, TenantClaim, VerifiedClaims};
 pub use error::ApiError;
-pub use extract::{JsonBody, MAX_BODY_BYTES, QueryParams, parse_id, parse_json};
+pub use extract::{JsonBody, MAX_BODY_BYTES, QueryParams, bounded_text, no_route, parse_id, parse_json};
 pub use page::{ListResponse, decode_cursor, encode_cursor, page_request};

@@ -1,0 +1,115 @@
+//! What every function builds once per cold start and borrows for each invocation: the
+//! configuration cache, the store, and the key material derived from the configuration.
+//!
+//! The derived values (vault, OAuth-state sealer) are rebuilt only when the configuration
+//! cache hands out a new document (after its TTL, when the secret was rotated), never per
+//! request: building a vault expands every AES key schedule.
+
+use std::sync::{Arc, Mutex};
+
+use secrecy::ExposeSecret;
+
+use crate::api::{ApiError, TenantClaim};
+use crate::config::{Config, ConfigCache, ConfigError};
+use crate::db::{DbError, Store};
+use crate::vault::{StateSealer, Vault};
+
+/// Why a function could not start. Printed once at cold start; carries no secret.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("database: {0}")]
+    Database(#[from] DbError),
+}
+
+/// The configuration in force and what is derived from it.
+#[derive(Debug)]
+pub struct Current {
+    pub config: Arc<Config>,
+    pub vault: Vault,
+    pub state_sealer: StateSealer,
+}
+
+impl Current {
+    fn derive(config: Arc<Config>) -> Current {
+        Current { vault: Vault::from_config(&config), state_sealer: StateSealer::from_config(&config), config }
+    }
+}
+
+/// The per-process context of a function.
+pub struct App {
+    pub store: Store,
+    config: ConfigCache,
+    /// Read at cold start: which JWT claim names the tenant. Changing it is a deploy.
+    tenant_claim: String,
+    current: Mutex<Arc<Current>>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("store", &self.store).field("tenant_claim", &self.tenant_claim).finish()
+    }
+}
+
+impl App {
+    /// The cold-start path: configuration from the environment (Secrets Manager in AWS, a file
+    /// or inline JSON locally), then the database it names. A bad configuration or an
+    /// unreachable database stops start-up with a message naming the problem.
+    pub async fn from_env() -> Result<App, StartupError> {
+        let cache = ConfigCache::from_env().await?;
+        App::from_cache(cache).await
+    }
+
+    /// Builds the context from a configuration cache, opening the database it names.
+    pub async fn from_cache(cache: ConfigCache) -> Result<App, StartupError> {
+        let config = cache.get().await?;
+        let store = crate::db::open(config.database_url.expose_secret()).await?;
+        Ok(App::new(store, cache, config))
+    }
+
+    /// Builds the context over an already open store (tests, the local server).
+    pub async fn with_store(store: Store, cache: ConfigCache) -> Result<App, StartupError> {
+        let config = cache.get().await?;
+        Ok(App::new(store, cache, config))
+    }
+
+    fn new(store: Store, cache: ConfigCache, config: Arc<Config>) -> App {
+        let tenant_claim = config.tenant_claim.clone();
+        App { store, config: cache, tenant_claim, current: Mutex::new(Arc::new(Current::derive(config))) }
+    }
+
+    /// The configuration in force, with its vault and state sealer; re-read after the
+    /// configuration's TTL.
+    pub async fn current(&self) -> Result<Arc<Current>, ConfigError> {
+        let config = self.config.get().await?;
+        let mut guard = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if !Arc::ptr_eq(&guard.config, &config) {
+            *guard = Arc::new(Current::derive(config));
+        }
+        Ok(Arc::clone(&guard))
+    }
+
+    /// [`App::current`] for HTTP handlers: a configuration that cannot be had is a 503.
+    pub async fn current_for_request(&self) -> Result<Arc<Current>, ApiError> {
+        self.current().await.map_err(|e| {
+            tracing::error!(error = %e, "configuration unavailable");
+            ApiError::Unavailable {
+                code: "configuration_unavailable",
+                message: "the service configuration cannot be read; try again shortly".into(),
+            }
+        })
+    }
+}
+
+impl TenantClaim for App {
+    fn tenant_claim(&self) -> &str {
+        &self.tenant_claim
+    }
+}
+
+impl<T: TenantClaim + ?Sized> TenantClaim for Arc<T> {
+    fn tenant_claim(&self) -> &str {
+        (**self).tenant_claim()
+    }
+}
