@@ -1,0 +1,96 @@
+//! `quodsi-local`: the local API on the embedded database.
+//!
+//! * `quodsi-local serve` — every HTTP function on 127.0.0.1:3000 (routes as in
+//!   template.yaml), timed functions on their schedules; files under `.local/`.
+//! * `quodsi-local token --tenant <uuid> --user <uuid>` — prints a bearer token for that
+//!   user and creates the tenant and user rows if missing.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use shared::app::App;
+use shared::config::{ConfigCache, ConfigSource, DEFAULT_TTL};
+use shared::db::{TenantId, UserId};
+
+#[derive(Parser)]
+#[command(about = "Quodsi cloud connections, run locally on an embedded SQLite database")]
+struct Cli {
+    /// Folder for the local configuration, keys and database.
+    #[arg(long, default_value = ".local", global = true)]
+    dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serves the HTTP API.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        addr: SocketAddr,
+    },
+    /// Prints a development bearer token, creating the tenant and user rows if missing.
+    Token {
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        #[arg(long)]
+        user: uuid::Uuid,
+        #[arg(long)]
+        email: Option<String>,
+        /// Lifetime in hours.
+        #[arg(long, default_value_t = 12)]
+        hours: i64,
+    },
+}
+
+async fn app(dir: &std::path::Path) -> Result<(Arc<App>, quodsi_local::DevAuth), String> {
+    let files = quodsi_local::setup::ensure(dir).map_err(|e| format!("cannot prepare {}: {e}", dir.display()))?;
+    let cache = ConfigCache::new(ConfigSource::File(files.config.clone()), DEFAULT_TTL);
+    let app =
+        App::from_cache(cache).await.map_err(|e| format!("{}: {}", files.config.display(), shared::error_chain(&e)))?;
+    let secret = quodsi_local::setup::read_jwt_secret(&files.jwt_secret).map_err(|e| e.to_string())?;
+    let claim = app.current().await.map_err(|e| e.to_string())?.config.tenant_claim.clone();
+    Ok((Arc::new(app), quodsi_local::DevAuth::new(secret, claim)))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("quodsi-local: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Token { tenant, user, email, hours } => {
+            let (app, auth) = app(&cli.dir).await?;
+            let (tenant, user) = (TenantId(tenant), UserId(user));
+            app.store.ensure_tenant(tenant, "local tenant").await.map_err(|e| shared::error_chain(&e))?;
+            app.store.ensure_user(user, tenant, email.as_deref()).await.map_err(|e| shared::error_chain(&e))?;
+            println!("{}", auth.sign(tenant.0, user.0, chrono::Duration::hours(hours)));
+            Ok(())
+        }
+        Command::Serve { addr } => {
+            shared::telemetry::init();
+            let (app, auth) = app(&cli.dir).await?;
+            let listener =
+                tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            tracing::info!(%addr, "local API listening");
+            eprintln!("quodsi-local: serving the API on http://{addr} (Ctrl-C stops)");
+            axum::serve(listener, quodsi_local::router(app, auth))
+                .with_graceful_shutdown(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The local run: its routes are template.yaml's, its authorizer lets through only tokens it
+//! signed, and it serves over real TCP.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use quodsi_local::{DevAuth, ROUTES};
+use serde_yaml_ng::Value;
+use shared::app::App;
+use shared::config::{ConfigCache, ConfigSource, DEFAULT_TTL};
+use testkit::Tenant;
+
+/// (function, method, path, public) of every HttpApi event in template.yaml.
+fn template_routes() -> BTreeSet<(String, String, String, bool)> {
+    let path = testkit::http::repo_root().join("template.yaml");
+    let doc: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut out = BTreeSet::new();
+    for (_, resource) in doc["Resources"].as_mapping().unwrap() {
+        if resource["Type"] != Value::from("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_owned();
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else { continue };
+        for (_, event) in events {
+            if event["Type"] != Value::from("HttpApi") {
+                continue;
+            }
+            let p = &event["Properties"];
+            let public = p["Auth"]["Authorizer"].as_str() == Some("NONE");
+            out.insert((
+                binary.clone(),
+                p["Method"].as_str().unwrap().to_owned(),
+                p["Path"].as_str().unwrap().to_owned(),
+                public,
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_local_routes_are_the_templates() {
+    let local: BTreeSet<_> =
+        ROUTES.iter().map(|r| (r.function.to_owned(), r.method.to_owned(), r.path.to_owned(), r.public)).collect();
+
+    let template = template_routes();
+
+    assert!(!template.is_empty());
+    let only_template: Vec<_> = template.difference(&local).collect();
+    let only_local: Vec<_> = local.difference(&template).collect();
+    assert!(
+        only_template.is_empty() && only_local.is_empty(),
+        "routes in template.yaml only: {only_template:?}\nroutes in the local run only: {only_local:?}"
+    );
+}
+
+async fn local_app(dir: &std::path::Path) -> (Arc<App>, DevAuth) {
+    let files = quodsi_local::setup::ensure(dir).unwrap();
+    let app = App::from_cache(ConfigCache::new(ConfigSource::File(files.config), DEFAULT_TTL)).await.unwrap();
+    let secret = quodsi_local::setup::read_jwt_secret(&files.jwt_secret).unwrap();
+    (Arc::new(app), DevAuth::new(secret, "tenant_id"))
+}
+
+#[tokio::test]
+async fn first_start_writes_private_files_and_a_second_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let first = quodsi_local::setup::ensure(dir.path()).unwrap();
+    let config = std::fs::read_to_string(&first.config).unwrap();
+    let again = quodsi_local::setup::ensure(dir.path()).unwrap();
+
+    assert_eq!(std::fs::read_to_string(&again.config).unwrap(), config, "never overwritten");
+    shared::config::Config::from_json(&config).expect("a valid configuration");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(&first.jwt_secret).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(&first.config).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[tokio::test]
+async fn serves_over_tcp_with_the_development_authorizer() {
+    // Arrange: the local server on a free loopback port.
+    let dir = tempfile::tempdir().unwrap();
+    let (app, auth) = local_app(dir.path()).await;
+    let tenant = Tenant::create(&app.store).await;
+    let token = auth.sign(tenant.id.0, tenant.user.0, chrono::Duration::minutes(5));
+    let expired = auth.sign(tenant.id.0, tenant.user.0, chrono::Duration::minutes(-5));
+    let foreign = DevAuth::new(vec![7; 32], "tenant_id").sign(tenant.id.0, tenant.user.0, chrono::Duration::minutes(5));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(axum::serve(listener, quodsi_local::router(app, auth)).into_future());
+    let http = reqwest::Client::new();
+    let get = |bearer: Option<String>| {
+        let mut req = http.get(format!("{base}/sync-errors?limit=5"));
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        req.send()
+    };
+
+    // Act
+    let ok = get(Some(token)).await.unwrap();
+    let ok_status = ok.status().as_u16();
+    let ok_body: serde_json::Value = ok.json().await.unwrap();
+    let missing = get(None).await.unwrap().status().as_u16();
+    let stale = get(Some(expired)).await.unwrap().status().as_u16();
+    let forged = get(Some(foreign)).await.unwrap().status().as_u16();
+    let unknown = http.get(format!("{base}/nope")).send().await.unwrap().status().as_u16();
+    server.abort();
+
+    // Assert
+    assert_eq!(ok_status, 200, "{ok_body}");
+    assert_eq!(ok_body["items"], serde_json::json!([]));
+    assert_eq!((missing, stale, forged), (401, 401, 401));
+    assert_eq!(unknown, 404);
+}
