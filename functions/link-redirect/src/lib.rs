@@ -1,0 +1,53 @@
+//! The public redirect behind shared links: `GET /links/{id}`. It runs without the JWT
+//! authorizer, so it reads no claims and answers only by the link id.
+//!
+//! An active, unexpired link counts the access (access_count and last_accessed_at, in the
+//! same UPDATE that checks it is still live, so concurrent visits are all counted) and
+//! answers 302 to the provider's share_url. A link that is deactivated or expired is 410
+//! Gone; a deleted link or an id that never named one is 404. A malformed id is 400.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use shared::api::{ApiError, parse_id};
+use shared::app::App;
+use shared::db::DbError;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new().route("/links/{id}", get(follow)).fallback(shared::api::no_route).with_state(app)
+}
+
+async fn follow(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let link = match app.store.record_link_access(id).await {
+        Ok(link) => link,
+        Err(DbError::NotFound) => return Err(gone_or_unknown(&app, id).await),
+        Err(e) => return Err(e.into()),
+    };
+    let location = HeaderValue::from_str(&link.share_url).map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, location),
+            // A cached redirect would skip this function and so the count; and the link id
+            // is the only secret of a public link, so it must not leak through Referer.
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        ],
+    )
+        .into_response())
+}
+
+/// Tells a turned-off link (410) from an unknown or deleted one (404); either way nothing
+/// is redirected.
+async fn gone_or_unknown(app: &App, id: uuid::Uuid) -> ApiError {
+    match app.store.get_link_public(id).await {
+        Ok(_) => ApiError::Gone("this shared link has expired or was turned off".into()),
+        Err(DbError::NotFound) => ApiError::NotFound,
+        Err(e) => e.into(),
+    }
+}
