@@ -35,7 +35,7 @@ pub trait TokenRowStore {
 }
 
 /// Counts of one rotation run. `scanned` is the sum of the four outcomes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RotationReport {
     pub scanned: u64,
     /// Rewritten under the active key.
