@@ -46,3 +46,7 @@ define_columns!(error_cols:
     id, index_id, tenant_id, created_at, updated_at, is_deleted,
     sync_job_id, connection_id, file_id, error_type, error_code, error_message, stack_trace,
     retry_count, resolved_at, resolution_notes, error_metadata);
+
+// The token-refresh bookkeeping added by migration V2, read after connection_cols.
+define_columns!(refresh_cols:
+    token_refreshed_at, refresh_not_before, refresh_failures, refresh_error_id);

@@ -434,3 +434,46 @@ pub struct SyncErrorFilter {
     /// Only errors with no resolved_at.
     pub unresolved: bool,
 }
+
+// ---- scheduled functions --------------------------------------------------------------
+
+/// A connection with the token-refresh bookkeeping of migration V2 (see
+/// `migrations/mssql/V2__scheduler_columns.sql`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshCandidate {
+    pub connection: Connection,
+    pub token_refreshed_at: Option<DateTime<Utc>>,
+    /// No attempt before this time: the lease of the invocation refreshing it, or the backoff.
+    pub refresh_not_before: Option<DateTime<Utc>>,
+    pub refresh_failures: i32,
+    /// The open error row of the current failure episode.
+    pub refresh_error_id: Option<Uuid>,
+}
+
+/// Tokens a refresh returned, already encrypted by the vault. `encrypted_refresh_token: None`
+/// keeps the stored refresh token.
+#[derive(Clone)]
+pub struct RefreshedTokens {
+    pub encrypted_access_token: Vec<u8>,
+    pub encrypted_refresh_token: Option<Vec<u8>>,
+    pub token_expiry: DateTime<Utc>,
+    pub scope: Option<String>,
+}
+
+impl fmt::Debug for RefreshedTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshedTokens")
+            .field("encrypted_refresh_token", &self.encrypted_refresh_token.as_ref().map(|_| "[redacted]"))
+            .field("token_expiry", &self.token_expiry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What recording a failed refresh did to the error rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureRecord {
+    /// The episode's open error row counted one more retry.
+    Bumped(Uuid),
+    /// A new episode: a new error row.
+    Opened(Uuid),
+}

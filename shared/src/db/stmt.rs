@@ -62,6 +62,26 @@ statements! {
     ConnScanAll => true,
     /// tenant_id, id, expected_access, access, refresh, now — compare-and-swap of the tokens
     ConnSwapTokens => false,
+    /// before, now, limit — active, live connections whose token expires before `before` and
+    /// whose refresh is not held off (lease or backoff) past `now`; with the refresh columns
+    ConnRefreshDueScan => true,
+    /// cutoff, now, limit — active, live connections last refreshed at or before `cutoff`
+    ConnKeepAliveScan => true,
+    /// cutoff, now, limit — active, live connections never refreshed, created at or before `cutoff`
+    ConnKeepAliveNewScan => true,
+    /// tenant_id, id, expected_access, now, lease_until — claims the refresh of a connection
+    /// still holding the access token that was read, unless held off; returns it
+    ConnRefreshClaim => true,
+    /// tenant_id, id, now, access, patch(refresh), token_expiry, patch(scope) — stores
+    /// refreshed tokens and clears the lease, backoff and open error
+    ConnRefreshStore => false,
+    /// tenant_id, id, now, status — ends refreshing an active connection (expired / revoked)
+    ConnRefreshEnd => false,
+    /// tenant_id, id, now, not_before — releases the claim, holding refreshes off until `not_before`
+    ConnRefreshRelease => false,
+    /// tenant_id, id, now, not_before, error_id — records a failed attempt: backoff, failure
+    /// count, the open error of the episode
+    ConnRefreshFailed => false,
 
     /// id, tenant_id, connection_id, folder_name, provider_folder_id, folder_path, folder_type,
     /// is_default_export_folder, is_default_import_folder, auto_sync_enabled,
@@ -86,9 +106,13 @@ statements! {
     FolderCancelJobs => false,
     /// tenant_id, folder_id, now — deactivates links to the folder and its files
     FolderDeactivateLinks => false,
-    /// now, limit — live auto-sync folders of active connections that are due and have no
-    /// live job
+    /// after — the smallest sync_frequency_minutes above `after` among live auto-sync folders
+    FolderNextFrequency => true,
+    /// cutoff, frequency, limit — live auto-sync folders of active connections with this
+    /// frequency, last synced at or before `cutoff`, that have no live job
     FolderDueScan => true,
+    /// frequency, limit — as FolderDueScan for folders never synced
+    FolderNeverSyncedScan => true,
 
     /// id, tenant_id, folder_id, initiated_by_user_id, job_type, job_metadata, now
     JobInsert => true,
@@ -110,6 +134,9 @@ statements! {
     JobPendingScan => true,
     /// updated_before, limit — running jobs of every tenant not updated since `updated_before`
     JobStaleScan => true,
+    /// tenant_id, id, updated_before, now, error_message — fails a running job not updated since
+    /// `updated_before`; returns it
+    JobFailStale => true,
 
     /// id, tenant_id, folder_id, quodsi_file_type, quodsi_entity_id, provider_file_id,
     /// file_name, file_path, file_size_bytes, content_hash, mime_type, cloud_created_at,
@@ -148,6 +175,9 @@ statements! {
     LinkExpiredScan => true,
     /// id, now — deactivates the link if it is still active and expired
     LinkExpire => false,
+    /// now, limit — deactivates up to `limit` active links whose expires_at has passed and
+    /// returns them (each row to one caller only)
+    LinkExpireBatch => true,
 
     /// id, tenant_id, sync_job_id, connection_id, file_id, error_type, error_code,
     /// error_message, stack_trace, error_metadata, now
@@ -160,6 +190,9 @@ statements! {
     ErrorResolve => true,
     /// tenant_id, id, now
     ErrorSoftDelete => true,
+    /// tenant_id, id, now, error_type, error_code, error_message — counts one more failure on
+    /// an open error (retry_count + 1)
+    ErrorBump => false,
 }
 
 #[cfg(test)]

@@ -15,6 +15,9 @@ use super::model::*;
 use super::stmt::Stmt;
 use super::value::{FromRow, Value, opt, patch, patch_some};
 
+// The scans and claims of the scheduled functions (token refresh, auto-sync, link expiry).
+mod scheduled;
+
 type Clock = dyn Fn() -> DateTime<Utc> + Send + Sync;
 
 /// The data layer. Cheap to clone; built once per cold start and shared.
@@ -350,12 +353,6 @@ impl Store {
             0,
         )
         .await
-    }
-
-    /// Live auto-sync folders of active connections whose last sync is older than their
-    /// frequency (or never happened) and that have no pending or running job.
-    pub async fn scan_folders_due(&self, now: DateTime<Utc>, limit: u16) -> DbResult<Vec<Folder>> {
-        self.all(Stmt::FolderDueScan, vec![now.into(), Value::I64(i64::from(limit))]).await
     }
 
     // ---- sync jobs --------------------------------------------------------------------

@@ -99,6 +99,62 @@ pub fn sql(stmt: Stmt) -> &'static str {
              encrypted_refresh_token = @P5, updated_at = @P6 \
              WHERE tenant_id = @P1 AND id = @P2 AND encrypted_access_token = @P3"
         }
+        Stmt::ConnRefreshDueScan => concat!(
+            "SELECT TOP (@P3) ",
+            connection_cols!(),
+            ", ",
+            refresh_cols!(),
+            " FROM dbo.cloud_connections WHERE status = 'active' AND token_expiry < @P1 AND is_deleted = 0 \
+             AND (refresh_not_before IS NULL OR refresh_not_before <= @P2) ORDER BY token_expiry, index_id"
+        ),
+        Stmt::ConnKeepAliveScan => concat!(
+            "SELECT TOP (@P3) ",
+            connection_cols!(),
+            ", ",
+            refresh_cols!(),
+            " FROM dbo.cloud_connections WHERE status = 'active' AND is_deleted = 0 AND token_refreshed_at <= @P1 \
+             AND (refresh_not_before IS NULL OR refresh_not_before <= @P2) ORDER BY token_refreshed_at, index_id"
+        ),
+        Stmt::ConnKeepAliveNewScan => concat!(
+            "SELECT TOP (@P3) ",
+            connection_cols!(),
+            ", ",
+            refresh_cols!(),
+            " FROM dbo.cloud_connections WHERE status = 'active' AND is_deleted = 0 AND token_refreshed_at IS NULL \
+             AND created_at <= @P1 AND (refresh_not_before IS NULL OR refresh_not_before <= @P2) \
+             ORDER BY created_at, index_id"
+        ),
+        // The claim compares the access-token ciphertext that was read: every token write
+        // re-encrypts it under a fresh nonce, so it changes whenever anyone refreshed (or
+        // re-keyed) the row since.
+        Stmt::ConnRefreshClaim => concat!(
+            "UPDATE dbo.cloud_connections SET refresh_not_before = @P5, updated_at = @P4 OUTPUT ",
+            connection_cols!(INSERTED),
+            ", ",
+            refresh_cols!(INSERTED),
+            " WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0 AND status = 'active' \
+             AND encrypted_access_token = @P3 AND (refresh_not_before IS NULL OR refresh_not_before <= @P4)"
+        ),
+        Stmt::ConnRefreshStore => {
+            "UPDATE dbo.cloud_connections SET encrypted_access_token = @P4, \
+             encrypted_refresh_token = CASE WHEN @P5 = 1 THEN @P6 ELSE encrypted_refresh_token END, \
+             token_expiry = @P7, scope = CASE WHEN @P8 = 1 THEN @P9 ELSE scope END, token_refreshed_at = @P3, \
+             refresh_not_before = NULL, refresh_failures = 0, refresh_error_id = NULL, updated_at = @P3 \
+             WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        }
+        Stmt::ConnRefreshEnd => {
+            "UPDATE dbo.cloud_connections SET status = @P4, refresh_not_before = NULL, refresh_failures = 0, \
+             refresh_error_id = NULL, updated_at = @P3 \
+             WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0 AND status = 'active'"
+        }
+        Stmt::ConnRefreshRelease => {
+            "UPDATE dbo.cloud_connections SET refresh_not_before = @P4, updated_at = @P3 \
+             WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        }
+        Stmt::ConnRefreshFailed => {
+            "UPDATE dbo.cloud_connections SET refresh_not_before = @P4, refresh_failures = refresh_failures + 1, \
+             refresh_error_id = @P5, updated_at = @P3 WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        }
 
         Stmt::FolderInsert => concat!(
             "INSERT INTO dbo.cloud_folders (id, tenant_id, connection_id, folder_name, provider_folder_id, \
@@ -158,12 +214,26 @@ pub fn sql(stmt: Stmt) -> &'static str {
              WHERE tenant_id = @P1 AND is_active = 1 AND is_deleted = 0 \
              AND (folder_id = @P2 OR file_id IN (SELECT id FROM dbo.cloud_files WHERE tenant_id = @P1 AND folder_id = @P2))"
         }
+        Stmt::FolderNextFrequency => {
+            "SELECT TOP (1) sync_frequency_minutes FROM dbo.cloud_folders WHERE auto_sync_enabled = 1 \
+             AND is_deleted = 0 AND sync_frequency_minutes > @P1 ORDER BY sync_frequency_minutes"
+        }
         Stmt::FolderDueScan => concat!(
+            "SELECT TOP (@P3) ",
+            folder_cols!(t),
+            " FROM dbo.cloud_folders t JOIN dbo.cloud_connections c ON c.tenant_id = t.tenant_id AND c.id = t.connection_id \
+             WHERE t.auto_sync_enabled = 1 AND t.is_deleted = 0 AND t.sync_frequency_minutes = @P2 \
+             AND t.last_sync_at <= @P1 AND c.status = 'active' AND c.is_deleted = 0 \
+             AND NOT EXISTS (SELECT 1 FROM dbo.cloud_sync_jobs j WHERE j.folder_id = t.id \
+             AND j.is_deleted = 0 AND j.status IN ('pending', 'running')) \
+             ORDER BY t.last_sync_at, t.index_id"
+        ),
+        Stmt::FolderNeverSyncedScan => concat!(
             "SELECT TOP (@P2) ",
             folder_cols!(t),
             " FROM dbo.cloud_folders t JOIN dbo.cloud_connections c ON c.tenant_id = t.tenant_id AND c.id = t.connection_id \
-             WHERE t.auto_sync_enabled = 1 AND t.is_deleted = 0 AND c.status = 'active' AND c.is_deleted = 0 \
-             AND (t.last_sync_at IS NULL OR t.last_sync_at <= DATEADD(MINUTE, -t.sync_frequency_minutes, @P1)) \
+             WHERE t.auto_sync_enabled = 1 AND t.is_deleted = 0 AND t.sync_frequency_minutes = @P1 \
+             AND t.last_sync_at IS NULL AND c.status = 'active' AND c.is_deleted = 0 \
              AND NOT EXISTS (SELECT 1 FROM dbo.cloud_sync_jobs j WHERE j.folder_id = t.id \
              AND j.is_deleted = 0 AND j.status IN ('pending', 'running')) \
              ORDER BY t.index_id"
@@ -227,6 +297,12 @@ pub fn sql(stmt: Stmt) -> &'static str {
             job_cols!(),
             " FROM dbo.cloud_sync_jobs WHERE status = 'running' AND is_deleted = 0 AND updated_at < @P1 \
              ORDER BY updated_at, index_id"
+        ),
+        Stmt::JobFailStale => concat!(
+            "UPDATE dbo.cloud_sync_jobs SET status = 'failed', completed_at = @P4, error_message = @P5, \
+             updated_at = @P4 OUTPUT ",
+            job_cols!(INSERTED),
+            " WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0 AND status = 'running' AND updated_at < @P3"
         ),
 
         Stmt::FileInsert => concat!(
@@ -327,6 +403,15 @@ pub fn sql(stmt: Stmt) -> &'static str {
             "UPDATE dbo.cloud_shared_links SET is_active = 0, updated_at = @P2 \
              WHERE id = @P1 AND is_active = 1 AND expires_at <= @P2"
         }
+        // The outer `is_active = 1` is evaluated again on the row the UPDATE locks, so of two
+        // overlapping runs that picked the same ids only one deactivates (and outputs) each.
+        Stmt::LinkExpireBatch => concat!(
+            "UPDATE dbo.cloud_shared_links SET is_active = 0, updated_at = @P1 OUTPUT ",
+            link_cols!(INSERTED),
+            " WHERE is_active = 1 AND id IN (SELECT TOP (@P2) id FROM dbo.cloud_shared_links \
+             WHERE expires_at IS NOT NULL AND is_active = 1 AND expires_at <= @P1 AND is_deleted = 0 \
+             ORDER BY expires_at, index_id)"
+        ),
 
         Stmt::ErrorInsert => concat!(
             "INSERT INTO dbo.cloud_sync_errors (id, tenant_id, sync_job_id, connection_id, file_id, error_type, \
@@ -357,5 +442,10 @@ pub fn sql(stmt: Stmt) -> &'static str {
             error_cols!(INSERTED),
             " WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
         ),
+        Stmt::ErrorBump => {
+            "UPDATE dbo.cloud_sync_errors SET retry_count = retry_count + 1, error_type = @P4, error_code = @P5, \
+             error_message = @P6, updated_at = @P3 \
+             WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0 AND resolved_at IS NULL"
+        }
     }
 }

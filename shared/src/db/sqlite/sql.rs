@@ -2,14 +2,6 @@
 
 use crate::db::stmt::Stmt;
 
-/// SQLite's form of "now" for column defaults and date arithmetic: fixed width, microsecond
-/// digits (the last three always zero when SQLite computes it).
-macro_rules! ts {
-    ($e:literal) => {
-        concat!("strftime('%Y-%m-%d %H:%M:%f000', ", $e, ")")
-    };
-}
-
 pub fn sql(stmt: Stmt) -> &'static str {
     match stmt {
         Stmt::TenantEnsure => {
@@ -89,6 +81,59 @@ pub fn sql(stmt: Stmt) -> &'static str {
              encrypted_refresh_token = ?5, updated_at = ?6 \
              WHERE tenant_id = ?1 AND id = ?2 AND encrypted_access_token = ?3"
         }
+        Stmt::ConnRefreshDueScan => concat!(
+            "SELECT ",
+            connection_cols!(),
+            ", ",
+            refresh_cols!(),
+            " FROM cloud_connections WHERE status = 'active' AND token_expiry < ?1 AND is_deleted = 0 \
+             AND (refresh_not_before IS NULL OR refresh_not_before <= ?2) ORDER BY token_expiry LIMIT ?3"
+        ),
+        Stmt::ConnKeepAliveScan => concat!(
+            "SELECT ",
+            connection_cols!(),
+            ", ",
+            refresh_cols!(),
+            " FROM cloud_connections WHERE status = 'active' AND is_deleted = 0 AND token_refreshed_at <= ?1 \
+             AND (refresh_not_before IS NULL OR refresh_not_before <= ?2) ORDER BY token_refreshed_at LIMIT ?3"
+        ),
+        Stmt::ConnKeepAliveNewScan => concat!(
+            "SELECT ",
+            connection_cols!(),
+            ", ",
+            refresh_cols!(),
+            " FROM cloud_connections WHERE status = 'active' AND is_deleted = 0 AND token_refreshed_at IS NULL \
+             AND created_at <= ?1 AND (refresh_not_before IS NULL OR refresh_not_before <= ?2) \
+             ORDER BY created_at LIMIT ?3"
+        ),
+        Stmt::ConnRefreshClaim => concat!(
+            "UPDATE cloud_connections SET refresh_not_before = ?5, updated_at = ?4 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 AND status = 'active' \
+             AND encrypted_access_token = ?3 AND (refresh_not_before IS NULL OR refresh_not_before <= ?4) RETURNING ",
+            connection_cols!(),
+            ", ",
+            refresh_cols!()
+        ),
+        Stmt::ConnRefreshStore => {
+            "UPDATE cloud_connections SET encrypted_access_token = ?4, \
+             encrypted_refresh_token = CASE WHEN ?5 THEN ?6 ELSE encrypted_refresh_token END, \
+             token_expiry = ?7, scope = CASE WHEN ?8 THEN ?9 ELSE scope END, token_refreshed_at = ?3, \
+             refresh_not_before = NULL, refresh_failures = 0, refresh_error_id = NULL, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
+        }
+        Stmt::ConnRefreshEnd => {
+            "UPDATE cloud_connections SET status = ?4, refresh_not_before = NULL, refresh_failures = 0, \
+             refresh_error_id = NULL, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 AND status = 'active'"
+        }
+        Stmt::ConnRefreshRelease => {
+            "UPDATE cloud_connections SET refresh_not_before = ?4, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
+        }
+        Stmt::ConnRefreshFailed => {
+            "UPDATE cloud_connections SET refresh_not_before = ?4, refresh_failures = refresh_failures + 1, \
+             refresh_error_id = ?5, updated_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
+        }
 
         Stmt::FolderInsert => concat!(
             "INSERT INTO cloud_folders (id, tenant_id, connection_id, folder_name, provider_folder_id, \
@@ -148,14 +193,27 @@ pub fn sql(stmt: Stmt) -> &'static str {
              WHERE tenant_id = ?1 AND is_active = 1 AND is_deleted = 0 \
              AND (folder_id = ?2 OR file_id IN (SELECT id FROM cloud_files WHERE tenant_id = ?1 AND folder_id = ?2))"
         }
+        Stmt::FolderNextFrequency => {
+            "SELECT sync_frequency_minutes FROM cloud_folders WHERE auto_sync_enabled = 1 AND is_deleted = 0 \
+             AND sync_frequency_minutes > ?1 ORDER BY sync_frequency_minutes LIMIT 1"
+        }
         Stmt::FolderDueScan => concat!(
             "SELECT ",
             folder_cols!(t),
             " FROM cloud_folders t JOIN cloud_connections c ON c.tenant_id = t.tenant_id AND c.id = t.connection_id \
-             WHERE t.auto_sync_enabled = 1 AND t.is_deleted = 0 AND c.status = 'active' AND c.is_deleted = 0 \
-             AND (t.last_sync_at IS NULL OR t.last_sync_at <= ",
-            ts!("?1, '-' || t.sync_frequency_minutes || ' minutes'"),
-            ") AND NOT EXISTS (SELECT 1 FROM cloud_sync_jobs j WHERE j.folder_id = t.id \
+             WHERE t.auto_sync_enabled = 1 AND t.is_deleted = 0 AND t.sync_frequency_minutes = ?2 \
+             AND t.last_sync_at <= ?1 AND c.status = 'active' AND c.is_deleted = 0 \
+             AND NOT EXISTS (SELECT 1 FROM cloud_sync_jobs j WHERE j.folder_id = t.id \
+             AND j.is_deleted = 0 AND j.status IN ('pending', 'running')) \
+             ORDER BY t.last_sync_at LIMIT ?3"
+        ),
+        Stmt::FolderNeverSyncedScan => concat!(
+            "SELECT ",
+            folder_cols!(t),
+            " FROM cloud_folders t JOIN cloud_connections c ON c.tenant_id = t.tenant_id AND c.id = t.connection_id \
+             WHERE t.auto_sync_enabled = 1 AND t.is_deleted = 0 AND t.sync_frequency_minutes = ?1 \
+             AND t.last_sync_at IS NULL AND c.status = 'active' AND c.is_deleted = 0 \
+             AND NOT EXISTS (SELECT 1 FROM cloud_sync_jobs j WHERE j.folder_id = t.id \
              AND j.is_deleted = 0 AND j.status IN ('pending', 'running')) \
              ORDER BY t.index_id LIMIT ?2"
         ),
@@ -212,6 +270,12 @@ pub fn sql(stmt: Stmt) -> &'static str {
             job_cols!(),
             " FROM cloud_sync_jobs WHERE status = 'running' AND is_deleted = 0 AND updated_at < ?1 \
              ORDER BY updated_at LIMIT ?2"
+        ),
+        Stmt::JobFailStale => concat!(
+            "UPDATE cloud_sync_jobs SET status = 'failed', completed_at = ?4, error_message = ?5, updated_at = ?4 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 AND status = 'running' AND updated_at < ?3 \
+             RETURNING ",
+            job_cols!()
         ),
 
         Stmt::FileInsert => concat!(
@@ -309,6 +373,12 @@ pub fn sql(stmt: Stmt) -> &'static str {
             "UPDATE cloud_shared_links SET is_active = 0, updated_at = ?2 \
              WHERE id = ?1 AND is_active = 1 AND expires_at <= ?2"
         }
+        Stmt::LinkExpireBatch => concat!(
+            "UPDATE cloud_shared_links SET is_active = 0, updated_at = ?1 WHERE is_active = 1 AND id IN \
+             (SELECT id FROM cloud_shared_links WHERE expires_at IS NOT NULL AND is_active = 1 AND expires_at <= ?1 \
+             AND is_deleted = 0 ORDER BY expires_at LIMIT ?2) RETURNING ",
+            link_cols!()
+        ),
 
         Stmt::ErrorInsert => concat!(
             "INSERT INTO cloud_sync_errors (id, tenant_id, sync_job_id, connection_id, file_id, error_type, \
@@ -338,5 +408,10 @@ pub fn sql(stmt: Stmt) -> &'static str {
              WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 RETURNING ",
             error_cols!()
         ),
+        Stmt::ErrorBump => {
+            "UPDATE cloud_sync_errors SET retry_count = retry_count + 1, error_type = ?4, error_code = ?5, \
+             error_message = ?6, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 AND resolved_at IS NULL"
+        }
     }
 }
