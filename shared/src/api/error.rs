@@ -18,6 +18,10 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("not found")]
     NotFound,
+    /// An id in the body or query that names nothing the caller can see: a 404 like an
+    /// unknown path id, naming the field so the client knows which id.
+    #[error("{field}: not found")]
+    NotFoundField { field: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String, field: Option<String> },
     #[error("{0}")]
@@ -34,17 +38,22 @@ pub enum ApiError {
     Internal(#[source] BoxError),
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
-    error: Body<'a>,
+/// The body of every error response. Public so the OpenAPI document describes the very type
+/// that is rendered.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    code: &'a str,
-    message: String,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Machine-readable reason, e.g. `invalid_field`, `not_found`, `conflict`, `invalid_state`.
+    pub code: String,
+    /// A sentence for a human.
+    pub message: String,
+    /// The request field (body, query or path) at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -61,6 +70,10 @@ impl ApiError {
         }
     }
 
+    pub fn not_found_field(field: impl Into<String>) -> ApiError {
+        ApiError::NotFoundField { field: field.into() }
+    }
+
     pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::Conflict { code, message: message.into(), field: None }
     }
@@ -73,7 +86,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::NotFoundField { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -90,6 +103,7 @@ impl ApiError {
             }
             ApiError::Unauthorized(m) => ("unauthorized", m.clone(), None),
             ApiError::NotFound => ("not_found", "no such resource".to_owned(), None),
+            ApiError::NotFoundField { field } => ("not_found", format!("{field}: no such resource"), Some(field)),
             ApiError::Gone(m) => ("gone", m.clone(), None),
             ApiError::UnsupportedMediaType(m) => ("unsupported_media_type", m.clone(), None),
             ApiError::Unavailable { code, message } | ApiError::BadGateway { code, message } => {
@@ -111,7 +125,8 @@ impl IntoResponse for ApiError {
             tracing::info!(status = status.as_u16(), error = %self, "request rejected");
         }
         let (code, message, field) = self.parts();
-        (status, Json(Envelope { error: Body { code, message, field } })).into_response()
+        let error = ErrorBody { code: code.to_owned(), message, field: field.map(str::to_owned) };
+        (status, Json(ErrorEnvelope { error })).into_response()
     }
 }
 

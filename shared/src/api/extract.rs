@@ -53,11 +53,20 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
         if inner.is_syntax() || inner.is_eof() {
             ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {inner}"))
         } else if path == "." {
-            ApiError::bad_request("invalid_body", inner.to_string())
+            // serde reports a missing field at the enclosing object; the client needs its name.
+            let message = strip_position(&inner.to_string());
+            match missing_field(&message) {
+                Some(field) => ApiError::invalid_field(field.to_owned(), "is required"),
+                None => ApiError::bad_request("invalid_body", message),
+            }
         } else {
             ApiError::invalid_field(path, strip_position(&inner.to_string()))
         }
     })
+}
+
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.strip_suffix('`')
 }
 
 /// serde_json appends " at line 1 column 42"; the field name says more.

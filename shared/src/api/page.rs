@@ -36,7 +36,8 @@ pub fn page_request(limit: Option<u16>, cursor: Option<&str>) -> Result<PageRequ
     Ok(PageRequest { after, limit })
 }
 
-#[derive(Debug, Serialize)]
+/// One page of a list; pass `next_cursor` back as `cursor` for the next page (null: no more).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ListResponse<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,

@@ -53,6 +53,20 @@ macro_rules! string_enum {
                 s.parse().map_err(serde::de::Error::custom)
             }
         }
+
+        // Written by hand because serde is implemented by hand: the document lists exactly
+        // the strings the CHECK constraint accepts.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .build()
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
 }
 

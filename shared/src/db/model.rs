@@ -13,7 +13,7 @@ use super::error::DbError;
 macro_rules! id_newtype {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(transparent)]
         pub struct $name(pub Uuid);
 
@@ -65,6 +65,21 @@ impl Percent {
     }
 }
 
+// Serialised as a plain number, so the document says so rather than describing the u16.
+impl utoipa::PartialSchema for Percent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Number)
+            .minimum(Some(0))
+            .maximum(Some(100))
+            .multiple_of(Some(0.01))
+            .build()
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Percent {}
+
 impl Serialize for Percent {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(self.as_f64())
@@ -79,7 +94,7 @@ impl<'de> Deserialize<'de> for Percent {
 }
 
 /// Columns every table has (the seed's BaseEntity).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Base {
     pub id: Uuid,
     pub index_id: i64,
@@ -90,7 +105,7 @@ pub struct Base {
 }
 
 /// A `cloud_connections` row. The encrypted token columns are never serialised.
-#[derive(Clone, PartialEq, Serialize)]
+#[derive(Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Connection {
     #[serde(flatten)]
     pub base: Base,
@@ -127,7 +142,8 @@ impl fmt::Debug for Connection {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A `cloud_folders` row.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Folder {
     #[serde(flatten)]
     pub base: Base,
@@ -144,7 +160,8 @@ pub struct Folder {
     pub folder_permissions: FolderPermissions,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A `cloud_sync_jobs` row.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SyncJob {
     #[serde(flatten)]
     pub base: Base,
@@ -162,7 +179,8 @@ pub struct SyncJob {
     pub job_metadata: Option<Json>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A `cloud_files` row.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CloudFile {
     #[serde(flatten)]
     pub base: Base,
@@ -184,7 +202,8 @@ pub struct CloudFile {
     pub file_metadata: Option<Json>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A `cloud_shared_links` row.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SharedLink {
     #[serde(flatten)]
     pub base: Base,
@@ -202,7 +221,8 @@ pub struct SharedLink {
     pub is_active: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A `cloud_sync_errors` row.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SyncError {
     #[serde(flatten)]
     pub base: Base,

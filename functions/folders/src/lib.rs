@@ -1,0 +1,319 @@
+//! The folders API: `POST /folders`, `GET /folders` (connection_id, folder_type, limit,
+//! cursor), `GET /folders/{id}`, `PATCH /folders/{id}` and `DELETE /folders/{id}`. Every query
+//! is scoped to the caller's tenant; another tenant's id is a 404 like an unknown one. A folder
+//! is configured only on an active connection of the caller's tenant.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde::{Deserialize, Deserializer};
+use shared::api::openapi::BearerJwt;
+use shared::api::{
+    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, QueryParams, bounded_text, page_request, parse_id,
+};
+use shared::app::App;
+use shared::db::{
+    Connection, ConnectionStatus, DbError, Folder, FolderFilter, FolderPatch, FolderPermissions, FolderType, NewFolder,
+    TenantId,
+};
+use utoipa::OpenApi as _;
+use uuid::Uuid;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/folders", get(list).post(create))
+        .route("/folders/{id}", get(read).patch(update).delete(remove))
+        .fallback(shared::api::no_route)
+        .with_state(app)
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "folders", description = "Folders configured in the caller's cloud connections."),
+    paths(create, list, read, update, remove),
+    modifiers(&BearerJwt)
+)]
+struct ApiDoc;
+
+/// This function's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// VARCHAR(255) columns: the store counts UTF-8 bytes; this refuses NULs first.
+const MAX_NAME: usize = 255;
+/// `folder_path` is NVARCHAR(MAX); a path longer than this is a mistake, not a folder.
+const MAX_PATH_CHARS: usize = 4000;
+/// ck_cloud_folders_sync_frequency: five minutes to a week.
+const SYNC_MINUTES: std::ops::RangeInclusive<i32> = 5..=10080;
+
+/// Absent leaves the column alone, `null` clears it: serde alone folds both into `None`.
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// For columns that cannot be NULL: `null` is refused (naming the field) instead of being
+/// read as "leave it alone".
+fn not_null<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+fn checked_path(path: Option<String>) -> Result<Option<String>, ApiError> {
+    path.map(|p| bounded_text("folder_path", p, MAX_PATH_CHARS)).transpose()
+}
+
+/// The auto-sync rule of ck_cloud_folders_sync_frequency, checked before SQL so the answer
+/// names the field and explains the rule.
+fn check_sync(auto_sync_enabled: bool, minutes: Option<i32>) -> Result<(), ApiError> {
+    match minutes {
+        Some(m) if !SYNC_MINUTES.contains(&m) => {
+            Err(ApiError::invalid_field("sync_frequency_minutes", "must be between 5 and 10080"))
+        }
+        None if auto_sync_enabled => Err(ApiError::invalid_field(
+            "sync_frequency_minutes",
+            "is required (5 to 10080) when auto_sync_enabled is true",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The connection a folder is configured on: the caller's, and active.
+async fn active_connection(app: &App, tenant: TenantId, id: Uuid) -> Result<Connection, ApiError> {
+    match app.store.get_connection(tenant, id).await {
+        Ok(c) if c.status == ConnectionStatus::Active => Ok(c),
+        Ok(c) => Err(ApiError::Conflict {
+            code: "connection_not_active",
+            message: format!("the connection is {}; reconnect it before configuring folders", c.status),
+            field: Some("connection_id".into()),
+        }),
+        Err(DbError::NotFound) => Err(ApiError::not_found_field("connection_id")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A folder to configure. The tenant comes from the token, never from the body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    connection_id: Uuid,
+    /// At most 255 bytes, not blank.
+    folder_name: String,
+    /// The folder's id at the provider; at most 255 bytes, unique among the connection's live folders.
+    provider_folder_id: String,
+    folder_path: Option<String>,
+    folder_type: FolderType,
+    /// Making it the default export folder clears the connection's previous one.
+    #[serde(default)]
+    is_default_export_folder: bool,
+    /// Making it the default import folder clears the connection's previous one.
+    #[serde(default)]
+    is_default_import_folder: bool,
+    #[serde(default)]
+    auto_sync_enabled: bool,
+    /// 5 to 10080; required when auto_sync_enabled is true.
+    sync_frequency_minutes: Option<i32>,
+    /// Defaults to read_write.
+    folder_permissions: Option<FolderPermissions>,
+}
+
+impl CreateBody {
+    fn into_new(self, tenant_id: TenantId) -> Result<NewFolder, ApiError> {
+        check_sync(self.auto_sync_enabled, self.sync_frequency_minutes)?;
+        Ok(NewFolder {
+            tenant_id,
+            connection_id: self.connection_id,
+            folder_name: bounded_text("folder_name", self.folder_name, MAX_NAME)?,
+            provider_folder_id: bounded_text("provider_folder_id", self.provider_folder_id, MAX_NAME)?,
+            folder_path: checked_path(self.folder_path)?,
+            folder_type: self.folder_type,
+            is_default_export_folder: self.is_default_export_folder,
+            is_default_import_folder: self.is_default_import_folder,
+            auto_sync_enabled: self.auto_sync_enabled,
+            sync_frequency_minutes: self.sync_frequency_minutes,
+            folder_permissions: self.folder_permissions.unwrap_or(FolderPermissions::ReadWrite),
+        })
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/folders",
+    tag = "folders",
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "The folder was configured", body = Folder),
+        (status = 400, description = "Malformed JSON or an invalid field (named)", body = ErrorEnvelope),
+        (status = 401, description = "No verified token", body = ErrorEnvelope),
+        (status = 404, description = "connection_id names no connection of the caller's tenant", body = ErrorEnvelope),
+        (status = 409, description = "The connection is not active, or the provider folder is already configured on it", body = ErrorEnvelope),
+    ),
+    security(("bearer_jwt" = []))
+)]
+async fn create(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CreateBody>,
+) -> Result<(StatusCode, axum::Json<Folder>), ApiError> {
+    let new = body.into_new(caller.tenant_id)?;
+    active_connection(&app, caller.tenant_id, new.connection_id).await?;
+    let folder = app.store.create_folder(&new).await?;
+    Ok((StatusCode::CREATED, axum::Json(folder)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Only the folders of this connection.
+    connection_id: Option<Uuid>,
+    folder_type: Option<FolderType>,
+    /// 1 to 200; 50 when absent.
+    limit: Option<u16>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/folders",
+    tag = "folders",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of the caller's live folders, oldest first", body = ListResponse<Folder>),
+        (status = 400, description = "An invalid query parameter (named)", body = ErrorEnvelope),
+        (status = 401, description = "No verified token", body = ErrorEnvelope),
+    ),
+    security(("bearer_jwt" = []))
+)]
+async fn list(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<axum::Json<ListResponse<Folder>>, ApiError> {
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let filter = FolderFilter { connection_id: q.connection_id, folder_type: q.folder_type };
+    let rows = app.store.list_folders(caller.tenant_id, &filter, page).await?;
+    Ok(axum::Json(ListResponse::from_page(rows, |f| f)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/folders/{id}",
+    tag = "folders",
+    params(("id" = Uuid, Path, description = "The folder's id")),
+    responses(
+        (status = 200, description = "The folder", body = Folder),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "No verified token", body = ErrorEnvelope),
+        (status = 404, description = "No live folder of the caller's tenant has this id", body = ErrorEnvelope),
+    ),
+    security(("bearer_jwt" = []))
+)]
+async fn read(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Folder>, ApiError> {
+    let id = parse_id(&id)?;
+    Ok(axum::Json(app.store.get_folder(caller.tenant_id, id).await?))
+}
+
+/// Changes to a folder: an absent field is left alone, `null` clears a nullable one. The
+/// connection and the provider folder are fixed once configured.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    #[serde(default, deserialize_with = "not_null")]
+    folder_name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    folder_path: Option<Option<String>>,
+    #[serde(default, deserialize_with = "not_null")]
+    folder_type: Option<FolderType>,
+    /// true clears the connection's previous default export folder in the same transaction.
+    #[serde(default, deserialize_with = "not_null")]
+    is_default_export_folder: Option<bool>,
+    /// true clears the connection's previous default import folder in the same transaction.
+    #[serde(default, deserialize_with = "not_null")]
+    is_default_import_folder: Option<bool>,
+    #[serde(default, deserialize_with = "not_null")]
+    auto_sync_enabled: Option<bool>,
+    /// 5 to 10080; null only while auto-sync is off.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>)]
+    sync_frequency_minutes: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "not_null")]
+    folder_permissions: Option<FolderPermissions>,
+}
+
+impl PatchBody {
+    /// Checks the body against the folder as it is now, since the auto-sync rule spans two
+    /// fields either of which may be left alone.
+    fn into_patch(self, current: &Folder) -> Result<FolderPatch, ApiError> {
+        let auto_sync = self.auto_sync_enabled.unwrap_or(current.auto_sync_enabled);
+        let minutes = self.sync_frequency_minutes.unwrap_or(current.sync_frequency_minutes);
+        check_sync(auto_sync, minutes)?;
+        Ok(FolderPatch {
+            folder_name: self.folder_name.map(|n| bounded_text("folder_name", n, MAX_NAME)).transpose()?,
+            folder_path: self.folder_path.map(checked_path).transpose()?,
+            folder_type: self.folder_type,
+            is_default_export_folder: self.is_default_export_folder,
+            is_default_import_folder: self.is_default_import_folder,
+            auto_sync_enabled: self.auto_sync_enabled,
+            sync_frequency_minutes: self.sync_frequency_minutes,
+            folder_permissions: self.folder_permissions,
+            last_sync_at: None,
+        })
+    }
+}
+
+#[utoipa::path(
+    patch,
+    path = "/folders/{id}",
+    tag = "folders",
+    params(("id" = Uuid, Path, description = "The folder's id")),
+    request_body = PatchBody,
+    responses(
+        (status = 200, description = "The changed folder", body = Folder),
+        (status = 400, description = "Malformed JSON, an unknown or invalid field (named)", body = ErrorEnvelope),
+        (status = 401, description = "No verified token", body = ErrorEnvelope),
+        (status = 404, description = "No live folder of the caller's tenant has this id", body = ErrorEnvelope),
+    ),
+    security(("bearer_jwt" = []))
+)]
+async fn update(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<PatchBody>,
+) -> Result<axum::Json<Folder>, ApiError> {
+    let id = parse_id(&id)?;
+    let current = app.store.get_folder(caller.tenant_id, id).await?;
+    let patch = body.into_patch(&current)?;
+    Ok(axum::Json(app.store.update_folder(caller.tenant_id, id, &patch).await?))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/folders/{id}",
+    tag = "folders",
+    params(("id" = Uuid, Path, description = "The folder's id")),
+    responses(
+        (status = 200, description = "The folder as deleted; its live sync jobs are cancelled and links into it deactivated", body = Folder),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "No verified token", body = ErrorEnvelope),
+        (status = 404, description = "No live folder of the caller's tenant has this id", body = ErrorEnvelope),
+    ),
+    security(("bearer_jwt" = []))
+)]
+async fn remove(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Folder>, ApiError> {
+    let id = parse_id(&id)?;
+    Ok(axum::Json(app.store.delete_folder(caller.tenant_id, id).await?))
+}

@@ -1,0 +1,8 @@
+//! `folders` Lambda: the HTTP API over cloud_folders (see the crate's lib).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init();
+    let app = shared::app::App::from_env().await?;
+    lambda_http::run(folders::router(std::sync::Arc::new(app))).await
+}
