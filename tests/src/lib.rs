@@ -2,6 +2,7 @@
 //! rows of every table, created through the store.
 
 pub mod http;
+pub mod scheduled;
 
 use chrono::{Duration, Utc};
 use shared::db::*;
