@@ -1,0 +1,308 @@
+//! The sync-jobs API: `POST /sync-jobs`, `GET /sync-jobs` (folder_id, status, limit, cursor),
+//! `GET /sync-jobs/{id}`, `PATCH /sync-jobs/{id}` (progress and transitions) and
+//! `POST /sync-jobs/{id}/cancel`. Every query is scoped to the caller's tenant; another
+//! tenant's id is a 404 like an unknown one.
+//!
+//! A job moves pending → running → completed | failed, or pending | running → cancelled
+//! ([`JobStatus::can_become`]); the store applies a transition only if the job is still in the
+//! status it was read in, stamps started_at / completed_at, and on completion records the sync
+//! on the folder and its connection in the same transaction.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde::{Deserialize, Deserializer};
+use shared::api::openapi::BearerJwt;
+use shared::api::{
+    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, QueryParams, bounded_text, page_request, parse_id,
+};
+use shared::app::App;
+use shared::db::{
+    ConnectionStatus, DbError, JobStatus, JobType, JobUpdate, NewSyncJob, Percent, SyncJob, SyncJobFilter,
+};
+use utoipa::OpenApi as _;
+use uuid::Uuid;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/sync-jobs", get(list).post(create))
+        .route("/sync-jobs/{id}", get(read).patch(update))
+        .route("/sync-jobs/{id}/cancel", post(cancel))
+        .fallback(shared::api::no_route)
+        .with_state(app)
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "sync-jobs", description = "Sync jobs between Quodsi and the caller's cloud folders."),
+    paths(create, list, read, update, cancel),
+    modifiers(&BearerJwt)
+)]
+struct ApiDoc;
+
+/// This function's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// `error_message` is NVARCHAR(MAX); a worker's message longer than this is a dump, not a message.
+const MAX_ERROR_MESSAGE_CHARS: usize = 4000;
+
+/// Absent leaves the column alone, `null` clears it: serde alone folds both into `None`.
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// For columns that cannot be NULL: `null` is refused (naming the field) instead of being
+/// read as "leave it alone".
+fn not_null<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+fn not_negative<T: PartialOrd + Default>(field: &'static str, value: Option<T>) -> Result<(), ApiError> {
+    match value {
+        Some(v) if v < T::default() => Err(ApiError::invalid_field(field, "must not be negative")),
+        _ => Ok(()),
+    }
+}
+
+/// A job to start on one of the caller's folders. The tenant and the initiating user come from
+/// the token, never from the body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    folder_id: Uuid,
+    /// Must fit the folder's permissions: a read_only folder is never written to
+    /// (upload, export, bidirectional), a write_only folder never read from (download,
+    /// import, bidirectional).
+    job_type: JobType,
+    /// Free-form details for the worker; a JSON object.
+    #[schema(value_type = Option<Object>)]
+    job_metadata: Option<serde_json::Value>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/sync-jobs",
+    tag = "sync-jobs",
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "The job, pending, initiated by the caller", body = SyncJob),
+        (status = 400, description = "Malformed JSON or an invalid field (named)", body = ErrorEnvelope),
+        (status = 401, description = "No verified token", body = ErrorEnvelope),
+        (status = 404, description = "folder_id names no live folder of the caller's tenant", body = ErrorEnvelope),
+        (status = 409, description = "The folder's connection is not active, the job type does not fit the folder's permissions, or the folder already has a pending or running job", body = ErrorEnvelope),
+    ),
+    security(("bearer_jwt" = []))
+)]
+async fn create(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CreateBody>,
+) -> Result<(StatusCode, axum::Json<SyncJob>), ApiError> {
+    if let Some(meta) = &body.job_metadata
+        && !(meta.is_object() || meta.is_null())
+    {
+        return Err(ApiError::invalid_field("job_metadata", "must be a JSON object or null"));
+    }
+    let folder = match app.store.get_folder(caller.tenant_id, body.folder_id).await {
+        Err(DbError::NotFound) => return Err(ApiError::not_found_field("folder_id")),
+        other => other?,
+    };
+    // A deleted connection has deleted folders, so the folder read above already answered
+    // for it; what is left to refuse is a connection that is revoked, expired or in error.
+    let connection = app.store.get_connection(caller.tenant_id, folder.connection_id).await?;
+    if connection.status != ConnectionStatus::Active {
+        return Err(ApiError::Conflict {
+            code: "connection_not_active",
+            message: format!("the folder's connection is {}; reconnect it before syncing", connection.status),
+            field: Some("folder_id".into()),
+        });
+    }
+    if !folder.folder_permissions.allows(body.job_type) {
+        return Err(ApiError::Conflict {
+            code: "folder_permissions",
+            message: format!("a {} job does not fit a {} folder", body.job_type, folder.folder_permissions),
+            field: Some("job_type".into()),
+        });
+    }
+    let new = NewSyncJob {
+        tenant_id: caller.tenant_id,
+        folder_id: folder.base.id,
+        initiated_by_user_id: Some(caller.user_id),
+        job_type: body.job_type,
+        job_metadata: body.job_metadata.filter(|m| !m.is_null()),
+    };
+    let job = app.store.create_job(&new).await?;
+    Ok((StatusCode::CREATED, axum::Json(job)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Only the jobs of this folder.
+    folder_id: Option<Uuid>,
+    status: Option<JobStatus>,
+    /// 1 to 200; 50 when absent.
+    limit: Option<u16>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/sync-jobs",
+    tag = "sync-jobs",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of the caller's jobs, oldest first", body = ListResponse<SyncJob>),
+        (status = 400, description = "An invalid query parameter (named)", body = ErrorEnvelope),
+        (status = 401, description = "No verified token", body = ErrorEnvelope),
+    ),
+    security(("bearer_jwt" = []))
+)]
+async fn list(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<axum::Json<ListResponse<SyncJob>>, ApiError> {
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let filter = SyncJobFilter { folder_id: q.folder_id, status: q.status };
+    let rows = app.store.list_jobs(caller.tenant_id, &filter, page).await?;
+    Ok(axum::Json(ListResponse::from_page(rows, |j| j)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/sync-jobs/{id}",
+    tag = "sync-jobs",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job", body = SyncJob),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "No verified token", body = ErrorEnvelope),
+        (status = 404, description = "No job of the caller's tenant has this id", body = ErrorEnvelope),
+    ),
+    security(("bearer_jwt" = []))
+)]
+async fn read(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<SyncJob>, ApiError> {
+    let id = parse_id(&id)?;
+    Ok(axum::Json(app.store.get_job(caller.tenant_id, id).await?))
+}
+
+/// A transition and/or a progress report. Without `status` it reports progress on a running
+/// job; an absent field is left alone, `null` clears a nullable one.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    /// running (from pending), completed or failed (from running), cancelled (from pending or running).
+    #[serde(default, deserialize_with = "not_null")]
+    status: Option<JobStatus>,
+    /// 0 to 100, two decimals.
+    #[serde(default, deserialize_with = "not_null")]
+    progress_percentage: Option<Percent>,
+    /// At least 0 and at most files_total when that is known.
+    #[serde(default, deserialize_with = "not_null")]
+    files_processed: Option<i32>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>)]
+    files_total: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "not_null")]
+    bytes_transferred: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    error_message: Option<Option<String>>,
+}
+
+impl PatchBody {
+    /// Checks the counts against the job as it is now, since files_processed ≤ files_total
+    /// spans two fields either of which may be left alone.
+    fn into_update(self, current: &SyncJob) -> Result<JobUpdate, ApiError> {
+        not_negative("files_processed", self.files_processed)?;
+        not_negative("files_total", self.files_total.flatten())?;
+        not_negative("bytes_transferred", self.bytes_transferred)?;
+        let processed = self.files_processed.unwrap_or(current.files_processed);
+        let total = self.files_total.unwrap_or(current.files_total);
+        if let Some(total) = total
+            && processed > total
+        {
+            let field = if self.files_processed.is_some() { "files_processed" } else { "files_total" };
+            return Err(ApiError::invalid_field(
+                field,
+                format!("files_processed ({processed}) must not exceed files_total ({total})"),
+            ));
+        }
+        let error_message = match self.error_message {
+            Some(Some(m)) => Some(Some(bounded_text("error_message", m, MAX_ERROR_MESSAGE_CHARS)?)),
+            other => other,
+        };
+        Ok(JobUpdate {
+            status: self.status,
+            progress_percentage: self.progress_percentage,
+            files_processed: self.files_processed,
+            files_total: self.files_total,
+            bytes_transferred: self.bytes_transferred,
+            error_message,
+            job_metadata: None,
+        })
+    }
+}
+
+#[utoipa::path(
+    patch,
+    path = "/sync-jobs/{id}",
+    tag = "sync-jobs",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    request_body = PatchBody,
+    responses(
+        (status = 200, description = "The job after the change", body = SyncJob),
+        (status = 400, description = "Malformed JSON, an unknown or invalid field (named)", body = ErrorEnvelope),
+        (status = 401, description = "No verified token", body = ErrorEnvelope),
+        (status = 404, description = "No job of the caller's tenant has this id", body = ErrorEnvelope),
+        (status = 409, description = "The transition is not allowed from the job's status (code invalid_state)", body = ErrorEnvelope),
+    ),
+    security(("bearer_jwt" = []))
+)]
+async fn update(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<PatchBody>,
+) -> Result<axum::Json<SyncJob>, ApiError> {
+    let id = parse_id(&id)?;
+    let current = app.store.get_job(caller.tenant_id, id).await?;
+    let update = body.into_update(&current)?;
+    Ok(axum::Json(app.store.update_job(caller.tenant_id, id, &update).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/sync-jobs/{id}/cancel",
+    tag = "sync-jobs",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The cancelled job", body = SyncJob),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "No verified token", body = ErrorEnvelope),
+        (status = 404, description = "No job of the caller's tenant has this id", body = ErrorEnvelope),
+        (status = 409, description = "The job has already completed, failed or been cancelled (code invalid_state)", body = ErrorEnvelope),
+    ),
+    security(("bearer_jwt" = []))
+)]
+async fn cancel(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<SyncJob>, ApiError> {
+    let id = parse_id(&id)?;
+    let update = JobUpdate { status: Some(JobStatus::Cancelled), ..Default::default() };
+    Ok(axum::Json(app.store.update_job(caller.tenant_id, id, &update).await?))
+}
