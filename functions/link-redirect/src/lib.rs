@@ -13,14 +13,38 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use shared::api::{ApiError, parse_id};
+use shared::api::{ApiError, ErrorEnvelope, parse_id};
 use shared::app::App;
 use shared::db::DbError;
+use utoipa::OpenApi as _;
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new().route("/links/{id}", get(follow)).fallback(shared::api::no_route).with_state(app)
 }
 
+/// No security scheme: the route is public (no authorizer in front of it).
+#[derive(utoipa::OpenApi)]
+#[openapi(info(title = "link-redirect", description = "The public address of a shared link."), paths(follow))]
+struct ApiDoc;
+
+/// This function's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+#[utoipa::path(
+    get,
+    path = "/links/{id}",
+    tag = "link-redirect",
+    params(("id" = uuid::Uuid, Path, description = "The shared link's id")),
+    responses(
+        (status = 302, description = "The access was counted; `Location` is the provider's share URL",
+            headers(("Location" = String, description = "The provider's share URL"))),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
+        (status = 404, description = "No link has this id (or it was deleted)", body = ErrorEnvelope),
+        (status = 410, description = "The link was turned off or has expired", body = ErrorEnvelope),
+    )
+)]
 async fn follow(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let link = match app.store.record_link_access(id).await {
