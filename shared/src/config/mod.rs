@@ -13,7 +13,8 @@
 //!     "gdrive": { "client_id": "...", "client_secret": "...", "token_url": "http://127.0.0.1:9000/token" }
 //!   },
 //!   "tenant_claim": "tenant_id",
-//!   "return_to_allowlist": ["https://app.quodsi.com"]
+//!   "return_to_allowlist": ["https://app.quodsi.com"],
+//!   "oauth_redirect_base_url": "https://api.quodsi.com"
 //! }
 //! ```
 //!
@@ -122,6 +123,9 @@ pub struct ProviderConfig {
     pub token_url: Option<String>,
     pub api_base_url: Option<String>,
     pub revoke_url: Option<String>,
+    /// Replaces the provider definition's default scopes (e.g. Google's `drive` by the narrower
+    /// `drive.file`), so a narrower grant is a configuration change, not a release.
+    pub scopes: Option<Vec<String>>,
 }
 
 /// The configured providers. A provider missing here is unconfigured: its endpoints answer
@@ -152,6 +156,9 @@ pub struct Config {
     /// Origins (`https://app.example.com`) or URL prefixes ending in `/` that a `return_to`
     /// may point at.
     pub return_to_allowlist: Vec<String>,
+    /// Public base URL of the OAuth callback (`https://api.example.com`, or with a path
+    /// prefix such as a stage); see [`Config::oauth_redirect_uri`].
+    pub oauth_redirect_base_url: Option<String>,
 }
 
 const TOP_LEVEL_FIELDS: &[&str] = &[
@@ -162,10 +169,11 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "providers",
     "tenant_claim",
     "return_to_allowlist",
+    "oauth_redirect_base_url",
 ];
 
 const PROVIDER_FIELDS: &[&str] =
-    &["client_id", "client_secret", "tenant", "authorize_url", "token_url", "api_base_url", "revoke_url"];
+    &["client_id", "client_secret", "tenant", "authorize_url", "token_url", "api_base_url", "revoke_url", "scopes"];
 
 impl Config {
     /// Parses and validates the JSON document. The error names the first bad field.
@@ -200,8 +208,23 @@ impl Config {
             None => DEFAULT_TENANT_CLAIM.to_owned(),
         };
         let return_to_allowlist = parse_allowlist(doc.remove("return_to_allowlist"))?;
+        let oauth_redirect_base_url = parse_redirect_base(&mut doc)?;
 
-        Ok(Config { database_url, token_keys, oauth_state_key, providers, tenant_claim, return_to_allowlist })
+        Ok(Config {
+            database_url,
+            token_keys,
+            oauth_state_key,
+            providers,
+            tenant_claim,
+            return_to_allowlist,
+            oauth_redirect_base_url,
+        })
+    }
+
+    /// The `redirect_uri` registered with `provider`: `{oauth_redirect_base_url}/oauth/callback/{provider}`.
+    /// `None` when the base is not configured, since no callback can be reached then.
+    pub fn oauth_redirect_uri(&self, provider: ProviderType) -> Option<String> {
+        self.oauth_redirect_base_url.as_deref().map(|base| callback_uri(base, provider))
     }
 
     /// Whether `url` is an allowed `return_to`. An origin entry matches that exact origin
@@ -218,6 +241,11 @@ impl Config {
             }
         })
     }
+}
+
+/// The OAuth callback route under a base URL, shared with `providers::Registry`.
+pub(crate) fn callback_uri(base: &str, provider: ProviderType) -> String {
+    format!("{}/oauth/callback/{provider}", base.trim_end_matches('/'))
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -363,18 +391,66 @@ fn parse_providers(value: Option<Value>) -> Result<Providers, ConfigError> {
             }
             Ok(value)
         };
+        let authorize_url = url("authorize_url")?;
+        let token_url = url("token_url")?;
+        let api_base_url = url("api_base_url")?;
+        let revoke_url = url("revoke_url")?;
+        let scopes = parse_scopes(fields.remove("scopes"), &field("scopes"))?;
         let config = ProviderConfig {
             client_id,
             client_secret,
             tenant,
-            authorize_url: url("authorize_url")?,
-            token_url: url("token_url")?,
-            api_base_url: url("api_base_url")?,
-            revoke_url: url("revoke_url")?,
+            authorize_url,
+            token_url,
+            api_base_url,
+            revoke_url,
+            scopes,
         };
         providers.insert(provider, config);
     }
     Ok(Providers(providers))
+}
+
+/// Scopes are sent space-separated, so one holding a space would silently become two.
+fn parse_scopes(value: Option<Value>, path: &str) -> Result<Option<Vec<String>>, ConfigError> {
+    let items = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(items)) if items.is_empty() => {
+            return Err(ConfigError::field(path, "must hold at least one scope (leave it out for the defaults)"));
+        }
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(ConfigError::field(path, format!("must be an array of strings, not {}", type_name(&other))));
+        }
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Value::String(s) if s.is_empty() || s.chars().any(char::is_whitespace) => {
+                Err(ConfigError::field(format!("{path}[{i}]"), "must be one non-empty scope without spaces"))
+            }
+            Value::String(s) => Ok(s),
+            other => {
+                Err(ConfigError::field(format!("{path}[{i}]"), format!("must be a string, not {}", type_name(&other))))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// The callback base is joined with `/oauth/callback/{provider}`, so a query or fragment in it
+/// would end up before the path; a trailing `/` is dropped so the join has exactly one.
+fn parse_redirect_base(doc: &mut Map<String, Value>) -> Result<Option<String>, ConfigError> {
+    const FIELD: &str = "oauth_redirect_base_url";
+    let Some(base) = take_string(doc, FIELD, FIELD)? else {
+        return Ok(None);
+    };
+    check_http_url(&base, FIELD)?;
+    if base.contains(['?', '#']) {
+        return Err(ConfigError::field(FIELD, "must not have a query or fragment"));
+    }
+    Ok(Some(base.trim_end_matches('/').to_owned()))
 }
 
 /// An absolute http(s) URL with a host. Plain http is accepted because tests point providers
@@ -620,6 +696,49 @@ mod tests {
         assert!(!msg.contains(DB_PASSWORD), "{msg}");
         assert!(!msg.contains("oops"), "{msg}");
         assert_field_error(Config::from_json("[1, 2]"), "(document)");
+    }
+
+    #[test]
+    fn redirect_uri_is_built_from_the_callback_base() {
+        let absent = Config::from_json(&good().to_string()).unwrap();
+        assert_eq!(absent.oauth_redirect_uri(ProviderType::GDrive), None);
+
+        let config = with(|d| {
+            d.insert("oauth_redirect_base_url".into(), json!("https://api.quodsi.test/prod/"));
+        })
+        .unwrap();
+        assert_eq!(
+            config.oauth_redirect_uri(ProviderType::SharePoint).as_deref(),
+            Some("https://api.quodsi.test/prod/oauth/callback/sharepoint")
+        );
+
+        for bad in [json!("api.quodsi.test"), json!("https://api.quodsi.test/?stage=prod"), json!(["x"])] {
+            assert_field_error(
+                with(|d| {
+                    d.insert("oauth_redirect_base_url".into(), bad);
+                }),
+                "oauth_redirect_base_url",
+            );
+        }
+    }
+
+    #[test]
+    fn provider_scopes_replace_the_defaults() {
+        let config = with(|d| d["providers"]["gdrive"]["scopes"] = json!(["openid", "email"])).unwrap();
+        let gd = config.providers.get(ProviderType::GDrive).unwrap();
+        assert_eq!(gd.scopes.as_deref(), Some(&["openid".to_owned(), "email".to_owned()][..]));
+        assert!(config.providers.get(ProviderType::OneDrive).unwrap().scopes.is_none());
+
+        assert_field_error(with(|d| d["providers"]["gdrive"]["scopes"] = json!([])), "providers.gdrive.scopes");
+        assert_field_error(with(|d| d["providers"]["gdrive"]["scopes"] = json!("openid")), "providers.gdrive.scopes");
+        assert_field_error(
+            with(|d| d["providers"]["gdrive"]["scopes"] = json!(["openid", "a b"])),
+            "providers.gdrive.scopes[1]",
+        );
+        assert_field_error(
+            with(|d| d["providers"]["gdrive"]["scopes"] = json!(["openid", 7])),
+            "providers.gdrive.scopes[1]",
+        );
     }
 
     #[test]
