@@ -1,0 +1,17 @@
+//! `token-refresh` Lambda, invoked every five minutes by EventBridge (see the crate's lib).
+
+use std::sync::Arc;
+
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    let settings = Arc::new(token_refresh::Settings::from_env()?);
+    let app = Arc::new(shared::app::App::from_env().await?);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let (app, settings) = (app.clone(), settings.clone());
+        async move { token_refresh::handler(&app, &settings, event).await }
+    }))
+    .await
+}
