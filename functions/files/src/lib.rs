@@ -96,6 +96,7 @@ fn metadata(value: Option<&serde_json::Value>) -> Result<(), ApiError> {
 /// from the body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = FileCreateRequest)]
 struct CreateBody {
     folder_id: Uuid,
     quodsi_file_type: QuodsiFileType,
@@ -152,6 +153,7 @@ impl CreateBody {
 #[utoipa::path(
     post,
     path = "/files",
+    operation_id = "create_file",
     tag = "files",
     request_body = CreateBody,
     responses(
@@ -188,6 +190,7 @@ struct ListQuery {
     /// Only the files of this Quodsi entity.
     quodsi_entity_id: Option<Uuid>,
     /// 1 to 200; 50 when absent.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u16>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -196,6 +199,7 @@ struct ListQuery {
 #[utoipa::path(
     get,
     path = "/files",
+    operation_id = "list_files",
     tag = "files",
     params(ListQuery),
     responses(
@@ -224,6 +228,7 @@ async fn list(
 #[utoipa::path(
     get,
     path = "/files/{id}",
+    operation_id = "get_file",
     tag = "files",
     params(("id" = Uuid, Path, description = "The file record's id")),
     responses(
@@ -247,13 +252,16 @@ async fn read(
 /// folder, the provider file and the Quodsi type are fixed once recorded.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = FilePatchRequest)]
 struct PatchBody {
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     file_name: Option<String>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     file_path: Option<Option<String>>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     file_size_bytes: Option<i64>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
@@ -268,6 +276,7 @@ struct PatchBody {
     #[schema(value_type = Option<DateTime<Utc>>)]
     last_synced_at: Option<Option<DateTime<Utc>>>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     sync_status: Option<SyncStatus>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
@@ -302,6 +311,7 @@ impl PatchBody {
 #[utoipa::path(
     patch,
     path = "/files/{id}",
+    operation_id = "update_file",
     tag = "files",
     params(("id" = Uuid, Path, description = "The file record's id")),
     request_body = PatchBody,
@@ -327,6 +337,7 @@ async fn update(
 #[utoipa::path(
     delete,
     path = "/files/{id}",
+    operation_id = "delete_file",
     tag = "files",
     params(("id" = Uuid, Path, description = "The file record's id")),
     responses(

@@ -97,6 +97,7 @@ async fn active_connection(app: &App, tenant: TenantId, id: Uuid) -> Result<Conn
 /// A folder to configure. The tenant comes from the token, never from the body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = FolderCreateRequest)]
 struct CreateBody {
     connection_id: Uuid,
     /// At most 255 bytes, not blank.
@@ -141,6 +142,7 @@ impl CreateBody {
 #[utoipa::path(
     post,
     path = "/folders",
+    operation_id = "create_folder",
     tag = "folders",
     request_body = CreateBody,
     responses(
@@ -171,6 +173,7 @@ struct ListQuery {
     connection_id: Option<Uuid>,
     folder_type: Option<FolderType>,
     /// 1 to 200; 50 when absent.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u16>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -179,6 +182,7 @@ struct ListQuery {
 #[utoipa::path(
     get,
     path = "/folders",
+    operation_id = "list_folders",
     tag = "folders",
     params(ListQuery),
     responses(
@@ -202,6 +206,7 @@ async fn list(
 #[utoipa::path(
     get,
     path = "/folders/{id}",
+    operation_id = "get_folder",
     tag = "folders",
     params(("id" = Uuid, Path, description = "The folder's id")),
     responses(
@@ -225,27 +230,34 @@ async fn read(
 /// connection and the provider folder are fixed once configured.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = FolderPatchRequest)]
 struct PatchBody {
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     folder_name: Option<String>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     folder_path: Option<Option<String>>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     folder_type: Option<FolderType>,
     /// true clears the connection's previous default export folder in the same transaction.
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     is_default_export_folder: Option<bool>,
     /// true clears the connection's previous default import folder in the same transaction.
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     is_default_import_folder: Option<bool>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     auto_sync_enabled: Option<bool>,
     /// 5 to 10080; null only while auto-sync is off.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i32>)]
     sync_frequency_minutes: Option<Option<i32>>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     folder_permissions: Option<FolderPermissions>,
 }
 
@@ -273,6 +285,7 @@ impl PatchBody {
 #[utoipa::path(
     patch,
     path = "/folders/{id}",
+    operation_id = "update_folder",
     tag = "folders",
     params(("id" = Uuid, Path, description = "The folder's id")),
     request_body = PatchBody,
@@ -299,6 +312,7 @@ async fn update(
 #[utoipa::path(
     delete,
     path = "/folders/{id}",
+    operation_id = "delete_folder",
     tag = "folders",
     params(("id" = Uuid, Path, description = "The folder's id")),
     responses(

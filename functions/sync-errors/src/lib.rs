@@ -8,9 +8,13 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use shared::api::{ApiError, Caller, JsonBody, ListResponse, QueryParams, bounded_text, page_request, parse_id};
+use shared::api::openapi::BearerJwt;
+use shared::api::{
+    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, QueryParams, bounded_text, page_request, parse_id,
+};
 use shared::app::App;
 use shared::db::{ErrorType, SyncError, SyncErrorFilter};
+use utoipa::OpenApi as _;
 use uuid::Uuid;
 
 pub fn router(app: Arc<App>) -> Router {
@@ -22,17 +26,49 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "sync-errors", description = "Synchronisation errors of the caller's connections."),
+    paths(list, read, resolve),
+    modifiers(&BearerJwt)
+)]
+struct ApiDoc;
+
+/// This function's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only the errors of this connection.
     connection_id: Option<Uuid>,
     error_type: Option<ErrorType>,
+    /// Only errors not yet resolved.
     #[serde(default)]
     unresolved: bool,
+    /// 1 to 200; 50 when absent.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u16>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/sync-errors",
+    operation_id = "list_sync_errors",
+    tag = "sync-errors",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of the caller's errors, oldest first", body = ListResponse<SyncError>),
+        (status = 400, description = "An invalid query parameter (named)", body = ErrorEnvelope),
+        (status = 401, description = "No verified token", body = ErrorEnvelope),
+    ),
+    security(("bearer_jwt" = []))
+)]
 async fn list(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -44,6 +80,20 @@ async fn list(
     Ok(axum::Json(ListResponse::from_page(rows, |e| e)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/sync-errors/{id}",
+    operation_id = "get_sync_error",
+    tag = "sync-errors",
+    params(("id" = Uuid, Path, description = "The error's id")),
+    responses(
+        (status = 200, description = "The error", body = SyncError),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "No verified token", body = ErrorEnvelope),
+        (status = 404, description = "No error of the caller's tenant has this id", body = ErrorEnvelope),
+    ),
+    security(("bearer_jwt" = []))
+)]
 async fn read(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -53,15 +103,34 @@ async fn read(
     Ok(axum::Json(app.store.get_error(caller.tenant_id, id).await?))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The body is optional.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SyncErrorResolveRequest)]
 struct ResolveBody {
+    /// At most 4000 characters.
     resolution_notes: Option<String>,
 }
 
 /// Longest resolution note accepted (NVARCHAR(MAX) holds more; a note is prose).
 const MAX_NOTES_CHARS: usize = 4000;
 
+#[utoipa::path(
+    post,
+    path = "/sync-errors/{id}/resolve",
+    operation_id = "resolve_sync_error",
+    tag = "sync-errors",
+    params(("id" = Uuid, Path, description = "The error's id")),
+    request_body(content = Option<ResolveBody>, description = "Optional resolution notes"),
+    responses(
+        (status = 200, description = "The resolved error", body = SyncError),
+        (status = 400, description = "Malformed JSON or an invalid field (named)", body = ErrorEnvelope),
+        (status = 401, description = "No verified token", body = ErrorEnvelope),
+        (status = 404, description = "No error of the caller's tenant has this id", body = ErrorEnvelope),
+        (status = 409, description = "The error is already resolved (code invalid_state)", body = ErrorEnvelope),
+    ),
+    security(("bearer_jwt" = []))
+)]
 async fn resolve(
     State(app): State<Arc<App>>,
     caller: Caller,

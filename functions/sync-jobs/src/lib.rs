@@ -73,6 +73,7 @@ fn not_negative<T: PartialOrd + Default>(field: &'static str, value: Option<T>) 
 /// the token, never from the body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SyncJobCreateRequest)]
 struct CreateBody {
     folder_id: Uuid,
     /// Must fit the folder's permissions: a read_only folder is never written to
@@ -87,6 +88,7 @@ struct CreateBody {
 #[utoipa::path(
     post,
     path = "/sync-jobs",
+    operation_id = "create_sync_job",
     tag = "sync-jobs",
     request_body = CreateBody,
     responses(
@@ -148,6 +150,7 @@ struct ListQuery {
     folder_id: Option<Uuid>,
     status: Option<JobStatus>,
     /// 1 to 200; 50 when absent.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u16>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -156,6 +159,7 @@ struct ListQuery {
 #[utoipa::path(
     get,
     path = "/sync-jobs",
+    operation_id = "list_sync_jobs",
     tag = "sync-jobs",
     params(ListQuery),
     responses(
@@ -179,6 +183,7 @@ async fn list(
 #[utoipa::path(
     get,
     path = "/sync-jobs/{id}",
+    operation_id = "get_sync_job",
     tag = "sync-jobs",
     params(("id" = Uuid, Path, description = "The job's id")),
     responses(
@@ -202,20 +207,25 @@ async fn read(
 /// job; an absent field is left alone, `null` clears a nullable one.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SyncJobPatchRequest)]
 struct PatchBody {
     /// running (from pending), completed or failed (from running), cancelled (from pending or running).
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     status: Option<JobStatus>,
     /// 0 to 100, two decimals.
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     progress_percentage: Option<Percent>,
     /// At least 0 and at most files_total when that is known.
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     files_processed: Option<i32>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i32>)]
     files_total: Option<Option<i32>>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     bytes_transferred: Option<i64>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
@@ -259,6 +269,7 @@ impl PatchBody {
 #[utoipa::path(
     patch,
     path = "/sync-jobs/{id}",
+    operation_id = "update_sync_job",
     tag = "sync-jobs",
     params(("id" = Uuid, Path, description = "The job's id")),
     request_body = PatchBody,
@@ -286,6 +297,7 @@ async fn update(
 #[utoipa::path(
     post,
     path = "/sync-jobs/{id}/cancel",
+    operation_id = "cancel_sync_job",
     tag = "sync-jobs",
     params(("id" = Uuid, Path, description = "The job's id")),
     responses(

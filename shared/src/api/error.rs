@@ -38,8 +38,8 @@ pub enum ApiError {
     Internal(#[source] BoxError),
 }
 
-/// The body of every error response. Public so the OpenAPI document describes the very type
-/// that is rendered.
+// Public so the OpenAPI document describes the very type that is rendered.
+/// The body of every error response.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorEnvelope {
     pub error: ErrorBody,
