@@ -12,6 +12,7 @@ use secrecy::ExposeSecret;
 use crate::api::{ApiError, TenantClaim};
 use crate::config::{Config, ConfigCache, ConfigError};
 use crate::db::{DbError, Store};
+use crate::providers::{ProviderError, Registry};
 use crate::vault::{StateSealer, Vault};
 
 /// Why a function could not start. Printed once at cold start; carries no secret.
@@ -29,11 +30,24 @@ pub struct Current {
     pub config: Arc<Config>,
     pub vault: Vault,
     pub state_sealer: StateSealer,
+    /// Rebuilt with the configuration because client ids and secrets live in it; the one
+    /// HTTP client inside is shared by every provider call until then.
+    providers: Result<Registry, ProviderError>,
 }
 
 impl Current {
     fn derive(config: Arc<Config>) -> Current {
-        Current { vault: Vault::from_config(&config), state_sealer: StateSealer::from_config(&config), config }
+        Current {
+            vault: Vault::from_config(&config),
+            state_sealer: StateSealer::from_config(&config),
+            providers: Registry::from_config(&config),
+            config,
+        }
+    }
+
+    /// The configured providers (an error only if the HTTP client could not be built).
+    pub fn providers(&self) -> Result<&Registry, ProviderError> {
+        self.providers.as_ref().map_err(Clone::clone)
     }
 }
 

@@ -1,0 +1,194 @@
+//! The connections API: `GET /connections` (provider_type, status, limit, cursor),
+//! `GET /connections/{id}`, `PATCH /connections/{id}` (display_name, connection_metadata) and
+//! `DELETE /connections/{id}`. Every query is scoped to the caller's tenant; another tenant's
+//! id is a 404 like an unknown one. The encrypted token columns are never serialised
+//! (`Connection` skips them), so no response can carry them.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use serde::{Deserialize, Deserializer};
+use shared::api::openapi::BearerJwt;
+use shared::api::{
+    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, QueryParams, bounded_text, page_request, parse_id,
+};
+use shared::app::App;
+use shared::db::{Connection, ConnectionFilter, ConnectionPatch, ConnectionStatus, ProviderType};
+use utoipa::OpenApi as _;
+
+mod revoke;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/connections", get(list))
+        .route("/connections/{id}", get(read).patch(update).delete(disconnect))
+        .fallback(shared::api::no_route)
+        .with_state(app)
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "connections", description = "The caller's OAuth connections to cloud storage providers."),
+    paths(list, read, update, disconnect),
+    modifiers(&BearerJwt)
+)]
+struct ApiDoc;
+
+/// This function's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    provider_type: Option<ProviderType>,
+    status: Option<ConnectionStatus>,
+    /// 1 to 200; 50 when absent.
+    limit: Option<u16>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/connections",
+    tag = "connections",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of the caller's live connections, oldest first; no token is ever included", body = ListResponse<Connection>),
+        (status = 400, description = "An invalid query parameter (named)", body = ErrorEnvelope),
+        (status = 401, description = "No verified token", body = ErrorEnvelope),
+    ),
+    security(("bearer_jwt" = []))
+)]
+async fn list(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<axum::Json<ListResponse<Connection>>, ApiError> {
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let filter = ConnectionFilter { provider_type: q.provider_type, status: q.status, user_id: None };
+    let rows = app.store.list_connections(caller.tenant_id, &filter, page).await?;
+    Ok(axum::Json(ListResponse::from_page(rows, |c| c)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/connections/{id}",
+    tag = "connections",
+    params(("id" = uuid::Uuid, Path, description = "The connection's id")),
+    responses(
+        (status = 200, description = "The connection (never its tokens)", body = Connection),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "No verified token", body = ErrorEnvelope),
+        (status = 404, description = "No live connection of the caller's tenant has this id", body = ErrorEnvelope),
+    ),
+    security(("bearer_jwt" = []))
+)]
+async fn read(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Connection>, ApiError> {
+    let id = parse_id(&id)?;
+    Ok(axum::Json(app.store.get_connection(caller.tenant_id, id).await?))
+}
+
+/// Absent leaves the column alone, `null` clears it: serde alone folds both into `None`.
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Changes to a connection: an absent field is left alone, `null` clears it. Everything else
+/// (provider, account, tokens, status) is fixed here and changes only through OAuth.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    /// At most 255 characters, not blank.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    display_name: Option<Option<String>>,
+    /// A JSON object.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    connection_metadata: Option<Option<serde_json::Value>>,
+}
+
+/// NVARCHAR(255): the store counts UTF-16 units; this refuses NULs and empty names first.
+const MAX_DISPLAY_NAME: usize = 255;
+
+impl PatchBody {
+    fn into_patch(self) -> Result<ConnectionPatch, ApiError> {
+        let display_name = match self.display_name {
+            Some(Some(name)) => {
+                if name.trim().is_empty() {
+                    return Err(ApiError::invalid_field("display_name", "must not be empty (send null to clear it)"));
+                }
+                Some(Some(bounded_text("display_name", name, MAX_DISPLAY_NAME)?))
+            }
+            other => other,
+        };
+        if let Some(Some(meta)) = &self.connection_metadata
+            && !meta.is_object()
+        {
+            return Err(ApiError::invalid_field("connection_metadata", "must be a JSON object or null"));
+        }
+        Ok(ConnectionPatch { display_name, connection_metadata: self.connection_metadata, ..Default::default() })
+    }
+}
+
+#[utoipa::path(
+    patch,
+    path = "/connections/{id}",
+    tag = "connections",
+    params(("id" = uuid::Uuid, Path, description = "The connection's id")),
+    request_body = PatchBody,
+    responses(
+        (status = 200, description = "The changed connection", body = Connection),
+        (status = 400, description = "Malformed JSON, an unknown or invalid field (named)", body = ErrorEnvelope),
+        (status = 401, description = "No verified token", body = ErrorEnvelope),
+        (status = 404, description = "No live connection of the caller's tenant has this id", body = ErrorEnvelope),
+    ),
+    security(("bearer_jwt" = []))
+)]
+async fn update(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<PatchBody>,
+) -> Result<axum::Json<Connection>, ApiError> {
+    let id = parse_id(&id)?;
+    let patch = body.into_patch()?;
+    Ok(axum::Json(app.store.update_connection(caller.tenant_id, id, &patch).await?))
+}
+
+/// Disconnects: revokes the grant at the provider where it can, then deletes locally. The
+/// user asked to disconnect, so a provider that refuses or is down does not keep the
+/// connection alive here; the failure is recorded as a sync error for support to follow up.
+#[utoipa::path(
+    delete,
+    path = "/connections/{id}",
+    tag = "connections",
+    params(("id" = uuid::Uuid, Path, description = "The connection's id")),
+    responses(
+        (status = 200, description = "The connection as deleted (status revoked); its folders are deleted, their live jobs cancelled and links into them deactivated. A failed revocation at the provider is recorded as a sync error and does not stop the deletion", body = Connection),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "No verified token", body = ErrorEnvelope),
+        (status = 404, description = "No live connection of the caller's tenant has this id", body = ErrorEnvelope),
+    ),
+    security(("bearer_jwt" = []))
+)]
+async fn disconnect(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Connection>, ApiError> {
+    let id = parse_id(&id)?;
+    let connection = app.store.get_connection(caller.tenant_id, id).await?;
+    revoke::at_provider(&app, &connection).await;
+    Ok(axum::Json(app.store.delete_connection(caller.tenant_id, id).await?))
+}

@@ -1,0 +1,360 @@
+//! The connections API through its real router, fed API Gateway events from
+//! `events/connections/`, with the providers' revocation endpoints faked by wiremock.
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use shared::db::{Connection, ConnectionStatus, ErrorType, ProviderType, SyncErrorFilter};
+use shared::vault::TokenContext;
+use testkit::http::{ApiEvent, Reply, TestApp, call};
+use testkit::{Graph, Tenant, new_connection, new_folder};
+use wiremock::matchers::{body_string_contains, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const ACCESS: &str = "fake-access-token-Q9x7Lm2v";
+const REFRESH: &str = "fake-refresh-token-Zr4Kp8Wd";
+
+/// Every provider pointed at the fake; Google and Box revoke at their own URLs.
+fn provider_config(server: &MockServer) -> Value {
+    let uri = server.uri();
+    let entry = |name: &str| json!({"client_id": format!("{name}-client"), "client_secret": format!("{name}-secret")});
+    let mut providers = json!({
+        "onedrive": entry("onedrive"),
+        "gdrive": entry("gdrive"),
+        "dropbox": entry("dropbox"),
+        "box": entry("box"),
+    });
+    for name in ["onedrive", "gdrive", "dropbox", "box"] {
+        providers[name]["api_base_url"] = json!(uri);
+    }
+    providers["gdrive"]["revoke_url"] = json!(format!("{uri}/google/revoke"));
+    providers["box"]["revoke_url"] = json!(format!("{uri}/box/oauth2/revoke"));
+    json!({ "providers": providers })
+}
+
+async fn app_with_fake() -> (TestApp, MockServer) {
+    let server = MockServer::start().await;
+    (TestApp::with_config(provider_config(&server)).await, server)
+}
+
+/// A connection whose stored tokens are really encrypted by the app's vault (the vault binds
+/// them to the row id, so they are written after the insert).
+async fn connect(t: &TestApp, tenant: &Tenant, provider: ProviderType) -> Connection {
+    let mut new = new_connection(tenant);
+    new.provider_type = provider;
+    let c = t.store().create_connection(&new).await.unwrap();
+    let current = t.app.current().await.unwrap();
+    let (tid, id) = (tenant.id, c.base.id);
+    let access = current.vault.encrypt(TokenContext::access(tid, id), &SecretString::from(ACCESS));
+    let refresh = current.vault.encrypt(TokenContext::refresh(tid, id), &SecretString::from(REFRESH));
+    assert!(
+        t.store().swap_connection_tokens(tid, id, &new.encrypted_access_token, access, Some(refresh)).await.unwrap()
+    );
+    t.store().get_connection(tid, id).await.unwrap()
+}
+
+fn at(name: &str, id: impl std::fmt::Display) -> ApiEvent {
+    ApiEvent::load(&format!("connections/{name}")).path(&format!("/connections/{id}"))
+}
+
+fn assert_no_tokens(reply: &Reply) {
+    for secret in ["encrypted_access_token", "encrypted_refresh_token", ACCESS, REFRESH] {
+        assert!(!reply.text.contains(secret), "{secret} leaked: {}", reply.text);
+    }
+}
+
+#[tokio::test]
+async fn lists_connections_of_the_callers_tenant_page_by_page_with_filters() {
+    // Arrange
+    let (t, _server) = app_with_fake().await;
+    let router = connections::router(t.app.clone());
+    let a = t.tenant().await;
+    let b = t.tenant().await;
+    for _ in 0..4 {
+        connect(&t, &a, ProviderType::OneDrive).await;
+    }
+    let gdrive = connect(&t, &a, ProviderType::GDrive).await;
+    connect(&t, &b, ProviderType::OneDrive).await;
+
+    // Act
+    let list = || ApiEvent::load("connections/list").caller(&a);
+    let mut pages = vec![call(&router, &list().query("limit=2")).await];
+    while let Some(cursor) = pages.last().unwrap().body["next_cursor"].as_str().map(str::to_owned) {
+        pages.push(call(&router, &list().query(&format!("limit=2&cursor={cursor}"))).await);
+    }
+    let only_gdrive = call(&router, &list().query("provider_type=gdrive&status=active")).await;
+    let none_revoked = call(&router, &list().query("status=revoked")).await;
+
+    // Assert
+    assert_eq!(pages.len(), 3, "five rows in pages of two");
+    let items: Vec<&Value> = pages.iter().flat_map(|p| p.body["items"].as_array().unwrap()).collect();
+    assert_eq!(items.len(), 5);
+    assert!(items.iter().all(|c| c["tenant_id"] == json!(a.id.to_string())));
+    let ids: std::collections::HashSet<_> = items.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 5, "no row on two pages");
+    for page in &pages {
+        assert_eq!(page.status, 200, "{}", page.text);
+        assert_no_tokens(page);
+    }
+    let gd = only_gdrive.body["items"].as_array().unwrap();
+    assert_eq!(gd.len(), 1);
+    assert_eq!(gd[0]["id"], json!(gdrive.base.id.to_string()));
+    assert!(none_revoked.body["items"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn reads_a_connection_with_seed_names_and_no_token_fields() {
+    // Arrange
+    let (t, _server) = app_with_fake().await;
+    let router = connections::router(t.app.clone());
+    let a = t.tenant().await;
+    let c = connect(&t, &a, ProviderType::Dropbox).await;
+
+    // Act
+    let reply = call(&router, &at("get", c.base.id).caller(&a)).await;
+
+    // Assert
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["provider_type"], "dropbox");
+    assert_eq!(reply.body["status"], "active");
+    assert_eq!(reply.body["display_name"], "Work OneDrive");
+    for column in ["index_id", "user_id", "provider_user_id", "token_expiry", "scope", "connection_metadata"] {
+        assert!(reply.body.get(column).is_some(), "{column} missing: {}", reply.text);
+    }
+    assert!(reply.body.get("encrypted_access_token").is_none());
+    assert!(reply.body.get("encrypted_refresh_token").is_none());
+    assert_no_tokens(&reply);
+}
+
+#[tokio::test]
+async fn patch_sets_and_clears_the_display_name_and_metadata() {
+    // Arrange
+    let (t, _server) = app_with_fake().await;
+    let router = connections::router(t.app.clone());
+    let a = t.tenant().await;
+    let c = connect(&t, &a, ProviderType::OneDrive).await;
+    let patch = |body: Value| at("patch", c.base.id).caller(&a).json(&body);
+
+    // Act
+    let from_event = call(&router, &at("patch", c.base.id).caller(&a)).await;
+    let renamed =
+        call(&router, &patch(json!({"display_name": "Team drive", "connection_metadata": {"k": [1, 2]}}))).await;
+    let untouched = call(&router, &patch(json!({}))).await;
+    let cleared = call(&router, &patch(json!({"display_name": null, "connection_metadata": null}))).await;
+
+    // Assert
+    assert_eq!(from_event.status, 200, "{}", from_event.text);
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+    assert_eq!(renamed.body["display_name"], "Team drive");
+    assert_eq!(renamed.body["connection_metadata"], json!({"k": [1, 2]}));
+    assert_eq!(untouched.body["display_name"], "Team drive", "an absent field is left alone");
+    assert_eq!(cleared.status, 200, "{}", cleared.text);
+    assert!(cleared.body["display_name"].is_null());
+    assert!(cleared.body["connection_metadata"].is_null());
+    assert_no_tokens(&cleared);
+    let stored = t.store().get_connection(a.id, c.base.id).await.unwrap();
+    assert_eq!((stored.display_name, stored.connection_metadata), (None, None));
+    assert_eq!(stored.encrypted_access_token, c.encrypted_access_token, "tokens untouched");
+}
+
+#[tokio::test]
+async fn bad_input_is_a_400_naming_the_field_and_writes_nothing() {
+    // Arrange
+    let (t, _server) = app_with_fake().await;
+    let router = connections::router(t.app.clone());
+    let a = t.tenant().await;
+    let c = connect(&t, &a, ProviderType::OneDrive).await;
+    let patch = |body: Value| at("patch", c.base.id).caller(&a).json(&body);
+    let list = |q: &str| ApiEvent::load("connections/list").caller(&a).query(q);
+
+    let cases = [
+        (patch(json!({"display_name": "x".repeat(256)})), "display_name"),
+        (patch(json!({"display_name": "😀".repeat(128)})), "display_name"),
+        (patch(json!({"display_name": ""})), "display_name"),
+        (patch(json!({"display_name": 7})), "display_name"),
+        (patch(json!({"connection_metadata": [1, 2]})), "connection_metadata"),
+        (patch(json!({"connection_metadata": "drive"})), "connection_metadata"),
+        (list("provider_type=icloud"), "provider_type"),
+        (list("status=paused"), "status"),
+        (list("limit=0"), "limit"),
+        (list("limit=201"), "limit"),
+        (list("cursor=bogus"), "cursor"),
+        (at("get", "not-a-uuid").caller(&a), "id"),
+        (at("patch", "not-a-uuid").caller(&a), "id"),
+        (at("delete", "not-a-uuid").caller(&a), "id"),
+    ];
+
+    // Act + Assert
+    for (event, field) in cases {
+        let reply = call(&router, &event).await;
+        assert_eq!(reply.status, 400, "{field}: {}", reply.text);
+        assert_eq!(reply.error_field(), Some(field), "{}", reply.text);
+    }
+    for body in
+        [json!({"status": "revoked"}), json!({"tenant_id": a.id.to_string()}), json!({"encrypted_access_token": "x"})]
+    {
+        let reply = call(&router, &patch(body)).await;
+        assert_eq!(reply.status, 400, "unknown fields are refused: {}", reply.text);
+    }
+    let stored = t.store().get_connection(a.id, c.base.id).await.unwrap();
+    assert_eq!(stored, c, "nothing written");
+}
+
+#[tokio::test]
+async fn delete_revokes_at_google_then_deletes_the_connection_its_folders_and_links() {
+    // Arrange
+    let (t, server) = app_with_fake().await;
+    let router = connections::router(t.app.clone());
+    let a = t.tenant().await;
+    let c = connect(&t, &a, ProviderType::GDrive).await;
+    let folder = t.store().create_folder(&new_folder(&a, c.base.id)).await.unwrap();
+    let file = t.store().create_file(&testkit::new_file(&a, folder.base.id)).await.unwrap();
+    let link = t.store().create_link(&testkit::new_file_link(&a, file.base.id)).await.unwrap();
+    // https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke: 200, empty body.
+    Mock::given(method("POST"))
+        .and(path("/google/revoke"))
+        .and(body_string_contains(format!("token={REFRESH}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    // Act
+    let reply = call(&router, &at("delete", c.base.id).caller(&a)).await;
+    let again = call(&router, &at("get", c.base.id).caller(&a)).await;
+
+    // Assert
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["status"], "revoked");
+    assert_eq!(reply.body["is_deleted"], true);
+    assert_no_tokens(&reply);
+    assert_eq!(again.status, 404);
+    assert!(t.store().get_folder(a.id, folder.base.id).await.is_err(), "folder deleted");
+    assert!(!t.store().get_link(a.id, link.base.id).await.unwrap().is_active, "link deactivated");
+    let errors = t.store().list_errors(a.id, &SyncErrorFilter::default(), shared::db::PageRequest::first(10)).await;
+    assert!(errors.unwrap().items.is_empty(), "a successful revocation records nothing");
+}
+
+#[tokio::test]
+async fn delete_revokes_at_dropbox_with_the_access_token() {
+    // Arrange
+    let (t, server) = app_with_fake().await;
+    let router = connections::router(t.app.clone());
+    let a = t.tenant().await;
+    let c = connect(&t, &a, ProviderType::Dropbox).await;
+    // https://www.dropbox.com/developers/documentation/http/documentation#auth-token-revoke: no
+    // return value, JSON null.
+    Mock::given(method("POST"))
+        .and(path("/2/auth/token/revoke"))
+        .and(header("authorization", format!("Bearer {ACCESS}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_raw("null", "application/json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    // Act
+    let reply = call(&router, &at("delete", c.base.id).caller(&a)).await;
+
+    // Assert
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["status"], "revoked");
+}
+
+#[tokio::test]
+async fn delete_stands_when_the_provider_refuses_to_revoke_and_the_failure_is_recorded() {
+    // Arrange
+    let (t, server) = app_with_fake().await;
+    let router = connections::router(t.app.clone());
+    let a = t.tenant().await;
+    let c = connect(&t, &a, ProviderType::Box).await;
+    // Box answers a bad revocation with an OAuth error body.
+    Mock::given(method("POST"))
+        .and(path("/box/oauth2/revoke"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "error": "invalid_client",
+            "error_description": "The client credentials are invalid"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    // Act
+    let reply = call(&router, &at("delete", c.base.id).caller(&a)).await;
+
+    // Assert
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["status"], "revoked");
+    assert_eq!(call(&router, &at("get", c.base.id).caller(&a)).await.status, 404, "deleted anyway");
+    let filter = SyncErrorFilter { connection_id: Some(c.base.id), ..Default::default() };
+    let errors = t.store().list_errors(a.id, &filter, shared::db::PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].error_type, ErrorType::Api);
+    assert_eq!(errors[0].error_code.as_deref(), Some("invalid_client"));
+    assert!(errors[0].error_message.contains("box"), "{}", errors[0].error_message);
+    assert!(!errors[0].error_message.contains(REFRESH) && !errors[0].error_message.contains(ACCESS));
+}
+
+#[tokio::test]
+async fn delete_stands_when_the_provider_is_down_or_not_configured() {
+    // Arrange
+    let (t, server) = app_with_fake().await;
+    let router = connections::router(t.app.clone());
+    let a = t.tenant().await;
+    let down = connect(&t, &a, ProviderType::GDrive).await;
+    let unconfigured = connect(&t, &a, ProviderType::SharePoint).await;
+    Mock::given(method("POST"))
+        .and(path("/google/revoke"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("<html>unavailable</html>"))
+        .mount(&server)
+        .await;
+
+    // Act
+    let first = call(&router, &at("delete", down.base.id).caller(&a)).await;
+    let second = call(&router, &at("delete", unconfigured.base.id).caller(&a)).await;
+
+    // Assert
+    for (reply, c, error_type) in [(&first, &down, ErrorType::Api), (&second, &unconfigured, ErrorType::Validation)] {
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert!(matches!(t.store().get_connection(a.id, c.base.id).await, Err(shared::db::DbError::NotFound)));
+        let filter = SyncErrorFilter { connection_id: Some(c.base.id), ..Default::default() };
+        let errors = t.store().list_errors(a.id, &filter, shared::db::PageRequest::first(10)).await.unwrap().items;
+        assert_eq!(errors.iter().map(|e| e.error_type).collect::<Vec<_>>(), vec![error_type]);
+    }
+}
+
+#[tokio::test]
+async fn another_tenants_connection_is_not_found_on_every_route_and_nothing_is_revoked() {
+    // Arrange
+    let (t, server) = app_with_fake().await;
+    let router = connections::router(t.app.clone());
+    let a = t.tenant().await;
+    let b = t.tenant().await;
+    let c = connect(&t, &a, ProviderType::GDrive).await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&server).await;
+
+    // Act
+    let read = call(&router, &at("get", c.base.id).caller(&b)).await;
+    let patch = call(&router, &at("patch", c.base.id).caller(&b)).await;
+    let delete = call(&router, &at("delete", c.base.id).caller(&b)).await;
+    let unknown = call(&router, &at("delete", uuid::Uuid::new_v4()).caller(&a)).await;
+
+    // Assert
+    for reply in [read, patch, delete, unknown] {
+        assert_eq!((reply.status, reply.error_code()), (404, "not_found"), "{}", reply.text);
+    }
+    assert_eq!(t.store().get_connection(a.id, c.base.id).await.unwrap(), c, "nothing written");
+}
+
+#[tokio::test]
+async fn missing_claims_are_401() {
+    let (t, _server) = app_with_fake().await;
+    let router = connections::router(t.app.clone());
+    let a = t.tenant().await;
+    let g = Graph::create(t.store(), &a).await;
+
+    let list = call(&router, &ApiEvent::load("connections/list").without_authorizer()).await;
+    let delete = call(&router, &at("delete", g.connection.base.id).without_authorizer()).await;
+
+    assert_eq!((list.status, list.error_code()), (401, "unauthorized"));
+    assert_eq!((delete.status, delete.error_code()), (401, "unauthorized"));
+    assert_eq!(t.store().get_connection(a.id, g.connection.base.id).await.unwrap().status, ConnectionStatus::Active);
+}
