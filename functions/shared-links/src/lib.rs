@@ -1,0 +1,299 @@
+//! The shared-links API: `POST /shared-links`, `GET /shared-links` (file_id, folder_id,
+//! is_active, limit, cursor), `GET /shared-links/{id}` and `DELETE /shared-links/{id}`.
+//! Every query is scoped to the caller's tenant; another tenant's link, file or folder id is
+//! a 404 like an unknown one.
+//!
+//! A link is created at the provider first, through the connection of the file's or folder's
+//! folder, and stored only once the provider has made it. A link password goes to the
+//! provider and nowhere else: only `password_protected` is stored.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use shared::api::openapi::BearerJwt;
+use shared::api::{ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, QueryParams, page_request, parse_id};
+use shared::app::App;
+use shared::db::{ConnectionStatus, NewSharedLink, ResourceType, ShareType, SharedLink, SharedLinkFilter};
+use shared::providers::{ExistingLink, ProviderError, SharedLinkRequest};
+use utoipa::OpenApi as _;
+use uuid::Uuid;
+
+mod provider;
+
+use provider::{ProviderCall, Resolved};
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/shared-links", get(list).post(create))
+        .route("/shared-links/{id}", get(read).delete(deactivate))
+        .fallback(shared::api::no_route)
+        .with_state(app)
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "shared-links", description = "Links to the caller's cloud files and folders, made at their providers."),
+    paths(create, list, read, deactivate),
+    modifiers(&BearerJwt)
+)]
+struct ApiDoc;
+
+/// This function's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Only the links to this file.
+    file_id: Option<Uuid>,
+    /// Only the links to this folder.
+    folder_id: Option<Uuid>,
+    is_active: Option<bool>,
+    /// 1 to 200; 50 when absent.
+    limit: Option<u16>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/shared-links",
+    tag = "shared-links",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of the caller's links, oldest first", body = ListResponse<SharedLink>),
+        (status = 400, description = "An invalid query parameter (named)", body = ErrorEnvelope),
+        (status = 401, description = "No verified token", body = ErrorEnvelope),
+    ),
+    security(("bearer_jwt" = []))
+)]
+async fn list(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<axum::Json<ListResponse<SharedLink>>, ApiError> {
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let filter = SharedLinkFilter { file_id: q.file_id, folder_id: q.folder_id, is_active: q.is_active };
+    let rows = app.store.list_links(caller.tenant_id, &filter, page).await?;
+    Ok(axum::Json(ListResponse::from_page(rows, |l| l)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/shared-links/{id}",
+    tag = "shared-links",
+    params(("id" = uuid::Uuid, Path, description = "The link's id")),
+    responses(
+        (status = 200, description = "The link", body = SharedLink),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "No verified token", body = ErrorEnvelope),
+        (status = 404, description = "No link of the caller's tenant has this id", body = ErrorEnvelope),
+    ),
+    security(("bearer_jwt" = []))
+)]
+async fn read(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<SharedLink>, ApiError> {
+    let id = parse_id(&id)?;
+    Ok(axum::Json(app.store.get_link(caller.tenant_id, id).await?))
+}
+
+/// Every field is optional here so that a missing one is a 400 naming it, like a bad one.
+/// `SecretString` keeps the password out of Debug output and so out of any log line.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    /// Required.
+    resource_type: Option<ResourceType>,
+    /// Required for a file link, absent for a folder link.
+    file_id: Option<Uuid>,
+    /// Required for a folder link, absent for a file link.
+    folder_id: Option<Uuid>,
+    /// Required; not every provider can make every type (400 naming share_type).
+    share_type: Option<ShareType>,
+    /// In the future.
+    expires_at: Option<DateTime<Utc>>,
+    /// Sent to the provider only, never stored; not every provider takes one (400 naming password).
+    #[schema(value_type = Option<String>, format = Password)]
+    password: Option<SecretString>,
+}
+
+/// Longest link password passed on (OneDrive's own limit is far above any sane password).
+const MAX_PASSWORD_CHARS: usize = 256;
+
+/// A create request that passed every check that needs no database or provider.
+struct Checked {
+    resource_type: ResourceType,
+    resource_id: Uuid,
+    request: SharedLinkRequest,
+}
+
+fn required<T>(value: Option<T>, field: &'static str) -> Result<T, ApiError> {
+    value.ok_or_else(|| ApiError::invalid_field(field, "is required"))
+}
+
+impl CreateBody {
+    fn check(self, now: DateTime<Utc>) -> Result<Checked, ApiError> {
+        let resource_type = required(self.resource_type, "resource_type")?;
+        let (wanted, wanted_name, other, other_name) = match resource_type {
+            ResourceType::File => (self.file_id, "file_id", self.folder_id, "folder_id"),
+            ResourceType::Folder => (self.folder_id, "folder_id", self.file_id, "file_id"),
+        };
+        if other.is_some() {
+            return Err(ApiError::invalid_field(
+                other_name,
+                format!("must be absent for a {resource_type} link (give {wanted_name} only)"),
+            ));
+        }
+        let resource_id = required(wanted, wanted_name)?;
+        let share_type = required(self.share_type, "share_type")?;
+        if let Some(at) = self.expires_at
+            && at <= now
+        {
+            return Err(ApiError::invalid_field("expires_at", "must be in the future"));
+        }
+        if let Some(p) = &self.password {
+            let p = p.expose_secret();
+            if p.is_empty() {
+                return Err(ApiError::invalid_field("password", "must not be empty (leave it out for no password)"));
+            }
+            if p.chars().count() > MAX_PASSWORD_CHARS {
+                return Err(ApiError::invalid_field(
+                    "password",
+                    format!("must be at most {MAX_PASSWORD_CHARS} characters"),
+                ));
+            }
+            if p.contains('\0') {
+                return Err(ApiError::invalid_field("password", "must not contain NUL characters"));
+            }
+        }
+        Ok(Checked {
+            resource_type,
+            resource_id,
+            request: SharedLinkRequest { share_type, password: self.password, expires_at: self.expires_at },
+        })
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/shared-links",
+    tag = "shared-links",
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "The provider made the link and it is stored", body = SharedLink),
+        (status = 400, description = "Malformed JSON or an invalid field (named), including a password or share type the provider cannot do", body = ErrorEnvelope),
+        (status = 401, description = "No verified token", body = ErrorEnvelope),
+        (status = 404, description = "file_id or folder_id names nothing the caller's tenant can reach (named)", body = ErrorEnvelope),
+        (status = 409, description = "The item's connection is not active", body = ErrorEnvelope),
+        (status = 502, description = "The provider failed; nothing is stored and the failure is recorded as a sync error", body = ErrorEnvelope),
+        (status = 503, description = "The provider is not configured", body = ErrorEnvelope),
+    ),
+    security(("bearer_jwt" = []))
+)]
+async fn create(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CreateBody>,
+) -> Result<(StatusCode, axum::Json<SharedLink>), ApiError> {
+    let checked = body.check(app.store.now())?;
+    let tenant = caller.tenant_id;
+    let resolved = Resolved::for_resource(&app, tenant, checked.resource_type, checked.resource_id).await?;
+    if resolved.connection.status != ConnectionStatus::Active {
+        return Err(ApiError::conflict(
+            "connection_not_active",
+            format!("the item's connection is {}; reconnect it to share its items", resolved.connection.status),
+        ));
+    }
+    let call = ProviderCall::prepare(&app, &resolved).await?;
+    if checked.request.password.is_some() && !call.provider().supports_link_password() {
+        return Err(ApiError::invalid_field(
+            "password",
+            format!("{} shared links cannot have a password", resolved.connection.provider_type),
+        ));
+    }
+    let created = match call.provider().create_shared_link(call.token(), &resolved.target(), &checked.request).await {
+        Ok(created) => created,
+        Err(ProviderError::Unsupported(message)) => {
+            return Err(ApiError::invalid_field(unsupported_field(&checked.request, &message), message));
+        }
+        Err(e) => {
+            provider::record_failure(&app, &resolved, "create_shared_link", &e, None).await;
+            return Err(provider::bad_gateway(&resolved, "create the link", &e));
+        }
+    };
+    let new = NewSharedLink {
+        tenant_id: tenant,
+        created_by_user_id: caller.user_id,
+        resource_type: checked.resource_type,
+        file_id: resolved.file_id(),
+        folder_id: resolved.folder_id(),
+        provider_share_id: created.provider_share_id.clone(),
+        share_url: created.share_url.clone(),
+        share_type: checked.request.share_type,
+        password_protected: checked.request.password.is_some(),
+        expires_at: checked.request.expires_at,
+    };
+    match app.store.create_link(&new).await {
+        Ok(link) => {
+            call.touch_connection(&app).await;
+            Ok((StatusCode::CREATED, axum::Json(link)))
+        }
+        Err(e) => {
+            // Unrecorded, the provider's link would stay public with nothing here to remove it.
+            let existing =
+                ExistingLink { provider_share_id: created.provider_share_id.as_deref(), share_url: &created.share_url };
+            if let Err(undo) = call.provider().delete_shared_link(call.token(), &resolved.target(), &existing).await {
+                provider::record_failure(&app, &resolved, "delete_unrecorded_shared_link", &undo, None).await;
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// Turns the link off: removes it at the provider, then sets is_active = 0. The user asked for
+/// the link to stop working, so a provider failure is recorded as a sync error but does not
+/// keep the link active here (the redirect stops at once either way).
+#[utoipa::path(
+    delete,
+    path = "/shared-links/{id}",
+    tag = "shared-links",
+    params(("id" = uuid::Uuid, Path, description = "The link's id")),
+    responses(
+        (status = 200, description = "The link, now inactive. A provider that fails to remove it is recorded as a sync error; the link is turned off here regardless", body = SharedLink),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "No verified token", body = ErrorEnvelope),
+        (status = 404, description = "No link of the caller's tenant has this id", body = ErrorEnvelope),
+    ),
+    security(("bearer_jwt" = []))
+)]
+async fn deactivate(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<SharedLink>, ApiError> {
+    let id = parse_id(&id)?;
+    let link = app.store.get_link(caller.tenant_id, id).await?;
+    if link.is_active {
+        provider::remove_at_provider(&app, &link).await?;
+    }
+    Ok(axum::Json(app.store.deactivate_link(caller.tenant_id, id).await?))
+}
+
+/// Which request field a provider refusal is about. A password refusal can come from the
+/// provider itself even after `supports_link_password` (OneDrive business drives take no link
+/// passwords); every other refusal a provider makes before calling out is about the share type.
+fn unsupported_field(request: &SharedLinkRequest, message: &str) -> &'static str {
+    if request.password.is_some() && message.contains("password") { "password" } else { "share_type" }
+}

@@ -1,0 +1,654 @@
+//! The shared-links API through its real router, fed API Gateway events from
+//! `events/shared-links/`, with each provider's sharing API faked by wiremock. The fakes answer
+//! with the bodies the providers document:
+//! - Graph: <https://learn.microsoft.com/graph/api/driveitem-createlink> (a permission with
+//!   `link.webUrl`) and `DELETE .../permissions/{id}` (204).
+//! - Drive: <https://developers.google.com/drive/api/reference/rest/v3/permissions/create>
+//!   (a permission), `files.get?fields=webViewLink`, `permissions.delete` (204).
+//! - Dropbox: <https://www.dropbox.com/developers/documentation/http/documentation#sharing-create_shared_link_with_settings>
+//!   (SharedLinkMetadata) and `revoke_shared_link` (null).
+//! - Box: <https://developer.box.com/reference/put-files-id--add-shared-link/> (the item with
+//!   its `shared_link`).
+
+use chrono::{Duration, Utc};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use shared::db::{
+    CloudFile, Connection, ConnectionPatch, ConnectionStatus, ErrorType, Folder, PageRequest, ProviderType,
+    SharedLinkFilter, SyncErrorFilter,
+};
+use shared::vault::TokenContext;
+use testkit::http::{ApiEvent, Reply, TestApp, call};
+use testkit::{Tenant, new_connection, new_file, new_file_link, new_folder};
+use uuid::Uuid;
+use wiremock::matchers::{body_partial_json, header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const ACCESS: &str = "fake-access-token-Hn3Vb7Qe";
+const REFRESH: &str = "fake-refresh-token-Wt5Ys2Jc";
+const PASSWORD: &str = "correct horse battery staple";
+
+fn provider_config(server: &MockServer) -> Value {
+    let mut providers = json!({});
+    for name in ["onedrive", "sharepoint", "gdrive", "dropbox", "box"] {
+        providers[name] = json!({
+            "client_id": format!("{name}-client"),
+            "client_secret": format!("{name}-secret"),
+            "api_base_url": server.uri(),
+        });
+    }
+    json!({ "providers": providers })
+}
+
+struct Setup {
+    t: TestApp,
+    server: MockServer,
+    router: axum::Router,
+}
+
+async fn setup() -> Setup {
+    let server = MockServer::start().await;
+    let t = TestApp::with_config(provider_config(&server)).await;
+    let router = shared_links::router(t.app.clone());
+    Setup { t, server, router }
+}
+
+/// A connection, a folder in it and a file in that, the connection's tokens really encrypted
+/// by the app's vault (bound to the row id, so written after the insert).
+struct Item {
+    connection: Connection,
+    folder: Folder,
+    file: CloudFile,
+}
+
+async fn item(t: &TestApp, tenant: &Tenant, provider: ProviderType, metadata: Option<Value>) -> Item {
+    let mut new = new_connection(tenant);
+    new.provider_type = provider;
+    new.connection_metadata = metadata;
+    let c = t.store().create_connection(&new).await.unwrap();
+    let current = t.app.current().await.unwrap();
+    let (tid, id) = (tenant.id, c.base.id);
+    let access = current.vault.encrypt(TokenContext::access(tid, id), &SecretString::from(ACCESS));
+    let refresh = current.vault.encrypt(TokenContext::refresh(tid, id), &SecretString::from(REFRESH));
+    assert!(
+        t.store().swap_connection_tokens(tid, id, &new.encrypted_access_token, access, Some(refresh)).await.unwrap()
+    );
+    let connection = t.store().get_connection(tid, id).await.unwrap();
+    let folder = t.store().create_folder(&new_folder(tenant, id)).await.unwrap();
+    let file = t.store().create_file(&new_file(tenant, folder.base.id)).await.unwrap();
+    Item { connection, folder, file }
+}
+
+fn create(tenant: &Tenant, body: Value) -> ApiEvent {
+    ApiEvent::load("shared-links/create").caller(tenant).json(&body)
+}
+
+fn at(name: &str, id: impl std::fmt::Display) -> ApiEvent {
+    ApiEvent::load(&format!("shared-links/{name}")).path(&format!("/shared-links/{id}"))
+}
+
+fn future() -> String {
+    (Utc::now() + Duration::days(7)).format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn assert_no_secrets(reply: &Reply) {
+    for secret in [ACCESS, REFRESH, PASSWORD, "encrypted_access_token"] {
+        assert!(!reply.text.contains(secret), "{secret} leaked: {}", reply.text);
+    }
+}
+
+async fn links(t: &TestApp, tenant: &Tenant) -> Vec<shared::db::SharedLink> {
+    t.store().list_links(tenant.id, &SharedLinkFilter::default(), PageRequest::first(200)).await.unwrap().items
+}
+
+async fn errors(t: &TestApp, tenant: &Tenant) -> Vec<shared::db::SyncError> {
+    t.store().list_errors(tenant.id, &SyncErrorFilter::default(), PageRequest::first(200)).await.unwrap().items
+}
+
+#[tokio::test]
+async fn creates_a_password_protected_onedrive_file_link_through_graph() {
+    // Arrange
+    let s = setup().await;
+    let a = s.t.tenant().await;
+    let it =
+        item(&s.t, &a, ProviderType::OneDrive, Some(json!({"drive_id": "8a5b1c2d3e4f", "drive_type": "personal"})))
+            .await;
+    let expires = future();
+    let item_path = format!("/v1.0/drives/8a5b1c2d3e4f/items/{}/createLink", it.file.provider_file_id);
+    Mock::given(method("POST"))
+        .and(path(item_path.as_str()))
+        .and(header("authorization", format!("Bearer {ACCESS}").as_str()))
+        .and(body_partial_json(
+            json!({"type": "view", "scope": "anonymous", "password": PASSWORD, "expirationDateTime": expires}),
+        ))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "id": "123ABC",
+            "roles": ["read"],
+            "link": {
+                "type": "view",
+                "scope": "anonymous",
+                "webUrl": "https://1drv.ms/A6913278E564460AA616C71B28AD6EB6",
+                "application": {"id": "1234", "displayName": "Quodsi"}
+            },
+            "hasPassword": true
+        })))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+
+    // Act
+    let reply = call(
+        &s.router,
+        &create(
+            &a,
+            json!({"resource_type": "file", "file_id": it.file.base.id, "share_type": "view", "expires_at": expires, "password": PASSWORD}),
+        ),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert_eq!(reply.body["provider_share_id"], "123ABC");
+    assert_eq!(reply.body["share_url"], "https://1drv.ms/A6913278E564460AA616C71B28AD6EB6");
+    assert_eq!(reply.body["password_protected"], true);
+    assert_eq!(reply.body["resource_type"], "file");
+    assert_eq!(reply.body["file_id"], json!(it.file.base.id));
+    assert!(reply.body["folder_id"].is_null());
+    assert_eq!(reply.body["created_by_user_id"], json!(a.user));
+    assert_eq!(reply.body["is_active"], true);
+    assert_eq!(reply.body["access_count"], 0);
+    assert_no_secrets(&reply);
+    let stored = links(&s.t, &a).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].expires_at.map(|e| e.format("%Y-%m-%dT%H:%M:%SZ").to_string()), Some(expires));
+    let connection = s.t.store().get_connection(a.id, it.connection.base.id).await.unwrap();
+    assert!(connection.last_used_at.is_some(), "using the connection stamps it");
+}
+
+#[tokio::test]
+async fn creates_a_google_drive_folder_link_from_the_permission_and_web_view_link() {
+    // Arrange
+    let s = setup().await;
+    let a = s.t.tenant().await;
+    let it = item(&s.t, &a, ProviderType::GDrive, None).await;
+    let folder_id = it.folder.provider_folder_id.clone();
+    Mock::given(method("POST"))
+        .and(path(format!("/drive/v3/files/{folder_id}/permissions").as_str()))
+        .and(body_partial_json(json!({"role": "writer", "type": "anyone"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "kind": "drive#permission",
+            "id": "anyoneWithLink",
+            "type": "anyone",
+            "role": "writer",
+            "allowFileDiscovery": false
+        })))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/drive/v3/files/{folder_id}").as_str()))
+        .and(query_param("fields", "webViewLink"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "webViewLink": "https://drive.google.com/drive/folders/1AbCdEfGh?usp=drive_link"
+        })))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+
+    // Act
+    let reply = call(
+        &s.router,
+        &create(&a, json!({"resource_type": "folder", "folder_id": it.folder.base.id, "share_type": "edit"})),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert_eq!(reply.body["provider_share_id"], "anyoneWithLink");
+    assert_eq!(reply.body["share_url"], "https://drive.google.com/drive/folders/1AbCdEfGh?usp=drive_link");
+    assert_eq!(reply.body["folder_id"], json!(it.folder.base.id));
+    assert!(reply.body["file_id"].is_null());
+    assert_eq!(reply.body["share_type"], "edit");
+    assert_eq!(reply.body["password_protected"], false);
+    assert!(reply.body["expires_at"].is_null());
+}
+
+#[tokio::test]
+async fn creates_a_dropbox_download_link_and_a_box_folder_link() {
+    // Arrange
+    let s = setup().await;
+    let a = s.t.tenant().await;
+    let dropbox = item(&s.t, &a, ProviderType::Dropbox, None).await;
+    let boxcom = item(&s.t, &a, ProviderType::Box, None).await;
+    Mock::given(method("POST"))
+        .and(path("/2/sharing/create_shared_link_with_settings"))
+        .and(body_partial_json(json!({
+            "path": dropbox.file.provider_file_id,
+            "settings": {"audience": "public", "access": "viewer", "allow_download": true}
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            ".tag": "file",
+            "url": "https://www.dropbox.com/s/2sn712vy1ovegw8/factory.qsm?dl=0",
+            "name": "factory.qsm",
+            "link_permissions": {
+                "can_revoke": true,
+                "resolved_visibility": {".tag": "public"},
+                "revoke_failure_reason": {".tag": "owner_only"}
+            },
+            "client_modified": "2026-05-12T15:50:38Z",
+            "server_modified": "2026-05-12T15:50:38Z",
+            "rev": "a1c10ce0dd78",
+            "size": 2048,
+            "id": "id:a4ayc_80_OEAAAAAAAAAXw",
+            "path_lower": "/quodsi/models/factory.qsm"
+        })))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path(format!("/2.0/folders/{}", boxcom.folder.provider_folder_id).as_str()))
+        .and(query_param("fields", "shared_link"))
+        .and(body_partial_json(json!({"shared_link": {"access": "open", "permissions": {"can_download": false}}})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "type": "folder",
+            "id": boxcom.folder.provider_folder_id,
+            "etag": "1",
+            "shared_link": {
+                "url": "https://app.box.com/s/rh935iit6ewrmw0unyul",
+                "download_url": null,
+                "vanity_url": null,
+                "vanity_name": null,
+                "access": "open",
+                "effective_access": "open",
+                "effective_permission": "can_preview",
+                "unshared_at": null,
+                "is_password_enabled": false,
+                "permissions": {"can_download": false, "can_preview": true, "can_edit": false},
+                "download_count": 0,
+                "preview_count": 0
+            }
+        })))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+
+    // Act
+    let dbx = call(
+        &s.router,
+        &create(&a, json!({"resource_type": "file", "file_id": dropbox.file.base.id, "share_type": "download"})),
+    )
+    .await;
+    let bx = call(
+        &s.router,
+        &create(&a, json!({"resource_type": "folder", "folder_id": boxcom.folder.base.id, "share_type": "view"})),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(dbx.status, 201, "{}", dbx.text);
+    assert_eq!(dbx.body["share_url"], "https://www.dropbox.com/s/2sn712vy1ovegw8/factory.qsm?dl=0");
+    assert!(dbx.body["provider_share_id"].is_null(), "Dropbox links are known by their URL");
+    assert_eq!(bx.status, 201, "{}", bx.text);
+    assert_eq!(bx.body["share_url"], "https://app.box.com/s/rh935iit6ewrmw0unyul");
+    assert_eq!(links(&s.t, &a).await.len(), 2);
+}
+
+#[tokio::test]
+async fn what_a_provider_cannot_do_is_a_400_naming_the_field_before_any_call() {
+    // Arrange
+    let s = setup().await;
+    let a = s.t.tenant().await;
+    let gdrive = item(&s.t, &a, ProviderType::GDrive, None).await;
+    let business =
+        item(&s.t, &a, ProviderType::OneDrive, Some(json!({"drive_id": "b!x", "drive_type": "business"}))).await;
+    let sharepoint = item(&s.t, &a, ProviderType::SharePoint, Some(json!({"drive_id": "b!y"}))).await;
+    let boxcom = item(&s.t, &a, ProviderType::Box, None).await;
+    Mock::given(wiremock::matchers::any()).respond_with(ResponseTemplate::new(500)).expect(0).mount(&s.server).await;
+    let file =
+        |it: &Item, share: &str| json!({"resource_type": "file", "file_id": it.file.base.id, "share_type": share});
+    let with_password = |mut body: Value| {
+        body["password"] = json!(PASSWORD);
+        body
+    };
+
+    let cases = [
+        (with_password(file(&gdrive, "view")), "password"),
+        (with_password(file(&business, "view")), "password"),
+        (with_password(file(&sharepoint, "view")), "password"),
+        (file(&business, "comment"), "share_type"),
+        (json!({"resource_type": "folder", "folder_id": boxcom.folder.base.id, "share_type": "edit"}), "share_type"),
+        (file(&boxcom, "comment"), "share_type"),
+    ];
+
+    // Act + Assert
+    for (body, field) in cases {
+        let reply = call(&s.router, &create(&a, body.clone())).await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.text);
+        assert_eq!(reply.error_field(), Some(field), "{body}: {}", reply.text);
+        assert_no_secrets(&reply);
+    }
+    assert!(links(&s.t, &a).await.is_empty(), "nothing stored");
+    assert!(errors(&s.t, &a).await.is_empty(), "a client mistake is not a provider failure");
+}
+
+#[tokio::test]
+async fn a_provider_failure_is_a_502_stores_nothing_and_records_an_error() {
+    // Arrange
+    let s = setup().await;
+    let a = s.t.tenant().await;
+    let it = item(&s.t, &a, ProviderType::OneDrive, Some(json!({"drive_id": "b!abc", "drive_type": "business"}))).await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v1.0/drives/b!abc/items/{}/createLink", it.file.provider_file_id).as_str()))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "error": {"code": "accessDenied", "message": "The caller does not have permission to perform the action."}
+        })))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+
+    // Act
+    let reply = call(
+        &s.router,
+        &create(&a, json!({"resource_type": "file", "file_id": it.file.base.id, "share_type": "edit"})),
+    )
+    .await;
+
+    // Assert
+    assert_eq!((reply.status, reply.error_code()), (502, "provider_error"), "{}", reply.text);
+    assert_no_secrets(&reply);
+    assert!(links(&s.t, &a).await.is_empty(), "nothing stored");
+    let recorded = errors(&s.t, &a).await;
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].connection_id, it.connection.base.id);
+    assert_eq!(recorded[0].file_id, Some(it.file.base.id));
+    assert_eq!(recorded[0].error_type, ErrorType::Permission);
+    assert_eq!(recorded[0].error_code.as_deref(), Some("accessDenied"));
+    assert_eq!(recorded[0].error_metadata.as_ref().unwrap()["operation"], "create_shared_link");
+}
+
+#[tokio::test]
+async fn bad_input_is_a_400_naming_the_field_and_nothing_is_called_or_written() {
+    // Arrange
+    let s = setup().await;
+    let a = s.t.tenant().await;
+    let it = item(&s.t, &a, ProviderType::Dropbox, None).await;
+    Mock::given(wiremock::matchers::any()).respond_with(ResponseTemplate::new(500)).expect(0).mount(&s.server).await;
+    let (file, folder) = (it.file.base.id, it.folder.base.id);
+    let past = (Utc::now() - Duration::minutes(1)).to_rfc3339();
+    let list = |q: &str| ApiEvent::load("shared-links/list").caller(&a).query(q);
+
+    let cases = [
+        (create(&a, json!({"file_id": file, "share_type": "view"})), "resource_type"),
+        (create(&a, json!({"resource_type": "document", "file_id": file, "share_type": "view"})), "resource_type"),
+        (create(&a, json!({"resource_type": "file", "share_type": "view"})), "file_id"),
+        (create(&a, json!({"resource_type": "folder", "share_type": "view"})), "folder_id"),
+        (
+            create(&a, json!({"resource_type": "file", "file_id": file, "folder_id": folder, "share_type": "view"})),
+            "folder_id",
+        ),
+        (
+            create(&a, json!({"resource_type": "folder", "file_id": file, "folder_id": folder, "share_type": "view"})),
+            "file_id",
+        ),
+        (create(&a, json!({"resource_type": "file", "file_id": "nope", "share_type": "view"})), "file_id"),
+        (create(&a, json!({"resource_type": "file", "file_id": file})), "share_type"),
+        (create(&a, json!({"resource_type": "file", "file_id": file, "share_type": "owner"})), "share_type"),
+        (
+            create(&a, json!({"resource_type": "file", "file_id": file, "share_type": "view", "expires_at": past})),
+            "expires_at",
+        ),
+        (
+            create(
+                &a,
+                json!({"resource_type": "file", "file_id": file, "share_type": "view", "expires_at": "tomorrow"}),
+            ),
+            "expires_at",
+        ),
+        (
+            create(&a, json!({"resource_type": "file", "file_id": file, "share_type": "view", "password": ""})),
+            "password",
+        ),
+        (
+            create(
+                &a,
+                json!({"resource_type": "file", "file_id": file, "share_type": "view", "password": "p".repeat(257)}),
+            ),
+            "password",
+        ),
+        (
+            create(&a, json!({"resource_type": "file", "file_id": file, "share_type": "view", "password": 1234})),
+            "password",
+        ),
+        (list("file_id=42"), "file_id"),
+        (list("is_active=maybe"), "is_active"),
+        (list("limit=0"), "limit"),
+        (list("limit=201"), "limit"),
+        (list("cursor=bogus"), "cursor"),
+        (at("get", "not-a-uuid").caller(&a), "id"),
+        (at("delete", "not-a-uuid").caller(&a), "id"),
+    ];
+
+    // Act + Assert
+    for (event, field) in cases {
+        let reply = call(&s.router, &event).await;
+        assert_eq!(reply.status, 400, "{field}: {}", reply.text);
+        assert_eq!(reply.error_field(), Some(field), "{}", reply.text);
+    }
+    let unknown = call(
+        &s.router,
+        &create(&a, json!({"resource_type": "file", "file_id": file, "share_type": "view", "tenant_id": a.id})),
+    )
+    .await;
+    assert_eq!(unknown.status, 400, "tenant_id is never taken from a body: {}", unknown.text);
+    let malformed =
+        call(&s.router, &ApiEvent::load("shared-links/create").caller(&a).raw_body("{", Some("application/json")))
+            .await;
+    assert_eq!((malformed.status, malformed.error_code()), (400, "malformed_json"));
+    assert!(links(&s.t, &a).await.is_empty(), "nothing stored");
+}
+
+#[tokio::test]
+async fn another_tenants_ids_are_not_found_on_every_route() {
+    // Arrange
+    let s = setup().await;
+    let a = s.t.tenant().await;
+    let b = s.t.tenant().await;
+    let it = item(&s.t, &a, ProviderType::Dropbox, None).await;
+    let link = s.t.store().create_link(&new_file_link(&a, it.file.base.id)).await.unwrap();
+    Mock::given(wiremock::matchers::any()).respond_with(ResponseTemplate::new(500)).expect(0).mount(&s.server).await;
+
+    // Act
+    let by_file = call(
+        &s.router,
+        &create(&b, json!({"resource_type": "file", "file_id": it.file.base.id, "share_type": "view"})),
+    )
+    .await;
+    let by_folder = call(
+        &s.router,
+        &create(&b, json!({"resource_type": "folder", "folder_id": it.folder.base.id, "share_type": "view"})),
+    )
+    .await;
+    let unknown_file =
+        call(&s.router, &create(&a, json!({"resource_type": "file", "file_id": Uuid::new_v4(), "share_type": "view"})))
+            .await;
+    let read = call(&s.router, &at("get", link.base.id).caller(&b)).await;
+    let delete = call(&s.router, &at("delete", link.base.id).caller(&b)).await;
+    let listed = call(&s.router, &ApiEvent::load("shared-links/list").caller(&b).query("")).await;
+
+    // Assert
+    for (reply, field) in [(by_file, Some("file_id")), (by_folder, Some("folder_id")), (unknown_file, Some("file_id"))]
+    {
+        assert_eq!(
+            (reply.status, reply.error_code(), reply.error_field()),
+            (404, "not_found", field),
+            "{}",
+            reply.text
+        );
+    }
+    for reply in [read, delete] {
+        assert_eq!((reply.status, reply.error_code()), (404, "not_found"), "{}", reply.text);
+    }
+    assert_eq!(listed.status, 200);
+    assert!(listed.body["items"].as_array().unwrap().is_empty());
+    assert!(links(&s.t, &b).await.is_empty());
+    assert!(s.t.store().get_link(a.id, link.base.id).await.unwrap().is_active, "nothing written");
+}
+
+#[tokio::test]
+async fn a_connection_that_is_not_active_cannot_share() {
+    // Arrange
+    let s = setup().await;
+    let a = s.t.tenant().await;
+    let it = item(&s.t, &a, ProviderType::Dropbox, None).await;
+    let expired = ConnectionPatch { status: Some(ConnectionStatus::Expired), ..Default::default() };
+    s.t.store().update_connection(a.id, it.connection.base.id, &expired).await.unwrap();
+
+    // Act
+    let reply = call(
+        &s.router,
+        &create(&a, json!({"resource_type": "file", "file_id": it.file.base.id, "share_type": "view"})),
+    )
+    .await;
+
+    // Assert
+    assert_eq!((reply.status, reply.error_code()), (409, "connection_not_active"), "{}", reply.text);
+    assert!(links(&s.t, &a).await.is_empty());
+}
+
+#[tokio::test]
+async fn lists_and_reads_links_page_by_page_with_filters() {
+    // Arrange
+    let s = setup().await;
+    let a = s.t.tenant().await;
+    let b = s.t.tenant().await;
+    let it = item(&s.t, &a, ProviderType::Box, None).await;
+    let other_file = s.t.store().create_file(&new_file(&a, it.folder.base.id)).await.unwrap();
+    for _ in 0..4 {
+        s.t.store().create_link(&new_file_link(&a, it.file.base.id)).await.unwrap();
+    }
+    let off = s.t.store().create_link(&new_file_link(&a, other_file.base.id)).await.unwrap();
+    s.t.store().deactivate_link(a.id, off.base.id).await.unwrap();
+    let theirs = item(&s.t, &b, ProviderType::Box, None).await;
+    s.t.store().create_link(&new_file_link(&b, theirs.file.base.id)).await.unwrap();
+    let list = |q: &str| ApiEvent::load("shared-links/list").caller(&a).query(q);
+
+    // Act
+    let mut pages = vec![call(&s.router, &list("limit=2")).await];
+    while let Some(cursor) = pages.last().unwrap().body["next_cursor"].as_str().map(str::to_owned) {
+        pages.push(call(&s.router, &list(&format!("limit=2&cursor={cursor}"))).await);
+    }
+    let by_file = call(&s.router, &list(&format!("file_id={}&is_active=true", it.file.base.id))).await;
+    let inactive = call(&s.router, &list("is_active=false")).await;
+    let read = call(&s.router, &at("get", off.base.id).caller(&a)).await;
+
+    // Assert
+    assert_eq!(pages.len(), 3, "five links in pages of two");
+    let items: Vec<&Value> = pages.iter().flat_map(|p| p.body["items"].as_array().unwrap()).collect();
+    assert_eq!(items.len(), 5);
+    assert!(items.iter().all(|l| l["tenant_id"] == json!(a.id)));
+    assert_eq!(by_file.body["items"].as_array().unwrap().len(), 4);
+    let inactive = inactive.body["items"].as_array().unwrap();
+    assert_eq!(inactive.len(), 1);
+    assert_eq!(inactive[0]["id"], json!(off.base.id));
+    assert_eq!(read.status, 200, "{}", read.text);
+    assert_eq!(read.body["is_active"], false);
+    assert_eq!(read.body["share_url"], "https://example.com/s/abc");
+}
+
+#[tokio::test]
+async fn delete_removes_the_link_at_graph_and_turns_it_off_once() {
+    // Arrange
+    let s = setup().await;
+    let a = s.t.tenant().await;
+    let it = item(&s.t, &a, ProviderType::OneDrive, Some(json!({"drive_id": "b!abc", "drive_type": "business"}))).await;
+    let link = s.t.store().create_link(&new_file_link(&a, it.file.base.id)).await.unwrap();
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v1.0/drives/b!abc/items/{}/permissions/share-1", it.file.provider_file_id).as_str()))
+        .and(header("authorization", format!("Bearer {ACCESS}").as_str()))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+
+    // Act
+    let first = call(&s.router, &at("delete", link.base.id).caller(&a)).await;
+    let second = call(&s.router, &at("delete", link.base.id).caller(&a)).await;
+
+    // Assert
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.body["is_active"], false);
+    assert_eq!(second.status, 200, "turning off an inactive link again is a no-op: {}", second.text);
+    assert!(!s.t.store().get_link(a.id, link.base.id).await.unwrap().is_active);
+    assert!(errors(&s.t, &a).await.is_empty());
+}
+
+#[tokio::test]
+async fn delete_at_dropbox_and_box_sends_their_own_removal() {
+    // Arrange
+    let s = setup().await;
+    let a = s.t.tenant().await;
+    let dropbox = item(&s.t, &a, ProviderType::Dropbox, None).await;
+    let boxcom = item(&s.t, &a, ProviderType::Box, None).await;
+    let mut dbx_link = new_file_link(&a, dropbox.file.base.id);
+    dbx_link.provider_share_id = None;
+    dbx_link.share_url = "https://www.dropbox.com/s/2sn712vy1ovegw8/factory.qsm?dl=0".into();
+    let dbx_link = s.t.store().create_link(&dbx_link).await.unwrap();
+    let mut box_link = new_file_link(&a, boxcom.file.base.id);
+    box_link.provider_share_id = None;
+    let box_link = s.t.store().create_link(&box_link).await.unwrap();
+    Mock::given(method("POST"))
+        .and(path("/2/sharing/revoke_shared_link"))
+        .and(body_partial_json(json!({"url": dbx_link.share_url})))
+        .respond_with(ResponseTemplate::new(200).set_body_raw("null", "application/json"))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path(format!("/2.0/files/{}", boxcom.file.provider_file_id).as_str()))
+        .and(body_partial_json(json!({"shared_link": null})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "type": "file", "id": boxcom.file.provider_file_id, "etag": "2", "shared_link": null
+        })))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+
+    // Act
+    let dbx = call(&s.router, &at("delete", dbx_link.base.id).caller(&a)).await;
+    let bx = call(&s.router, &at("delete", box_link.base.id).caller(&a)).await;
+
+    // Assert
+    assert_eq!((dbx.status, &dbx.body["is_active"]), (200, &json!(false)), "{}", dbx.text);
+    assert_eq!((bx.status, &bx.body["is_active"]), (200, &json!(false)), "{}", bx.text);
+    assert!(errors(&s.t, &a).await.is_empty());
+}
+
+#[tokio::test]
+async fn delete_turns_the_link_off_even_when_the_provider_fails_and_records_why() {
+    // Arrange
+    let s = setup().await;
+    let a = s.t.tenant().await;
+    let it = item(&s.t, &a, ProviderType::GDrive, None).await;
+    let link = s.t.store().create_link(&new_file_link(&a, it.file.base.id)).await.unwrap();
+    Mock::given(method("DELETE"))
+        .and(path(format!("/drive/v3/files/{}/permissions/share-1", it.file.provider_file_id).as_str()))
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({
+            "error": {"code": 500, "message": "Internal Error", "errors": [{"domain": "global", "reason": "backendError"}]}
+        })))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+
+    // Act
+    let reply = call(&s.router, &at("delete", link.base.id).caller(&a)).await;
+
+    // Assert
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["is_active"], false);
+    let recorded = errors(&s.t, &a).await;
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].connection_id, it.connection.base.id);
+    assert_eq!(recorded[0].error_type, ErrorType::Api);
+    assert_eq!(recorded[0].error_metadata.as_ref().unwrap()["shared_link_id"], json!(link.base.id));
+    assert!(!recorded[0].error_message.contains(ACCESS));
+}
