@@ -34,6 +34,30 @@ const fn public(function: &'static str, method: &'static str, path: &'static str
 
 /// The HTTP API of `template.yaml`, route by route.
 pub const ROUTES: &[Route] = &[
+    private("connections", "GET", "/connections"),
+    private("connections", "GET", "/connections/{id}"),
+    private("connections", "PATCH", "/connections/{id}"),
+    private("connections", "DELETE", "/connections/{id}"),
+    private("folders", "POST", "/folders"),
+    private("folders", "GET", "/folders"),
+    private("folders", "GET", "/folders/{id}"),
+    private("folders", "PATCH", "/folders/{id}"),
+    private("folders", "DELETE", "/folders/{id}"),
+    private("sync-jobs", "POST", "/sync-jobs"),
+    private("sync-jobs", "GET", "/sync-jobs"),
+    private("sync-jobs", "GET", "/sync-jobs/{id}"),
+    private("sync-jobs", "PATCH", "/sync-jobs/{id}"),
+    private("sync-jobs", "POST", "/sync-jobs/{id}/cancel"),
+    private("files", "POST", "/files"),
+    private("files", "GET", "/files"),
+    private("files", "GET", "/files/{id}"),
+    private("files", "PATCH", "/files/{id}"),
+    private("files", "DELETE", "/files/{id}"),
+    private("shared-links", "POST", "/shared-links"),
+    private("shared-links", "GET", "/shared-links"),
+    private("shared-links", "GET", "/shared-links/{id}"),
+    private("shared-links", "DELETE", "/shared-links/{id}"),
+    public("link-redirect", "GET", "/links/{id}"),
     private("sync-errors", "GET", "/sync-errors"),
     private("sync-errors", "GET", "/sync-errors/{id}"),
     private("sync-errors", "POST", "/sync-errors/{id}/resolve"),
@@ -42,6 +66,12 @@ pub const ROUTES: &[Route] = &[
 /// The router of one function, by its name.
 fn function_router(name: &str, app: &Arc<App>) -> Router {
     match name {
+        "connections" => connections::router(app.clone()),
+        "folders" => folders::router(app.clone()),
+        "sync-jobs" => sync_jobs::router(app.clone()),
+        "files" => files::router(app.clone()),
+        "shared-links" => shared_links::router(app.clone()),
+        "link-redirect" => link_redirect::router(app.clone()),
         "sync-errors" => sync_errors::router(app.clone()),
         other => unreachable!("ROUTES names a function the local run does not know: {other}"),
     }
@@ -55,6 +85,57 @@ fn method_filter(method: &str) -> MethodFilter {
         "PUT" => MethodFilter::PUT,
         "DELETE" => MethodFilter::DELETE,
         other => unreachable!("ROUTES uses a method the local run does not map: {other}"),
+    }
+}
+
+/// The timed functions of `template.yaml` and how often EventBridge fires them.
+pub const SCHEDULES: &[(&str, std::time::Duration)] = &[
+    (token_refresh::FUNCTION, std::time::Duration::from_secs(5 * 60)),
+    (auto_sync_trigger::FUNCTION, std::time::Duration::from_secs(60)),
+    (link_expiry::FUNCTION, std::time::Duration::from_secs(15 * 60)),
+];
+
+/// Settings of the timed functions, read from the environment once, as each Lambda does at
+/// cold start.
+pub struct TimedSettings {
+    token_refresh: token_refresh::Settings,
+    auto_sync_trigger: auto_sync_trigger::Settings,
+    link_expiry: link_expiry::Settings,
+}
+
+impl TimedSettings {
+    pub fn from_env() -> Result<TimedSettings, String> {
+        Ok(TimedSettings {
+            token_refresh: token_refresh::Settings::from_env().map_err(|e| e.to_string())?,
+            auto_sync_trigger: auto_sync_trigger::Settings::from_env().map_err(|e| e.to_string())?,
+            link_expiry: link_expiry::Settings::from_env().map_err(|e| e.to_string())?,
+        })
+    }
+}
+
+/// Runs one timed function once, as its schedule would, and returns its report.
+pub async fn run_timed(app: &App, settings: &TimedSettings, name: &str) -> Option<shared::schedule::Report> {
+    Some(match name {
+        token_refresh::FUNCTION => token_refresh::run(app, &settings.token_refresh).await,
+        auto_sync_trigger::FUNCTION => auto_sync_trigger::run(app, &settings.auto_sync_trigger).await,
+        link_expiry::FUNCTION => link_expiry::run(app, &settings.link_expiry).await,
+        _ => return None,
+    })
+}
+
+/// Fires every timed function on its schedule until the process ends.
+pub fn spawn_schedules(app: Arc<App>, settings: Arc<TimedSettings>) {
+    for &(name, every) in SCHEDULES {
+        let (app, settings) = (Arc::clone(&app), Arc::clone(&settings));
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                ticks.tick().await;
+                // The report is logged by the function itself.
+                run_timed(&app, &settings, name).await;
+            }
+        });
     }
 }
 

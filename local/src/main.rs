@@ -4,6 +4,11 @@
 //!   template.yaml), timed functions on their schedules; files under `.local/`.
 //! * `quodsi-local token --tenant <uuid> --user <uuid>` — prints a bearer token for that
 //!   user and creates the tenant and user rows if missing.
+//! * `quodsi-local run <token-refresh|auto-sync-trigger|link-expiry>` — one run of a timed
+//!   function now, printing its report.
+//! * `quodsi-local demo-connection --tenant <uuid> --user <uuid>` — a connection row to try
+//!   the API with when no provider is configured (its tokens are placeholders, encrypted
+//!   like real ones; refreshing it fails and is recorded, as it would for a revoked grant).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +49,18 @@ enum Command {
         #[arg(long, default_value_t = 12)]
         hours: i64,
     },
+    /// Runs a timed function once and prints its report.
+    Run {
+        /// token-refresh, auto-sync-trigger or link-expiry.
+        function: String,
+    },
+    /// Creates a placeholder OneDrive connection for a tenant's user and prints its id.
+    DemoConnection {
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        #[arg(long)]
+        user: uuid::Uuid,
+    },
 }
 
 async fn app(dir: &std::path::Path) -> Result<(Arc<App>, quodsi_local::DevAuth), String> {
@@ -78,9 +95,28 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{}", auth.sign(tenant.0, user.0, chrono::Duration::hours(hours)));
             Ok(())
         }
+        Command::Run { function } => {
+            shared::telemetry::init();
+            let (app, _) = app(&cli.dir).await?;
+            let settings = quodsi_local::TimedSettings::from_env()?;
+            let report = quodsi_local::run_timed(&app, &settings, &function).await.ok_or_else(|| {
+                let names: Vec<_> = quodsi_local::SCHEDULES.iter().map(|(n, _)| *n).collect();
+                format!("no timed function {function}; there are {}", names.join(", "))
+            })?;
+            println!("{}", serde_json::to_string(&report).expect("a report is JSON"));
+            Ok(())
+        }
+        Command::DemoConnection { tenant, user } => {
+            let (app, _) = app(&cli.dir).await?;
+            let id = quodsi_local::setup::demo_connection(&app, TenantId(tenant), UserId(user)).await?;
+            println!("{id}");
+            Ok(())
+        }
         Command::Serve { addr } => {
             shared::telemetry::init();
             let (app, auth) = app(&cli.dir).await?;
+            let settings = Arc::new(quodsi_local::TimedSettings::from_env()?);
+            quodsi_local::spawn_schedules(Arc::clone(&app), settings);
             let listener =
                 tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             tracing::info!(%addr, "local API listening");

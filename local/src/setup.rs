@@ -61,3 +61,44 @@ pub fn read_jwt_secret(path: &Path) -> std::io::Result<Vec<u8>> {
         .decode(text.trim())
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} is not base64", path.display())))
 }
+
+/// A OneDrive connection with placeholder tokens, so the API can be tried without a provider
+/// account. The tokens go through the vault like real ones.
+pub async fn demo_connection(
+    app: &shared::app::App,
+    tenant: shared::db::TenantId,
+    user: shared::db::UserId,
+) -> Result<uuid::Uuid, String> {
+    use secrecy::SecretString;
+    use shared::db::{ConnectionStatus, NewConnection, ProviderType};
+    use shared::vault::TokenContext;
+
+    let db = |e: shared::db::DbError| shared::error_chain(&e);
+    app.store.ensure_tenant(tenant, "local tenant").await.map_err(db)?;
+    app.store.ensure_user(user, tenant, None).await.map_err(db)?;
+    let placeholder = vec![0u8];
+    let created = app
+        .store
+        .create_connection(&NewConnection {
+            tenant_id: tenant,
+            user_id: user,
+            provider_type: ProviderType::OneDrive,
+            provider_user_id: format!("demo-{}", uuid::Uuid::new_v4().simple()),
+            provider_user_email: Some("demo@example.com".into()),
+            encrypted_access_token: placeholder.clone(),
+            encrypted_refresh_token: None,
+            token_expiry: chrono::Utc::now() + chrono::Duration::hours(1),
+            scope: "Files.ReadWrite offline_access".into(),
+            status: ConnectionStatus::Active,
+            display_name: Some("Demo OneDrive".into()),
+            connection_metadata: Some(json!({"demo": true})),
+        })
+        .await
+        .map_err(db)?;
+    let id = created.base.id;
+    let current = app.current().await.map_err(|e| e.to_string())?;
+    let access = current.vault.encrypt(TokenContext::access(tenant, id), &SecretString::from("demo-access-token"));
+    let refresh = current.vault.encrypt(TokenContext::refresh(tenant, id), &SecretString::from("demo-refresh-token"));
+    app.store.swap_connection_tokens(tenant, id, &placeholder, access, Some(refresh)).await.map_err(db)?;
+    Ok(id)
+}
