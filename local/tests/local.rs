@@ -16,13 +16,13 @@ fn template_routes() -> BTreeSet<(String, String, String, bool)> {
     let doc: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let mut out = BTreeSet::new();
     for (_, resource) in doc["Resources"].as_mapping().unwrap() {
-        if resource["Type"] != Value::from("AWS::Serverless::Function") {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
             continue;
         }
         let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_owned();
         let Some(events) = resource["Properties"]["Events"].as_mapping() else { continue };
         for (_, event) in events {
-            if event["Type"] != Value::from("HttpApi") {
+            if event["Type"].as_str() != Some("HttpApi") {
                 continue;
             }
             let p = &event["Properties"];
