@@ -232,7 +232,8 @@ async fn a_new_default_folder_replaces_the_previous_one() {
     assert_eq!(defaults(&all, "is_default_import_folder"), vec![import2.body["id"].as_str().unwrap().to_owned()]);
 }
 
-#[tokio::test]
+// Two worker threads and spawned requests, so the two transactions really overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_concurrent_requests_leave_exactly_one_default_export_folder() {
     // Arrange
     let t = TestApp::new().await;
@@ -247,8 +248,13 @@ async fn two_concurrent_requests_leave_exactly_one_default_export_folder() {
 
     for round in 0..3 {
         // Act
-        let (x, y) = (make_default(ids[round]), make_default(ids[round + 1]));
-        let (rx, ry) = tokio::join!(call(&router, &x), call(&router, &y));
+        let spawn = |event: ApiEvent| {
+            let router = router.clone();
+            tokio::spawn(async move { call(&router, &event).await })
+        };
+        let (x, y) = (spawn(make_default(ids[round])), spawn(make_default(ids[round + 1])));
+        let (rx, ry) = tokio::join!(x, y);
+        let (rx, ry) = (rx.unwrap(), ry.unwrap());
 
         // Assert
         assert_eq!((rx.status, ry.status), (200, 200), "{} / {}", rx.text, ry.text);

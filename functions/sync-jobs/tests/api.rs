@@ -90,15 +90,21 @@ async fn a_folder_has_at_most_one_live_job() {
     assert_eq!(after.status, 201, "a finished job frees the folder: {}", after.text);
 }
 
-#[tokio::test]
+// Two worker threads and spawned requests, so the two inserts really overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_concurrent_starts_on_one_folder_create_one_job() {
     let t = TestApp::new().await;
     let router = sync_jobs::router(t.app.clone());
     let a = t.tenant().await;
     let folder_id = folder(&t, &a, FolderPermissions::ReadWrite).await;
-    let (x, y) = (create(&a, folder_id, "upload"), create(&a, folder_id, "upload"));
+    let spawn = |event: ApiEvent| {
+        let router = router.clone();
+        tokio::spawn(async move { call(&router, &event).await })
+    };
 
-    let (rx, ry) = tokio::join!(call(&router, &x), call(&router, &y));
+    let (x, y) = (spawn(create(&a, folder_id, "upload")), spawn(create(&a, folder_id, "upload")));
+    let (rx, ry) = tokio::join!(x, y);
+    let (rx, ry) = (rx.unwrap(), ry.unwrap());
 
     let mut statuses = [rx.status, ry.status];
     statuses.sort();
