@@ -132,8 +132,9 @@ pub fn spawn_schedules(app: Arc<App>, settings: Arc<TimedSettings>) {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 ticks.tick().await;
-                // The report is logged by the function itself.
-                run_timed(&app, &settings, name).await;
+                if let Some(report) = run_timed(&app, &settings, name).await {
+                    tracing::info!(function = name, ?report, "scheduled run");
+                }
             }
         });
     }
@@ -158,5 +159,7 @@ pub fn router(app: Arc<App>, auth: DevAuth) -> Router {
     }
     let guarded =
         guarded.layer(axum::middleware::from_fn(move |req, next| auth::require_token(auth.clone(), req, next)));
-    open.merge(guarded).fallback(shared::api::no_route)
+    open.merge(guarded)
+        .fallback(shared::api::no_route)
+        .layer(axum::middleware::from_fn(shared::telemetry::request_span))
 }

@@ -40,3 +40,20 @@ pub fn init() {
         .with_target(false)
         .init();
 }
+
+static FUNCTION_NAME: std::sync::LazyLock<String> = std::sync::LazyLock::new(function_name);
+
+/// Middleware opening the span every log line of a request carries: the function, the
+/// method and path, and the caller's tenant once [`crate::api::Caller`] has read it from the
+/// verified claims (recorded into this span then).
+pub async fn request_span(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!(
+        "request",
+        function = %*FUNCTION_NAME,
+        method = %req.method(),
+        path = %req.uri().path(),
+        tenant_id = tracing::field::Empty,
+    );
+    next.run(req).instrument(span).await
+}

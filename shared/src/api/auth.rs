@@ -58,7 +58,10 @@ impl<S: TenantClaim + Send + Sync> FromRequestParts<S> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let claims =
             claims(parts).ok_or_else(|| ApiError::Unauthorized("the request carries no verified token".into()))?;
-        Caller::from_claims(claims, state.tenant_claim())
+        let caller = Caller::from_claims(claims, state.tenant_claim())?;
+        // Every later log line of the request names the tenant (see telemetry::request_span).
+        tracing::Span::current().record("tenant_id", tracing::field::display(caller.tenant_id));
+        Ok(caller)
     }
 }
 
