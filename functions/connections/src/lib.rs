@@ -56,6 +56,7 @@ struct ListQuery {
 #[utoipa::path(
     get,
     path = "/connections",
+    operation_id = "list_connections",
     tag = "connections",
     params(ListQuery),
     responses(
@@ -79,6 +80,7 @@ async fn list(
 #[utoipa::path(
     get,
     path = "/connections/{id}",
+    operation_id = "get_connection",
     tag = "connections",
     params(("id" = uuid::Uuid, Path, description = "The connection's id")),
     responses(
@@ -107,6 +109,7 @@ fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Optio
 /// (provider, account, tokens, status) is fixed here and changes only through OAuth.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ConnectionPatchRequest)]
 struct PatchBody {
     /// At most 255 characters, not blank.
     #[serde(default, deserialize_with = "present")]
@@ -144,6 +147,7 @@ impl PatchBody {
 #[utoipa::path(
     patch,
     path = "/connections/{id}",
+    operation_id = "update_connection",
     tag = "connections",
     params(("id" = uuid::Uuid, Path, description = "The connection's id")),
     request_body = PatchBody,
@@ -172,6 +176,7 @@ async fn update(
 #[utoipa::path(
     delete,
     path = "/connections/{id}",
+    operation_id = "delete_connection",
     tag = "connections",
     params(("id" = uuid::Uuid, Path, description = "The connection's id")),
     responses(

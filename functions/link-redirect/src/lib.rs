@@ -13,6 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use shared::api::openapi::BearerJwt;
 use shared::api::{ApiError, ErrorEnvelope, parse_id};
 use shared::app::App;
 use shared::db::DbError;
@@ -22,9 +23,14 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new().route("/links/{id}", get(follow)).fallback(shared::api::no_route).with_state(app)
 }
 
-/// No security scheme: the route is public (no authorizer in front of it).
+/// The operation names no security: the route is public (no authorizer in front of it). The
+/// scheme is still declared so this document merges like every other function's.
 #[derive(utoipa::OpenApi)]
-#[openapi(info(title = "link-redirect", description = "The public address of a shared link."), paths(follow))]
+#[openapi(
+    info(title = "link-redirect", description = "The public address of a shared link."),
+    paths(follow),
+    modifiers(&BearerJwt)
+)]
 struct ApiDoc;
 
 /// This function's part of the OpenAPI document.
@@ -35,6 +41,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 #[utoipa::path(
     get,
     path = "/links/{id}",
+    operation_id = "follow_shared_link",
     tag = "link-redirect",
     params(("id" = uuid::Uuid, Path, description = "The shared link's id")),
     responses(

@@ -67,6 +67,7 @@ struct ListQuery {
 #[utoipa::path(
     get,
     path = "/shared-links",
+    operation_id = "list_shared_links",
     tag = "shared-links",
     params(ListQuery),
     responses(
@@ -90,6 +91,7 @@ async fn list(
 #[utoipa::path(
     get,
     path = "/shared-links/{id}",
+    operation_id = "get_shared_link",
     tag = "shared-links",
     params(("id" = uuid::Uuid, Path, description = "The link's id")),
     responses(
@@ -109,10 +111,12 @@ async fn read(
     Ok(axum::Json(app.store.get_link(caller.tenant_id, id).await?))
 }
 
-/// Every field is optional here so that a missing one is a 400 naming it, like a bad one.
-/// `SecretString` keeps the password out of Debug output and so out of any log line.
+// Every field is optional here so that a missing one is a 400 naming it, like a bad one.
+// `SecretString` keeps the password out of Debug output and so out of any log line.
+/// A link to make at the provider: for a file (file_id) or a folder (folder_id), one of them.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SharedLinkCreateRequest)]
 struct CreateBody {
     /// Required.
     resource_type: Option<ResourceType>,
@@ -189,6 +193,7 @@ impl CreateBody {
 #[utoipa::path(
     post,
     path = "/shared-links",
+    operation_id = "create_shared_link",
     tag = "shared-links",
     request_body = CreateBody,
     responses(
@@ -268,6 +273,7 @@ async fn create(
 #[utoipa::path(
     delete,
     path = "/shared-links/{id}",
+    operation_id = "deactivate_shared_link",
     tag = "shared-links",
     params(("id" = uuid::Uuid, Path, description = "The link's id")),
     responses(
