@@ -652,3 +652,109 @@ async fn delete_turns_the_link_off_even_when_the_provider_fails_and_records_why(
     assert_eq!(recorded[0].error_metadata.as_ref().unwrap()["shared_link_id"], json!(link.base.id));
     assert!(!recorded[0].error_message.contains(ACCESS));
 }
+
+/// Log lines written while a test runs on this thread (the tokio test runtime is
+/// single-threaded, so every request's log line lands here).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+/// Every byte the database holds, WAL included.
+async fn database_bytes(t: &TestApp) -> Vec<u8> {
+    use secrecy::ExposeSecret as _;
+    let config = t.app.current().await.unwrap().config.clone();
+    let url = config.database_url.expose_secret();
+    let file = url.strip_prefix("sqlite:").expect("tests run on SQLite").to_owned();
+    let mut bytes = Vec::new();
+    for path in [file.clone(), format!("{file}-wal")] {
+        if let Ok(b) = std::fs::read(&path) {
+            bytes.extend(b);
+        }
+    }
+    assert!(!bytes.is_empty(), "no database at {file}");
+    bytes
+}
+
+#[tokio::test]
+async fn the_link_password_is_neither_stored_nor_logged() {
+    // Arrange
+    let s = setup().await;
+    let a = s.t.tenant().await;
+    let boxcom = item(&s.t, &a, ProviderType::Box, None).await;
+    let dropbox = item(&s.t, &a, ProviderType::Dropbox, None).await;
+    Mock::given(method("PUT"))
+        .and(path(format!("/2.0/files/{}", boxcom.file.provider_file_id).as_str()))
+        .and(body_partial_json(json!({"shared_link": {"password": PASSWORD}})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "type": "file",
+            "id": boxcom.file.provider_file_id,
+            "etag": "1",
+            "shared_link": {
+                "url": "https://app.box.com/s/8k2n4p6r8t0v2x4z6b8d",
+                "access": "open",
+                "effective_access": "open",
+                "is_password_enabled": true,
+                "permissions": {"can_download": false, "can_preview": true, "can_edit": false}
+            }
+        })))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+    // Dropbox refuses: the failure path writes an error row and logs the most.
+    Mock::given(method("POST"))
+        .and(path("/2/sharing/create_shared_link_with_settings"))
+        .respond_with(ResponseTemplate::new(409).set_body_json(json!({
+            "error_summary": "settings_error/not_authorized/..",
+            "error": {".tag": "settings_error", "settings_error": {".tag": "not_authorized"}}
+        })))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    let body = |it: &Item| json!({"resource_type": "file", "file_id": it.file.base.id, "share_type": "view", "password": PASSWORD});
+
+    // Act
+    let made = call(&s.router, &create(&a, body(&boxcom))).await;
+    let refused = call(&s.router, &create(&a, body(&dropbox))).await;
+    drop(guard);
+
+    // Assert
+    assert_eq!(made.status, 201, "{}", made.text);
+    assert_eq!(made.body["password_protected"], true);
+    assert_eq!(refused.status, 502, "{}", refused.text);
+    assert_eq!(errors(&s.t, &a).await.len(), 1, "the refusal is recorded");
+    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logged.contains("request rejected") || logged.contains("request failed"), "logs were captured: {logged}");
+    for secret in [PASSWORD, ACCESS, REFRESH] {
+        assert!(!logged.contains(secret), "{secret} logged");
+        assert!(!made.text.contains(secret) && !refused.text.contains(secret));
+    }
+    let stored = database_bytes(&s.t).await;
+    let url = b"https://app.box.com/s/8k2n4p6r8t0v2x4z6b8d";
+    assert!(stored.windows(url.len()).any(|w| w == url), "the scan sees what was stored");
+    assert!(!stored.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()), "the password reached the database");
+}
