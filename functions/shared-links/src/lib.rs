@@ -201,7 +201,7 @@ impl CreateBody {
         (status = 400, description = "Malformed JSON or an invalid field (named), including a password or share type the provider cannot do", body = ErrorEnvelope),
         (status = 401, description = "No verified token", body = ErrorEnvelope),
         (status = 404, description = "file_id or folder_id names nothing the caller's tenant can reach (named)", body = ErrorEnvelope),
-        (status = 409, description = "The item's connection is not active", body = ErrorEnvelope),
+        (status = 409, description = "The item's connection is not active, or the provider keeps one link per item and already has it (Dropbox)", body = ErrorEnvelope),
         (status = 502, description = "The provider failed; nothing is stored and the failure is recorded as a sync error", body = ErrorEnvelope),
         (status = 503, description = "The provider is not configured", body = ErrorEnvelope),
     ),
@@ -232,6 +232,14 @@ async fn create(
         Ok(created) => created,
         Err(ProviderError::Unsupported(message)) => {
             return Err(ApiError::invalid_field(unsupported_field(&checked.request, &message), message));
+        }
+        // Dropbox keeps one link per item and settings; a second one is the caller's conflict,
+        // not a provider failure worth an error row.
+        Err(ProviderError::Rejected { status: 409, code: Some(code), .. }) if code == "shared_link_already_exists" => {
+            return Err(ApiError::conflict(
+                "link_exists_at_provider",
+                format!("{} already has a shared link for this item", resolved.connection.provider_type),
+            ));
         }
         Err(e) => {
             provider::record_failure(&app, &resolved, "create_shared_link", &e, None).await;

@@ -367,6 +367,46 @@ async fn a_provider_failure_is_a_502_stores_nothing_and_records_an_error() {
 }
 
 #[tokio::test]
+async fn a_link_dropbox_already_has_is_a_409_and_not_a_provider_failure() {
+    // Arrange
+    let s = setup().await;
+    let a = s.t.tenant().await;
+    let it = item(&s.t, &a, ProviderType::Dropbox, None).await;
+    Mock::given(method("POST"))
+        .and(path("/2/sharing/create_shared_link_with_settings"))
+        .respond_with(ResponseTemplate::new(409).set_body_json(json!({
+            "error_summary": "shared_link_already_exists/metadata/..",
+            "error": {
+                ".tag": "shared_link_already_exists",
+                "shared_link_already_exists": {
+                    ".tag": "metadata",
+                    "metadata": {
+                        ".tag": "file",
+                        "url": "https://www.dropbox.com/s/2sn712vy1ovegw8/factory.qsm?dl=0",
+                        "name": "factory.qsm",
+                        "link_permissions": {"can_revoke": true}
+                    }
+                }
+            }
+        })))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+
+    // Act
+    let reply = call(
+        &s.router,
+        &create(&a, json!({"resource_type": "file", "file_id": it.file.base.id, "share_type": "view"})),
+    )
+    .await;
+
+    // Assert
+    assert_eq!((reply.status, reply.error_code()), (409, "link_exists_at_provider"), "{}", reply.text);
+    assert!(links(&s.t, &a).await.is_empty());
+    assert!(errors(&s.t, &a).await.is_empty());
+}
+
+#[tokio::test]
 async fn bad_input_is_a_400_naming_the_field_and_nothing_is_called_or_written() {
     // Arrange
     let s = setup().await;
