@@ -59,7 +59,8 @@ async fn follow(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<R
         Err(DbError::NotFound) => return Err(gone_or_unknown(&app, id).await),
         Err(e) => return Err(e.into()),
     };
-    let location = HeaderValue::from_str(&link.share_url).map_err(ApiError::internal)?;
+    // from_bytes, not from_str: a provider URL with raw non-ASCII bytes is still a usable Location.
+    let location = HeaderValue::from_bytes(link.share_url.as_bytes()).map_err(ApiError::internal)?;
     Ok((
         StatusCode::FOUND,
         [
