@@ -69,6 +69,11 @@ impl TestApp {
         &self.app.store
     }
 
+    /// The SQLite file behind the store, for tests that read what is stored byte by byte.
+    pub fn database_path(&self) -> PathBuf {
+        self._dir.path().join("quodsi.db")
+    }
+
     pub async fn tenant(&self) -> Tenant {
         Tenant::create(self.store()).await
     }

@@ -33,6 +33,7 @@ cases!(
     connections_checks,
     connections_scans,
     connections_token_swap_is_compare_and_swap,
+    connections_upsert_keeps_one_live_row_per_account,
     connection_delete_cascades,
     folders_round_trip,
     folders_unique_provider_folder,
@@ -405,6 +406,97 @@ async fn connections_token_swap_is_compare_and_swap(store: Store) {
     let after = store.get_connection(a.id, c.base.id).await.unwrap();
     assert_eq!(after.encrypted_access_token, vec![7, 7]);
     assert_eq!(after.encrypted_refresh_token, Some(vec![8, 8]));
+}
+
+fn grant(t: &Tenant, account: &str) -> ConnectionGrant {
+    ConnectionGrant {
+        tenant_id: t.id,
+        user_id: t.user,
+        provider_type: ProviderType::GDrive,
+        provider_user_id: account.to_owned(),
+        provider_user_email: Some("ada@example.test".into()),
+        token_expiry: Utc::now().trunc_subsecs_micro() + Duration::hours(1),
+        scope: "openid email".into(),
+        display_name: Some("Drive".into()),
+        connection_metadata: Some(serde_json::json!({"account_type": "consumer"})),
+    }
+}
+
+/// Tokens that name the id they were sealed for, as the vault's binding does.
+fn sealed_for(tag: u8, refresh: bool) -> impl Fn(Uuid) -> SealedTokens + Send + Sync {
+    move |id| {
+        let mut access = id.as_bytes().to_vec();
+        access.push(tag);
+        SealedTokens { access, refresh: refresh.then(|| vec![tag, tag]) }
+    }
+}
+
+async fn connections_upsert_keeps_one_live_row_per_account(store: Store) {
+    let (a, b) = tenants(&store).await;
+    let account = format!("acct-{}", Uuid::new_v4().simple());
+
+    let first = store.upsert_connection(&grant(&a, &account), sealed_for(1, true)).await.unwrap();
+    assert!(first.created);
+    let id = first.connection.base.id;
+    let mut expected_access = id.as_bytes().to_vec();
+    expected_access.push(1);
+    assert_eq!(first.connection.encrypted_access_token, expected_access, "sealed for the id it got");
+    assert_eq!(
+        store.find_connection_by_account(a.id, a.user, ProviderType::GDrive, &account).await.unwrap().unwrap().base.id,
+        id
+    );
+    store
+        .update_connection(a.id, id, &ConnectionPatch { status: Some(ConnectionStatus::Revoked), ..Default::default() })
+        .await
+        .unwrap();
+
+    // A reconnect: same row, new tokens; no refresh token keeps the stored one, no name keeps
+    // the stored name, and the connection is active again.
+    let again = grant(&a, &account);
+    let again = ConnectionGrant { display_name: None, scope: "drive".into(), provider_user_email: None, ..again };
+    let second = store.upsert_connection(&again, sealed_for(2, false)).await.unwrap();
+    assert!(!second.created);
+    let c = second.connection;
+    assert_eq!(c.base.id, id);
+    assert_eq!(c.encrypted_access_token.last(), Some(&2));
+    assert_eq!(c.encrypted_refresh_token, Some(vec![1, 1]));
+    assert_eq!(c.display_name.as_deref(), Some("Drive"));
+    assert_eq!(
+        (c.scope.as_str(), c.provider_user_email.as_deref(), c.status),
+        ("drive", None, ConnectionStatus::Active)
+    );
+    assert_eq!(c.token_expiry, again.token_expiry);
+
+    // Another account, another user, another tenant: rows of their own.
+    let other = store.upsert_connection(&grant(&a, "another-account"), sealed_for(3, true)).await.unwrap();
+    let other_tenant = store.upsert_connection(&grant(&b, &account), sealed_for(4, true)).await.unwrap();
+    assert!(other.created && other_tenant.created);
+    assert_ne!(other.connection.base.id, id);
+    assert_ne!(other_tenant.connection.base.id, id);
+    assert!(store.find_connection_by_account(b.id, a.user, ProviderType::GDrive, &account).await.unwrap().is_none());
+
+    // A deleted account's next grant is a new row.
+    store.delete_connection(a.id, id).await.unwrap();
+    let fresh = store.upsert_connection(&grant(&a, &account), sealed_for(5, true)).await.unwrap();
+    assert!(fresh.created);
+    assert_ne!(fresh.connection.base.id, id);
+
+    // Racing first grants of one account: one row, both callers answered with it.
+    let race = format!("race-{}", Uuid::new_v4().simple());
+    let (g1, g2) = (grant(&a, &race), grant(&a, &race));
+    let (r1, r2) = futures_util::join!(
+        store.upsert_connection(&g1, sealed_for(6, true)),
+        store.upsert_connection(&g2, sealed_for(7, true))
+    );
+    let (r1, r2) = (r1.unwrap(), r2.unwrap());
+    assert_eq!(r1.connection.base.id, r2.connection.base.id);
+    let live = store.find_connection_by_account(a.id, a.user, ProviderType::GDrive, &race).await.unwrap().unwrap();
+    assert_eq!(live.base.id, r1.connection.base.id);
+
+    assert!(matches!(
+        store.upsert_connection(&grant(&a, ""), sealed_for(8, true)).await,
+        Err(DbError::Validation { .. })
+    ));
 }
 
 async fn connection_delete_cascades(store: Store) {

@@ -258,6 +258,42 @@ pub struct NewConnection {
     pub connection_metadata: Option<Json>,
 }
 
+/// A completed OAuth grant for one provider account, as [`Store::upsert_connection`] stores
+/// it. The tokens are not here: the vault binds a ciphertext to its connection id, which is
+/// only known once the store has found or chosen the row.
+///
+/// [`Store::upsert_connection`]: super::Store::upsert_connection
+#[derive(Debug, Clone)]
+pub struct ConnectionGrant {
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub provider_type: ProviderType,
+    pub provider_user_id: String,
+    pub provider_user_email: Option<String>,
+    pub token_expiry: DateTime<Utc>,
+    pub scope: String,
+    /// Replaces the stored name only when given.
+    pub display_name: Option<String>,
+    pub connection_metadata: Option<Json>,
+}
+
+/// Tokens encrypted for one connection id. A missing refresh token keeps the stored one on a
+/// reconnect (Google, for one, issues a refresh token only on the first consent).
+pub struct SealedTokens {
+    pub access: Vec<u8>,
+    pub refresh: Option<Vec<u8>>,
+}
+
+/// What [`Store::upsert_connection`] did.
+///
+/// [`Store::upsert_connection`]: super::Store::upsert_connection
+#[derive(Debug, Clone)]
+pub struct UpsertedConnection {
+    pub connection: Connection,
+    /// A new row, as opposed to new tokens on the account's live row.
+    pub created: bool,
+}
+
 /// Changes to a connection. `None` leaves a column alone; `Some(None)` sets it to NULL.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectionPatch {

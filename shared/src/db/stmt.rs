@@ -62,6 +62,12 @@ statements! {
     ConnScanAll => true,
     /// tenant_id, id, expected_access, access, refresh, now — compare-and-swap of the tokens
     ConnSwapTokens => false,
+    /// tenant_id, user_id, provider_type, provider_user_id — the live row of one provider account
+    ConnGetByAccount => true,
+    /// tenant_id, id, now, access, patch(refresh), token_expiry, scope, provider_user_email,
+    /// patch(display_name), connection_metadata — a new grant on a live row: active again, with
+    /// the refresh bookkeeping reset; returns it
+    ConnReconnect => true,
     /// before, now, limit — active, live connections whose token expires before `before` and
     /// whose refresh is not held off (lease or backoff) past `now`; with the refresh columns
     ConnRefreshDueScan => true,

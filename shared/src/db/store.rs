@@ -9,7 +9,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
 use super::backend::{Backend, Outcome, Step, When};
-use super::enums::JobStatus;
+use super::enums::{ConnectionStatus, JobStatus, ProviderType};
 use super::error::{DbError, DbResult};
 use super::model::*;
 use super::stmt::Stmt;
@@ -249,6 +249,100 @@ impl Store {
             )
             .await?;
         Ok(n == 1)
+    }
+
+    /// The live connection of one provider account of a user, if there is one.
+    pub async fn find_connection_by_account(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        provider: ProviderType,
+        provider_user_id: &str,
+    ) -> DbResult<Option<Connection>> {
+        let params = vec![tenant.into(), user.into(), provider.into(), provider_user_id.to_owned().into()];
+        decode_first(self.single(Stmt::ConnGetByAccount, params).await?)
+    }
+
+    /// Stores a grant on the account's live row (new tokens, scope, expiry, metadata, active
+    /// again; same id) or, when the account has none, on a new row: never a second live row.
+    /// `seal` encrypts the tokens for the id the row has or gets, and may be called more than
+    /// once when the row changes underneath.
+    ///
+    /// No MERGE (see `mssql/sql.rs`): read, then update on the condition the row is still
+    /// live, else insert. Two callbacks for one account racing to insert meet on the unique
+    /// index; the loser goes round once more and updates the winner's row.
+    pub async fn upsert_connection(
+        &self,
+        grant: &ConnectionGrant,
+        seal: impl Fn(Uuid) -> SealedTokens + Send + Sync,
+    ) -> DbResult<UpsertedConnection> {
+        const UNIQUE_ACCOUNT: &str = "ix_cloud_connections_tenant_user_provider";
+        let (tenant, user, provider) = (grant.tenant_id, grant.user_id, grant.provider_type);
+        let as_new = |tokens: SealedTokens| NewConnection {
+            tenant_id: tenant,
+            user_id: user,
+            provider_type: provider,
+            provider_user_id: grant.provider_user_id.clone(),
+            provider_user_email: grant.provider_user_email.clone(),
+            encrypted_access_token: tokens.access,
+            encrypted_refresh_token: tokens.refresh,
+            token_expiry: grant.token_expiry,
+            scope: grant.scope.clone(),
+            status: ConnectionStatus::Active,
+            display_name: grant.display_name.clone(),
+            connection_metadata: grant.connection_metadata.clone(),
+        };
+        as_new(SealedTokens { access: Vec::new(), refresh: None }).validate()?;
+        for attempt in 0..2 {
+            if let Some(live) = self.find_connection_by_account(tenant, user, provider, &grant.provider_user_id).await?
+            {
+                let tokens = seal(live.base.id);
+                let mut params = vec![tenant.into(), live.base.id.into(), self.now().into(), tokens.access.into()];
+                params.extend(patch(tokens.refresh.map(Some)));
+                params.extend([
+                    grant.token_expiry.into(),
+                    grant.scope.clone().into(),
+                    opt(grant.provider_user_email.clone()),
+                ]);
+                params.extend(patch(grant.display_name.clone().map(Some)));
+                params.push(json(&grant.connection_metadata));
+                if let Some(connection) = decode_first(self.single(Stmt::ConnReconnect, params).await?)? {
+                    return Ok(UpsertedConnection { connection, created: false });
+                }
+                // Deleted between the read and the update: the key is free, so insert.
+            }
+            let id = Uuid::new_v4();
+            let new = as_new(seal(id));
+            match self.insert_connection(id, &new).await {
+                Ok(connection) => return Ok(UpsertedConnection { connection, created: true }),
+                Err(DbError::Conflict { constraint }) if constraint == UNIQUE_ACCOUNT && attempt == 0 => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(DbError::State("the connection of this account changed during the update; try again".into()))
+    }
+
+    async fn insert_connection(&self, id: Uuid, new: &NewConnection) -> DbResult<Connection> {
+        self.one(
+            Stmt::ConnInsert,
+            vec![
+                id.into(),
+                new.tenant_id.into(),
+                new.user_id.into(),
+                new.provider_type.into(),
+                new.provider_user_id.clone().into(),
+                opt(new.provider_user_email.clone()),
+                new.encrypted_access_token.clone().into(),
+                opt(new.encrypted_refresh_token.clone()),
+                new.token_expiry.into(),
+                new.scope.clone().into(),
+                new.status.into(),
+                opt(new.display_name.clone()),
+                json(&new.connection_metadata),
+                self.now().into(),
+            ],
+        )
+        .await
     }
 
     // ---- folders --------------------------------------------------------------------

@@ -99,6 +99,23 @@ pub fn sql(stmt: Stmt) -> &'static str {
              encrypted_refresh_token = @P5, updated_at = @P6 \
              WHERE tenant_id = @P1 AND id = @P2 AND encrypted_access_token = @P3"
         }
+        Stmt::ConnGetByAccount => concat!(
+            "SELECT ",
+            connection_cols!(),
+            " FROM dbo.cloud_connections WHERE tenant_id = @P1 AND user_id = @P2 \
+             AND provider_type = CAST(@P3 AS VARCHAR(50)) AND provider_user_id = CAST(@P4 AS VARCHAR(255)) \
+             AND is_deleted = 0"
+        ),
+        Stmt::ConnReconnect => concat!(
+            "UPDATE dbo.cloud_connections SET encrypted_access_token = @P4, \
+             encrypted_refresh_token = CASE WHEN @P5 = 1 THEN @P6 ELSE encrypted_refresh_token END, \
+             token_expiry = @P7, scope = @P8, provider_user_email = @P9, \
+             display_name = CASE WHEN @P10 = 1 THEN @P11 ELSE display_name END, connection_metadata = @P12, \
+             status = 'active', token_refreshed_at = @P3, refresh_not_before = NULL, refresh_failures = 0, \
+             refresh_error_id = NULL, updated_at = @P3 OUTPUT ",
+            connection_cols!(INSERTED),
+            " WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        ),
         Stmt::ConnRefreshDueScan => concat!(
             "SELECT TOP (@P3) ",
             connection_cols!(),

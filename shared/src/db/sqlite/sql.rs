@@ -81,6 +81,22 @@ pub fn sql(stmt: Stmt) -> &'static str {
              encrypted_refresh_token = ?5, updated_at = ?6 \
              WHERE tenant_id = ?1 AND id = ?2 AND encrypted_access_token = ?3"
         }
+        Stmt::ConnGetByAccount => concat!(
+            "SELECT ",
+            connection_cols!(),
+            " FROM cloud_connections WHERE tenant_id = ?1 AND user_id = ?2 AND provider_type = ?3 \
+             AND provider_user_id = ?4 AND is_deleted = 0"
+        ),
+        Stmt::ConnReconnect => concat!(
+            "UPDATE cloud_connections SET encrypted_access_token = ?4, \
+             encrypted_refresh_token = CASE WHEN ?5 THEN ?6 ELSE encrypted_refresh_token END, \
+             token_expiry = ?7, scope = ?8, provider_user_email = ?9, \
+             display_name = CASE WHEN ?10 THEN ?11 ELSE display_name END, connection_metadata = ?12, \
+             status = 'active', token_refreshed_at = ?3, refresh_not_before = NULL, refresh_failures = 0, \
+             refresh_error_id = NULL, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 RETURNING ",
+            connection_cols!()
+        ),
         Stmt::ConnRefreshDueScan => concat!(
             "SELECT ",
             connection_cols!(),

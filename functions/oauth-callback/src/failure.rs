@@ -1,0 +1,191 @@
+//! Why a callback did not end in a stored connection, what the user is told (the
+//! `connection_error` code of the redirect), what is logged, and the cloud_sync_errors row
+//! written when the failure concerns a connection the user already has.
+//!
+//! Which connection that is: the account's live row when the identity is known (the failure
+//! came after it), otherwise the user's one live connection of this provider. With several,
+//! nothing says which account the user was reconnecting, so none is picked.
+
+use shared::app::App;
+use shared::db::{Connection, ConnectionFilter, DbError, ErrorType, NewSyncError, PageRequest};
+use shared::oauth::OAuthState;
+use shared::providers::ProviderError;
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Stage {
+    /// Before any provider call: the provider's configuration.
+    Setup,
+    TokenExchange,
+    Identity,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stage::Setup => "setup",
+            Stage::TokenExchange => "token_exchange",
+            Stage::Identity => "identity",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The provider redirected with `error` instead of a code (consent denied, ...).
+    Refused {
+        error: String,
+        description: Option<String>,
+    },
+    /// Neither a code nor an error: not a callback any provider sends.
+    MissingCode,
+    Provider {
+        stage: Stage,
+        error: ProviderError,
+    },
+    /// Every provider call succeeded; storing the connection did not.
+    Store {
+        provider_user_id: String,
+        error: DbError,
+    },
+}
+
+/// cloud_sync_errors.error_code is VARCHAR(100).
+const MAX_ERROR_CODE: usize = 100;
+
+impl Failure {
+    pub(crate) fn provider(stage: Stage, error: ProviderError) -> Failure {
+        Failure::Provider { stage, error }
+    }
+
+    /// The `connection_error` the application receives: a fixed vocabulary (or the provider's
+    /// own OAuth error code when it is a plain token), never free text.
+    pub(crate) fn user_code(&self) -> String {
+        let code = match self {
+            Failure::Refused { error, .. } if is_token(error) => error.as_str(),
+            Failure::Refused { .. } => "provider_error",
+            Failure::MissingCode => "missing_code",
+            Failure::Provider { error, .. } => match error {
+                ProviderError::NotConfigured { .. } => "provider_not_configured",
+                ProviderError::InvalidGrant { .. } => "invalid_grant",
+                ProviderError::RateLimited { .. } => "provider_rate_limited",
+                ProviderError::Server { .. } => "provider_unavailable",
+                ProviderError::Timeout => "provider_timeout",
+                ProviderError::Network(_) => "provider_unreachable",
+                ProviderError::Malformed(_) => "provider_bad_response",
+                ProviderError::Rejected { .. } | ProviderError::Unsupported(_) => "provider_rejected",
+            },
+            Failure::Store { .. } => "server_error",
+        };
+        code.to_owned()
+    }
+
+    /// Logs the failure and, where it concerns an existing connection, records it there.
+    /// Neither the code, the state, the verifier nor any token is in either.
+    pub(crate) async fn report(&self, app: &App, state: &OAuthState) {
+        let (tenant_id, user_id, provider) = (state.tenant_id, state.user_id, state.provider);
+        let (error_type, error_code, message, stage) = match self {
+            Failure::Refused { error, description } => {
+                let description = description.as_deref().map(clip_text).unwrap_or_default();
+                tracing::info!(
+                    %tenant_id, %user_id, %provider, error = %clip_text(error), description = %description,
+                    "the provider returned an error instead of a code"
+                );
+                // The user's decision (or the provider's refusal) is not a fault of a connection.
+                return;
+            }
+            Failure::MissingCode => (
+                ErrorType::Api,
+                Some("missing_code".to_owned()),
+                format!("connecting {provider} failed: the callback had neither a code nor an error"),
+                "callback",
+            ),
+            Failure::Provider { stage, error } => (
+                error.error_type(),
+                error.error_code(),
+                format!("connecting {provider} failed during {}: {error}", stage.as_str()),
+                stage.as_str(),
+            ),
+            Failure::Store { error, .. } => {
+                tracing::error!(
+                    %tenant_id, %user_id, %provider, error = %shared::error_chain(error),
+                    "could not store the connection"
+                );
+                // The database is what failed; writing an error row to it is not worth trying.
+                return;
+            }
+        };
+        tracing::warn!(
+            %tenant_id, %user_id, %provider, stage, error_type = %error_type,
+            error_code = error_code.as_deref().unwrap_or(""), error = %message, "connecting failed"
+        );
+        let Some(connection) = self.existing_connection(app, state).await else { return };
+        let new = NewSyncError {
+            tenant_id,
+            sync_job_id: None,
+            connection_id: connection.base.id,
+            file_id: None,
+            error_type,
+            error_code: error_code.map(|c| clip(c, MAX_ERROR_CODE)),
+            error_message: message,
+            stack_trace: None,
+            error_metadata: Some(serde_json::json!({
+                "operation": "oauth_callback",
+                "stage": stage,
+                "provider_type": provider,
+            })),
+        };
+        if let Err(e) = app.store.create_error(&new).await {
+            tracing::error!(error = %e, connection_id = %connection.base.id, "could not record a failed connect");
+        }
+    }
+
+    async fn existing_connection(&self, app: &App, state: &OAuthState) -> Option<Connection> {
+        let found = match self {
+            Failure::Store { provider_user_id, .. } => {
+                app.store
+                    .find_connection_by_account(state.tenant_id, state.user_id, state.provider, provider_user_id)
+                    .await
+            }
+            _ => {
+                let filter = ConnectionFilter {
+                    provider_type: Some(state.provider),
+                    status: None,
+                    user_id: Some(state.user_id),
+                };
+                app.store.list_connections(state.tenant_id, &filter, PageRequest::first(2)).await.map(|page| {
+                    let mut items = page.items;
+                    if items.len() == 1 { items.pop() } else { None }
+                })
+            }
+        };
+        found.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "could not look up the connection of a failed connect");
+            None
+        })
+    }
+}
+
+/// An OAuth error code as RFC 6749 allows them in practice (`access_denied`,
+/// `consent_required`, ...): safe to hand back as is.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+}
+
+fn clip(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+/// Provider-supplied text from the query string: one line, bounded, for the log.
+fn clip_text(s: &str) -> String {
+    let one_line: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    clip(one_line, 300)
+}

@@ -1,0 +1,190 @@
+//! `GET /oauth/callback/{provider}`: the public end of connecting a cloud storage account. The
+//! provider's consent page sends the browser here with `code` and the `state` that
+//! `oauth-authorize` sealed. No JWT authorizer stands in front of this route: the sealed state
+//! is what says who is connecting.
+//!
+//! A state that does not open for this provider (altered, sealed for another provider, or
+//! under another key) or is past its deadline is a 400 and nothing else happens: without a
+//! trusted state there is no trusted place to send the browser.
+//!
+//! With a good state the browser always goes back to the state's `return_to` with a 302:
+//! `connection_id=<id>&provider=<p>` on success, `connection_error=<code>&provider=<p>` on
+//! any failure (consent denied, a failing token endpoint, a failing identity call, ...).
+//! On success the account's live connection gets the new tokens (same id), or a new
+//! connection is made when the account has none; both tokens are encrypted for that id.
+//! A failure writes no connection; when the user already has the connection it concerns,
+//! the failure is recorded on it as a cloud_sync_errors row.
+
+mod failure;
+mod location;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use shared::api::{ApiError, ErrorEnvelope, QueryParams};
+use shared::app::{App, Current};
+use shared::db::{ConnectionGrant, ProviderType, SealedTokens, UpsertedConnection};
+use shared::oauth::{OAuthState, StateError};
+use shared::providers::ProviderError;
+use shared::vault::TokenContext;
+use utoipa::OpenApi as _;
+
+use failure::{Failure, Stage};
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new().route("/oauth/callback/{provider}", get(callback)).fallback(shared::api::no_route).with_state(app)
+}
+
+/// No security scheme: the route is public (no authorizer in front of it).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "oauth-callback", description = "Where the providers send the browser back after consent."),
+    paths(callback)
+)]
+struct ApiDoc;
+
+/// This function's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// What the provider appends to the redirect URI. Providers add parameters of their own
+/// (Google `scope`, `authuser`, `prompt`; Microsoft `session_state`), so unknown ones are
+/// ignored rather than refused.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct CallbackQuery {
+    /// The authorization code, on consent.
+    code: Option<String>,
+    /// The sealed state `oauth-authorize` put in the authorization URL.
+    state: Option<String>,
+    /// RFC 6749 section 4.1.2.1: the provider's reason when there is no code
+    /// (`access_denied` when the user declined).
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Lifetime assumed for an access token whose lifetime the provider did not state: short, so
+/// the refresh job renews it early rather than late.
+const UNSTATED_TOKEN_LIFETIME: chrono::Duration = chrono::Duration::minutes(30);
+
+#[utoipa::path(
+    get,
+    path = "/oauth/callback/{provider}",
+    tag = "oauth",
+    params(("provider" = ProviderType, Path, description = "The provider the state was made for"), CallbackQuery),
+    responses(
+        (status = 302, description = "Back to the state's return_to: with `connection_id` and `provider` when the connection is stored, with `connection_error` (`access_denied`, `invalid_grant`, `provider_timeout`, `provider_unavailable`, ...) and `provider` when it is not",
+            headers(("Location" = String, description = "return_to with the outcome appended"))),
+        (status = 400, description = "An unknown provider, or a state that is missing, altered, expired or made for another provider; nothing is stored", body = ErrorEnvelope),
+    )
+)]
+async fn callback(
+    State(app): State<Arc<App>>,
+    Path(provider): Path<String>,
+    QueryParams(query): QueryParams<CallbackQuery>,
+) -> Result<Response, ApiError> {
+    let provider: ProviderType = provider.parse().map_err(|_| {
+        ApiError::invalid_field("provider", "must be one of onedrive, sharepoint, gdrive, dropbox, box")
+    })?;
+    let sealed =
+        query.state.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
+            ApiError::invalid_field("state", "is required; start connecting again from the application")
+        })?;
+    let current = app.current_for_request().await?;
+    let state = OAuthState::open(&current.state_sealer, provider, sealed, app.store.now()).map_err(|e| {
+        let code = match e {
+            StateError::Invalid => "invalid_state",
+            StateError::Expired => "expired_state",
+        };
+        ApiError::BadRequest {
+            code,
+            message: format!("{e}; start connecting again from the application"),
+            field: Some("state".into()),
+        }
+    })?;
+
+    let params = match connect(&app, &current, &state, &query).await {
+        Ok(UpsertedConnection { connection, created }) => {
+            tracing::info!(
+                tenant_id = %state.tenant_id, user_id = %state.user_id, %provider,
+                connection_id = %connection.base.id, created, "connection stored"
+            );
+            vec![("connection_id", connection.base.id.to_string()), ("provider", provider.to_string())]
+        }
+        Err(failure) => {
+            failure.report(&app, &state).await;
+            vec![("connection_error", failure.user_code()), ("provider", provider.to_string())]
+        }
+    };
+    let location = location::append(&state.return_to, &params);
+    let location = HeaderValue::from_str(&location).map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            // The callback URL carries the code and state; the next page need not see it.
+            (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        ],
+    )
+        .into_response())
+}
+
+/// Redeems the code, identifies the account and stores the connection. Nothing is written
+/// unless every provider call succeeded.
+async fn connect(
+    app: &App,
+    current: &Current,
+    state: &OAuthState,
+    query: &CallbackQuery,
+) -> Result<UpsertedConnection, Failure> {
+    let provider = state.provider;
+    if let Some(error) = &query.error {
+        return Err(Failure::Refused { error: error.clone(), description: query.error_description.clone() });
+    }
+    let code = query.code.as_deref().filter(|c| !c.is_empty()).ok_or(Failure::MissingCode)?;
+    let registry = current.providers().map_err(|e| Failure::provider(Stage::Setup, e))?;
+    let definition = registry.get(provider).map_err(|e| Failure::provider(Stage::Setup, e))?;
+    let redirect_uri = current.config.oauth_redirect_uri(provider).ok_or_else(|| {
+        Failure::provider(
+            Stage::Setup,
+            ProviderError::NotConfigured { provider, hint: "set `oauth_redirect_base_url`".into() },
+        )
+    })?;
+
+    let issued_at = app.store.now();
+    let tokens = definition
+        .exchange_code(code, &state.pkce, &redirect_uri)
+        .await
+        .map_err(|e| Failure::provider(Stage::TokenExchange, e))?;
+    let identity =
+        definition.identity(&tokens.access_token).await.map_err(|e| Failure::provider(Stage::Identity, e))?;
+
+    let grant = ConnectionGrant {
+        tenant_id: state.tenant_id,
+        user_id: state.user_id,
+        provider_type: provider,
+        provider_user_id: identity.provider_user_id.clone(),
+        provider_user_email: identity.email,
+        token_expiry: tokens.expires_at(issued_at).unwrap_or(issued_at + UNSTATED_TOKEN_LIFETIME),
+        // Box states no scope: what was asked for is what a Box grant covers.
+        scope: tokens.scope.clone().unwrap_or_else(|| definition.scopes().join(" ")),
+        display_name: state.display_name.clone(),
+        connection_metadata: Some(identity.metadata),
+    };
+    let (vault, tenant) = (&current.vault, state.tenant_id);
+    let seal = |id| SealedTokens {
+        access: vault.encrypt(TokenContext::access(tenant, id), &tokens.access_token),
+        refresh: tokens.refresh_token.as_ref().map(|r| vault.encrypt(TokenContext::refresh(tenant, id), r)),
+    };
+    app.store
+        .upsert_connection(&grant, seal)
+        .await
+        .map_err(|e| Failure::Store { provider_user_id: identity.provider_user_id, error: e })
+}
