@@ -19,6 +19,8 @@ fn function_documents() -> Vec<(&'static str, OpenApi)> {
         ("connections", connections::openapi()),
         ("shared-links", shared_links::openapi()),
         ("link-redirect", link_redirect::openapi()),
+        ("oauth-authorize", oauth_authorize::openapi()),
+        ("oauth-callback", oauth_callback::openapi()),
     ]
 }
 
@@ -105,7 +107,7 @@ fn schemas_of_one_name_are_one_schema() {
 
 /// Routes API Gateway serves without the JWT authorizer (template.yaml): they name no security
 /// and cannot answer 401.
-const PUBLIC_PATHS: &[&str] = &["/links/{id}"];
+const PUBLIC_PATHS: &[&str] = &["/links/{id}", "/oauth/callback/{provider}"];
 
 #[test]
 fn every_operation_needs_a_token_and_documents_its_errors() {
