@@ -81,13 +81,17 @@ impl Failure {
 
     /// Logs the failure and, where it concerns an existing connection, records it there.
     /// Neither the code, the state, the verifier nor any token is in either.
-    pub(crate) async fn report(&self, app: &App, state: &OAuthState) {
+    /// `secrets` (the code, the verifier, the client secret) are cut out of whatever the
+    /// provider said: a provider that quotes the request in its error text must not get
+    /// them into a log line or an error row.
+    pub(crate) async fn report(&self, app: &App, state: &OAuthState, secrets: &[&str]) {
         let (tenant_id, user_id, provider) = (state.tenant_id, state.user_id, state.provider);
+        let quoted = |text: &str| clip_text(&scrub(text, secrets));
         let (error_type, error_code, message, stage) = match self {
             Failure::Refused { error, description } => {
-                let description = description.as_deref().map(clip_text).unwrap_or_default();
+                let description = description.as_deref().map(quoted).unwrap_or_default();
                 tracing::info!(
-                    %tenant_id, %user_id, %provider, error = %clip_text(error), description = %description,
+                    %tenant_id, %user_id, %provider, error = %quoted(error), description = %description,
                     "the provider returned an error instead of a code"
                 );
                 // The user's decision (or the provider's refusal) is not a fault of a connection.
@@ -101,8 +105,8 @@ impl Failure {
             ),
             Failure::Provider { stage, error } => (
                 error.error_type(),
-                error.error_code(),
-                format!("connecting {provider} failed during {}: {error}", stage.as_str()),
+                error.error_code().map(|c| scrub(&c, secrets)),
+                scrub(&format!("connecting {provider} failed during {}: {error}", stage.as_str()), secrets),
                 stage.as_str(),
             ),
             Failure::Store { error, .. } => {
@@ -163,6 +167,19 @@ impl Failure {
             None
         })
     }
+}
+
+/// Secrets shorter than this are not looked for: they would match ordinary words.
+const MIN_SCRUBBED_LEN: usize = 8;
+
+fn scrub(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_owned();
+    for secret in secrets.iter().filter(|s| s.len() >= MIN_SCRUBBED_LEN) {
+        if out.contains(secret) {
+            out = out.replace(secret, "[redacted]");
+        }
+    }
+    out
 }
 
 /// An OAuth error code as RFC 6749 allows them in practice (`access_denied`,

@@ -25,6 +25,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use shared::api::openapi::BearerJwt;
 use shared::api::{ApiError, ErrorEnvelope, QueryParams};
@@ -121,7 +122,13 @@ async fn callback(
             vec![("connection_id", connection.base.id.to_string()), ("provider", provider.to_string())]
         }
         Err(failure) => {
-            failure.report(&app, &state).await;
+            let client_secret = current.config.providers.get(provider).map(|c| c.client_secret.expose_secret());
+            let secrets: Vec<&str> =
+                [query.code.as_deref(), Some(state.pkce.verifier().expose_secret()), client_secret]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+            failure.report(&app, &state, &secrets).await;
             vec![("connection_error", failure.user_code()), ("provider", provider.to_string())]
         }
     };
