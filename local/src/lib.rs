@@ -34,6 +34,8 @@ const fn public(function: &'static str, method: &'static str, path: &'static str
 
 /// The HTTP API of `template.yaml`, route by route.
 pub const ROUTES: &[Route] = &[
+    private("oauth-authorize", "POST", "/connections/{provider}/authorize"),
+    public("oauth-callback", "GET", "/oauth/callback/{provider}"),
     private("connections", "GET", "/connections"),
     private("connections", "GET", "/connections/{id}"),
     private("connections", "PATCH", "/connections/{id}"),
@@ -66,6 +68,8 @@ pub const ROUTES: &[Route] = &[
 /// The router of one function, by its name.
 fn function_router(name: &str, app: &Arc<App>) -> Router {
     match name {
+        "oauth-authorize" => oauth_authorize::router(app.clone()),
+        "oauth-callback" => oauth_callback::router(app.clone()),
         "connections" => connections::router(app.clone()),
         "folders" => folders::router(app.clone()),
         "sync-jobs" => sync_jobs::router(app.clone()),

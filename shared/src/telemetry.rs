@@ -29,8 +29,12 @@ fn filter() -> EnvFilter {
     }
 }
 
-/// Installs the JSON subscriber. Call once, first thing in `main`.
-pub fn init() {
+/// The JSON subscriber every function logs through, writing to `writer` (stdout in Lambda;
+/// tests capture it).
+pub fn subscriber<W>(writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter())
@@ -38,7 +42,14 @@ pub fn init() {
         .with_span_list(true)
         .flatten_event(true)
         .with_target(false)
-        .init();
+        .with_writer(writer)
+        .finish()
+}
+
+/// Installs the JSON subscriber on stdout. Call once, first thing in `main`.
+pub fn init() {
+    tracing::subscriber::set_global_default(subscriber(std::io::stdout))
+        .expect("telemetry::init is called once, before anything else installs a subscriber");
 }
 
 static FUNCTION_NAME: std::sync::LazyLock<String> = std::sync::LazyLock::new(function_name);

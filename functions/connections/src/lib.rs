@@ -25,6 +25,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/connections", get(list))
         .route("/connections/{id}", get(read).patch(update).delete(disconnect))
         .fallback(shared::api::no_route)
+        .layer(axum::middleware::from_fn(shared::telemetry::request_span))
         .with_state(app)
 }
 

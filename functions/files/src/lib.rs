@@ -27,6 +27,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/files", get(list).post(create))
         .route("/files/{id}", get(read).patch(update).delete(remove))
         .fallback(shared::api::no_route)
+        .layer(axum::middleware::from_fn(shared::telemetry::request_span))
         .with_state(app)
 }
 

@@ -32,6 +32,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/connections/{provider}/authorize", post(authorize))
         .fallback(shared::api::no_route)
+        .layer(axum::middleware::from_fn(shared::telemetry::request_span))
         .with_state(app)
 }
 

@@ -39,7 +39,11 @@ use utoipa::OpenApi as _;
 use failure::{Failure, Stage};
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new().route("/oauth/callback/{provider}", get(callback)).fallback(shared::api::no_route).with_state(app)
+    Router::new()
+        .route("/oauth/callback/{provider}", get(callback))
+        .fallback(shared::api::no_route)
+        .layer(axum::middleware::from_fn(shared::telemetry::request_span))
+        .with_state(app)
 }
 
 /// The operation names no security: the route is public (no authorizer in front of it). The

@@ -33,6 +33,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/shared-links", get(list).post(create))
         .route("/shared-links/{id}", get(read).delete(deactivate))
         .fallback(shared::api::no_route)
+        .layer(axum::middleware::from_fn(shared::telemetry::request_span))
         .with_state(app)
 }
 

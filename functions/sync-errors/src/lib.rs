@@ -23,6 +23,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/sync-errors/{id}", get(read))
         .route("/sync-errors/{id}/resolve", post(resolve))
         .fallback(shared::api::no_route)
+        .layer(axum::middleware::from_fn(shared::telemetry::request_span))
         .with_state(app)
 }
 

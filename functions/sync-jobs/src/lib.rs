@@ -32,6 +32,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/sync-jobs/{id}", get(read).patch(update))
         .route("/sync-jobs/{id}/cancel", post(cancel))
         .fallback(shared::api::no_route)
+        .layer(axum::middleware::from_fn(shared::telemetry::request_span))
         .with_state(app)
 }
 
