@@ -242,8 +242,8 @@ async fn run_pass(ctx: &Ctx<'_>, pass: Pass, deadline: Instant) -> Report {
             .collect()
             .await;
         // Every handled row leaves the scan (refreshed, claimed by someone, backing off,
-        // ended), so a full batch means more may wait; a batch that only failed on the
-        // database would find the same rows again.
+        // ended), so a full batch means more may wait. A batch that only failed stops the
+        // run: the database or the providers are in trouble, and the next run is soon.
         let stuck = outcomes.iter().all(|o| *o == Outcome::Failed);
         for o in outcomes {
             report.count(o);
