@@ -188,6 +188,8 @@ async fn overlapping_invocations_queue_exactly_one_job_per_folder() {
     let failed: u64 = reports.iter().map(|r| r.failed).sum();
     assert_eq!(acted, 1000, "{reports:?}");
     assert_eq!(failed, 0, "{reports:?}");
+    let lost: u64 = reports.iter().map(|r| r.skipped).sum();
+    assert!(lost > 0, "the runs overlapped and lost races on the unique index: {reports:?}");
     let mut total = 0;
     let mut page = PageRequest::first(200);
     loop {
