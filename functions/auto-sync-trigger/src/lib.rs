@@ -11,6 +11,11 @@
 //! Overlapping invocations are safe: the unique index `ix_cloud_sync_jobs_folder_live` admits
 //! one live job per folder, so the loser of a race gets a Conflict, counted as skipped; a
 //! stale job is failed by a write conditional on it still being stale.
+//!
+//! Both scans follow the due work, not the tables: the due-folder scan seeks, per distinct
+//! frequency, the folders synced before `now - frequency` (`ix_cloud_folders_auto_sync_due`),
+//! and the stale-job scan seeks `status = 'running'`, so it reads the running jobs only,
+//! never the job history.
 
 use std::time::{Duration, Instant};
 
