@@ -35,6 +35,7 @@ cases!(
     connections_token_swap_is_compare_and_swap,
     connections_upsert_keeps_one_live_row_per_account,
     connection_delete_cascades,
+    connection_links_lists_active_links_into_the_connection,
     folders_round_trip,
     folders_unique_provider_folder,
     folders_foreign_keys,
@@ -519,6 +520,59 @@ async fn connection_delete_cascades(store: Store) {
     assert!(!store.get_link(a.id, g.link.base.id).await.unwrap().is_active);
     assert!(!store.get_link(a.id, folder_link.base.id).await.unwrap().is_active);
     assert_not_found(store.record_link_access(g.link.base.id).await);
+}
+
+async fn connection_links_lists_active_links_into_the_connection(store: Store) {
+    // Arrange: a folder link and two file links into the connection, one of them inactive;
+    // links into another connection of the tenant and into another tenant's graph.
+    let (a, b) = tenants(&store).await;
+    let g = Graph::create(&store, &a).await;
+    let folder_link = store
+        .create_link(&NewSharedLink {
+            resource_type: ResourceType::Folder,
+            file_id: None,
+            folder_id: Some(g.folder.base.id),
+            provider_share_id: Some("share-folder".into()),
+            ..new_file_link(&a, g.file.base.id)
+        })
+        .await
+        .unwrap();
+    let second = store.create_link(&new_file_link(&a, g.file.base.id)).await.unwrap();
+    let inactive = store.create_link(&new_file_link(&a, g.file.base.id)).await.unwrap();
+    store.deactivate_link(a.id, inactive.base.id).await.unwrap();
+    let other_connection = Graph::create(&store, &a).await;
+    let other_tenant = Graph::create(&store, &b).await;
+
+    // Act
+    let first_page = store.list_connection_links(a.id, g.connection.base.id, page(2)).await.unwrap();
+    let rest = store
+        .list_connection_links(a.id, g.connection.base.id, PageRequest { after: first_page.next_after, limit: 2 })
+        .await
+        .unwrap();
+    let cross_tenant = store.list_connection_links(b.id, g.connection.base.id, page(10)).await.unwrap();
+    store.delete_connection(a.id, g.connection.base.id).await.unwrap();
+    let after_delete = store.list_connection_links(a.id, g.connection.base.id, page(10)).await.unwrap();
+
+    // Assert
+    assert_eq!(first_page.items.len(), 2);
+    assert!(first_page.next_after.is_some());
+    assert_eq!(rest.next_after, None);
+    let found: Vec<(Uuid, String)> =
+        first_page.items.iter().chain(&rest.items).map(|l| (l.link.base.id, l.provider_item_id.clone())).collect();
+    let mut expected = vec![
+        (g.link.base.id, g.file.provider_file_id.clone()),
+        (folder_link.base.id, g.folder.provider_folder_id.clone()),
+        (second.base.id, g.file.provider_file_id.clone()),
+    ];
+    expected.sort_by_key(|(id, _)| *id);
+    let mut sorted = found.clone();
+    sorted.sort_by_key(|(id, _)| *id);
+    assert_eq!(sorted, expected, "active links on the folder and its files, each once, no others");
+    let index: Vec<i64> = first_page.items.iter().chain(&rest.items).map(|l| l.link.base.index_id).collect();
+    assert!(index.windows(2).all(|w| w[0] < w[1]), "index order: {index:?}");
+    assert!(!found.iter().any(|(id, _)| *id == other_connection.link.base.id || *id == other_tenant.link.base.id));
+    assert!(cross_tenant.items.is_empty(), "another tenant sees none");
+    assert!(after_delete.items.is_empty(), "deleting the connection leaves no active link");
 }
 
 // ---- folders --------------------------------------------------------------------------

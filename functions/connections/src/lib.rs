@@ -18,6 +18,7 @@ use shared::app::App;
 use shared::db::{Connection, ConnectionFilter, ConnectionPatch, ConnectionStatus, ProviderType};
 use utoipa::OpenApi as _;
 
+mod links;
 mod revoke;
 
 pub fn router(app: Arc<App>) -> Router {
@@ -171,9 +172,11 @@ async fn update(
     Ok(axum::Json(app.store.update_connection(caller.tenant_id, id, &patch).await?))
 }
 
-/// Disconnects: revokes the grant at the provider where it can, then deletes locally. The
-/// user asked to disconnect, so a provider that refuses or is down does not keep the
-/// connection alive here; the failure is recorded as a sync error for support to follow up.
+/// Disconnects: removes the connection's active shared links at the provider (revoking a
+/// grant does not delete public links made with it), revokes the grant where it can, then
+/// deletes locally. The user asked to disconnect, so a provider that refuses or is down does
+/// not keep the connection alive here; each failure is recorded as a sync error for support
+/// to follow up.
 #[utoipa::path(
     delete,
     path = "/connections/{id}",
@@ -181,7 +184,7 @@ async fn update(
     tag = "connections",
     params(("id" = uuid::Uuid, Path, description = "The connection's id")),
     responses(
-        (status = 200, description = "The connection as deleted (status revoked); its folders are deleted, their live jobs cancelled and links into them deactivated. A failed revocation at the provider is recorded as a sync error and does not stop the deletion", body = Connection),
+        (status = 200, description = "The connection as deleted (status revoked); its folders are deleted, their live jobs cancelled and links into them deactivated here and removed at the provider. A link the provider does not remove, or a failed revocation, is recorded as a sync error and does not stop the deletion", body = Connection),
         (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
         (status = 401, description = "No verified token", body = ErrorEnvelope),
         (status = 404, description = "No live connection of the caller's tenant has this id", body = ErrorEnvelope),
@@ -195,6 +198,8 @@ async fn disconnect(
 ) -> Result<axum::Json<Connection>, ApiError> {
     let id = parse_id(&id)?;
     let connection = app.store.get_connection(caller.tenant_id, id).await?;
+    // Before the revocation, which ends the access token the removals use.
+    links::remove_at_provider(&app, &connection).await;
     revoke::at_provider(&app, &connection).await;
     Ok(axum::Json(app.store.delete_connection(caller.tenant_id, id).await?))
 }

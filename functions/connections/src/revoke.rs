@@ -66,7 +66,7 @@ async fn try_revoke(app: &App, connection: &Connection) -> Result<(), Failure> {
 }
 
 /// cloud_sync_errors.error_code is VARCHAR(100).
-fn clip(code: String) -> String {
+pub(crate) fn clip(code: String) -> String {
     if code.len() <= 100 {
         return code;
     }

@@ -3,7 +3,7 @@
 
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use shared::db::{Connection, ConnectionStatus, ErrorType, ProviderType, SyncErrorFilter};
+use shared::db::{Connection, ConnectionStatus, ErrorType, ProviderType, SharedLink, SyncErrorFilter};
 use shared::vault::TokenContext;
 use testkit::http::{ApiEvent, Reply, TestApp, call};
 use testkit::{Graph, Tenant, new_connection, new_folder};
@@ -357,4 +357,143 @@ async fn missing_claims_are_401() {
     assert_eq!((list.status, list.error_code()), (401, "unauthorized"));
     assert_eq!((delete.status, delete.error_code()), (401, "unauthorized"));
     assert_eq!(t.store().get_connection(a.id, g.connection.base.id).await.unwrap().status, ConnectionStatus::Active);
+}
+
+/// An active link of `share_url` (and permission id) on the folder, or on a file in it.
+async fn link(t: &TestApp, tenant: &Tenant, folder: &shared::db::Folder, on_file: bool, id: &str) -> SharedLink {
+    let file = t.store().create_file(&testkit::new_file(tenant, folder.base.id)).await.unwrap();
+    let mut new = testkit::new_file_link(tenant, file.base.id);
+    if !on_file {
+        new.resource_type = shared::db::ResourceType::Folder;
+        new.file_id = None;
+        new.folder_id = Some(folder.base.id);
+    }
+    new.provider_share_id = Some(id.to_owned());
+    new.share_url = format!("https://www.dropbox.com/s/{id}");
+    t.store().create_link(&new).await.unwrap()
+}
+
+#[tokio::test]
+async fn delete_removes_the_active_links_at_dropbox_before_revoking_the_grant() {
+    // Arrange
+    let (t, server) = app_with_fake().await;
+    let router = connections::router(t.app.clone());
+    let a = t.tenant().await;
+    let c = connect(&t, &a, ProviderType::Dropbox).await;
+    let folder = t.store().create_folder(&new_folder(&a, c.base.id)).await.unwrap();
+    let on_file = link(&t, &a, &folder, true, "on-file").await;
+    let on_folder = link(&t, &a, &folder, false, "on-folder").await;
+    let inactive = link(&t, &a, &folder, true, "inactive").await;
+    t.store().deactivate_link(a.id, inactive.base.id).await.unwrap();
+    let other = connect(&t, &a, ProviderType::Dropbox).await;
+    let other_folder = t.store().create_folder(&new_folder(&a, other.base.id)).await.unwrap();
+    let untouched = link(&t, &a, &other_folder, true, "other-connection").await;
+    // https://www.dropbox.com/developers/documentation/http/documentation#sharing-revoke_shared_link
+    for url in [&on_file.share_url, &on_folder.share_url] {
+        Mock::given(method("POST"))
+            .and(path("/2/sharing/revoke_shared_link"))
+            .and(header("authorization", format!("Bearer {ACCESS}").as_str()))
+            .and(body_string_contains(url.as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_raw("null", "application/json"))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(path("/2/auth/token/revoke"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw("null", "application/json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    // Act
+    let reply = call(&router, &at("delete", c.base.id).caller(&a)).await;
+
+    // Assert
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["status"], "revoked");
+    let paths: Vec<String> =
+        server.received_requests().await.unwrap().iter().map(|r| r.url.path().to_owned()).collect();
+    assert_eq!(
+        paths,
+        ["/2/sharing/revoke_shared_link", "/2/sharing/revoke_shared_link", "/2/auth/token/revoke"],
+        "each active link removed once, before the grant is revoked; nothing else called"
+    );
+    for l in [&on_file, &on_folder] {
+        assert!(!t.store().get_link(a.id, l.base.id).await.unwrap().is_active, "deactivated here too");
+    }
+    assert!(t.store().get_link(a.id, untouched.base.id).await.unwrap().is_active, "another connection's link");
+    let errors = t.store().list_errors(a.id, &SyncErrorFilter::default(), shared::db::PageRequest::first(10)).await;
+    assert!(errors.unwrap().items.is_empty(), "a clean disconnect records nothing");
+}
+
+#[tokio::test]
+async fn delete_stands_when_google_does_not_remove_a_link_and_each_failure_is_recorded() {
+    // Arrange
+    let (t, server) = app_with_fake().await;
+    let router = connections::router(t.app.clone());
+    let a = t.tenant().await;
+    let c = connect(&t, &a, ProviderType::GDrive).await;
+    let folder = t.store().create_folder(&new_folder(&a, c.base.id)).await.unwrap();
+    let removed = link(&t, &a, &folder, true, "perm-ok").await;
+    let refused = link(&t, &a, &folder, true, "perm-refused").await;
+    let down = link(&t, &a, &folder, false, "perm-down").await;
+    // https://developers.google.com/drive/api/reference/rest/v3/permissions/delete: 204.
+    let answers = [
+        (&removed, ResponseTemplate::new(204)),
+        (
+            &refused,
+            ResponseTemplate::new(403).set_body_json(json!({"error": {"code": 403, "message": "The user does not have sufficient permissions for this file.", "errors": [{"reason": "insufficientFilePermissions"}]}})),
+        ),
+        (&down, ResponseTemplate::new(503)),
+    ];
+    for (l, answer) in answers {
+        let item_id = match l.file_id {
+            Some(file) => t.store().get_file(a.id, file).await.unwrap().provider_file_id,
+            None => folder.provider_folder_id.clone(),
+        };
+        let permission = l.provider_share_id.clone().unwrap();
+        Mock::given(method("DELETE"))
+            .and(path(format!("/drive/v3/files/{item_id}/permissions/{permission}")))
+            .and(header("authorization", format!("Bearer {ACCESS}").as_str()))
+            .respond_with(answer)
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(path("/google/revoke"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    // Act
+    let reply = call(&router, &at("delete", c.base.id).caller(&a)).await;
+
+    // Assert
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(matches!(t.store().get_connection(a.id, c.base.id).await, Err(shared::db::DbError::NotFound)));
+    for l in [&removed, &refused, &down] {
+        assert!(!t.store().get_link(a.id, l.base.id).await.unwrap().is_active, "deactivated here whatever Google did");
+    }
+    let filter = SyncErrorFilter { connection_id: Some(c.base.id), ..Default::default() };
+    let mut errors = t.store().list_errors(a.id, &filter, shared::db::PageRequest::first(10)).await.unwrap().items;
+    errors.sort_by_key(|e| e.error_type.as_str());
+    assert_eq!(errors.len(), 2, "one row per link not removed: {errors:?}");
+    let by_link =
+        |e: &shared::db::SyncError| e.error_metadata.as_ref().unwrap()["link_id"].as_str().unwrap().to_owned();
+    assert_eq!(errors[0].error_type, ErrorType::Api);
+    assert_eq!(errors[0].error_code.as_deref(), Some("503"));
+    assert_eq!(by_link(&errors[0]), down.base.id.to_string());
+    assert_eq!(errors[0].file_id, None, "a folder link");
+    assert_eq!(errors[1].error_type, ErrorType::Permission);
+    assert_eq!(errors[1].error_code.as_deref(), Some("insufficientFilePermissions"));
+    assert_eq!(by_link(&errors[1]), refused.base.id.to_string());
+    assert_eq!(errors[1].file_id, refused.file_id);
+    for e in &errors {
+        assert_eq!(e.error_metadata.as_ref().unwrap()["operation"], "remove_shared_link");
+        assert!(e.error_message.contains("gdrive"), "{}", e.error_message);
+        assert!(!e.error_message.contains(ACCESS) && !e.error_message.contains(REFRESH));
+    }
 }

@@ -221,6 +221,15 @@ pub struct SharedLink {
     pub is_active: bool,
 }
 
+/// An active link into a connection, with the provider's id of the item it shares
+/// (`provider_folder_id` of its folder or `provider_file_id` of its file), which removing the
+/// link at the provider needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionLink {
+    pub link: SharedLink,
+    pub provider_item_id: String,
+}
+
 /// A `cloud_sync_errors` row.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SyncError {

@@ -56,6 +56,9 @@ statements! {
     ConnCancelJobs => false,
     /// tenant_id, connection_id, now — deactivates links to the connection's folders and files
     ConnDeactivateLinks => false,
+    /// tenant_id, after, limit, connection_id — active links to the connection's live folders
+    /// and to files in them, in index order, each with the provider's id of its item
+    ConnLinkList => true,
     /// before, limit — active, live connections whose token expires before `before`
     ConnTokenScan => true,
     /// after, limit — every connection of every tenant, deleted ones too (key rotation)

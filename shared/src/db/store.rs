@@ -73,6 +73,12 @@ fn page_params(tenant: TenantId, page: PageRequest) -> DbResult<Vec<Value>> {
     Ok(vec![tenant.into(), Value::I64(page.after.unwrap_or(0)), Value::I64(i64::from(page.limit) + 1)])
 }
 
+impl FromRow for ConnectionLink {
+    fn from_row(r: &mut super::value::Row) -> DbResult<Self> {
+        Ok(ConnectionLink { link: SharedLink::from_row(r)?, provider_item_id: r.text()? })
+    }
+}
+
 fn json(v: &Option<serde_json::Value>) -> Value {
     opt(v.as_ref())
 }
@@ -212,6 +218,21 @@ impl Store {
             0,
         )
         .await
+    }
+
+    /// One page of the active links into a connection (on its live folders and on files in
+    /// them), in index order, each with the provider's id of its item: what disconnecting
+    /// removes at the provider before the grant is revoked.
+    pub async fn list_connection_links(
+        &self,
+        tenant: TenantId,
+        connection: Uuid,
+        page: PageRequest,
+    ) -> DbResult<Page<ConnectionLink>> {
+        let mut params = page_params(tenant, page)?;
+        params.push(connection.into());
+        let rows = self.all::<ConnectionLink>(Stmt::ConnLinkList, params).await?;
+        Ok(paged(rows, page, |l| l.link.base.index_id))
     }
 
     /// Active, live connections of every tenant whose token expires before `before`, soonest

@@ -83,6 +83,23 @@ pub fn sql(stmt: Stmt) -> &'static str {
              ON d.tenant_id = f.tenant_id AND d.id = f.folder_id \
              WHERE d.tenant_id = @P1 AND d.connection_id = @P2))"
         }
+        Stmt::ConnLinkList => concat!(
+            "SELECT TOP (@P3) ",
+            link_cols!(),
+            ", provider_item_id FROM (SELECT ",
+            link_cols!(t),
+            ", d.provider_folder_id AS provider_item_id FROM dbo.cloud_shared_links t \
+             JOIN dbo.cloud_folders d ON d.tenant_id = t.tenant_id AND d.id = t.folder_id \
+             WHERE t.tenant_id = @P1 AND d.tenant_id = @P1 AND d.connection_id = @P4 AND d.is_deleted = 0 \
+             AND t.is_active = 1 AND t.is_deleted = 0 AND t.index_id > @P2 \
+             UNION ALL SELECT ",
+            link_cols!(t),
+            ", f.provider_file_id FROM dbo.cloud_shared_links t \
+             JOIN dbo.cloud_files f ON f.tenant_id = t.tenant_id AND f.id = t.file_id \
+             JOIN dbo.cloud_folders d ON d.tenant_id = f.tenant_id AND d.id = f.folder_id \
+             WHERE t.tenant_id = @P1 AND d.tenant_id = @P1 AND d.connection_id = @P4 AND d.is_deleted = 0 \
+             AND t.is_active = 1 AND t.is_deleted = 0 AND t.index_id > @P2) x ORDER BY index_id"
+        ),
         Stmt::ConnTokenScan => concat!(
             "SELECT TOP (@P2) ",
             connection_cols!(),

@@ -65,6 +65,22 @@ pub fn sql(stmt: Stmt) -> &'static str {
              ON d.tenant_id = f.tenant_id AND d.id = f.folder_id \
              WHERE d.tenant_id = ?1 AND d.connection_id = ?2))"
         }
+        Stmt::ConnLinkList => concat!(
+            "SELECT ",
+            link_cols!(t),
+            ", d.provider_folder_id FROM cloud_shared_links t JOIN cloud_folders d \
+             ON d.tenant_id = t.tenant_id AND d.id = t.folder_id \
+             WHERE t.tenant_id = ?1 AND d.tenant_id = ?1 AND d.connection_id = ?4 AND d.is_deleted = 0 \
+             AND t.is_active = 1 AND t.is_deleted = 0 AND t.index_id > ?2 \
+             UNION ALL SELECT ",
+            link_cols!(t),
+            ", f.provider_file_id FROM cloud_shared_links t JOIN cloud_files f \
+             ON f.tenant_id = t.tenant_id AND f.id = t.file_id JOIN cloud_folders d \
+             ON d.tenant_id = f.tenant_id AND d.id = f.folder_id \
+             WHERE t.tenant_id = ?1 AND d.tenant_id = ?1 AND d.connection_id = ?4 AND d.is_deleted = 0 \
+             AND t.is_active = 1 AND t.is_deleted = 0 AND t.index_id > ?2 \
+             ORDER BY 2 LIMIT ?3" // 2: index_id
+        ),
         Stmt::ConnTokenScan => concat!(
             "SELECT ",
             connection_cols!(),
