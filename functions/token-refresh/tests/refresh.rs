@@ -373,6 +373,69 @@ async fn overlapping_invocations_refresh_each_connection_exactly_once() {
     }
 }
 
+#[tokio::test]
+async fn what_the_time_budget_leaves_waits_for_the_next_run() {
+    // Arrange: 10 due connections, two refreshes at a time, 300 ms each, a 500 ms budget.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/google/token"))
+        .respond_with(ok("at-new", None, 3600).set_delay(StdDuration::from_millis(300)))
+        .mount(&server)
+        .await;
+    let t = ClockedApp::new(providers(&server)).await;
+    let a = t.tenant().await;
+    for i in 0..10 {
+        connect(&t, t.store(), &a, ProviderType::GDrive, Some(&format!("rt-budget-{i}")), Duration::minutes(5)).await;
+    }
+    let tight = Settings { concurrency: 2, time_budget: StdDuration::from_millis(500), ..settings() };
+
+    // Act
+    let first = run(&t.app, &tight).await;
+    let second = run(&t.app, &settings()).await;
+
+    // Assert
+    assert!(first.acted >= 2 && first.acted < 10, "{first:?}");
+    assert_eq!(first.skipped, 10 - first.acted, "rows reached after the budget are left alone: {first:?}");
+    assert_eq!(second.acted, 10 - first.acted, "{second:?}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 10, "each connection refreshed once");
+}
+
+#[tokio::test]
+async fn a_claim_fails_when_the_row_was_refreshed_since_it_was_read_or_is_held() {
+    // Arrange
+    let server = MockServer::start().await;
+    let t = ClockedApp::new(providers(&server)).await;
+    let s = t.store();
+    let a = t.tenant().await;
+    let changed = connect(&t, s, &a, ProviderType::GDrive, Some("rt-changed"), Duration::minutes(5)).await;
+    let held = connect(&t, s, &a, ProviderType::GDrive, Some("rt-held"), Duration::minutes(5)).await;
+    let read = s.scan_refresh_due(s.now() + Duration::minutes(15), s.now(), 10).await.unwrap();
+    let row = |id: Uuid| read.iter().find(|r| r.connection.base.id == id).unwrap().clone();
+    let lease = s.now() + Duration::minutes(10);
+    // Someone else refreshed `changed` after our read: its ciphertext is new.
+    let vault = &t.app.current().await.unwrap().vault;
+    let newer = vault.encrypt(TokenContext::access(a.id, changed), &secret("at-other"));
+    assert!(
+        s.swap_connection_tokens(a.id, changed, &row(changed).connection.encrypted_access_token, newer, None)
+            .await
+            .unwrap()
+    );
+
+    // Act
+    let stale_claim = s.claim_refresh(&row(changed), lease).await.unwrap();
+    let first = s.claim_refresh(&row(held), lease).await.unwrap();
+    let second = s.claim_refresh(&row(held), lease).await.unwrap();
+    let later = t.at(Duration::minutes(11)).await.store.claim_refresh(&row(held), lease).await.unwrap();
+
+    // Assert
+    assert!(stale_claim.is_none(), "refreshed since the read: skip");
+    let first = first.expect("the first claim wins");
+    assert_eq!(first.refresh_not_before, Some(lease), "the claim re-reads the row it holds");
+    assert!(second.is_none(), "held by the first claim");
+    assert!(later.is_some(), "a lease that ran out can be claimed again");
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
 fn form_value(body: &str, key: &str) -> String {
     body.split('&').find_map(|kv| kv.strip_prefix(&format!("{key}="))).unwrap_or_default().to_owned()
 }
