@@ -144,6 +144,19 @@ pub fn spawn_schedules(app: Arc<App>, settings: Arc<TimedSettings>) {
     }
 }
 
+/// The request as API Gateway would deliver it to the function: this router's own
+/// extensions (its matched path parameters above all, which the function's router would
+/// otherwise see twice) are dropped; only the verified claims travel on.
+fn as_delivered(req: Request) -> Request {
+    let (mut parts, body) = req.into_parts();
+    let claims = parts.extensions.remove::<shared::api::VerifiedClaims>();
+    parts.extensions = axum::http::Extensions::new();
+    if let Some(claims) = claims {
+        parts.extensions.insert(claims);
+    }
+    Request::from_parts(parts, body)
+}
+
 /// Every route of [`ROUTES`], each handed whole (path and all) to its function's router, as
 /// API Gateway hands the event to the function.
 pub fn router(app: Arc<App>, auth: DevAuth) -> Router {
@@ -153,7 +166,7 @@ pub fn router(app: Arc<App>, auth: DevAuth) -> Router {
         let target = function_router(route.function, &app);
         let handler = on(method_filter(route.method), move |req: Request| {
             let target = target.clone();
-            async move { target.oneshot(req).await.unwrap_or_else(|never| match never {}) }
+            async move { target.oneshot(as_delivered(req)).await.unwrap_or_else(|never| match never {}) }
         });
         if route.public {
             open = open.route(route.path, handler);

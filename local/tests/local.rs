@@ -98,6 +98,7 @@ async fn serves_over_tcp_with_the_development_authorizer() {
     };
 
     // Act
+    let auth_token = token.clone();
     let ok = get(Some(token)).await.unwrap();
     let ok_status = ok.status().as_u16();
     let ok_body: serde_json::Value = ok.json().await.unwrap();
@@ -105,6 +106,15 @@ async fn serves_over_tcp_with_the_development_authorizer() {
     let stale = get(Some(expired)).await.unwrap().status().as_u16();
     let forged = get(Some(foreign)).await.unwrap().status().as_u16();
     let unknown = http.get(format!("{base}/nope")).send().await.unwrap().status().as_u16();
+    // A route with a path parameter reaches the function with exactly its own parameters.
+    let by_id = http
+        .get(format!("{base}/sync-errors/{}", uuid::Uuid::new_v4()))
+        .bearer_auth(auth_token.clone())
+        .send()
+        .await
+        .unwrap();
+    let by_id_status = by_id.status().as_u16();
+    let by_id_body: serde_json::Value = by_id.json().await.unwrap();
     server.abort();
 
     // Assert
@@ -112,4 +122,5 @@ async fn serves_over_tcp_with_the_development_authorizer() {
     assert_eq!(ok_body["items"], serde_json::json!([]));
     assert_eq!((missing, stale, forged), (401, 401, 401));
     assert_eq!(unknown, 404);
+    assert_eq!((by_id_status, by_id_body["error"]["code"].as_str()), (404, Some("not_found")), "{by_id_body}");
 }
