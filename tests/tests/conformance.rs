@@ -43,6 +43,7 @@ cases!(
     folders_sync_frequency,
     folders_one_default_export_and_import,
     folders_due_scan,
+    folder_and_job_inserts_refuse_an_inactive_or_deleted_connection,
     jobs_lifecycle,
     jobs_one_live_job_per_folder,
     jobs_foreign_keys,
@@ -576,6 +577,54 @@ async fn connection_links_lists_active_links_into_the_connection(store: Store) {
 }
 
 // ---- folders --------------------------------------------------------------------------
+
+async fn folder_and_job_inserts_refuse_an_inactive_or_deleted_connection(store: Store) {
+    // Arrange: folders on an active connection, then the connection stops being usable the way
+    // a revoke, a failed refresh or a delete would leave it after the caller's own check.
+    let (a, _) = tenants(&store).await;
+    let revoked = store.create_connection(&new_connection(&a)).await.unwrap();
+    let revoked_folder = store.create_folder(&new_folder(&a, revoked.base.id)).await.unwrap();
+    let expired = store.create_connection(&new_connection(&a)).await.unwrap();
+    let deleted = store.create_connection(&new_connection(&a)).await.unwrap();
+    let deleted_folder = store.create_folder(&new_folder(&a, deleted.base.id)).await.unwrap();
+    let live = store.create_connection(&new_connection(&a)).await.unwrap();
+    let live_folder = store.create_folder(&new_folder(&a, live.base.id)).await.unwrap();
+    let gone_folder = store.create_folder(&new_folder(&a, live.base.id)).await.unwrap();
+    let status = |s| ConnectionPatch { status: Some(s), ..Default::default() };
+    store.update_connection(a.id, revoked.base.id, &status(ConnectionStatus::Revoked)).await.unwrap();
+    store.update_connection(a.id, expired.base.id, &status(ConnectionStatus::Expired)).await.unwrap();
+    store.delete_connection(a.id, deleted.base.id).await.unwrap();
+    store.delete_folder(a.id, gone_folder.base.id).await.unwrap();
+    let default_export = |c: Uuid| NewFolder { is_default_export_folder: true, ..new_folder(&a, c) };
+
+    // Act
+    let folder_on_revoked = store.create_folder(&new_folder(&a, revoked.base.id)).await;
+    let default_on_expired = store.create_folder(&default_export(expired.base.id)).await;
+    let folder_on_deleted = store.create_folder(&new_folder(&a, deleted.base.id)).await;
+    let job_on_revoked = store.create_job(&new_job(&a, revoked_folder.base.id)).await;
+    let job_on_deleted = store.create_job(&new_job(&a, deleted_folder.base.id)).await;
+    let job_on_deleted_folder = store.create_job(&new_job(&a, gone_folder.base.id)).await;
+    let folder_on_live = store.create_folder(&default_export(live.base.id)).await;
+    let job_on_live = store.create_job(&new_job(&a, live_folder.base.id)).await;
+
+    // Assert
+    assert_not_found(folder_on_revoked);
+    assert_not_found(default_on_expired);
+    assert_not_found(folder_on_deleted);
+    assert_not_found(job_on_revoked);
+    assert_not_found(job_on_deleted);
+    assert_not_found(job_on_deleted_folder);
+    for c in [&revoked, &expired, &deleted] {
+        let filter = FolderFilter { connection_id: Some(c.base.id), ..Default::default() };
+        let folders = store.list_folders(a.id, &filter, page(10)).await.unwrap().items;
+        assert!(folders.iter().all(|f| f.base.id == revoked_folder.base.id), "no folder written: {folders:?}");
+    }
+    let jobs = store.list_jobs(a.id, &SyncJobFilter::default(), page(10)).await.unwrap().items;
+    assert_eq!(jobs.len(), 1, "only the live folder's job: {jobs:?}");
+    assert_eq!(jobs[0].folder_id, live_folder.base.id);
+    assert!(folder_on_live.unwrap().is_default_export_folder, "an active connection still takes folders");
+    assert_eq!(job_on_live.unwrap().status, JobStatus::Pending);
+}
 
 async fn folders_round_trip(store: Store) {
     let (a, _) = tenants(&store).await;

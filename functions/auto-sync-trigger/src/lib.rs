@@ -225,6 +225,9 @@ async fn queue_one(app: &App, folder: &Folder) -> Outcome {
         }
         // Another invocation (or a user) queued one first: the folder has its live job.
         Err(DbError::Conflict { .. }) => Outcome::Skipped,
+        // The folder was deleted or its connection revoked, expired or deleted since the scan:
+        // the INSERT itself refuses those, and there is nothing to queue.
+        Err(DbError::NotFound) => Outcome::Skipped,
         Err(e) => {
             tracing::warn!(folder_id = %folder.base.id, error = %shared::error_chain(&e), "cannot queue the job");
             Outcome::Failed

@@ -52,7 +52,7 @@ async fn queues_one_job_for_each_due_folder_only() {
     let s = t.store();
     let a = t.tenant().await;
     let active = connection(s, &a, ConnectionStatus::Active).await;
-    let expired = connection(s, &a, ConnectionStatus::Expired).await;
+    let expired = connection(s, &a, ConnectionStatus::Active).await;
     let never = auto_folder(s, &a, active.base.id, 15, None, FolderPermissions::ReadWrite).await;
     let overdue =
         auto_folder(s, &a, active.base.id, 60, Some(Duration::minutes(61)), FolderPermissions::ReadOnly).await;
@@ -61,6 +61,9 @@ async fn queues_one_job_for_each_due_folder_only() {
     let recent =
         auto_folder(s, &a, active.base.id, 60, Some(Duration::minutes(30)), FolderPermissions::ReadWrite).await;
     let dead_connection = auto_folder(s, &a, expired.base.id, 15, None, FolderPermissions::ReadWrite).await;
+    // A folder is only configured on an active connection; this one expired afterwards.
+    let expire = ConnectionPatch { status: Some(ConnectionStatus::Expired), ..Default::default() };
+    s.update_connection(a.id, expired.base.id, &expire).await.unwrap();
     let busy = auto_folder(s, &a, active.base.id, 15, None, FolderPermissions::ReadWrite).await;
     let user_job = s.create_job(&testkit::new_job(&a, busy.base.id)).await.unwrap();
     let deleted = auto_folder(s, &a, active.base.id, 15, None, FolderPermissions::ReadWrite).await;

@@ -162,7 +162,20 @@ async fn create(
 ) -> Result<(StatusCode, axum::Json<Folder>), ApiError> {
     let new = body.into_new(caller.tenant_id)?;
     active_connection(&app, caller.tenant_id, new.connection_id).await?;
-    let folder = app.store.create_folder(&new).await?;
+    let folder = match app.store.create_folder(&new).await {
+        // The INSERT is conditional on the connection being active and live: it was revoked,
+        // expired or deleted after the check above. Read it again for the answer the check
+        // would give now.
+        Err(DbError::NotFound) => {
+            active_connection(&app, caller.tenant_id, new.connection_id).await?;
+            return Err(ApiError::Conflict {
+                code: "connection_not_active",
+                message: "the connection changed while the folder was being configured; try again".into(),
+                field: Some("connection_id".into()),
+            });
+        }
+        other => other?,
+    };
     Ok((StatusCode::CREATED, axum::Json(folder)))
 }
 

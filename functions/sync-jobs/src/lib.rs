@@ -21,7 +21,7 @@ use shared::api::{
 };
 use shared::app::App;
 use shared::db::{
-    ConnectionStatus, DbError, JobStatus, JobType, JobUpdate, NewSyncJob, Percent, SyncJob, SyncJobFilter,
+    ConnectionStatus, DbError, JobStatus, JobType, JobUpdate, NewSyncJob, Percent, SyncJob, SyncJobFilter, TenantId,
 };
 use utoipa::OpenApi as _;
 use uuid::Uuid;
@@ -139,8 +139,34 @@ async fn create(
         job_type: body.job_type,
         job_metadata: body.job_metadata.filter(|m| !m.is_null()),
     };
-    let job = app.store.create_job(&new).await?;
+    let job = match app.store.create_job(&new).await {
+        // The INSERT is conditional on a live folder of an active, live connection: the
+        // folder or connection was deleted, or the connection revoked, after the checks above.
+        Err(DbError::NotFound) => return Err(refused_job(&app, caller.tenant_id, folder.base.id).await),
+        other => other?,
+    };
     Ok((StatusCode::CREATED, axum::Json(job)))
+}
+
+/// The answer to a job the database refused to insert: what the checks before it would say
+/// now (404 for a deleted folder, 409 for a connection that is not active).
+async fn refused_job(app: &App, tenant: TenantId, folder_id: Uuid) -> ApiError {
+    let folder = match app.store.get_folder(tenant, folder_id).await {
+        Err(DbError::NotFound) => return ApiError::not_found_field("folder_id"),
+        Err(e) => return e.into(),
+        Ok(folder) => folder,
+    };
+    let status = match app.store.get_connection(tenant, folder.connection_id).await {
+        Ok(connection) => connection.status,
+        Err(DbError::NotFound) => return ApiError::not_found_field("folder_id"),
+        Err(e) => return e.into(),
+    };
+    let message = if status == ConnectionStatus::Active {
+        "the folder's connection changed while the job was being created; try again".to_owned()
+    } else {
+        format!("the folder's connection is {status}; reconnect it before syncing")
+    };
+    ApiError::Conflict { code: "connection_not_active", message, field: Some("folder_id".into()) }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

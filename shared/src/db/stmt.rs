@@ -94,7 +94,9 @@ statements! {
 
     /// id, tenant_id, connection_id, folder_name, provider_folder_id, folder_path, folder_type,
     /// is_default_export_folder, is_default_import_folder, auto_sync_enabled,
-    /// sync_frequency_minutes, folder_permissions, now
+    /// sync_frequency_minutes, folder_permissions, now — inserts nothing (returns no row) when
+    /// the connection is revoked, expired, in error or deleted, decided by the database in the
+    /// same statement; an unknown connection or another tenant's is a constraint violation
     FolderInsert => true,
     /// tenant_id, connection_id, keep_id, now
     FolderClearDefaultExport => false,
@@ -123,7 +125,9 @@ statements! {
     /// frequency, limit — as FolderDueScan for folders never synced
     FolderNeverSyncedScan => true,
 
-    /// id, tenant_id, folder_id, initiated_by_user_id, job_type, job_metadata, now
+    /// id, tenant_id, folder_id, initiated_by_user_id, job_type, job_metadata, now — inserts
+    /// nothing (returns no row) when the folder is deleted or its connection is not active and
+    /// live, decided in the same statement; an unknown folder is a constraint violation
     JobInsert => true,
     /// tenant_id, id
     JobGet => true,

@@ -381,7 +381,10 @@ impl Store {
     }
 
     /// Creates a folder; making it a default folder clears the connection's previous default
-    /// in the same transaction.
+    /// in the same transaction. NotFound when the connection is not active and live: the
+    /// INSERT itself carries that condition, so a revoke or delete that commits after the
+    /// caller's own check is still caught. (A default cleared by that transaction is then
+    /// cleared on a connection that is going away; that is all such a race can leave.)
     pub async fn create_folder(&self, new: &NewFolder) -> DbResult<Folder> {
         new.validate()?;
         let id = Uuid::new_v4();
@@ -473,7 +476,9 @@ impl Store {
     // ---- sync jobs --------------------------------------------------------------------
 
     /// Creates a pending job. A second live job for the same folder is a Conflict on
-    /// `ix_cloud_sync_jobs_folder_live`.
+    /// `ix_cloud_sync_jobs_folder_live`. NotFound when the folder is deleted or its connection
+    /// is not active and live, decided by the INSERT itself, so a revoke or delete landing
+    /// after the caller's own check is still caught.
     pub async fn create_job(&self, new: &NewSyncJob) -> DbResult<SyncJob> {
         self.one(
             Stmt::JobInsert,

@@ -195,7 +195,9 @@ pub fn sql(stmt: Stmt) -> &'static str {
              folder_path, folder_type, is_default_export_folder, is_default_import_folder, \
              auto_sync_enabled, sync_frequency_minutes, folder_permissions, created_at, updated_at) OUTPUT ",
             folder_cols!(INSERTED),
-            " VALUES (@P1, @P2, @P3, @P4, @P5, @P6, @P7, @P8, @P9, @P10, @P11, @P12, @P13, @P13)"
+            " SELECT @P1, @P2, @P3, @P4, @P5, @P6, @P7, @P8, @P9, @P10, @P11, @P12, @P13, @P13 \
+             WHERE NOT EXISTS (SELECT 1 FROM dbo.cloud_connections c WHERE c.id = @P3 \
+             AND (c.status <> 'active' OR c.is_deleted = 1))"
         ),
         Stmt::FolderClearDefaultExport => {
             "UPDATE dbo.cloud_folders SET is_default_export_folder = 0, updated_at = @P4 \
@@ -277,7 +279,10 @@ pub fn sql(stmt: Stmt) -> &'static str {
             "INSERT INTO dbo.cloud_sync_jobs (id, tenant_id, folder_id, initiated_by_user_id, job_type, \
              job_metadata, created_at, updated_at) OUTPUT ",
             job_cols!(INSERTED),
-            " VALUES (@P1, @P2, @P3, @P4, @P5, @P6, @P7, @P7)"
+            " SELECT @P1, @P2, @P3, @P4, @P5, @P6, @P7, @P7 \
+             WHERE NOT EXISTS (SELECT 1 FROM dbo.cloud_folders d JOIN dbo.cloud_connections c \
+             ON c.tenant_id = d.tenant_id AND c.id = d.connection_id WHERE d.id = @P3 \
+             AND (d.is_deleted = 1 OR c.status <> 'active' OR c.is_deleted = 1))"
         ),
         Stmt::JobGet => concat!(
             "SELECT ",

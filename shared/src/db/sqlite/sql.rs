@@ -171,7 +171,9 @@ pub fn sql(stmt: Stmt) -> &'static str {
             "INSERT INTO cloud_folders (id, tenant_id, connection_id, folder_name, provider_folder_id, \
              folder_path, folder_type, is_default_export_folder, is_default_import_folder, \
              auto_sync_enabled, sync_frequency_minutes, folder_permissions, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13) RETURNING ",
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13 \
+             WHERE NOT EXISTS (SELECT 1 FROM cloud_connections c WHERE c.id = ?3 \
+             AND (c.status <> 'active' OR c.is_deleted = 1)) RETURNING ",
             folder_cols!()
         ),
         Stmt::FolderClearDefaultExport => {
@@ -252,7 +254,10 @@ pub fn sql(stmt: Stmt) -> &'static str {
 
         Stmt::JobInsert => concat!(
             "INSERT INTO cloud_sync_jobs (id, tenant_id, folder_id, initiated_by_user_id, job_type, \
-             job_metadata, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) RETURNING ",
+             job_metadata, created_at, updated_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7 \
+             WHERE NOT EXISTS (SELECT 1 FROM cloud_folders d JOIN cloud_connections c \
+             ON c.tenant_id = d.tenant_id AND c.id = d.connection_id WHERE d.id = ?3 \
+             AND (d.is_deleted = 1 OR c.status <> 'active' OR c.is_deleted = 1)) RETURNING ",
             job_cols!()
         ),
         Stmt::JobGet => {
