@@ -16,17 +16,44 @@ pub fn function_name() -> String {
     })
 }
 
+/// Libraries that log what passes through them at debug and trace: the Lambda runtime the raw
+/// event (bearer tokens, OAuth codes, link passwords), the HTTP and TLS stacks headers, the
+/// SQL Server driver bound parameters. They stay at `info` whatever level is asked for, so
+/// turning the level up to debug a function never writes a secret to CloudWatch.
+const PINNED: &[&str] = &[
+    "lambda_runtime=info",
+    "lambda_runtime_api_client=info",
+    "lambda_http=info",
+    "hyper=info",
+    "hyper_util=info",
+    "h2=info",
+    "reqwest=info",
+    "rustls=info",
+    "tiberius=info",
+    "aws_smithy_runtime=info",
+    "aws_smithy_runtime_api=info",
+    "aws_smithy_http_client=info",
+    "aws_config=info",
+    "aws_sdk_secretsmanager=info",
+    "wiremock=info",
+];
+
+/// The filter for a `RUST_LOG` value, else a Lambda `AWS_LAMBDA_LOG_LEVEL`, else `info`; the
+/// pinned libraries are capped at `info` in every case.
+fn filter_from(rust_log: Option<&str>, lambda_level: Option<&str>) -> EnvFilter {
+    let base = rust_log.and_then(|r| EnvFilter::try_new(r).ok()).unwrap_or_else(|| {
+        match lambda_level.map(str::to_ascii_lowercase).as_deref() {
+            Some(level @ ("trace" | "debug" | "info" | "warn" | "error")) => EnvFilter::new(level),
+            // Lambda's FATAL has no tracing level; error is the nearest.
+            Some("fatal") => EnvFilter::new("error"),
+            _ => EnvFilter::new("info"),
+        }
+    });
+    PINNED.iter().fold(base, |f, d| f.add_directive(d.parse().expect("the pinned directives are valid")))
+}
+
 fn filter() -> EnvFilter {
-    if let Ok(f) = EnvFilter::try_from_default_env() {
-        return f;
-    }
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_ascii_lowercase()).unwrap_or_default();
-    match level.as_str() {
-        "trace" | "debug" | "info" | "warn" | "error" => EnvFilter::new(level),
-        // Lambda's FATAL has no tracing level; error is the nearest.
-        "fatal" => EnvFilter::new("error"),
-        _ => EnvFilter::new("info"),
-    }
+    filter_from(std::env::var("RUST_LOG").ok().as_deref(), std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref())
 }
 
 /// The JSON subscriber every function logs through, writing to `writer` (stdout in Lambda;
@@ -35,9 +62,16 @@ pub fn subscriber<W>(writer: W) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
+    subscriber_with(writer, filter())
+}
+
+fn subscriber_with<W>(writer: W, filter: EnvFilter) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter())
+        .with_env_filter(filter)
         .with_current_span(true)
         .with_span_list(true)
         .flatten_event(true)
@@ -67,4 +101,63 @@ pub async fn request_span(req: axum::extract::Request, next: axum::middleware::N
         tenant_id = tracing::field::Empty,
     );
     next.run(req).instrument(span).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Capture {
+        type Writer = Capture;
+        fn make_writer(&'w self) -> Capture {
+            self.clone()
+        }
+    }
+
+    fn logged_at(rust_log: Option<&str>, lambda_level: Option<&str>) -> String {
+        let capture = Capture::default();
+        let subscriber = subscriber_with(capture.clone(), filter_from(rust_log, lambda_level));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::trace!(target: "lambda_runtime::layers", "raw event: Bearer secret-jwt");
+            tracing::debug!(target: "tiberius::tds", "param: refresh-token-secret");
+            tracing::trace!(target: "shared::db", "our own trace");
+            tracing::info!(target: "lambda_runtime", "runtime info");
+        });
+        String::from_utf8(capture.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn raising_the_level_never_lets_the_runtime_or_drivers_log_payloads() {
+        for (rust_log, lambda) in
+            [(Some("trace"), None), (None, Some("TRACE")), (Some("lambda_runtime=trace,trace"), None)]
+        {
+            let out = logged_at(rust_log, lambda);
+
+            assert!(out.contains("our own trace"), "{rust_log:?}/{lambda:?}: {out}");
+            assert!(out.contains("runtime info"), "{out}");
+            assert!(!out.contains("secret"), "{rust_log:?}/{lambda:?}: {out}");
+        }
+    }
+
+    #[test]
+    fn the_default_level_is_info() {
+        let out = logged_at(None, None);
+
+        assert!(out.contains("runtime info"));
+        assert!(!out.contains("our own trace"));
+    }
 }
