@@ -13,7 +13,9 @@
 //! On success the account's live connection gets the new tokens (same id), or a new
 //! connection is made when the account has none; both tokens are encrypted for that id.
 //! A failure writes no connection; when the user already has the connection it concerns,
-//! the failure is recorded on it as a cloud_sync_errors row.
+//! the failure is recorded on it as a cloud_sync_errors row. When the identity call fails
+//! after a successful exchange, the fresh grant is revoked at the provider (best effort,
+//! a failure only logged).
 
 mod failure;
 mod location;
@@ -150,8 +152,25 @@ async fn callback(
         .into_response())
 }
 
+/// Revokes a grant that will not be stored, best effort (a provider without revocation, such
+/// as Microsoft, does nothing). A failure is only logged, by kind and code: the provider's
+/// text could quote what it was sent.
+async fn revoke_unused(definition: &dyn shared::providers::Provider, tokens: &shared::providers::TokenSet) {
+    let provider = definition.provider_type();
+    match definition.revoke(&tokens.access_token, tokens.refresh_token.as_ref()).await {
+        Ok(()) => tracing::info!(%provider, "the unused grant was revoked"),
+        Err(e) => tracing::warn!(
+            %provider,
+            error_type = e.error_type().as_str(),
+            error_code = e.error_code().as_deref().unwrap_or("none"),
+            "the unused grant could not be revoked; it stays valid at the provider"
+        ),
+    }
+}
+
 /// Redeems the code, identifies the account and stores the connection. Nothing is written
-/// unless every provider call succeeded.
+/// unless every provider call succeeded; a grant whose account cannot be identified is
+/// revoked again.
 async fn connect(
     app: &App,
     current: &Current,
@@ -177,8 +196,14 @@ async fn connect(
         .exchange_code(code, &state.pkce, &redirect_uri)
         .await
         .map_err(|e| Failure::provider(Stage::TokenExchange, e))?;
-    let identity =
-        definition.identity(&tokens.access_token).await.map_err(|e| Failure::provider(Stage::Identity, e))?;
+    let identity = match definition.identity(&tokens.access_token).await {
+        Ok(identity) => identity,
+        Err(e) => {
+            // The exchange made a grant the provider keeps, and no connection will hold it.
+            revoke_unused(definition, &tokens).await;
+            return Err(Failure::provider(Stage::Identity, e));
+        }
+    };
 
     let grant = ConnectionGrant {
         tenant_id: state.tenant_id,

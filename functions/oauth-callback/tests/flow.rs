@@ -658,3 +658,103 @@ async fn a_token_endpoint_that_never_answers_is_a_timeout() {
     assert_eq!(query["connection_error"], "provider_timeout");
     assert!(connections_of(&w, &tenant).await.is_empty());
 }
+
+// ---- a grant whose account cannot be identified ----------------------------------------
+
+/// A token endpoint that redeems the code, and an identity call that fails.
+async fn mount_identity_failure(w: &World, kind: ProviderType) {
+    w.server.reset().await;
+    mount_tokens(w, kind, CODE, tokens(kind, ACCESS_TOKEN, REFRESH_TOKEN)).await;
+    let (verb, identity_path, body) = match kind {
+        ProviderType::Dropbox => (
+            "POST",
+            "/2/users/get_current_account",
+            json!({"error_summary": "invalid_access_token/..", "error": {".tag": "invalid_access_token"}}),
+        ),
+        _ => (
+            "GET",
+            "/v1.0/me",
+            json!({"error": {"code": "InvalidAuthenticationToken", "message": "Access token validation failure."}}),
+        ),
+    };
+    Mock::given(method(verb))
+        .and(path(identity_path))
+        .respond_with(ResponseTemplate::new(401).set_body_json(body))
+        .expect(1)
+        .mount(&w.server)
+        .await;
+}
+
+#[tokio::test]
+async fn a_failed_identity_call_revokes_the_fresh_grant() {
+    // Arrange: Dropbox revokes with the access token
+    // (https://www.dropbox.com/developers/documentation/http/documentation#auth-token-revoke).
+    let w = world().await;
+    let tenant = w.t.tenant().await;
+    mount_identity_failure(&w, ProviderType::Dropbox).await;
+    Mock::given(method("POST"))
+        .and(path("/2/auth/token/revoke"))
+        .and(bearer_token(ACCESS_TOKEN))
+        .respond_with(ResponseTemplate::new(200).set_body_raw("null", "application/json"))
+        .expect(1)
+        .mount(&w.server)
+        .await;
+
+    // Act
+    let reply = connect_with(&w, &tenant, ProviderType::Dropbox, CODE, json!({})).await;
+
+    // Assert
+    let (_, query) = redirected(&reply);
+    assert_eq!(query.get("connection_error").map(String::as_str), Some("provider_rejected"));
+    assert!(connections_of(&w, &tenant).await.is_empty());
+    w.server.verify().await;
+    let paths: Vec<String> =
+        w.server.received_requests().await.unwrap().iter().map(|r| r.url.path().to_owned()).collect();
+    assert_eq!(paths, ["/token", "/2/users/get_current_account", "/2/auth/token/revoke"], "revoked after the failure");
+}
+
+#[tokio::test]
+async fn a_failed_revocation_of_the_unused_grant_changes_nothing_but_a_log_line() {
+    // Arrange
+    let w = world().await;
+    let tenant = w.t.tenant().await;
+    mount_identity_failure(&w, ProviderType::Dropbox).await;
+    Mock::given(method("POST"))
+        .and(path("/2/auth/token/revoke"))
+        .respond_with(ResponseTemplate::new(503).set_body_string(format!("cannot revoke {ACCESS_TOKEN}")))
+        .expect(1)
+        .mount(&w.server)
+        .await;
+
+    // Act
+    let reply = connect_with(&w, &tenant, ProviderType::Dropbox, CODE, json!({})).await;
+
+    // Assert
+    let (location, query) = redirected(&reply);
+    assert_eq!(query.get("connection_error").map(String::as_str), Some("provider_rejected"), "the identity error");
+    for secret in SECRETS {
+        assert!(!location.contains(secret), "{secret} in {location}");
+    }
+    assert!(connections_of(&w, &tenant).await.is_empty());
+    assert!(error_rows(&w, &tenant).await.is_empty(), "no connection to record it on, and no row for the revoke");
+    w.server.verify().await;
+}
+
+#[tokio::test]
+async fn microsoft_has_no_revocation_to_call_after_a_failed_identity_call() {
+    // Arrange: Microsoft identity platform has no token revocation endpoint.
+    let w = world().await;
+    let tenant = w.t.tenant().await;
+    mount_identity_failure(&w, ProviderType::OneDrive).await;
+
+    // Act
+    let reply = connect_with(&w, &tenant, ProviderType::OneDrive, CODE, json!({})).await;
+
+    // Assert
+    let (_, query) = redirected(&reply);
+    assert_eq!(query.get("connection_error").map(String::as_str), Some("provider_rejected"));
+    assert!(connections_of(&w, &tenant).await.is_empty());
+    let paths: Vec<String> =
+        w.server.received_requests().await.unwrap().iter().map(|r| r.url.path().to_owned()).collect();
+    assert_eq!(paths, ["/token", "/v1.0/me"], "only the exchange and the identity call");
+}
