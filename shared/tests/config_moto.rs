@@ -179,6 +179,34 @@ async fn a_rotated_secret_is_picked_up_after_the_ttl() {
     ));
 }
 
+#[tokio::test]
+async fn an_unchanged_secret_re_read_after_the_ttl_keeps_the_same_configuration() {
+    // Arrange
+    let moto = Moto::start();
+    let arn = moto.create_secret("quodsi-steady", &document("client-v1").to_string()).await;
+    let ttl = Duration::from_millis(100);
+    let cache = ConfigCache::new(ConfigSource::secrets_manager(moto.client(), &arn), ttl);
+    let first = cache.get().await.unwrap();
+
+    // Act: the TTL passes and the secret is read again, unchanged; then it changes.
+    tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+    let again = cache.get().await.unwrap();
+    moto.client()
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string(document("client-v2").to_string())
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+    let changed = cache.get().await.unwrap();
+
+    // Assert: the same Arc (nothing derived from it is rebuilt), then a new one.
+    assert!(std::sync::Arc::ptr_eq(&first, &again));
+    assert!(!std::sync::Arc::ptr_eq(&first, &changed));
+    assert_eq!(client_id(&changed), "client-v2");
+}
+
 const CHILD_MARKER: &str = "QUODSI_TEST_CONFIG_FROM_ENV_CHILD";
 
 /// The cold-start path reads the secret named by `QUODSI_CONFIG_SECRET_ARN` with the default

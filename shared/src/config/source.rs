@@ -79,7 +79,7 @@ impl ConfigSource {
         Config::from_json(text.expose_secret())
     }
 
-    async fn read(&self) -> Result<SecretString, ConfigError> {
+    pub(crate) async fn read(&self) -> Result<SecretString, ConfigError> {
         match self {
             ConfigSource::SecretsManager { client, secret_id } => {
                 let result = client.get_secret_value().secret_id(secret_id).send().await;
@@ -111,8 +111,22 @@ impl ConfigSource {
     }
 }
 
+/// A keyed (per-process random) SipHash of the text: enough to tell a changed document from
+/// the same one, and nothing an observer of the number could turn back into the secret.
+fn fingerprint(text: &str) -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    static KEYS: std::sync::LazyLock<std::collections::hash_map::RandomState> =
+        std::sync::LazyLock::new(std::collections::hash_map::RandomState::new);
+    let mut h = KEYS.build_hasher();
+    h.write(text.as_bytes());
+    h.finish()
+}
+
 struct Loaded {
     config: Arc<Config>,
+    /// Fingerprint of the document's text: a re-read that finds the same text keeps the same
+    /// `Arc`, so nothing derived from it (vault, provider clients) is rebuilt for nothing.
+    fingerprint: u64,
     /// When the next read is due (a failed refresh pushes it back a TTL too).
     refresh_at: Instant,
 }
@@ -181,13 +195,29 @@ impl ConfigCache {
         if let Some(config) = self.fresh(Instant::now()) {
             return Ok(config);
         }
-        let result = self.source.load().await;
+        let read = self.source.read().await;
+        let fingerprint = read.as_ref().ok().map(|text| fingerprint(text.expose_secret()));
+        let unchanged = {
+            let mut guard = self.current.write().unwrap_or_else(|p| p.into_inner());
+            match guard.as_mut() {
+                Some(previous) if fingerprint == Some(previous.fingerprint) => {
+                    previous.refresh_at = Instant::now() + self.ttl;
+                    Some(Arc::clone(&previous.config))
+                }
+                _ => None,
+            }
+        };
+        if let Some(config) = unchanged {
+            return Ok(config);
+        }
+        let result = read.and_then(|text| Config::from_json(text.expose_secret()));
         let mut guard = self.current.write().unwrap_or_else(|p| p.into_inner());
         let refresh_at = Instant::now() + self.ttl;
         match (result, guard.as_mut()) {
             (Ok(config), _) => {
                 let config = Arc::new(config);
-                *guard = Some(Loaded { config: Arc::clone(&config), refresh_at });
+                let fingerprint = fingerprint.expect("a parsed document was read");
+                *guard = Some(Loaded { config: Arc::clone(&config), fingerprint, refresh_at });
                 tracing::debug!(source = ?self.source, "configuration loaded");
                 Ok(config)
             }
