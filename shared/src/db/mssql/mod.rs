@@ -31,8 +31,9 @@ mod embedded {
 /// A Lambda instance serves one request at a time; a few connections cover the requests
 /// that issue queries concurrently without holding many sessions per instance on the server.
 const POOL_MAX_SIZE: u32 = 4;
-/// How long a request waits for a connection (including opening one) before giving up.
-const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a request waits for a connection (including opening one) before giving up; with
+/// [`REQUEST_COMMAND_TIMEOUT`] it fits inside the HTTP functions' Lambda timeout.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle connections are closed before the usual NAT / gateway idle limits (AWS NAT: 350 s)
 /// would cut them silently.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -64,7 +65,7 @@ impl MssqlBackend {
     /// its session configured) up front, so a wrong password or an unreachable server is
     /// reported now with the server's own message rather than as a checkout timeout later.
     pub async fn connect(conn_str: &str) -> DbResult<MssqlBackend> {
-        MssqlBackend::with_config(pool::parse_config(conn_str)?).await
+        MssqlBackend::with_config(pool_config(pool::parse_config(conn_str)?)).await
     }
 
     async fn with_config(config: Config) -> DbResult<MssqlBackend> {
@@ -111,6 +112,7 @@ impl Backend for MssqlBackend {
         if steps.is_empty() {
             return Ok(Vec::new());
         }
+        crate::db::validate::step_timestamps(&steps)?;
         let mut deadlock_retried = false;
         let mut reconnected = false;
         loop {
@@ -415,10 +417,13 @@ pub async fn create_test_database(server_conn_str: &str) -> DbResult<(MssqlBacke
     }
 }
 
-/// The request-time command timeout (tiberius's default, like ADO.NET's) for a backend
-/// built from an admin config.
+/// The request-time command timeout. With the checkout timeout it stays under the HTTP
+/// functions' 29 s Lambda timeout, so a stuck database answers the client a JSON 503
+/// (database_unavailable) instead of API Gateway's bare timeout.
+const REQUEST_COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
+
 fn pool_config(mut config: Config) -> Config {
-    config.command_timeout(Some(Duration::from_secs(30)));
+    config.command_timeout(Some(REQUEST_COMMAND_TIMEOUT));
     config
 }
 
