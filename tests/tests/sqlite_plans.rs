@@ -77,6 +77,7 @@ async fn hot_queries_use_the_seed_indexes() {
         (Stmt::JobList, "ix_cloud_sync_jobs_tenant_active"),
         (Stmt::FileList, "ix_cloud_files_tenant_active"),
         (Stmt::LinkList, "ix_cloud_shared_links_tenant_active"),
+        (Stmt::ConnLinkList, "ix_cloud_shared_links_tenant_active"),
         (Stmt::LinkExpiredScan, "ix_cloud_shared_links_expires"),
         (Stmt::LinkGetPublic, "ix_cloud_shared_links_id"),
         (Stmt::ErrorList, "ix_cloud_sync_errors_tenant_active"),

@@ -62,9 +62,11 @@ pub(crate) async fn remove_at_provider(app: &App, connection: &Connection) -> us
             }
         }
         let Some((current, access)) = &setup else { return failed };
+        let mut token_refused = false;
         for (link, outcome) in remove_batch(current, access, connection, page.items).await {
             if let Err(e) = outcome {
                 failed += 1;
+                token_refused |= e.error_type() == ErrorType::Auth;
                 let why = format!(
                     "the shared link {} was not removed at {}: {e}",
                     link.link.base.id, connection.provider_type
@@ -76,6 +78,16 @@ pub(crate) async fn remove_at_provider(app: &App, connection: &Connection) -> us
             Some(next) => Some(next),
             None => return failed,
         };
+        if token_refused {
+            // The provider refused the token itself: every further link would fail the same
+            // way, one error row each, so stop with one row saying so.
+            let why = format!(
+                "the provider refused the access token; its shared links after index {} were not tried",
+                after.unwrap_or_default()
+            );
+            record(app, connection, None, ErrorType::Auth, None, why).await;
+            return failed + 1;
+        }
         if Instant::now() >= deadline {
             let why = format!(
                 "removing its shared links at the provider stopped after {}s; links after index {} were not tried",

@@ -497,3 +497,44 @@ async fn delete_stands_when_google_does_not_remove_a_link_and_each_failure_is_re
         assert!(!e.error_message.contains(ACCESS) && !e.error_message.contains(REFRESH));
     }
 }
+
+#[tokio::test]
+async fn delete_stops_removing_links_after_a_batch_when_the_provider_refuses_the_token() {
+    // Arrange: more links than one batch (100), and a token Dropbox no longer accepts.
+    let (t, server) = app_with_fake().await;
+    let router = connections::router(t.app.clone());
+    let a = t.tenant().await;
+    let c = connect(&t, &a, ProviderType::Dropbox).await;
+    let folder = t.store().create_folder(&new_folder(&a, c.base.id)).await.unwrap();
+    for i in 0..101 {
+        link(&t, &a, &folder, false, &format!("link-{i}")).await;
+    }
+    Mock::given(method("POST"))
+        .and(path("/2/sharing/revoke_shared_link"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(
+            json!({"error_summary": "expired_access_token/..", "error": {".tag": "expired_access_token"}}),
+        ))
+        .expect(100)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/2/auth/token/revoke"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw("null", "application/json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    // Act
+    let reply = call(&router, &at("delete", c.base.id).caller(&a)).await;
+
+    // Assert
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(matches!(t.store().get_connection(a.id, c.base.id).await, Err(shared::db::DbError::NotFound)));
+    let filter = SyncErrorFilter { connection_id: Some(c.base.id), ..Default::default() };
+    let errors = t.store().list_errors(a.id, &filter, shared::db::PageRequest::first(200)).await.unwrap().items;
+    assert_eq!(errors.len(), 101, "one row per link tried in the first batch, one for the rest");
+    assert!(errors.iter().all(|e| e.error_type == ErrorType::Auth));
+    let untried: Vec<_> = errors.iter().filter(|e| e.error_metadata.as_ref().unwrap()["link_id"].is_null()).collect();
+    assert_eq!(untried.len(), 1);
+    assert!(untried[0].error_message.contains("not tried"), "{}", untried[0].error_message);
+}
