@@ -42,6 +42,12 @@ impl ClockedApp {
         Arc::new(App::with_store(store, cache(&self.config)).await.expect("test app"))
     }
 
+    /// The same keys over another store (e.g. one whose backend wraps this one's to inject
+    /// faults).
+    pub async fn with_store(&self, store: Store) -> Arc<App> {
+        Arc::new(App::with_store(store, cache(&self.config)).await.expect("test app"))
+    }
+
     pub async fn tenant(&self) -> Tenant {
         Tenant::create(self.store()).await
     }

@@ -14,7 +14,11 @@
 //! 2. **Refresh, then write first.** New access and refresh tokens are encrypted and stored in
 //!    one UPDATE before anything else that can fail (Box kills the old refresh token the moment
 //!    it issues a new one); a response without a refresh token keeps the stored one. The write
-//!    is retried on a database error, since losing it loses a single-use token.
+//!    is retried with backoff on a database error until the invocation's deadline (less a
+//!    safety margin), since losing it loses a single-use token; the lease keeps the row ours
+//!    meanwhile. A refresh is started only while its provider call and a full database call
+//!    still fit before that deadline. A write that never succeeds is logged as an error (never
+//!    the token) and recorded as a `token_store_failed` error row when the database allows.
 //! 3. **Failures.** `invalid_grant` ends the connection: `revoked` when the provider module
 //!    reports the grant revoked, else `expired`, with one `auth` error row carrying the
 //!    provider's code; it is never attempted again (the scans read active rows only) until the
@@ -29,7 +33,7 @@
 //! Tokens are decrypted and encrypted only through the vault of [`App::current`], with the
 //! row's [`TokenContext`]; none is ever logged or returned.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt as _;
@@ -50,8 +54,18 @@ const ASSUMED_LIFETIME: Duration = Duration::from_secs(3600);
 /// A Retry-After beyond this is taken as this; the backoff is for a throttled provider, not a
 /// way for a bad header to park a connection for a year.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
-/// Pauses between attempts to store refreshed tokens.
-const STORE_RETRIES: [Duration; 3] = [Duration::from_millis(200), Duration::from_secs(1), Duration::from_secs(3)];
+/// First pause between attempts to store refreshed tokens, doubled per attempt up to
+/// [`STORE_RETRY_MAX`]; attempts go on until the write deadline.
+const STORE_RETRY_FIRST: Duration = Duration::from_millis(200);
+const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
+/// What one database call can take on SQL Server before it fails: a pool checkout (15 s) and
+/// a command (30 s). A refresh starts only if its provider call and one such call still fit.
+pub const WRITE_RESERVE: Duration = Duration::from_secs(45);
+/// Left free before the invocation's deadline (and the lease's end) for the failure record,
+/// the report and the runtime's reply.
+const SAFETY_MARGIN: Duration = Duration::from_secs(5);
+/// How long recording a token write that never succeeded may take.
+const RECORD_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Settings read once at cold start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +91,9 @@ pub struct Settings {
     pub backoff_max: Duration,
     /// Total time for one provider call (`TOKEN_REFRESH_PROVIDER_TIMEOUT_MS`, 10000).
     pub provider_timeout: Duration,
+    /// Time kept for the token write after the provider call ([`WRITE_RESERVE`]; not an
+    /// environment setting, tests shorten it).
+    pub write_reserve: Duration,
 }
 
 impl Default for Settings {
@@ -91,6 +108,7 @@ impl Default for Settings {
             backoff_base: Duration::from_secs(60),
             backoff_max: Duration::from_secs(3600),
             provider_timeout: Duration::from_secs(10),
+            write_reserve: WRITE_RESERVE,
         }
     }
 }
@@ -113,6 +131,7 @@ impl Settings {
             backoff_base: env.seconds("TOKEN_REFRESH_BACKOFF_BASE_SECONDS", 60, 1, 86_400)?,
             backoff_max: env.seconds("TOKEN_REFRESH_BACKOFF_MAX_SECONDS", 3600, 1, 7 * 86_400)?,
             provider_timeout: env.millis("TOKEN_REFRESH_PROVIDER_TIMEOUT_MS", 10_000, 100, 120_000)?,
+            write_reserve: WRITE_RESERVE,
         };
         if s.backoff_max < s.backoff_base {
             return Err(SettingsError {
@@ -120,14 +139,15 @@ impl Settings {
                 message: "must not be below TOKEN_REFRESH_BACKOFF_BASE_SECONDS".into(),
             });
         }
-        // The last batch starts before the budget ends and each call in it can take the full
-        // provider timeout plus the token write's retries.
-        let longest_hold = s.time_budget + s.provider_timeout + STORE_RETRIES.iter().sum::<Duration>();
+        // The last refresh starts before the budget ends and can take the full provider timeout
+        // plus the time kept for its token write.
+        let longest_hold = s.time_budget + s.provider_timeout + s.write_reserve;
         if s.lease <= longest_hold {
             return Err(SettingsError {
                 name: "TOKEN_REFRESH_LEASE_SECONDS",
                 message: format!(
-                    "must exceed the time budget plus the provider timeout and write retries ({}s)",
+                    "must exceed the time budget plus the provider timeout and the token write's {}s ({}s)",
+                    s.write_reserve.as_secs(),
                     longest_hold.as_secs()
                 ),
             });
@@ -157,9 +177,47 @@ pub async fn handler(
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<Report, lambda_runtime::Error> {
     shared::schedule::log_event(FUNCTION, &event.payload);
-    let report = run(app, settings).await;
+    let report = run_until(app, settings, invocation_end(&event.context)).await;
     report.log(FUNCTION);
     Ok(report)
+}
+
+/// When the invocation ends, from the Lambda context (`None` when it names no deadline, as in
+/// a local run).
+fn invocation_end(context: &lambda_runtime::Context) -> Option<Instant> {
+    if context.deadline == 0 {
+        return None;
+    }
+    let left = context.deadline().duration_since(SystemTime::now()).unwrap_or_default();
+    Some(Instant::now() + left)
+}
+
+/// The two limits of a run.
+#[derive(Debug, Clone, Copy)]
+struct Deadlines {
+    /// No refresh (provider call) starts after this.
+    start: Instant,
+    /// Token writes are retried until this.
+    write: Instant,
+}
+
+impl Deadlines {
+    /// With a known invocation end, writes go on until it (less the safety margin) and
+    /// refreshes start only while the provider timeout and the write reserve still fit, and
+    /// within the budget. Without one, the budget ends the starts and the writes get the
+    /// provider timeout and the write reserve after it.
+    fn new(settings: &Settings, started: Instant, end: Option<Instant>) -> Deadlines {
+        let budget_end = started + settings.time_budget;
+        let after_start = settings.provider_timeout + settings.write_reserve;
+        match end {
+            Some(end) => {
+                let write = end.checked_sub(SAFETY_MARGIN).unwrap_or(started).max(started);
+                let latest_start = write.checked_sub(after_start).unwrap_or(started).max(started);
+                Deadlines { start: budget_end.min(latest_start), write }
+            }
+            None => Deadlines { start: budget_end, write: budget_end + after_start },
+        }
+    }
 }
 
 /// What every refresh of a run shares.
@@ -168,6 +226,7 @@ struct Ctx<'a> {
     settings: &'a Settings,
     vault: &'a Vault,
     registry: &'a Registry,
+    deadlines: Deadlines,
 }
 
 /// Which connections a pass picks.
@@ -177,10 +236,16 @@ enum Pass {
     KeepAlive,
 }
 
-/// One run: expiring tokens first (they stop working soonest), then keep-alive.
+/// One run on the settings' budget alone: expiring tokens first (they stop working soonest),
+/// then keep-alive.
 pub async fn run(app: &App, settings: &Settings) -> Report {
+    run_until(app, settings, None).await
+}
+
+/// One run of an invocation that ends at `end` (the Lambda deadline), if known.
+pub async fn run_until(app: &App, settings: &Settings, end: Option<Instant>) -> Report {
     let started = Instant::now();
-    let deadline = started + settings.time_budget;
+    let deadlines = Deadlines::new(settings, started, end);
     let mut report = Report::default();
     let current = match app.current().await {
         Ok(c) => c,
@@ -202,17 +267,18 @@ pub async fn run(app: &App, settings: &Settings) -> Report {
             return report;
         }
     };
-    let ctx = Ctx { app, settings, vault: &current.vault, registry: &registry };
+    let ctx = Ctx { app, settings, vault: &current.vault, registry: &registry, deadlines };
     for pass in [Pass::Expiring, Pass::KeepAlive] {
-        report.add(&run_pass(&ctx, pass, deadline).await);
+        report.add(&run_pass(&ctx, pass).await);
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     report
 }
 
-async fn run_pass(ctx: &Ctx<'_>, pass: Pass, deadline: Instant) -> Report {
+async fn run_pass(ctx: &Ctx<'_>, pass: Pass) -> Report {
     let store = &ctx.app.store;
     let mut report = Report::default();
+    let deadline = ctx.deadlines.start;
     while Instant::now() < deadline {
         let now = store.now();
         let scanned = match pass {
@@ -274,6 +340,8 @@ async fn refresh_one(ctx: &Ctx<'_>, pass: Pass, read: RefreshCandidate) -> Outco
     let store = &ctx.app.store;
     let (tenant, id) = (read.connection.base.tenant_id, read.connection.base.id);
     let lease_until = store.now() + chrono_duration(ctx.settings.lease);
+    // The lease is the row's exclusivity: writes stop before it runs out.
+    let lease_end = (Instant::now() + ctx.settings.lease).checked_sub(SAFETY_MARGIN).unwrap_or_else(Instant::now);
     let claimed = match store.claim_refresh(&read, lease_until).await {
         Ok(Some(row)) => row,
         // Another invocation holds it, or refreshed it since the scan.
@@ -300,9 +368,20 @@ async fn refresh_one(ctx: &Ctx<'_>, pass: Pass, read: RefreshCandidate) -> Outco
         Ok(p) => p,
         Err(e) => return provider_failure(ctx, &claimed, e).await,
     };
+    // The claim may have taken a while: start the refresh only if its write still fits.
+    if Instant::now() >= ctx.deadlines.start {
+        return match store.release_refresh(tenant, id, store.now()).await {
+            Ok(()) => Outcome::Skipped,
+            Err(e) => {
+                tracing::warn!(connection_id = %id, error = %shared::error_chain(&e), "cannot release the claim");
+                Outcome::Failed
+            }
+        };
+    }
     let issued_at = store.now();
+    let write_by = ctx.deadlines.write.min(lease_end);
     match provider.refresh(&refresh_token).await {
-        Ok(tokens) => store_tokens(ctx, &claimed, tokens, issued_at, pass).await,
+        Ok(tokens) => store_tokens(ctx, &claimed, tokens, issued_at, pass, write_by).await,
         Err(e) => provider_failure(ctx, &claimed, e).await,
     }
 }
@@ -346,6 +425,7 @@ async fn store_tokens(
     tokens: TokenSet,
     issued_at: DateTime<Utc>,
     pass: Pass,
+    write_by: Instant,
 ) -> Outcome {
     let store = &ctx.app.store;
     let conn = &claimed.connection;
@@ -357,25 +437,24 @@ async fn store_tokens(
         token_expiry: tokens.expires_at(issued_at).unwrap_or_else(|| issued_at + chrono_duration(ASSUMED_LIFETIME)),
         scope: tokens.scope.clone().filter(|s| !s.trim().is_empty()),
     };
-    let mut attempt = 0;
+    // Retried until `write_by`, each attempt cut off there too: the lease keeps the row ours,
+    // and the Lambda timeout must not end the invocation in the middle of an attempt.
+    let mut attempts = 0u32;
+    let mut pause = STORE_RETRY_FIRST;
     let written = loop {
-        match store.store_refreshed_tokens(tenant, id, &refreshed).await {
-            Ok(written) => break written,
-            Err(e) if attempt < STORE_RETRIES.len() => {
-                tracing::warn!(connection_id = %id, attempt, error = %shared::error_chain(&e), "storing tokens failed; retrying");
-                tokio::time::sleep(STORE_RETRIES[attempt]).await;
-                attempt += 1;
-            }
-            Err(e) => {
-                tracing::error!(
-                    connection_id = %id,
-                    rotated_refresh_token = refreshed.encrypted_refresh_token.is_some(),
-                    error = %shared::error_chain(&e),
-                    "refreshed tokens could not be stored"
-                );
-                return Outcome::Failed;
-            }
+        attempts += 1;
+        let left = write_by.saturating_duration_since(Instant::now());
+        let error = match tokio::time::timeout(left, store.store_refreshed_tokens(tenant, id, &refreshed)).await {
+            Ok(Ok(written)) => break written,
+            Ok(Err(e)) => shared::error_chain(&e).to_string(),
+            Err(_) => "cut off at the write deadline".to_owned(),
+        };
+        if Instant::now() + pause >= write_by {
+            return tokens_lost(ctx, claimed, refreshed.encrypted_refresh_token.is_some(), attempts, &error).await;
         }
+        tracing::warn!(connection_id = %id, attempts, error, "storing tokens failed; retrying");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(STORE_RETRY_MAX);
     };
     if !written {
         // Deleted while refreshing: nothing to keep the tokens for.
@@ -390,6 +469,38 @@ async fn store_tokens(
         }
     }
     Outcome::Acted
+}
+
+/// The provider issued tokens that could not be stored by the write deadline. If it rotated
+/// the refresh token, the stored one is now dead and the connection will need reconnecting;
+/// say so loudly (never the token) and record it if the database takes the record.
+async fn tokens_lost(ctx: &Ctx<'_>, claimed: &RefreshCandidate, rotated: bool, attempts: u32, error: &str) -> Outcome {
+    let conn = &claimed.connection;
+    tracing::error!(
+        connection_id = %conn.base.id,
+        tenant_id = %conn.base.tenant_id,
+        provider = conn.provider_type.as_str(),
+        rotated_refresh_token = rotated,
+        attempts,
+        error,
+        "REFRESHED TOKENS LOST: the provider issued new tokens that could not be stored"
+    );
+    let message = if rotated {
+        "the provider issued a new refresh token that could not be stored; the connection may need to be reconnected"
+    } else {
+        "refreshed tokens could not be stored; the stored refresh token is kept"
+    };
+    let row = error_row(claimed, ErrorType::Auth, Some("token_store_failed".into()), message.into());
+    let wait = ctx.settings.backoff(claimed.refresh_failures.saturating_add(1), None);
+    let retry_at = ctx.app.store.now() + chrono_duration(wait);
+    match tokio::time::timeout(RECORD_TIMEOUT, ctx.app.store.record_refresh_failure(claimed, &row, retry_at)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::error!(connection_id = %conn.base.id, error = %shared::error_chain(&e), "cannot record the lost tokens")
+        }
+        Err(_) => tracing::error!(connection_id = %conn.base.id, "cannot record the lost tokens: timed out"),
+    }
+    Outcome::Failed
 }
 
 async fn provider_failure(ctx: &Ctx<'_>, claimed: &RefreshCandidate, e: ProviderError) -> Outcome {

@@ -2,6 +2,10 @@
 //! `token_url` points at: the fault matrix, backoff and failure episodes, keep-alive,
 //! overlapping invocations, settings, and the Lambda handler fed the EventBridge event.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
@@ -178,6 +182,123 @@ async fn fault_matrix_at_the_token_endpoint_sets_status_and_errors_and_never_los
         }
         assert_eq!(requests_for(&server, &format!("rt-{}", case.name)).await, 1, "{}", case.name);
     }
+}
+
+/// A backend over the test database that refuses the token write (`ConnRefreshStore`) the
+/// first `fail` times, as a database fault would, and counts the refusals.
+struct FlakyTokenWrites {
+    inner: Store,
+    fail: usize,
+    refused: AtomicUsize,
+}
+
+impl Backend for FlakyTokenWrites {
+    fn name(&self) -> &'static str {
+        self.inner.backend().name()
+    }
+
+    fn sql(&self, stmt: Stmt) -> &'static str {
+        self.inner.backend().sql(stmt)
+    }
+
+    fn run<'a, 'b>(&'a self, steps: Vec<Step>) -> Pin<Box<dyn Future<Output = DbResult<Vec<Outcome>>> + Send + 'b>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        Box::pin(async move {
+            if steps.iter().any(|s| s.stmt == Stmt::ConnRefreshStore) {
+                let refused = self.refused.fetch_add(1, Ordering::SeqCst);
+                if refused < self.fail {
+                    return Err(DbError::unavailable(std::io::Error::other("injected write fault")));
+                }
+                self.refused.fetch_sub(1, Ordering::SeqCst);
+            }
+            self.inner.backend().run(steps).await
+        })
+    }
+}
+
+async fn flaky_app(t: &ClockedApp, fail: usize) -> (Arc<shared::app::App>, Arc<FlakyTokenWrites>) {
+    let backend = Arc::new(FlakyTokenWrites { inner: t.store().clone(), fail, refused: AtomicUsize::new(0) });
+    (t.with_store(Store::new(backend.clone())).await, backend)
+}
+
+#[tokio::test]
+async fn a_rotated_refresh_token_is_stored_through_a_database_fault_longer_than_a_few_retries() {
+    // Arrange: Box rotates the refresh token; the database refuses the first 5 token writes
+    // (the old code gave up after 4 attempts).
+    let server = MockServer::start().await;
+    answer(&server, "/box/token", "rt-box-flaky", ok("at-box-flaky", Some("rt-box-rotated"), 3600)).await;
+    let t = ClockedApp::new(providers(&server)).await;
+    let a = t.tenant().await;
+    let id = connect(&t, t.store(), &a, ProviderType::Box, Some("rt-box-flaky"), Duration::minutes(5)).await;
+    let (app, backend) = flaky_app(&t, 5).await;
+
+    // Act
+    let report = run(&app, &settings()).await;
+
+    // Assert
+    assert_eq!((report.scanned, report.acted, report.failed), (1, 1, 0), "{report:?}");
+    assert_eq!(backend.refused.load(Ordering::SeqCst), 5, "the write was refused 5 times, then went through");
+    assert_eq!(tokens(&t, &a, id).await, ("at-box-flaky".to_owned(), Some("rt-box-rotated".to_owned())));
+    let c = t.store().get_connection(a.id, id).await.unwrap();
+    assert!(c.token_expiry > Utc::now() + Duration::minutes(59));
+    assert!(errors(&t, &a, id).await.is_empty());
+    assert_eq!(requests_for(&server, "rt-box-flaky").await, 1, "one refresh, the token spent once");
+}
+
+#[tokio::test]
+async fn a_token_write_that_never_succeeds_is_given_up_at_the_write_deadline_and_recorded() {
+    // Arrange: every token write is refused; the run keeps 1 s for the write after a 0.5 s
+    // provider timeout and a 0.5 s budget.
+    let server = MockServer::start().await;
+    answer(&server, "/box/token", "rt-box-doomed", ok("at-box-doomed", Some("rt-box-doomed-new"), 3600)).await;
+    let t = ClockedApp::new(providers(&server)).await;
+    let a = t.tenant().await;
+    let id = connect(&t, t.store(), &a, ProviderType::Box, Some("rt-box-doomed"), Duration::minutes(5)).await;
+    let (app, backend) = flaky_app(&t, usize::MAX).await;
+    let tight =
+        Settings { time_budget: StdDuration::from_millis(500), write_reserve: StdDuration::from_secs(1), ..settings() };
+
+    // Act
+    let report = run(&app, &tight).await;
+
+    // Assert
+    assert_eq!((report.scanned, report.acted, report.failed), (1, 0, 1), "{report:?}");
+    assert!(backend.refused.load(Ordering::SeqCst) >= 2, "retried until the deadline");
+    assert_eq!(tokens(&t, &a, id).await.1.as_deref(), Some("rt-box-doomed"), "nothing half-written");
+    let errs = errors(&t, &a, id).await;
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].error_type, ErrorType::Auth);
+    assert_eq!(errs[0].error_code.as_deref(), Some("token_store_failed"));
+    assert!(errs[0].error_message.contains("reconnected"), "{}", errs[0].error_message);
+    assert!(!errs[0].error_message.contains("rt-box-doomed"), "no token in the message");
+    let c = t.store().get_connection(a.id, id).await.unwrap();
+    assert_eq!(c.status, ConnectionStatus::Active);
+}
+
+#[tokio::test]
+async fn a_lambda_deadline_too_close_for_a_refresh_and_its_write_starts_none() {
+    // Arrange: the invocation ends in 20 s, less than the provider timeout plus the 45 s
+    // kept for the token write.
+    let server = MockServer::start().await;
+    answer(&server, "/box/token", "rt-box-late", ok("at-box-late", Some("rt-box-late-new"), 3600)).await;
+    let t = ClockedApp::new(providers(&server)).await;
+    let a = t.tenant().await;
+    let id = connect(&t, t.store(), &a, ProviderType::Box, Some("rt-box-late"), Duration::minutes(5)).await;
+    let mut context = Context::default();
+    context.deadline = (Utc::now() + Duration::seconds(20)).timestamp_millis() as u64;
+
+    // Act
+    let late = handler(&t.app, &settings(), LambdaEvent::new(scheduled_event(FUNCTION), context)).await.unwrap();
+    let next = run(&t.app, &settings()).await;
+
+    // Assert
+    assert_eq!((late.acted, late.failed), (0, 0), "{late:?}");
+    assert_eq!(requests_for(&server, "rt-box-late").await, 1, "only the next run called the provider");
+    assert_eq!(next.acted, 1, "{next:?}");
+    assert_eq!(tokens(&t, &a, id).await.1.as_deref(), Some("rt-box-late-new"));
 }
 
 #[tokio::test]
