@@ -27,9 +27,17 @@ const OPERATION: &str = "remove_shared_link";
 const BATCH: u16 = 100;
 /// Provider calls in flight at once.
 const CONCURRENCY: usize = 8;
-/// No new batch after this long: API Gateway ends the request at 29 s, and revocation and
-/// the deletion still follow.
-const BUDGET: Duration = Duration::from_secs(15);
+/// The whole removal ends after this long, calls in flight included: the function has 29 s,
+/// and revocation (up to the 10 s provider timeout) and the deletion still follow.
+const BUDGET: Duration = Duration::from_secs(12);
+
+/// What became of one link.
+enum Removal {
+    Done,
+    Failed(ProviderError),
+    /// Not tried, or cut off, because the budget ran out.
+    OutOfTime,
+}
 
 /// Removes every active link into the connection at its provider; a failure is recorded,
 /// never returned. Returns how many links the provider did not remove.
@@ -63,16 +71,31 @@ pub(crate) async fn remove_at_provider(app: &App, connection: &Connection) -> us
         }
         let Some((current, access)) = &setup else { return failed };
         let mut token_refused = false;
-        for (link, outcome) in remove_batch(current, access, connection, page.items).await {
-            if let Err(e) = outcome {
-                failed += 1;
-                token_refused |= e.error_type() == ErrorType::Auth;
-                let why = format!(
-                    "the shared link {} was not removed at {}: {e}",
-                    link.link.base.id, connection.provider_type
-                );
-                record(app, connection, Some(&link), e.error_type(), e.error_code(), why).await;
+        let mut out_of_time = 0;
+        for (link, outcome) in remove_batch(current, access, connection, page.items, deadline).await {
+            match outcome {
+                Removal::Done => {}
+                Removal::OutOfTime => out_of_time += 1,
+                Removal::Failed(e) => {
+                    failed += 1;
+                    token_refused |= e.error_type() == ErrorType::Auth;
+                    let why = format!(
+                        "the shared link {} was not removed at {}: {e}",
+                        link.link.base.id, connection.provider_type
+                    );
+                    record(app, connection, Some(&link), e.error_type(), e.error_code(), why).await;
+                }
             }
+        }
+        if out_of_time > 0 {
+            let why = format!(
+                "removing its shared links at the provider stopped after {}s: {out_of_time} link(s) of the last \
+                 batch{} were not removed",
+                BUDGET.as_secs(),
+                if page.next_after.is_some() { " and every later one" } else { "" }
+            );
+            record(app, connection, None, ErrorType::Timeout, None, why).await;
+            return failed + out_of_time;
         }
         after = match page.next_after {
             Some(next) => Some(next),
@@ -115,13 +138,15 @@ async fn prepare(app: &App, connection: &Connection) -> Result<(Arc<Current>, Se
     Ok((current, access))
 }
 
-/// Removes one batch, at most [`CONCURRENCY`] calls at a time; the outcome of each link.
+/// Removes one batch, at most [`CONCURRENCY`] calls at a time and nothing past `deadline`;
+/// the outcome of each link.
 async fn remove_batch(
     current: &Arc<Current>,
     access: &SecretString,
     connection: &Connection,
     links: Vec<ConnectionLink>,
-) -> Vec<(ConnectionLink, Result<(), ProviderError>)> {
+    deadline: Instant,
+) -> Vec<(ConnectionLink, Removal)> {
     let mut running = JoinSet::new();
     let mut done = Vec::with_capacity(links.len());
     let metadata = connection.connection_metadata.clone();
@@ -131,10 +156,19 @@ async fn remove_batch(
         {
             done.push(joined);
         }
+        if Instant::now() >= deadline {
+            done.push(Ok((link, Removal::OutOfTime)));
+            continue;
+        }
         let (current, access, metadata) = (Arc::clone(current), access.clone(), metadata.clone());
         let provider = connection.provider_type;
         let task = async move {
-            let outcome = remove_one(&current, provider, &access, metadata.as_ref(), &link).await;
+            let call = remove_one(&current, provider, &access, metadata.as_ref(), &link);
+            let outcome = match tokio::time::timeout_at(deadline, call).await {
+                Ok(Ok(())) => Removal::Done,
+                Ok(Err(e)) => Removal::Failed(e),
+                Err(_) => Removal::OutOfTime,
+            };
             (link, outcome)
         };
         running.spawn(task.instrument(tracing::Span::current()));

@@ -538,3 +538,48 @@ async fn delete_stops_removing_links_after_a_batch_when_the_provider_refuses_the
     assert_eq!(untried.len(), 1);
     assert!(untried[0].error_message.contains("not tried"), "{}", untried[0].error_message);
 }
+
+#[tokio::test]
+async fn delete_cuts_slow_link_removals_off_at_the_budget_and_still_deletes() {
+    // Arrange: nine links, each removal taking 8 s; eight run at once, so the ninth is still
+    // in flight when the 12 s budget ends.
+    let (t, server) = app_with_fake().await;
+    let router = connections::router(t.app.clone());
+    let a = t.tenant().await;
+    let c = connect(&t, &a, ProviderType::Dropbox).await;
+    let folder = t.store().create_folder(&new_folder(&a, c.base.id)).await.unwrap();
+    for i in 0..9 {
+        link(&t, &a, &folder, true, &format!("slow-{i}")).await;
+    }
+    Mock::given(method("POST"))
+        .and(path("/2/sharing/revoke_shared_link"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw("{}", "application/json")
+                .set_delay(std::time::Duration::from_secs(8)),
+        )
+        .expect(9)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/2/auth/token/revoke"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw("null", "application/json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let started = std::time::Instant::now();
+
+    // Act
+    let reply = call(&router, &at("delete", c.base.id).caller(&a)).await;
+
+    // Assert
+    let took = started.elapsed();
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(took < std::time::Duration::from_secs(15), "well inside the 29 s function timeout: {took:?}");
+    assert!(matches!(t.store().get_connection(a.id, c.base.id).await, Err(shared::db::DbError::NotFound)));
+    let filter = SyncErrorFilter { connection_id: Some(c.base.id), ..Default::default() };
+    let errors = t.store().list_errors(a.id, &filter, shared::db::PageRequest::first(20)).await.unwrap().items;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].error_type, ErrorType::Timeout);
+    assert!(errors[0].error_message.contains("1 link(s)"), "{}", errors[0].error_message);
+}
