@@ -9,11 +9,11 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
 use shared::api::openapi::BearerJwt;
 use shared::api::{
-    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, QueryParams, bounded_text, page_request, parse_id,
+    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, QueryParams, Timestamp, bounded_text, page_request,
+    parse_id,
 };
 use shared::app::App;
 use shared::db::{
@@ -114,9 +114,15 @@ struct CreateBody {
     content_hash: Option<String>,
     /// At most 255 bytes.
     mime_type: Option<String>,
-    cloud_created_at: Option<DateTime<Utc>>,
-    cloud_modified_at: Option<DateTime<Utc>>,
-    last_synced_at: Option<DateTime<Utc>>,
+    /// RFC 3339, in years 0001 to 9999 (UTC).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    cloud_created_at: Option<Timestamp>,
+    /// RFC 3339, in years 0001 to 9999 (UTC).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    cloud_modified_at: Option<Timestamp>,
+    /// RFC 3339, in years 0001 to 9999 (UTC).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    last_synced_at: Option<Timestamp>,
     /// Defaults to synced.
     sync_status: Option<SyncStatus>,
     upload_url: Option<String>,
@@ -140,9 +146,9 @@ impl CreateBody {
             file_size_bytes: size(Some(self.file_size_bytes))?.unwrap_or_default(),
             content_hash: text("content_hash", self.content_hash, MAX_HASH)?,
             mime_type: text("mime_type", self.mime_type, MAX_NAME)?,
-            cloud_created_at: self.cloud_created_at,
-            cloud_modified_at: self.cloud_modified_at,
-            last_synced_at: self.last_synced_at,
+            cloud_created_at: self.cloud_created_at.map(Timestamp::into_inner),
+            cloud_modified_at: self.cloud_modified_at.map(Timestamp::into_inner),
+            last_synced_at: self.last_synced_at.map(Timestamp::into_inner),
             sync_status: self.sync_status.unwrap_or(SyncStatus::Synced),
             upload_url: text("upload_url", self.upload_url, MAX_URL_CHARS)?,
             download_url: text("download_url", self.download_url, MAX_URL_CHARS)?,
@@ -271,11 +277,11 @@ struct PatchBody {
     #[schema(value_type = Option<String>)]
     mime_type: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<DateTime<Utc>>)]
-    cloud_modified_at: Option<Option<DateTime<Utc>>>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    cloud_modified_at: Option<Option<Timestamp>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<DateTime<Utc>>)]
-    last_synced_at: Option<Option<DateTime<Utc>>>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    last_synced_at: Option<Option<Timestamp>>,
     #[serde(default, deserialize_with = "not_null")]
     #[schema(nullable = false)]
     sync_status: Option<SyncStatus>,
@@ -299,8 +305,8 @@ impl PatchBody {
             file_size_bytes: size(self.file_size_bytes)?,
             content_hash: nullable_text("content_hash", self.content_hash, MAX_HASH)?,
             mime_type: nullable_text("mime_type", self.mime_type, MAX_NAME)?,
-            cloud_modified_at: self.cloud_modified_at,
-            last_synced_at: self.last_synced_at,
+            cloud_modified_at: self.cloud_modified_at.map(|t| t.map(Timestamp::into_inner)),
+            last_synced_at: self.last_synced_at.map(|t| t.map(Timestamp::into_inner)),
             sync_status: self.sync_status,
             upload_url: nullable_text("upload_url", self.upload_url, MAX_URL_CHARS)?,
             download_url: nullable_text("download_url", self.download_url, MAX_URL_CHARS)?,

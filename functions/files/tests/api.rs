@@ -143,6 +143,64 @@ async fn invalid_bodies_are_a_400_naming_the_field_and_write_nothing() {
 }
 
 #[tokio::test]
+async fn timestamps_outside_years_1_to_9999_are_a_400_naming_the_field_on_create() {
+    // Arrange: year 0 fails SQL Server's encoding, year 10000 its DATETIME2, and both sort
+    // wrongly as SQLite text; an offset can push an in-range local time out of range.
+    let t = TestApp::new().await;
+    let router = files::router(t.app.clone());
+    let a = t.tenant().await;
+    let folder_id = folder(&t, &a).await;
+    let out_of_range = ["0000-06-01T00:00:00Z", "+10000-01-01T00:00:00Z", "9999-12-31T23:30:00-01:00"];
+    let mut cases = Vec::new();
+    for field in ["cloud_created_at", "cloud_modified_at", "last_synced_at"] {
+        for value in out_of_range {
+            let mut body = create_body(folder_id);
+            body[field] = json!(value);
+            cases.push((field, value, body));
+        }
+    }
+
+    for (field, value, body) in cases {
+        // Act
+        let reply = call(&router, &create(&a, &body)).await;
+
+        // Assert
+        assert_eq!((reply.status, reply.error_code()), (400, "invalid_field"), "{field}={value}: {}", reply.text);
+        assert_eq!(reply.error_field(), Some(field), "{}", reply.text);
+        assert!(reply.body["error"]["message"].as_str().unwrap().contains("9999-12-31"), "{}", reply.text);
+    }
+    assert_eq!(live_files(&t, &a).await, 0, "nothing written");
+    let mut edges = create_body(folder_id);
+    edges["cloud_created_at"] = json!("0001-01-01T00:00:00Z");
+    edges["cloud_modified_at"] = json!("9999-12-31T23:59:59.999999Z");
+    let stored = call(&router, &create(&a, &edges)).await;
+    assert_eq!(stored.status, 201, "the range's ends are accepted: {}", stored.text);
+    assert_eq!(stored.body["cloud_created_at"], "0001-01-01T00:00:00Z");
+    assert_eq!(stored.body["cloud_modified_at"], "9999-12-31T23:59:59.999999Z");
+}
+
+#[tokio::test]
+async fn timestamps_outside_years_1_to_9999_are_a_400_naming_the_field_on_patch() {
+    // Arrange
+    let t = TestApp::new().await;
+    let router = files::router(t.app.clone());
+    let a = t.tenant().await;
+    let g = Graph::create(t.store(), &a).await;
+    let id = g.file.base.id;
+
+    for field in ["cloud_modified_at", "last_synced_at"] {
+        for value in ["0000-12-31T23:59:59Z", "0001-01-01T00:00:00+00:01", "+10000-01-01T00:00:00Z"] {
+            // Act
+            let reply = call(&router, &at("patch", &a, id).json(&json!({ field: value }))).await;
+
+            // Assert
+            assert_eq!((reply.status, reply.error_field()), (400, Some(field)), "{field}={value}: {}", reply.text);
+        }
+    }
+    assert_eq!(t.store().get_file(a.id, id).await.unwrap(), g.file, "nothing written");
+}
+
+#[tokio::test]
 async fn the_folder_must_be_a_live_folder_of_the_caller() {
     // Arrange
     let t = TestApp::new().await;

@@ -17,7 +17,9 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use shared::api::openapi::BearerJwt;
-use shared::api::{ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, QueryParams, page_request, parse_id};
+use shared::api::{
+    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, QueryParams, Timestamp, page_request, parse_id,
+};
 use shared::app::App;
 use shared::db::{ConnectionStatus, NewSharedLink, ResourceType, ShareType, SharedLink, SharedLinkFilter};
 use shared::providers::{ExistingLink, ProviderError, SharedLinkRequest};
@@ -127,8 +129,9 @@ struct CreateBody {
     folder_id: Option<Uuid>,
     /// Required; not every provider can make every type (400 naming share_type).
     share_type: Option<ShareType>,
-    /// In the future.
-    expires_at: Option<DateTime<Utc>>,
+    /// In the future; RFC 3339, before year 10000 (UTC).
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    expires_at: Option<Timestamp>,
     /// Sent to the provider only, never stored; not every provider takes one (400 naming password).
     #[schema(value_type = Option<String>, format = Password)]
     password: Option<SecretString>,
@@ -163,7 +166,8 @@ impl CreateBody {
         }
         let resource_id = required(wanted, wanted_name)?;
         let share_type = required(self.share_type, "share_type")?;
-        if let Some(at) = self.expires_at
+        let expires_at = self.expires_at.map(Timestamp::into_inner);
+        if let Some(at) = expires_at
             && at <= now
         {
             return Err(ApiError::invalid_field("expires_at", "must be in the future"));
@@ -186,7 +190,7 @@ impl CreateBody {
         Ok(Checked {
             resource_type,
             resource_id,
-            request: SharedLinkRequest { share_type, password: self.password, expires_at: self.expires_at },
+            request: SharedLinkRequest { share_type, password: self.password, expires_at },
         })
     }
 }

@@ -444,6 +444,21 @@ async fn bad_input_is_a_400_naming_the_field_and_nothing_is_called_or_written() 
             ),
             "expires_at",
         ),
+        // Years after 9999 (also after an offset) are refused before the provider is called.
+        (
+            create(
+                &a,
+                json!({"resource_type": "file", "file_id": file, "share_type": "view", "expires_at": "+10000-01-01T00:00:00Z"}),
+            ),
+            "expires_at",
+        ),
+        (
+            create(
+                &a,
+                json!({"resource_type": "file", "file_id": file, "share_type": "view", "expires_at": "9999-12-31T23:30:00-01:00"}),
+            ),
+            "expires_at",
+        ),
         (
             create(&a, json!({"resource_type": "file", "file_id": file, "share_type": "view", "password": ""})),
             "password",

@@ -21,6 +21,7 @@ pub use error::{BoxError, DbError, DbResult};
 pub use model::*;
 pub use stmt::Stmt;
 pub use store::Store;
+pub use validate::{TIMESTAMP_RANGE, timestamp_in_range};
 pub use value::{Cell, Kind, Row, Value};
 
 use std::path::PathBuf;

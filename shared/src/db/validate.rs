@@ -5,6 +5,8 @@
 //! (see migrations/README.md), where n is a byte count. NVARCHAR(n) is counted in UTF-16
 //! code units, which is what SQL Server counts.
 
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+
 use super::error::DbError;
 use super::model::*;
 
@@ -25,6 +27,34 @@ pub fn nvarchar(field: &'static str, value: &str, max_units: usize) -> Result<()
 pub fn non_empty(field: &'static str, value: &str) -> Result<(), DbError> {
     if value.trim().is_empty() {
         return Err(DbError::validation(field, "must not be empty"));
+    }
+    Ok(())
+}
+
+/// The timestamps every engine stores and orders alike: DATETIME2 runs from year 1 to 9999
+/// (tiberius cannot even encode a year before 1), and SQLite's ISO text sorts correctly only
+/// for four-digit years. Microsecond precision is what the API round-trips.
+pub const TIMESTAMP_RANGE: &str = "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z";
+
+/// Whether a UTC timestamp is inside [`TIMESTAMP_RANGE`].
+pub fn timestamp_in_range(t: &NaiveDateTime) -> bool {
+    let min = NaiveDate::from_ymd_opt(1, 1, 1).map(|d| d.and_time(NaiveTime::MIN));
+    let max = NaiveDate::from_ymd_opt(9999, 12, 31).and_then(|d| d.and_hms_micro_opt(23, 59, 59, 999_999));
+    matches!((min, max), (Some(min), Some(max)) if (min..=max).contains(t))
+}
+
+/// Refuses steps binding a timestamp outside [`TIMESTAMP_RANGE`] before anything is sent: on
+/// SQL Server a year before 1 fails tiberius's encoding (a protocol error that would cost the
+/// connection) and a year after 9999 the server's conversion; SQLite would store text that
+/// sorts out of order. The API refuses such values first, naming the field; this is the
+/// backstop for any other caller.
+pub(crate) fn step_timestamps(steps: &[super::backend::Step]) -> Result<(), DbError> {
+    let out_of_range = steps
+        .iter()
+        .flat_map(|s| &s.params)
+        .any(|p| matches!(p, super::value::Value::Timestamp(t) if !timestamp_in_range(t)));
+    if out_of_range {
+        return Err(DbError::validation("timestamp", TIMESTAMP_RANGE));
     }
     Ok(())
 }
@@ -120,6 +150,34 @@ mod tests {
         assert!(nvarchar("f", &"é".repeat(255), 255).is_ok());
         // An astral character is two UTF-16 units.
         assert!(nvarchar("f", &"😀".repeat(128), 255).is_err());
+    }
+
+    #[test]
+    fn timestamps_outside_years_1_to_9999_are_out_of_range() {
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).map(|t| t.naive_utc()).ok();
+        for inside in ["0001-01-01T00:00:00Z", "2026-11-27T04:30:00Z", "9999-12-31T23:59:59.999999Z"] {
+            assert_eq!(at(inside).map(|t| timestamp_in_range(&t)), Some(true), "{inside}");
+        }
+        for outside in ["0000-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.9999995Z", "0001-01-01T00:00:00+00:01"] {
+            assert_eq!(at(outside).map(|t| timestamp_in_range(&t)), Some(false), "{outside}");
+        }
+        let year_10000 = NaiveDate::from_ymd_opt(10_000, 1, 1).map(|d| d.and_time(NaiveTime::MIN));
+        assert_eq!(year_10000.map(|t| timestamp_in_range(&t)), Some(false));
+    }
+
+    #[test]
+    fn steps_binding_an_out_of_range_timestamp_are_refused_before_sql() {
+        use crate::db::{Step, Stmt, Value};
+        let year_0 = NaiveDate::from_ymd_opt(0, 6, 1).map(|d| d.and_time(NaiveTime::MIN));
+        let ok = NaiveDate::from_ymd_opt(2026, 6, 1).map(|d| d.and_time(NaiveTime::MIN));
+        let (Some(year_0), Some(ok)) = (year_0, ok) else { panic!("test dates") };
+        let step = |t| Step::new(Stmt::ALL[0], vec![Value::I32(1), Value::Timestamp(t)]);
+
+        let refused = step_timestamps(&[step(ok), step(year_0)]);
+        let accepted = step_timestamps(&[step(ok)]);
+
+        assert!(matches!(refused, Err(DbError::Validation { field: "timestamp", .. })), "{refused:?}");
+        assert!(accepted.is_ok(), "{accepted:?}");
     }
 
     #[test]

@@ -107,6 +107,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn run(&self, steps: Vec<Step>) -> DbResult<Vec<Outcome>> {
+        crate::db::validate::step_timestamps(&steps)?;
         let names = Arc::clone(&self.names);
         self.pool.with(move |conn| run_steps(conn, &steps, &names)).await.map_err(DbError::unavailable)?
     }
