@@ -141,6 +141,15 @@ impl ApiEvent {
         self
     }
 
+    /// Adds a cookie (`"name=value"`) the way API Gateway's v2 payload carries them: in the
+    /// event's `cookies` list, which the runtime turns into the `Cookie` header.
+    pub fn cookie(mut self, pair: &str) -> ApiEvent {
+        let event = self.0.as_object_mut().expect("event");
+        let cookies = event.entry("cookies").or_insert_with(|| json!([]));
+        cookies.as_array_mut().expect("cookies is a list").push(json!(pair));
+        self
+    }
+
     /// A JSON body (sent as text, with its Content-Type).
     pub fn json(self, body: &Value) -> ApiEvent {
         self.raw_body(&body.to_string(), Some("application/json"))
@@ -195,6 +204,11 @@ impl Reply {
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `name=value` of the cookie the reply sets, as a browser would send it back.
+    pub fn set_cookie_pair(&self) -> Option<&str> {
+        self.header("set-cookie").and_then(|v| v.split(';').next())
     }
 }
 

@@ -147,7 +147,10 @@ async fn no_token_secret_verifier_or_code_reaches_a_log_line_or_a_response() {
             .append_pair("code", code)
             .append_pair("state", &state)
             .finish();
-        let event = ApiEvent::load("oauth-callback/callback").path(&format!("/oauth/callback/{kind}")).query(&query);
+        let event = ApiEvent::load("oauth-callback/callback")
+            .path(&format!("/oauth/callback/{kind}"))
+            .query(&query)
+            .cookie(started.set_cookie_pair().expect("the browser-binding cookie"));
         let finished = call(&callback, &event).await;
         assert_eq!(finished.status, 302, "{}", finished.text);
         replies.extend([started, finished]);

@@ -7,6 +7,12 @@
 //! `display_name` and a deadline ten minutes out. Nothing is stored: the state is the whole
 //! login in flight, so an abandoned login leaves nothing behind.
 //!
+//! The answer also sets an HttpOnly cookie holding a random nonce whose hash is sealed into
+//! the state ([`BrowserBinding`]): the callback accepts the state only from the browser
+//! that has the cookie. The application must call this route so that the browser keeps the
+//! cookie (`fetch` with `credentials: "include"`, the API on the callback's host) and then
+//! send that same browser to `authorization_url`.
+//!
 //! `return_to` must match `return_to_allowlist`, or the callback would be an open redirect.
 //! When the body leaves it out, the first allowlist entry is used: list the application's
 //! usual landing page first.
@@ -24,7 +30,7 @@ use shared::api::openapi::BearerJwt;
 use shared::api::{ApiError, Caller, ErrorEnvelope, JsonBody, bounded_text};
 use shared::app::App;
 use shared::db::ProviderType;
-use shared::oauth::{OAuthState, STATE_LIFETIME};
+use shared::oauth::{BrowserBinding, OAuthState, STATE_LIFETIME};
 use shared::providers::{AuthorizeRequest, Pkce, ProviderError};
 use utoipa::OpenApi as _;
 
@@ -81,7 +87,8 @@ struct AuthorizeResponse {
     params(("provider" = ProviderType, Path, description = "onedrive, sharepoint, gdrive, dropbox or box")),
     request_body(content = Option<AuthorizeBody>, description = "Optional", content_type = "application/json"),
     responses(
-        (status = 200, description = "Send the browser to `authorization_url` before `expires_at`", body = AuthorizeResponse),
+        (status = 200, description = "Send the browser to `authorization_url` before `expires_at`. The answer sets the HttpOnly browser-binding cookie the callback requires: call this route with credentials (`fetch(..., {credentials: \"include\"})`) from the browser that will consent", body = AuthorizeResponse,
+            headers(("Set-Cookie" = String, description = "`__Host-quodsi-oauth-{provider}`: the nonce binding the state to this browser (HttpOnly, Secure, SameSite=Lax, ten minutes)"))),
         (status = 400, description = "An unknown provider, a return_to outside the allowlist, or an invalid field (named)", body = ErrorEnvelope),
         (status = 401, description = "No verified token", body = ErrorEnvelope),
         (status = 503, description = "The provider has no client credentials configured (the message says how to add them)", body = ErrorEnvelope),
@@ -129,6 +136,7 @@ async fn authorize(
     let redirect_uri = registry.redirect_uri(provider).map_err(not_configured)?;
 
     let pkce = Pkce::generate();
+    let binding = BrowserBinding::generate();
     let expires_at = app.store.now() + STATE_LIFETIME;
     let state = OAuthState {
         tenant_id: caller.tenant_id,
@@ -138,6 +146,7 @@ async fn authorize(
         return_to,
         display_name,
         expires_at,
+        browser_hash: binding.hash().to_owned(),
     };
     let sealed = state.seal(&current.state_sealer);
     let request =
@@ -146,8 +155,13 @@ async fn authorize(
     tracing::info!(tenant_id = %caller.tenant_id, user_id = %caller.user_id, %provider, "authorization started");
 
     let response = AuthorizeResponse { authorization_url, expires_at };
+    let cookie = HeaderValue::from_str(&binding.set_cookie(provider)).map_err(ApiError::internal)?;
     // The URL carries a live state; no cache in between should keep it.
-    Ok(([(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], axum::Json(response)).into_response())
+    Ok((
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store")), (header::SET_COOKIE, cookie)],
+        axum::Json(response),
+    )
+        .into_response())
 }
 
 fn not_configured(e: ProviderError) -> ApiError {

@@ -5,7 +5,11 @@
 //!
 //! A state that does not open for this provider (altered, sealed for another provider, or
 //! under another key) or is past its deadline is a 400 and nothing else happens: without a
-//! trusted state there is no trusted place to send the browser.
+//! trusted state there is no trusted place to send the browser. So is a good state that
+//! arrives without the browser-binding cookie `oauth-authorize` set with it, or with another
+//! browser's (`state_not_bound`): the code is not redeemed, nothing is stored. This is what
+//! stops a victim who consents on an attacker's authorization URL from connecting the
+//! victim's account into the attacker's tenant. A bound state's cookie is cleared.
 //!
 //! With a good state the browser always goes back to the state's `return_to` with a 302:
 //! `connection_id=<id>&provider=<p>` on success, `connection_error=<code>&provider=<p>` on
@@ -24,7 +28,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use secrecy::ExposeSecret;
@@ -33,7 +37,7 @@ use shared::api::openapi::BearerJwt;
 use shared::api::{ApiError, ErrorEnvelope, QueryParams};
 use shared::app::{App, Current};
 use shared::db::{ConnectionGrant, ProviderType, SealedTokens, UpsertedConnection};
-use shared::oauth::{OAuthState, StateError};
+use shared::oauth::{BrowserBinding, OAuthState, StateError};
 use shared::providers::ProviderError;
 use shared::vault::TokenContext;
 use utoipa::OpenApi as _;
@@ -90,13 +94,15 @@ const UNSTATED_TOKEN_LIFETIME: chrono::Duration = chrono::Duration::minutes(30);
     params(("provider" = ProviderType, Path, description = "The provider the state was made for"), CallbackQuery),
     responses(
         (status = 302, description = "Back to the state's return_to: with `connection_id` and `provider` when the connection is stored, with `connection_error` (`access_denied`, `invalid_grant`, `provider_timeout`, `provider_unavailable`, ...) and `provider` when it is not",
-            headers(("Location" = String, description = "return_to with the outcome appended"))),
-        (status = 400, description = "An unknown provider, or a state that is missing, altered, expired or made for another provider; nothing is stored", body = ErrorEnvelope),
+            headers(("Location" = String, description = "return_to with the outcome appended"),
+                ("Set-Cookie" = String, description = "Clears the browser-binding cookie"))),
+        (status = 400, description = "An unknown provider, a state that is missing, altered, expired or made for another provider, or a state not bound to this browser (`state_not_bound`: the cookie `oauth-authorize` set is missing or another's); nothing is stored", body = ErrorEnvelope),
     )
 )]
 async fn callback(
     State(app): State<Arc<App>>,
     Path(provider): Path<String>,
+    headers: HeaderMap,
     QueryParams(query): QueryParams<CallbackQuery>,
 ) -> Result<Response, ApiError> {
     let provider: ProviderType = provider.parse().map_err(|_| {
@@ -118,6 +124,19 @@ async fn callback(
             field: Some("state".into()),
         }
     })?;
+    let cookies: Vec<&str> = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).collect();
+    if !state.is_bound_to(&cookies) {
+        tracing::warn!(
+            tenant_id = %state.tenant_id, user_id = %state.user_id, %provider,
+            "a callback whose state is not bound to this browser was refused"
+        );
+        return Err(ApiError::BadRequest {
+            code: "state_not_bound",
+            message: "this connection was not started in this browser; start connecting again from the application"
+                .into(),
+            field: Some("state".into()),
+        });
+    }
 
     let params = match connect(&app, &current, &state, &query).await {
         Ok(UpsertedConnection { connection, created }) => {
@@ -140,10 +159,12 @@ async fn callback(
     };
     let location = location::append(&state.return_to, &params);
     let location = HeaderValue::from_str(&location).map_err(ApiError::internal)?;
+    let clear = HeaderValue::from_str(&BrowserBinding::clear_cookie(provider)).map_err(ApiError::internal)?;
     Ok((
         StatusCode::FOUND,
         [
             (header::LOCATION, location),
+            (header::SET_COOKIE, clear),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
             // The callback URL carries the code and state; the next page need not see it.
             (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),

@@ -63,6 +63,8 @@ struct World {
     server: MockServer,
     authorize: axum::Router,
     callback: axum::Router,
+    /// The browser's cookies: what authorize sets, the callback sends back, as a browser does.
+    jar: std::sync::Mutex<HashMap<String, String>>,
 }
 
 async fn world() -> World {
@@ -70,7 +72,7 @@ async fn world() -> World {
     let t = app(&server).await;
     let authorize = oauth_authorize::router(t.app.clone());
     let callback = oauth_callback::router(t.app.clone());
-    World { t, server, authorize, callback }
+    World { t, server, authorize, callback, jar: Default::default() }
 }
 
 /// The token endpoint redeeming `code` (with this redirect URI and the client secret) for
@@ -202,20 +204,45 @@ async fn authorize(w: &World, t: &Tenant, kind: ProviderType, body: Value) -> St
         .json(&body);
     let reply = call(&w.authorize, &event).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
+    keep_cookie(w, &reply);
     reply.body["authorization_url"].as_str().unwrap().to_owned()
+}
+
+/// Stores (or, for an expired one, drops) the cookie a reply sets, as the browser would.
+fn keep_cookie(w: &World, reply: &Reply) {
+    let Some(set) = reply.header("set-cookie") else { return };
+    let (name, value) = set.split(';').next().unwrap().split_once('=').unwrap();
+    let mut jar = w.jar.lock().unwrap();
+    if set.contains("Max-Age=0") {
+        jar.remove(name);
+    } else {
+        jar.insert(name.to_owned(), value.to_owned());
+    }
 }
 
 fn state_of(authorization_url: &str) -> String {
     query_of(authorization_url)["state"].clone()
 }
 
+/// The provider's redirect to the callback, from the browser holding the jar's cookies.
 async fn callback(w: &World, kind: ProviderType, params: &[(&str, &str)]) -> Reply {
+    let cookies: Vec<String> = w.jar.lock().unwrap().iter().map(|(n, v)| format!("{n}={v}")).collect();
+    let reply = callback_with_cookies(w, kind, params, &cookies).await;
+    keep_cookie(w, &reply);
+    reply
+}
+
+/// The callback from a browser with exactly `cookies` (`name=value`).
+async fn callback_with_cookies(w: &World, kind: ProviderType, params: &[(&str, &str)], cookies: &[String]) -> Reply {
     let mut query = form_urlencoded::Serializer::new(String::new());
     for (k, v) in params {
         query.append_pair(k, v);
     }
-    let event =
+    let mut event =
         ApiEvent::load("oauth-callback/callback").path(&format!("/oauth/callback/{kind}")).query(&query.finish());
+    for cookie in cookies {
+        event = event.cookie(cookie);
+    }
     call(&w.callback, &event).await
 }
 
@@ -469,6 +496,7 @@ async fn tampered_expired_foreign_and_missing_states_are_refused_and_store_nothi
         return_to: RETURN_TO.into(),
         display_name: None,
         expires_at: Utc::now() - chrono::Duration::seconds(1),
+        browser_hash: shared::oauth::BrowserBinding::generate().hash().to_owned(),
     }
     .seal(&current.state_sealer);
     let cases: [StateCase; 5] = [
@@ -757,4 +785,97 @@ async fn microsoft_has_no_revocation_to_call_after_a_failed_identity_call() {
     let paths: Vec<String> =
         w.server.received_requests().await.unwrap().iter().map(|r| r.url.path().to_owned()).collect();
     assert_eq!(paths, ["/token", "/v1.0/me"], "only the exchange and the identity call");
+}
+
+// ---- the state is bound to the browser that started the flow --------------------------
+
+/// The cookie name of `kind`'s binding.
+fn binding_cookie(kind: ProviderType) -> String {
+    shared::oauth::BrowserBinding::cookie_name(kind)
+}
+
+#[tokio::test]
+async fn authorize_sets_the_binding_cookie_and_a_matching_callback_connects_and_clears_it() {
+    // Arrange
+    let w = world().await;
+    let tenant = w.t.tenant().await;
+    let kind = ProviderType::Dropbox;
+    mount_provider(&w, kind).await;
+    let event = ApiEvent::load("oauth-authorize/authorize")
+        .caller(&tenant)
+        .path(&format!("/connections/{kind}/authorize"))
+        .json(&json!({}));
+    let started = call(&w.authorize, &event).await;
+    let cookie = started.set_cookie_pair().expect("a binding cookie").to_owned();
+    let state = state_of(started.body["authorization_url"].as_str().unwrap());
+
+    // Act
+    let reply =
+        callback_with_cookies(&w, kind, &[("code", CODE), ("state", &state)], std::slice::from_ref(&cookie)).await;
+
+    // Assert
+    let set = started.header("set-cookie").unwrap();
+    assert!(cookie.starts_with(&format!("{}=", binding_cookie(kind))), "{set}");
+    for attribute in ["; Path=/", "; Secure", "; HttpOnly", "; SameSite=Lax"] {
+        assert!(set.contains(attribute), "{attribute} in {set}");
+    }
+    let nonce = &cookie[binding_cookie(kind).len() + 1..];
+    assert!(!state.contains(nonce) && !started.text.contains(nonce), "the nonce travels in the cookie only");
+    let id = connection_id(&reply);
+    assert_eq!(connections_of(&w, &tenant).await.iter().map(|c| c.base.id).collect::<Vec<_>>(), vec![id]);
+    let cleared = reply.header("set-cookie").expect("the cookie is cleared");
+    assert!(cleared.starts_with(&format!("{}=;", binding_cookie(kind))) && cleared.contains("Max-Age=0"), "{cleared}");
+}
+
+#[tokio::test]
+async fn a_callback_without_the_browsers_cookie_or_with_another_is_refused_and_redeems_nothing() {
+    // Arrange: the attacker starts a flow in their own browser and hands the URL to a victim,
+    // whose browser has no cookie, or the cookie of a flow of its own.
+    let w = world().await;
+    let attacker = w.t.tenant().await;
+    let victim = w.t.tenant().await;
+    let kind = ProviderType::OneDrive;
+    mount_provider(&w, kind).await;
+    let attackers_state = state_of(&authorize(&w, &attacker, kind, json!({})).await);
+    w.jar.lock().unwrap().clear();
+    authorize(&w, &victim, kind, json!({})).await;
+    let victims_cookie = w.jar.lock().unwrap().iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>();
+    let cases: [(&str, Vec<String>); 4] = [
+        ("no cookie", vec![]),
+        ("another flow's cookie", victims_cookie),
+        ("an altered cookie", vec![format!("{}=AAAA{}", binding_cookie(kind), "B".repeat(39))]),
+        ("another provider's cookie name", vec![format!("{}=x", binding_cookie(ProviderType::Box))]),
+    ];
+
+    for (what, cookies) in cases {
+        // Act
+        let reply = callback_with_cookies(&w, kind, &[("code", CODE), ("state", &attackers_state)], &cookies).await;
+
+        // Assert
+        assert_eq!(reply.status, 400, "{what}: {}", reply.text);
+        assert_eq!(reply.error_code(), "state_not_bound", "{what}");
+        assert!(reply.header("location").is_none(), "{what}: no redirect");
+    }
+    assert!(connections_of(&w, &attacker).await.is_empty(), "nothing stored for the attacker");
+    assert!(connections_of(&w, &victim).await.is_empty(), "nothing stored for the victim");
+    assert!(error_rows(&w, &attacker).await.is_empty());
+    let received = w.server.received_requests().await.unwrap();
+    assert_eq!(received.iter().filter(|r| r.url.path() == "/token").count(), 0, "no code was redeemed");
+}
+
+#[tokio::test]
+async fn a_denied_consent_without_the_cookie_is_refused_too() {
+    // Arrange
+    let w = world().await;
+    let tenant = w.t.tenant().await;
+    let state = state_of(&authorize(&w, &tenant, ProviderType::Box, json!({})).await);
+
+    // Act
+    let reply =
+        callback_with_cookies(&w, ProviderType::Box, &[("error", "access_denied"), ("state", &state)], &[]).await;
+
+    // Assert
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert_eq!(reply.error_code(), "state_not_bound");
+    assert!(reply.header("location").is_none(), "the state's return_to is not trusted without its browser");
 }
