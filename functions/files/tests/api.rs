@@ -201,6 +201,32 @@ async fn timestamps_outside_years_1_to_9999_are_a_400_naming_the_field_on_patch(
 }
 
 #[tokio::test]
+async fn a_body_with_anything_after_the_json_value_is_malformed_and_writes_nothing() {
+    // Arrange
+    let t = TestApp::new().await;
+    let router = files::router(t.app.clone());
+    let a = t.tenant().await;
+    let body = create_body(folder(&t, &a).await).to_string();
+    let trailing = [format!("{body} garbage"), format!("{body}{body}"), format!("{body}]")];
+
+    for raw in &trailing {
+        // Act
+        let reply =
+            call(&router, &ApiEvent::load("files/create").caller(&a).raw_body(raw, Some("application/json"))).await;
+
+        // Assert
+        assert_eq!((reply.status, reply.error_code()), (400, "malformed_json"), "{raw}: {}", reply.text);
+    }
+    assert_eq!(live_files(&t, &a).await, 0, "nothing written");
+    let padded = call(
+        &router,
+        &ApiEvent::load("files/create").caller(&a).raw_body(&format!("{body} \n"), Some("application/json")),
+    )
+    .await;
+    assert_eq!(padded.status, 201, "trailing whitespace is fine: {}", padded.text);
+}
+
+#[tokio::test]
 async fn the_folder_must_be_a_live_folder_of_the_caller() {
     // Arrange
     let t = TestApp::new().await;

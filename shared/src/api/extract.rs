@@ -44,9 +44,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// Parses JSON, naming the offending field on a type or value error.
+/// Parses JSON, naming the offending field on a type or value error. Anything but
+/// whitespace after the value is malformed JSON, not ignored.
 pub fn parse_json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = parse_value(&mut de)?;
+    de.end().map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+fn parse_value<'de, T: DeserializeOwned>(
+    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
+) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -152,4 +161,36 @@ pub fn bounded_text(field: &'static str, value: String, max_chars: usize) -> Res
 /// The fallback of every router: an unknown path is a JSON 404, like an unknown id.
 pub async fn no_route() -> ApiError {
     ApiError::NotFound
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Body {
+        #[allow(dead_code)]
+        folder_id: String,
+    }
+
+    #[test]
+    fn anything_after_the_value_is_malformed_json() {
+        let trailing =
+            [r#"{"folder_id":"f"} garbage"#, r#"{"folder_id":"f"}{"folder_id":"g"}"#, r#"{"folder_id":"f"},"#];
+
+        for body in trailing {
+            // Act
+            let parsed = parse_json::<Body>(&Bytes::from(body));
+
+            // Assert
+            match parsed {
+                Err(ApiError::BadRequest { code, field, .. }) => {
+                    assert_eq!((code, field), ("malformed_json", None), "{body}");
+                }
+                other => panic!("{body}: expected malformed_json, got {other:?}"),
+            }
+        }
+        let padded = parse_json::<Body>(&Bytes::from("  {\"folder_id\":\"f\"} \n\t"));
+        assert!(padded.is_ok(), "trailing whitespace is fine: {padded:?}");
+    }
 }
