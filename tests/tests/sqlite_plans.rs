@@ -80,6 +80,7 @@ async fn hot_queries_use_the_seed_indexes() {
         (Stmt::ConnLinkList, "ix_cloud_shared_links_tenant_active"),
         (Stmt::LinkExpiredScan, "ix_cloud_shared_links_expires"),
         (Stmt::LinkGetPublic, "ix_cloud_shared_links_id"),
+        (Stmt::LinkExpiryClaim, "ix_cloud_shared_links_id"),
         (Stmt::ErrorList, "ix_cloud_sync_errors_tenant_active"),
         (Stmt::JobPendingScan, "ix_cloud_sync_jobs_status_created"),
     ];

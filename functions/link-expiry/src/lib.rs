@@ -1,14 +1,22 @@
 //! Link expiry, run every 15 minutes by an EventBridge schedule.
 //!
-//! Deactivates (`is_active = 0`) active shared links whose `expires_at` has passed, a batch at
-//! a time: one UPDATE claims and deactivates up to `LINK_EXPIRY_BATCH_SIZE` links and returns
-//! them, so overlapping invocations never handle the same link twice.
+//! Deactivates (`is_active = 0`) active shared links whose `expires_at` has passed. An expired
+//! link no longer resolves here whatever `is_active` says (the redirect checks `expires_at`),
+//! so `is_active = 1` on an expired link means "not finished at the provider yet", and that is
+//! what makes a later run retry it.
+//!
+//! Expired links are read `LINK_EXPIRY_BATCH_SIZE` at a time; each is claimed (a lease on
+//! `expiry_claimed_until`) so overlapping invocations never handle it twice, and only while
+//! the time budget lasts: a link not reached is left, unclaimed, to the next run.
 //!
 //! Where the provider cannot expire a link by itself (the provider module says which:
-//! [`Provider::expires_links_natively`], false for Google Drive), the link is also removed at
-//! the provider with the connection's access token. That is best effort: a failure becomes a
-//! `cloud_sync_errors` row for the connection and the local deactivation stands, since the
-//! link must stop resolving here whatever the provider does.
+//! [`Provider::expires_links_natively`], false for Google Drive), the link is first removed at
+//! the provider with the connection's access token and deactivated after. A provider failure
+//! (or a provider missing from the configuration) becomes a `cloud_sync_errors` row for the
+//! connection and then the link is deactivated: the error row is its record. If not even the
+//! error row can be written, the link stays active and the next run tries again once the
+//! lease ends. Without a configuration nothing is claimed: the links wait for a run that has
+//! one, and the run counts a failure.
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +26,7 @@ use serde_json::json;
 use shared::app::App;
 use shared::db::{DbError, ErrorType, NewSyncError, ResourceType, SharedLink, TenantId};
 use shared::providers::{ExistingLink, HttpSettings, LinkTarget, ProviderError, Registry};
-use shared::schedule::{Env, Report, SettingsError};
+use shared::schedule::{Env, Report, SettingsError, chrono_duration};
 use shared::vault::{TokenContext, Vault};
 use uuid::Uuid;
 
@@ -76,53 +84,129 @@ pub async fn handler(
     Ok(report)
 }
 
-/// One run. `acted` counts deactivated links; `failed` counts provider removals that failed
-/// (each also an error row) and failed batches.
+/// Held by a run for one link: the provider call and the writes around it, with room to spare.
+const LEASE_SLACK: Duration = Duration::from_secs(120);
+
+/// One run. `acted` counts deactivated links, `skipped` links left alone (held by another run,
+/// or not reached within the budget), `failed` provider removals that failed (each an error
+/// row; the link is deactivated too, so it also counts as acted), links left for a retry,
+/// failed scans, and a run without a configuration.
 pub async fn run(app: &App, settings: &Settings) -> Report {
     let started = Instant::now();
     let deadline = started + settings.time_budget;
     let mut report = Report::default();
-    // Without a configuration there is no vault or provider client, but deactivating needs
-    // neither: links still expire, and only their removal at the provider is skipped.
-    let current = app.current().await.map_err(|e| tracing::error!(error = %e, "configuration unavailable")).ok();
     let http = HttpSettings {
         connect_timeout: settings.provider_timeout.min(shared::providers::DEFAULT_CONNECT_TIMEOUT),
         total_timeout: settings.provider_timeout,
     };
-    let registry = current.as_ref().and_then(|c| {
-        Registry::with_settings(&c.config.providers, None, http)
-            .map_err(|e| tracing::error!(error = %e, "cannot build the provider clients"))
-            .ok()
-    });
+    // Without the configuration (or the provider clients) no link can be removed at its
+    // provider, nor even told apart from one that needs no removal: leave them all, still
+    // active, to the next run.
+    let current = match app.current().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "configuration unavailable; expired links left to the next run");
+            report.failed = 1;
+            report.duration_ms = started.elapsed().as_millis() as u64;
+            return report;
+        }
+    };
+    let registry = match Registry::with_settings(&current.config.providers, None, http) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the provider clients; expired links left to the next run");
+            report.failed = 1;
+            report.duration_ms = started.elapsed().as_millis() as u64;
+            return report;
+        }
+    };
+    let vault = &current.vault;
+    let registry = &registry;
+    let lease = settings.provider_timeout + LEASE_SLACK;
     while Instant::now() < deadline {
-        let links = match app.store.expire_links_batch(app.store.now(), settings.batch_size).await {
+        let links = match app.store.scan_links_expired(app.store.now(), settings.batch_size).await {
             Ok(links) => links,
             Err(e) => {
-                tracing::error!(error = %shared::error_chain(&e), "deactivating expired links failed");
+                tracing::error!(error = %shared::error_chain(&e), "reading expired links failed");
                 report.failed += 1;
                 break;
             }
         };
-        let n = links.len() as u64;
-        report.scanned += n;
-        report.acted += n;
         let full = links.len() >= usize::from(settings.batch_size);
-        if let (Some(current), Some(registry)) = (&current, &registry) {
-            let vault = &current.vault;
-            let removed: Vec<bool> = futures_util::stream::iter(links)
-                .map(|link| async move { remove_at_provider(app, vault, registry, &link).await })
-                .buffer_unordered(settings.concurrency)
-                .collect()
-                .await;
-            let failures = removed.iter().filter(|ok| !**ok).count();
-            report.failed += failures as u64;
+        let outcomes: Vec<Handled> = futures_util::stream::iter(links)
+            .map(|link| async move {
+                // Checked per link: one not started is left, unclaimed, to the next run.
+                if Instant::now() >= deadline {
+                    return Handled { deactivated: false, failed: false };
+                }
+                expire_one(app, vault, registry, &link, lease).await
+            })
+            .buffer_unordered(settings.concurrency)
+            .collect()
+            .await;
+        // A batch in which no link was deactivated (each held by another run, or neither
+        // removed nor recorded) stops the run: the database is in trouble, or other runs
+        // are on it.
+        let moved = outcomes.iter().any(|h| h.deactivated);
+        for h in outcomes {
+            report.scanned += 1;
+            report.acted += u64::from(h.deactivated);
+            report.failed += u64::from(h.failed);
+            report.skipped += u64::from(!h.deactivated && !h.failed);
         }
-        if !full {
+        if !full || !moved {
             break;
         }
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     report
+}
+
+/// How one link was handled (neither: left alone).
+#[derive(Debug, Clone, Copy)]
+struct Handled {
+    deactivated: bool,
+    failed: bool,
+}
+
+/// Claims one expired link, removes it at its provider where needed, then deactivates it.
+async fn expire_one(app: &App, vault: &Vault, registry: &Registry, link: &SharedLink, lease: Duration) -> Handled {
+    let store = &app.store;
+    let id = link.base.id;
+    match store.claim_link_expiry(id, store.now() + chrono_duration(lease)).await {
+        Ok(true) => {}
+        // Another run holds it, or it was deactivated meanwhile.
+        Ok(false) => return Handled { deactivated: false, failed: false },
+        Err(e) => {
+            tracing::warn!(link_id = %id, error = %shared::error_chain(&e), "cannot claim the expired link");
+            return Handled { deactivated: false, failed: true };
+        }
+    }
+    let removed = remove_at_provider(app, vault, registry, link).await;
+    if removed == Removal::Retry {
+        // Neither removed nor recorded: the link stays active for a later run.
+        return Handled { deactivated: false, failed: true };
+    }
+    let failed = removed == Removal::Recorded;
+    match store.expire_link(id).await {
+        Ok(deactivated) => Handled { deactivated, failed },
+        Err(e) => {
+            tracing::warn!(link_id = %id, error = %shared::error_chain(&e), "cannot deactivate the expired link");
+            Handled { deactivated: false, failed: true }
+        }
+    }
+}
+
+/// How the provider side of an expired link ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    /// Removed, or nothing to remove (the provider expires links itself, or the link's file,
+    /// folder or connection is gone).
+    Done,
+    /// Not removed; an error row records it.
+    Recorded,
+    /// Not removed and not recorded: try again later.
+    Retry,
 }
 
 /// Why a link could not be removed at the provider.
@@ -132,16 +216,15 @@ enum RemoveError {
     Token(shared::vault::VaultError),
 }
 
-/// Removes the link at its provider when the provider cannot expire it by itself. False when
-/// that was needed and failed (an error row records why).
-async fn remove_at_provider(app: &App, vault: &Vault, registry: &Registry, link: &SharedLink) -> bool {
+/// Removes the link at its provider when the provider cannot expire it by itself.
+async fn remove_at_provider(app: &App, vault: &Vault, registry: &Registry, link: &SharedLink) -> Removal {
     let tenant = link.base.tenant_id;
     let (connection_id, outcome) = match try_remove(app, vault, registry, link).await {
-        Ok(()) => return true,
+        Ok(()) => return Removal::Done,
         Err((None, RemoveError::Db(DbError::NotFound))) => {
             // The file, folder or connection was deleted meanwhile; deleting them
             // deactivated their links already, and there is no connection to record against.
-            return true;
+            return Removal::Done;
         }
         Err((connection, e)) => (connection, e),
     };
@@ -151,7 +234,8 @@ async fn remove_at_provider(app: &App, vault: &Vault, registry: &Registry, link:
         RemoveError::Db(e) => (ErrorType::Api, None, format!("database: {}", shared::error_chain(e))),
     };
     tracing::warn!(link_id = %link.base.id, error_type = error_type.as_str(), code = ?code, "expired link not removed at the provider");
-    let Some(connection_id) = connection_id else { return false };
+    // A database error before the connection was known: nothing to record against.
+    let Some(connection_id) = connection_id else { return Removal::Retry };
     let row = NewSyncError {
         tenant_id: tenant,
         sync_job_id: None,
@@ -163,10 +247,13 @@ async fn remove_at_provider(app: &App, vault: &Vault, registry: &Registry, link:
         stack_trace: None,
         error_metadata: Some(json!({ "source": FUNCTION, "link_id": link.base.id })),
     };
-    if let Err(e) = app.store.create_error(&row).await {
-        tracing::warn!(link_id = %link.base.id, error = %shared::error_chain(&e), "cannot record the error");
+    match app.store.create_error(&row).await {
+        Ok(_) => Removal::Recorded,
+        Err(e) => {
+            tracing::error!(link_id = %link.base.id, error = %shared::error_chain(&e), "cannot record the error; the link is retried");
+            Removal::Retry
+        }
     }
-    false
 }
 
 /// Finds the item and connection behind a link and deletes the link at the provider if the

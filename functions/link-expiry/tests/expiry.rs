@@ -2,6 +2,12 @@
 //! `api_base_url`): which links expire, provider removal and its failures, batches under
 //! overlapping invocations, settings, and the Lambda handler fed the EventBridge event.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration as StdDuration;
+
 use chrono::{Duration, Utc};
 use lambda_runtime::{Context, LambdaEvent};
 use link_expiry::{FUNCTION, Settings, handler, run};
@@ -144,6 +150,139 @@ async fn a_failed_provider_removal_is_an_error_row_and_the_link_stays_deactivate
     assert_eq!(errs[0].error_metadata.as_ref().unwrap()["link_id"], json!(link.base.id));
     assert_eq!(again.scanned, 0, "not retried: the link is no longer active");
     assert_eq!(deletes(&server).await.len(), 1);
+}
+
+#[tokio::test]
+async fn what_the_time_budget_leaves_stays_active_and_unclaimed_for_the_next_run() {
+    // Arrange: 6 expired Google links, one removal at a time, 300 ms each, a 500 ms budget.
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .respond_with(ResponseTemplate::new(204).set_delay(StdDuration::from_millis(300)))
+        .mount(&server)
+        .await;
+    let t = ClockedApp::new(providers(&server)).await;
+    let s = t.store();
+    let a = t.tenant().await;
+    let (conn, _, file) = drive(&t, &a, ProviderType::GDrive).await;
+    let mut links = Vec::new();
+    for i in 0..6 {
+        links.push(file_link(s, &a, &file, &format!("perm-budget-{i}"), Some(Duration::minutes(-10 + i))).await);
+    }
+    let tight = Settings { concurrency: 1, time_budget: StdDuration::from_millis(500), ..Settings::default() };
+
+    // Act
+    let first = run(&t.app, &tight).await;
+    let mut still_active = 0;
+    for link in &links {
+        still_active += usize::from(active(s, &a, link).await);
+    }
+    let second = run(&t.app, &Settings::default()).await;
+
+    // Assert
+    assert!(first.acted >= 1 && first.acted < 6, "{first:?}");
+    assert_eq!(first.failed, 0, "{first:?}");
+    assert_eq!(first.skipped, 6 - first.acted, "links not reached are left alone: {first:?}");
+    assert_eq!(still_active as u64, 6 - first.acted, "and stay active until removed at the provider");
+    assert_eq!((second.acted, second.failed), (6 - first.acted, 0), "the next run takes them at once: {second:?}");
+    let mut removed = deletes(&server).await;
+    removed.sort();
+    removed.dedup();
+    assert_eq!(removed.len(), 6, "each link removed once");
+    assert_eq!(deletes(&server).await.len(), 6);
+    for link in &links {
+        assert!(!active(s, &a, link).await);
+    }
+    assert!(errors(s, &a, conn.base.id).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_provider_missing_from_the_configuration_is_an_error_row_not_a_silent_skip() {
+    // Arrange: Google Drive links, but only OneDrive is configured.
+    let server = MockServer::start().await;
+    let t = ClockedApp::new(json!({ "providers": {
+        "onedrive": { "client_id": "m", "client_secret": "ms", "api_base_url": server.uri() },
+    }}))
+    .await;
+    let s = t.store();
+    let a = t.tenant().await;
+    let (conn, _, file) = drive(&t, &a, ProviderType::GDrive).await;
+    let link = file_link(s, &a, &file, "perm-unconfigured", Some(Duration::minutes(-1))).await;
+
+    // Act
+    let report = run(&t.app, &Settings::default()).await;
+
+    // Assert
+    assert_eq!((report.scanned, report.acted, report.failed), (1, 1, 1), "{report:?}");
+    assert!(!active(s, &a, &link).await, "deactivated once its failure is recorded");
+    let errs = errors(s, &a, conn.base.id).await;
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].error_metadata.as_ref().unwrap()["link_id"], json!(link.base.id));
+    assert!(errs[0].error_message.contains("could not be removed at the provider"), "{}", errs[0].error_message);
+    assert!(deletes(&server).await.is_empty());
+}
+
+/// A backend over the test database that refuses the first `fail` error-row inserts.
+struct FailingErrorRows {
+    inner: Store,
+    fail: usize,
+    refused: AtomicUsize,
+}
+
+impl Backend for FailingErrorRows {
+    fn name(&self) -> &'static str {
+        self.inner.backend().name()
+    }
+
+    fn sql(&self, stmt: Stmt) -> &'static str {
+        self.inner.backend().sql(stmt)
+    }
+
+    fn run<'a, 'b>(&'a self, steps: Vec<Step>) -> Pin<Box<dyn Future<Output = DbResult<Vec<Outcome>>> + Send + 'b>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        Box::pin(async move {
+            if steps.iter().any(|s| s.stmt == Stmt::ErrorInsert)
+                && self.refused.fetch_add(1, Ordering::SeqCst) < self.fail
+            {
+                return Err(DbError::unavailable(std::io::Error::other("injected write fault")));
+            }
+            self.inner.backend().run(steps).await
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_failure_that_cannot_be_recorded_leaves_the_link_active_for_a_later_run() {
+    // Arrange: the provider refuses the removal; the first error row cannot be written.
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE")).respond_with(ResponseTemplate::new(503)).mount(&server).await;
+    let t = ClockedApp::new(providers(&server)).await;
+    let s = t.store();
+    let a = t.tenant().await;
+    let (conn, _, file) = drive(&t, &a, ProviderType::GDrive).await;
+    let link = file_link(s, &a, &file, "perm-unrecorded", Some(Duration::minutes(-1))).await;
+    let backend = Arc::new(FailingErrorRows { inner: s.clone(), fail: 1, refused: AtomicUsize::new(0) });
+    let faulty = t.with_store(Store::new(backend)).await;
+
+    // Act
+    let first = run(&faulty, &Settings::default()).await;
+    let active_after_first = active(s, &a, &link).await;
+    let held = run(&t.app, &Settings::default()).await;
+    let later = t.at(Duration::minutes(5)).await;
+    let after_lease = run(&later, &Settings::default()).await;
+
+    // Assert
+    assert_eq!((first.acted, first.failed), (0, 1), "{first:?}");
+    assert!(active_after_first, "neither removed nor recorded: kept for a retry");
+    assert_eq!(held.scanned, 0, "held by the first run's lease: {held:?}");
+    assert_eq!((after_lease.acted, after_lease.failed), (1, 1), "{after_lease:?}");
+    assert!(!active(s, &a, &link).await);
+    let errs = errors(s, &a, conn.base.id).await;
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].error_code.as_deref(), Some("503"));
+    assert_eq!(deletes(&server).await.len(), 2, "tried again after the lease");
 }
 
 #[tokio::test]

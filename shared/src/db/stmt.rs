@@ -184,8 +184,12 @@ statements! {
     LinkDeactivate => true,
     /// tenant_id, id, now
     LinkSoftDelete => true,
-    /// now, limit — active links of every tenant whose expires_at has passed
+    /// now, limit — active links of every tenant whose expires_at has passed and that no
+    /// link-expiry run holds (expiry_claimed_until unset or past)
     LinkExpiredScan => true,
+    /// id, now, lease_until — holds an active, expired link for one link-expiry run unless
+    /// another holds it; affected 1 when claimed
+    LinkExpiryClaim => false,
     /// id, now — deactivates the link if it is still active and expired
     LinkExpire => false,
     /// now, limit — deactivates up to `limit` active links whose expires_at has passed and

@@ -436,8 +436,16 @@ pub fn sql(stmt: Stmt) -> &'static str {
             "SELECT TOP (@P2) ",
             link_cols!(),
             " FROM dbo.cloud_shared_links WHERE expires_at IS NOT NULL AND is_active = 1 AND expires_at <= @P1 \
-             AND is_deleted = 0 ORDER BY expires_at, index_id"
+             AND is_deleted = 0 AND (expiry_claimed_until IS NULL OR expiry_claimed_until <= @P1) \
+             ORDER BY expires_at, index_id"
         ),
+        // The conditions are evaluated again on the row the UPDATE locks, so of two runs
+        // claiming the same link only one gets it.
+        Stmt::LinkExpiryClaim => {
+            "UPDATE dbo.cloud_shared_links SET expiry_claimed_until = @P3, updated_at = @P2 \
+             WHERE id = @P1 AND is_active = 1 AND is_deleted = 0 AND expires_at <= @P2 \
+             AND (expiry_claimed_until IS NULL OR expiry_claimed_until <= @P2)"
+        }
         Stmt::LinkExpire => {
             "UPDATE dbo.cloud_shared_links SET is_active = 0, updated_at = @P2 \
              WHERE id = @P1 AND is_active = 1 AND expires_at <= @P2"

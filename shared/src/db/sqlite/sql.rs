@@ -404,8 +404,14 @@ pub fn sql(stmt: Stmt) -> &'static str {
             "SELECT ",
             link_cols!(),
             " FROM cloud_shared_links WHERE expires_at IS NOT NULL AND is_active = 1 AND expires_at <= ?1 \
-             AND is_deleted = 0 ORDER BY expires_at LIMIT ?2"
+             AND is_deleted = 0 AND (expiry_claimed_until IS NULL OR expiry_claimed_until <= ?1) \
+             ORDER BY expires_at LIMIT ?2"
         ),
+        Stmt::LinkExpiryClaim => {
+            "UPDATE cloud_shared_links SET expiry_claimed_until = ?3, updated_at = ?2 \
+             WHERE id = ?1 AND is_active = 1 AND is_deleted = 0 AND expires_at <= ?2 \
+             AND (expiry_claimed_until IS NULL OR expiry_claimed_until <= ?2)"
+        }
         Stmt::LinkExpire => {
             "UPDATE cloud_shared_links SET is_active = 0, updated_at = ?2 \
              WHERE id = ?1 AND is_active = 1 AND expires_at <= ?2"

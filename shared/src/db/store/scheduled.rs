@@ -252,6 +252,12 @@ impl Store {
 
     // ---- shared links -----------------------------------------------------------------
 
+    /// Holds an active, expired link for the caller until `lease_until`, unless another run
+    /// holds it. True when claimed.
+    pub async fn claim_link_expiry(&self, id: Uuid, lease_until: DateTime<Utc>) -> DbResult<bool> {
+        Ok(self.count(Stmt::LinkExpiryClaim, vec![id.into(), self.now().into(), lease_until.into()]).await? == 1)
+    }
+
     /// Deactivates up to `max` active links whose expires_at is at or before `now` and
     /// returns them. Each link is returned to one caller only, however many run at once.
     pub async fn expire_links_batch(&self, now: DateTime<Utc>, max: u16) -> DbResult<Vec<SharedLink>> {
