@@ -7,12 +7,12 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use serde::{Deserialize, Deserializer};
 use shared::api::openapi::BearerJwt;
 use shared::api::{
-    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, QueryParams, bounded_text, page_request, parse_id,
+    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, PathId, QueryParams, bounded_text, page_request,
 };
 use shared::app::App;
 use shared::db::{Connection, ConnectionFilter, ConnectionPatch, ConnectionStatus, ProviderType};
@@ -96,9 +96,8 @@ async fn list(
 async fn read(
     State(app): State<Arc<App>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<axum::Json<Connection>, ApiError> {
-    let id = parse_id(&id)?;
     Ok(axum::Json(app.store.get_connection(caller.tenant_id, id).await?))
 }
 
@@ -164,10 +163,9 @@ impl PatchBody {
 async fn update(
     State(app): State<Arc<App>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(body): JsonBody<PatchBody>,
 ) -> Result<axum::Json<Connection>, ApiError> {
-    let id = parse_id(&id)?;
     let patch = body.into_patch()?;
     Ok(axum::Json(app.store.update_connection(caller.tenant_id, id, &patch).await?))
 }
@@ -194,9 +192,8 @@ async fn update(
 async fn disconnect(
     State(app): State<Arc<App>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<axum::Json<Connection>, ApiError> {
-    let id = parse_id(&id)?;
     let connection = app.store.get_connection(caller.tenant_id, id).await?;
     // Before the revocation, which ends the access token the removals use.
     links::remove_at_provider(&app, &connection).await;

@@ -583,3 +583,22 @@ async fn delete_cuts_slow_link_removals_off_at_the_budget_and_still_deletes() {
     assert_eq!(errors[0].error_type, ErrorType::Timeout);
     assert!(errors[0].error_message.contains("1 link(s)"), "{}", errors[0].error_message);
 }
+
+#[tokio::test]
+async fn a_path_parameter_that_is_not_utf8_is_a_json_400_naming_it() {
+    // Arrange: %FF percent-decodes to a byte that is not UTF-8.
+    let t = TestApp::new().await;
+    let router = connections::router(t.app.clone());
+    let a = t.tenant().await;
+
+    // Act
+    let reply = call(&router, &ApiEvent::load("connections/get").caller(&a).path("/connections/%FF")).await;
+
+    // Assert: the JSON envelope naming the parameter, not axum's plain-text rejection.
+    assert_eq!(
+        (reply.status, reply.error_code(), reply.error_field()),
+        (400, "invalid_field", Some("id")),
+        "{}",
+        reply.text
+    );
+}

@@ -6,14 +6,13 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde::{Deserialize, Deserializer};
 use shared::api::openapi::BearerJwt;
 use shared::api::{
-    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, QueryParams, Timestamp, bounded_text, page_request,
-    parse_id,
+    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, PathId, QueryParams, Timestamp, bounded_text, page_request,
 };
 use shared::app::App;
 use shared::db::{
@@ -249,9 +248,8 @@ async fn list(
 async fn read(
     State(app): State<Arc<App>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<axum::Json<CloudFile>, ApiError> {
-    let id = parse_id(&id)?;
     Ok(axum::Json(app.store.get_file(caller.tenant_id, id).await?))
 }
 
@@ -333,10 +331,9 @@ impl PatchBody {
 async fn update(
     State(app): State<Arc<App>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(body): JsonBody<PatchBody>,
 ) -> Result<axum::Json<CloudFile>, ApiError> {
-    let id = parse_id(&id)?;
     let patch = body.into_patch()?;
     Ok(axum::Json(app.store.update_file(caller.tenant_id, id, &patch).await?))
 }
@@ -358,8 +355,7 @@ async fn update(
 async fn remove(
     State(app): State<Arc<App>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<axum::Json<CloudFile>, ApiError> {
-    let id = parse_id(&id)?;
     Ok(axum::Json(app.store.delete_file(caller.tenant_id, id).await?))
 }

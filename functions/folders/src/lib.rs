@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde::{Deserialize, Deserializer};
 use shared::api::openapi::BearerJwt;
 use shared::api::{
-    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, QueryParams, bounded_text, page_request, parse_id,
+    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, PathId, QueryParams, bounded_text, page_request,
 };
 use shared::app::App;
 use shared::db::{
@@ -231,12 +231,7 @@ async fn list(
     ),
     security(("bearer_jwt" = []))
 )]
-async fn read(
-    State(app): State<Arc<App>>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<axum::Json<Folder>, ApiError> {
-    let id = parse_id(&id)?;
+async fn read(State(app): State<Arc<App>>, caller: Caller, PathId(id): PathId) -> Result<axum::Json<Folder>, ApiError> {
     Ok(axum::Json(app.store.get_folder(caller.tenant_id, id).await?))
 }
 
@@ -314,10 +309,9 @@ impl PatchBody {
 async fn update(
     State(app): State<Arc<App>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(body): JsonBody<PatchBody>,
 ) -> Result<axum::Json<Folder>, ApiError> {
-    let id = parse_id(&id)?;
     let current = app.store.get_folder(caller.tenant_id, id).await?;
     let patch = body.into_patch(&current)?;
     Ok(axum::Json(app.store.update_folder(caller.tenant_id, id, &patch).await?))
@@ -340,8 +334,7 @@ async fn update(
 async fn remove(
     State(app): State<Arc<App>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<axum::Json<Folder>, ApiError> {
-    let id = parse_id(&id)?;
     Ok(axum::Json(app.store.delete_folder(caller.tenant_id, id).await?))
 }

@@ -466,3 +466,22 @@ async fn missing_claims_are_401_and_unknown_routes_404() {
     assert_eq!((no_tenant.status, no_tenant.error_code()), (401, "unauthorized"));
     assert_eq!((nowhere.status, nowhere.error_code()), (404, "not_found"));
 }
+
+#[tokio::test]
+async fn a_path_parameter_that_is_not_utf8_is_a_json_400_naming_it() {
+    // Arrange: %FF percent-decodes to a byte that is not UTF-8.
+    let t = TestApp::new().await;
+    let router = folders::router(t.app.clone());
+    let a = t.tenant().await;
+
+    // Act
+    let reply = call(&router, &ApiEvent::load("folders/get").caller(&a).path("/folders/%FF")).await;
+
+    // Assert: the JSON envelope naming the parameter, not axum's plain-text rejection.
+    assert_eq!(
+        (reply.status, reply.error_code(), reply.error_field()),
+        (400, "invalid_field", Some("id")),
+        "{}",
+        reply.text
+    );
+}

@@ -9,12 +9,12 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use shared::api::openapi::BearerJwt;
-use shared::api::{ApiError, ErrorEnvelope, parse_id};
+use shared::api::{ApiError, ErrorEnvelope, PathId};
 use shared::app::App;
 use shared::db::DbError;
 use utoipa::OpenApi as _;
@@ -56,8 +56,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         (status = 410, description = "The link was turned off or has expired", body = ErrorEnvelope),
     )
 )]
-async fn follow(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
+async fn follow(State(app): State<Arc<App>>, PathId(id): PathId) -> Result<Response, ApiError> {
     let link = match app.store.record_link_access(id).await {
         Ok(link) => link,
         Err(DbError::NotFound) => return Err(gone_or_unknown(&app, id).await),

@@ -113,3 +113,21 @@ async fn any_tenants_link_redirects_without_claims_even_when_claims_are_present(
     assert_eq!(reply.status, 302, "{}", reply.text);
     assert_eq!(t.store().get_link(a.id, g.link.base.id).await.unwrap().access_count, 1);
 }
+
+#[tokio::test]
+async fn a_path_parameter_that_is_not_utf8_is_a_json_400_naming_it() {
+    // Arrange: %FF percent-decodes to a byte that is not UTF-8.
+    let t = TestApp::new().await;
+    let router = link_redirect::router(t.app.clone());
+
+    // Act
+    let reply = call(&router, &visit("%FF")).await;
+
+    // Assert: the JSON envelope naming the parameter, not axum's plain-text rejection.
+    assert_eq!(
+        (reply.status, reply.error_code(), reply.error_field()),
+        (400, "invalid_field", Some("id")),
+        "{}",
+        reply.text
+    );
+}

@@ -20,14 +20,14 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::api::openapi::BearerJwt;
-use shared::api::{ApiError, Caller, ErrorEnvelope, JsonBody, bounded_text};
+use shared::api::{ApiError, Caller, ErrorEnvelope, JsonBody, PathParam, bounded_text};
 use shared::app::App;
 use shared::db::ProviderType;
 use shared::oauth::{BrowserBinding, OAuthState, STATE_LIFETIME};
@@ -98,7 +98,7 @@ struct AuthorizeResponse {
 async fn authorize(
     State(app): State<Arc<App>>,
     caller: Caller,
-    Path(provider): Path<String>,
+    PathParam(provider): PathParam,
     body: Option<JsonBody<AuthorizeBody>>,
 ) -> Result<Response, ApiError> {
     let provider: ProviderType = provider.parse().map_err(|_| {

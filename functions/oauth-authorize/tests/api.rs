@@ -186,3 +186,22 @@ async fn invalid_bodies_and_callers_are_refused() {
     let anonymous = post(&t, &event(&tenant, "onedrive").without_authorizer()).await;
     assert_eq!(anonymous.status, 401);
 }
+
+#[tokio::test]
+async fn a_path_parameter_that_is_not_utf8_is_a_json_400_naming_it() {
+    // Arrange: %FF percent-decodes to a byte that is not UTF-8.
+    let t = TestApp::new().await;
+    let a = t.tenant().await;
+    let router = oauth_authorize::router(t.app.clone());
+
+    // Act
+    let reply = call(&router, &event(&a, "%FF")).await;
+
+    // Assert: the JSON envelope naming the parameter, not axum's plain-text rejection.
+    assert_eq!(
+        (reply.status, reply.error_code(), reply.error_field()),
+        (400, "invalid_field", Some("provider")),
+        "{}",
+        reply.text
+    );
+}

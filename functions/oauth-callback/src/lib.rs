@@ -27,14 +27,14 @@ mod location;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use shared::api::openapi::BearerJwt;
-use shared::api::{ApiError, ErrorEnvelope, QueryParams};
+use shared::api::{ApiError, ErrorEnvelope, PathParam, QueryParams};
 use shared::app::{App, Current};
 use shared::db::{ConnectionGrant, ProviderType, SealedTokens, UpsertedConnection};
 use shared::oauth::{BrowserBinding, OAuthState, StateError};
@@ -101,7 +101,7 @@ const UNSTATED_TOKEN_LIFETIME: chrono::Duration = chrono::Duration::minutes(30);
 )]
 async fn callback(
     State(app): State<Arc<App>>,
-    Path(provider): Path<String>,
+    PathParam(provider): PathParam,
     headers: HeaderMap,
     QueryParams(query): QueryParams<CallbackQuery>,
 ) -> Result<Response, ApiError> {

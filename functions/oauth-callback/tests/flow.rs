@@ -879,3 +879,20 @@ async fn a_denied_consent_without_the_cookie_is_refused_too() {
     assert_eq!(reply.error_code(), "state_not_bound");
     assert!(reply.header("location").is_none(), "the state's return_to is not trusted without its browser");
 }
+
+#[tokio::test]
+async fn a_path_parameter_that_is_not_utf8_is_a_json_400_naming_it() {
+    // Arrange: %FF percent-decodes to a byte that is not UTF-8.
+    let w = world().await;
+
+    // Act
+    let reply = call(&w.callback, &ApiEvent::load("oauth-callback/callback").path("/oauth/callback/%FF")).await;
+
+    // Assert: the JSON envelope naming the parameter, not axum's plain-text rejection.
+    assert_eq!(
+        (reply.status, reply.error_code(), reply.error_field()),
+        (400, "invalid_field", Some("provider")),
+        "{}",
+        reply.text
+    );
+}

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
@@ -18,7 +18,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use shared::api::openapi::BearerJwt;
 use shared::api::{
-    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, QueryParams, Timestamp, page_request, parse_id,
+    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, PathId, QueryParams, Timestamp, page_request,
 };
 use shared::app::App;
 use shared::db::{ConnectionStatus, NewSharedLink, ResourceType, ShareType, SharedLink, SharedLinkFilter};
@@ -108,9 +108,8 @@ async fn list(
 async fn read(
     State(app): State<Arc<App>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<axum::Json<SharedLink>, ApiError> {
-    let id = parse_id(&id)?;
     Ok(axum::Json(app.store.get_link(caller.tenant_id, id).await?))
 }
 
@@ -300,9 +299,8 @@ async fn create(
 async fn deactivate(
     State(app): State<Arc<App>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<axum::Json<SharedLink>, ApiError> {
-    let id = parse_id(&id)?;
     let link = app.store.get_link(caller.tenant_id, id).await?;
     if link.is_active {
         provider::remove_at_provider(&app, &link).await?;

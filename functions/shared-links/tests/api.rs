@@ -813,3 +813,21 @@ async fn the_link_password_is_neither_stored_nor_logged() {
     assert!(stored.windows(url.len()).any(|w| w == url), "the scan sees what was stored");
     assert!(!stored.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()), "the password reached the database");
 }
+
+#[tokio::test]
+async fn a_path_parameter_that_is_not_utf8_is_a_json_400_naming_it() {
+    // Arrange: %FF percent-decodes to a byte that is not UTF-8.
+    let s = setup().await;
+    let a = s.t.tenant().await;
+
+    // Act
+    let reply = call(&s.router, &ApiEvent::load("shared-links/delete").caller(&a).path("/shared-links/%FF")).await;
+
+    // Assert: the JSON envelope naming the parameter, not axum's plain-text rejection.
+    assert_eq!(
+        (reply.status, reply.error_code(), reply.error_field()),
+        (400, "invalid_field", Some("id")),
+        "{}",
+        reply.text
+    );
+}

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use shared::api::openapi::BearerJwt;
 use shared::api::{
-    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, QueryParams, bounded_text, page_request, parse_id,
+    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, PathId, QueryParams, bounded_text, page_request,
 };
 use shared::app::App;
 use shared::db::{ErrorType, SyncError, SyncErrorFilter};
@@ -98,9 +98,8 @@ async fn list(
 async fn read(
     State(app): State<Arc<App>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<axum::Json<SyncError>, ApiError> {
-    let id = parse_id(&id)?;
     Ok(axum::Json(app.store.get_error(caller.tenant_id, id).await?))
 }
 
@@ -135,10 +134,9 @@ const MAX_NOTES_CHARS: usize = 4000;
 async fn resolve(
     State(app): State<Arc<App>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     body: Option<JsonBody<ResolveBody>>,
 ) -> Result<axum::Json<SyncError>, ApiError> {
-    let id = parse_id(&id)?;
     let body = body.map(|JsonBody(b)| b).unwrap_or_default();
     let notes = body.resolution_notes.map(|n| bounded_text("resolution_notes", n, MAX_NOTES_CHARS)).transpose()?;
     Ok(axum::Json(app.store.resolve_error(caller.tenant_id, id, notes.as_deref()).await?))

@@ -151,3 +151,22 @@ async fn missing_or_malformed_claims_are_401() {
         assert_eq!((reply.status, reply.error_code()), (401, "unauthorized"), "{}", reply.text);
     }
 }
+
+#[tokio::test]
+async fn a_path_parameter_that_is_not_utf8_is_a_json_400_naming_it() {
+    // Arrange: %FF percent-decodes to a byte that is not UTF-8.
+    let t = TestApp::new().await;
+    let router = sync_errors::router(t.app.clone());
+    let a = t.tenant().await;
+
+    // Act
+    let reply = call(&router, &ApiEvent::load("sync-errors/resolve").caller(&a).path("/sync-errors/%FF/resolve")).await;
+
+    // Assert: the JSON envelope naming the parameter, not axum's plain-text rejection.
+    assert_eq!(
+        (reply.status, reply.error_code(), reply.error_field()),
+        (400, "invalid_field", Some("id")),
+        "{}",
+        reply.text
+    );
+}

@@ -11,13 +11,13 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::{Deserialize, Deserializer};
 use shared::api::openapi::BearerJwt;
 use shared::api::{
-    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, QueryParams, bounded_text, page_request, parse_id,
+    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, PathId, QueryParams, bounded_text, page_request,
 };
 use shared::app::App;
 use shared::db::{
@@ -224,9 +224,8 @@ async fn list(
 async fn read(
     State(app): State<Arc<App>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<axum::Json<SyncJob>, ApiError> {
-    let id = parse_id(&id)?;
     Ok(axum::Json(app.store.get_job(caller.tenant_id, id).await?))
 }
 
@@ -312,10 +311,9 @@ impl PatchBody {
 async fn update(
     State(app): State<Arc<App>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(body): JsonBody<PatchBody>,
 ) -> Result<axum::Json<SyncJob>, ApiError> {
-    let id = parse_id(&id)?;
     let current = app.store.get_job(caller.tenant_id, id).await?;
     let update = body.into_update(&current)?;
     Ok(axum::Json(app.store.update_job(caller.tenant_id, id, &update).await?))
@@ -339,9 +337,8 @@ async fn update(
 async fn cancel(
     State(app): State<Arc<App>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<axum::Json<SyncJob>, ApiError> {
-    let id = parse_id(&id)?;
     let update = JobUpdate { status: Some(JobStatus::Cancelled), ..Default::default() };
     Ok(axum::Json(app.store.update_job(caller.tenant_id, id, &update).await?))
 }

@@ -480,3 +480,22 @@ async fn missing_claims_are_401() {
     assert_eq!((no_token.status, no_token.error_code()), (401, "unauthorized"));
     assert_eq!((bad_sub.status, bad_sub.error_code()), (401, "unauthorized"));
 }
+
+#[tokio::test]
+async fn a_path_parameter_that_is_not_utf8_is_a_json_400_naming_it() {
+    // Arrange: %FF percent-decodes to a byte that is not UTF-8.
+    let t = TestApp::new().await;
+    let router = sync_jobs::router(t.app.clone());
+    let a = t.tenant().await;
+
+    // Act
+    let reply = call(&router, &ApiEvent::load("sync-jobs/cancel").caller(&a).path("/sync-jobs/%C3%28/cancel")).await;
+
+    // Assert: the JSON envelope naming the parameter, not axum's plain-text rejection.
+    assert_eq!(
+        (reply.status, reply.error_code(), reply.error_field()),
+        (400, "invalid_field", Some("id")),
+        "{}",
+        reply.text
+    );
+}

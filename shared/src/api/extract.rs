@@ -117,6 +117,57 @@ pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::invalid_field("id", "must be a UUID"))
 }
 
+/// The one parameter of a route's path (`{id}`, `{provider}`), percent-decoded, with its
+/// name. A value that does not decode to UTF-8 (`/folders/%FF`) is a 400 naming the
+/// parameter in the JSON envelope, never axum's plain-text rejection.
+async fn path_param(parts: &mut Parts) -> Result<(String, String), ApiError> {
+    use axum::extract::Path;
+    use axum::extract::path::ErrorKind;
+    use axum::extract::rejection::PathRejection;
+
+    match Path::<Vec<(String, String)>>::from_request_parts(parts, &()).await {
+        Ok(Path(params)) => match <[(String, String); 1]>::try_from(params) {
+            Ok([param]) => Ok(param),
+            Err(params) => Err(ApiError::Internal(
+                format!("the route has {} path parameters; PathParam and PathId take exactly one", params.len()).into(),
+            )),
+        },
+        Err(PathRejection::FailedToDeserializePathParams(e)) => match e.kind() {
+            ErrorKind::InvalidUtf8InPathParam { key } => {
+                Err(ApiError::invalid_field(key.clone(), "must be percent-encoded UTF-8"))
+            }
+            _ => Err(ApiError::bad_request("invalid_path", e.body_text())),
+        },
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+/// The one path parameter of a route as text; see [`path_param`] for its rejections.
+#[derive(Debug)]
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        path_param(parts).await.map(|(_, value)| PathParam(value))
+    }
+}
+
+/// The one path parameter of a route as a UUID: a value that is not one, or does not
+/// decode, is a 400 naming the parameter (`id`).
+#[derive(Debug, Clone, Copy)]
+pub struct PathId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let (name, value) = path_param(parts).await?;
+        Uuid::parse_str(&value).map(PathId).map_err(|_| ApiError::invalid_field(name, "must be a UUID"))
+    }
+}
+
 /// An optional JSON body: absent (no Content-Type and an empty body) is `None`; anything
 /// else must be valid JSON.
 impl<T: DeserializeOwned, S: Send + Sync> axum::extract::OptionalFromRequest<S> for JsonBody<T> {

@@ -10,6 +10,8 @@ mod time;
 
 pub use auth::{Caller, TenantClaim, VerifiedClaims};
 pub use error::{ApiError, ErrorBody, ErrorEnvelope};
-pub use extract::{JsonBody, MAX_BODY_BYTES, QueryParams, bounded_text, no_route, parse_id, parse_json};
+pub use extract::{
+    JsonBody, MAX_BODY_BYTES, PathId, PathParam, QueryParams, bounded_text, no_route, parse_id, parse_json,
+};
 pub use page::{ListResponse, decode_cursor, encode_cursor, page_request};
 pub use time::Timestamp;
