@@ -4,6 +4,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod db;
+pub mod deadline;
 pub mod oauth;
 pub mod providers;
 pub mod schedule;

@@ -69,6 +69,12 @@ impl TestApp {
         &self.app.store
     }
 
+    /// Runs SQL on the test database past the store: to make a later statement fail (a
+    /// trigger that aborts an INSERT), say.
+    pub fn execute_sql(&self, sql: &str) {
+        rusqlite::Connection::open(self.database_path()).expect("the test database").execute_batch(sql).expect(sql);
+    }
+
     /// The SQLite file behind the store, for tests that read what is stored byte by byte.
     pub fn database_path(&self) -> PathBuf {
         self._dir.path().join("quodsi.db")
@@ -214,7 +220,13 @@ impl Reply {
 
 /// Sends the event through the router.
 pub async fn call(router: &axum::Router, event: &ApiEvent) -> Reply {
-    let response = router.clone().oneshot(event.request()).await.expect("routers are infallible");
+    call_request(router, event.request()).await
+}
+
+/// Sends a request (an event's, with extensions added, such as the Lambda context) through
+/// the router.
+pub async fn call_request(router: &axum::Router, request: lambda_http::Request) -> Reply {
+    let response = router.clone().oneshot(request).await.expect("routers are infallible");
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let bytes = axum::body::to_bytes(response.into_body(), 16 << 20).await.expect("response body");

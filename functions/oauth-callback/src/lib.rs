@@ -17,7 +17,10 @@
 //! On success the account's live connection gets the new tokens (same id), or a new
 //! connection is made when the account has none; both tokens are encrypted for that id.
 //! A failure writes no connection; when the user already has the connection it concerns,
-//! the failure is recorded on it as a cloud_sync_errors row. When the identity call fails
+//! the failure is recorded on it as a cloud_sync_errors row. The provider calls run under
+//! the request's [`Deadline`] and keep its reserve for storing the connection or recording
+//! the failure: a slow provider ends in `connection_error=provider_timeout` in time, never in
+//! a Lambda timeout after the code was redeemed. When the identity call fails
 //! after a successful exchange, the fresh grant is revoked at the provider (best effort,
 //! a failure only logged).
 
@@ -37,6 +40,7 @@ use shared::api::openapi::BearerJwt;
 use shared::api::{ApiError, ErrorEnvelope, PathParam, QueryParams};
 use shared::app::{App, Current};
 use shared::db::{ConnectionGrant, ProviderType, SealedTokens, UpsertedConnection};
+use shared::deadline::{Deadline, RequestClock};
 use shared::oauth::{BrowserBinding, OAuthState, StateError};
 use shared::providers::ProviderError;
 use shared::vault::TokenContext;
@@ -101,6 +105,7 @@ const UNSTATED_TOKEN_LIFETIME: chrono::Duration = chrono::Duration::minutes(30);
 )]
 async fn callback(
     State(app): State<Arc<App>>,
+    clock: RequestClock,
     PathParam(provider): PathParam,
     headers: HeaderMap,
     QueryParams(query): QueryParams<CallbackQuery>,
@@ -138,7 +143,8 @@ async fn callback(
         });
     }
 
-    let params = match connect(&app, &current, &state, &query).await {
+    let deadline = clock.deadline(current.config.request_budget);
+    let params = match connect(&app, &current, &state, &query, &deadline).await {
         Ok(UpsertedConnection { connection, created }) => {
             tracing::info!(
                 tenant_id = %state.tenant_id, user_id = %state.user_id, %provider,
@@ -176,9 +182,15 @@ async fn callback(
 /// Revokes a grant that will not be stored, best effort (a provider without revocation, such
 /// as Microsoft, does nothing). A failure is only logged, by kind and code: the provider's
 /// text could quote what it was sent.
-async fn revoke_unused(definition: &dyn shared::providers::Provider, tokens: &shared::providers::TokenSet) {
+/// It may use half the deadline's reserve: the failure is still to be recorded.
+async fn revoke_unused(
+    definition: &dyn shared::providers::Provider,
+    tokens: &shared::providers::TokenSet,
+    deadline: &Deadline,
+) {
     let provider = definition.provider_type();
-    match definition.revoke(&tokens.access_token, tokens.refresh_token.as_ref()).await {
+    let revoke = definition.revoke(&tokens.access_token, tokens.refresh_token.as_ref());
+    match deadline.call_leaving(deadline.reserve() / 2, revoke).await {
         Ok(()) => tracing::info!(%provider, "the unused grant was revoked"),
         Err(e) => tracing::warn!(
             %provider,
@@ -197,6 +209,7 @@ async fn connect(
     current: &Current,
     state: &OAuthState,
     query: &CallbackQuery,
+    deadline: &Deadline,
 ) -> Result<UpsertedConnection, Failure> {
     let provider = state.provider;
     if let Some(error) = &query.error {
@@ -213,15 +226,15 @@ async fn connect(
     })?;
 
     let issued_at = app.store.now();
-    let tokens = definition
-        .exchange_code(code, &state.pkce, &redirect_uri)
+    let tokens = deadline
+        .provider_call(definition.exchange_code(code, &state.pkce, &redirect_uri))
         .await
         .map_err(|e| Failure::provider(Stage::TokenExchange, e))?;
-    let identity = match definition.identity(&tokens.access_token).await {
+    let identity = match deadline.provider_call(definition.identity(&tokens.access_token)).await {
         Ok(identity) => identity,
         Err(e) => {
             // The exchange made a grant the provider keeps, and no connection will hold it.
-            revoke_unused(definition, &tokens).await;
+            revoke_unused(definition, &tokens, deadline).await;
             return Err(Failure::provider(Stage::Identity, e));
         }
     };

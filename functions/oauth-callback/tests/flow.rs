@@ -34,8 +34,8 @@ const OTHER_ACCOUNT: &str = "other-account-0002";
 
 // ---- arrangement ----------------------------------------------------------------------
 
-/// The app with every provider pointed at `server`.
-async fn app(server: &MockServer) -> TestApp {
+/// The app with every provider pointed at `server`, and the configuration fields of `extra`.
+async fn app_with(server: &MockServer, extra: Value) -> TestApp {
     let uri = server.uri();
     let mut providers = serde_json::Map::new();
     for kind in ALL {
@@ -50,12 +50,13 @@ async fn app(server: &MockServer) -> TestApp {
             }),
         );
     }
-    TestApp::with_config(json!({
+    let mut config = json!({
         "providers": providers,
         "return_to_allowlist": [APP_ORIGIN, "https://admin.quodsi.test/connections/"],
         "oauth_redirect_base_url": REDIRECT_BASE,
-    }))
-    .await
+    });
+    config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    TestApp::with_config(config).await
 }
 
 struct World {
@@ -68,8 +69,13 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(json!({})).await
+}
+
+/// A world whose configuration has `extra` too.
+async fn world_with(extra: Value) -> World {
     let server = MockServer::start().await;
-    let t = app(&server).await;
+    let t = app_with(&server, extra).await;
     let authorize = oauth_authorize::router(t.app.clone());
     let callback = oauth_callback::router(t.app.clone());
     World { t, server, authorize, callback, jar: Default::default() }
@@ -878,6 +884,123 @@ async fn a_denied_consent_without_the_cookie_is_refused_too() {
     assert_eq!(reply.status, 400, "{}", reply.text);
     assert_eq!(reply.error_code(), "state_not_bound");
     assert!(reply.header("location").is_none(), "the state's return_to is not trusted without its browser");
+}
+
+// ---- the request's deadline -----------------------------------------------------------
+
+/// Far past any budget below, and past the HTTP client's own timeout.
+const STALLED: Duration = Duration::from_secs(20);
+/// Half the HTTP client's timeout: an answer before this came from the request's deadline,
+/// not from the client giving up.
+const WELL_BEFORE_THE_CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn a_token_endpoint_slower_than_the_request_budget_is_cut_off_and_recorded_in_time() {
+    // Arrange: a connection to reconnect, then a token endpoint that stalls far past the
+    // 1.5 s budget (and the client's 10 s timeout).
+    let w = world_with(json!({"request_budget_ms": 1500})).await;
+    let tenant = w.t.tenant().await;
+    mount_provider(&w, ProviderType::Dropbox).await;
+    let id = connection_id(&connect_with(&w, &tenant, ProviderType::Dropbox, CODE, json!({})).await);
+    let before = w.t.store().get_connection(tenant.id, id).await.unwrap();
+    w.server.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(dropbox_tokens(ACCESS_TOKEN, REFRESH_TOKEN)).set_delay(STALLED),
+        )
+        .mount(&w.server)
+        .await;
+
+    // Act
+    let reply = tokio::time::timeout(
+        WELL_BEFORE_THE_CLIENT_TIMEOUT,
+        connect_with(&w, &tenant, ProviderType::Dropbox, CODE_2, json!({})),
+    )
+    .await
+    .expect("the callback answers within its budget, not after the provider");
+
+    // Assert
+    let (_, query) = redirected(&reply);
+    assert_eq!(query["connection_error"], "provider_timeout");
+    let after = w.t.store().get_connection(tenant.id, id).await.unwrap();
+    assert_eq!(after.encrypted_access_token, before.encrypted_access_token, "nothing half-written");
+    assert_eq!(after.base.updated_at, before.base.updated_at);
+    let errors = error_rows(&w, &tenant).await;
+    assert_eq!(errors.len(), 1, "the timeout is recorded on the connection");
+    assert_eq!(errors[0].error_type, ErrorType::Timeout);
+    assert_eq!(errors[0].error_metadata.as_ref().unwrap()["stage"], "token_exchange");
+}
+
+#[tokio::test]
+async fn an_identity_call_slower_than_the_budget_is_cut_off_and_the_grant_revoked_in_time() {
+    // Arrange
+    let w = world_with(json!({"request_budget_ms": 1500})).await;
+    let tenant = w.t.tenant().await;
+    mount_tokens(&w, ProviderType::Dropbox, CODE, dropbox_tokens(ACCESS_TOKEN, REFRESH_TOKEN)).await;
+    Mock::given(method("POST"))
+        .and(path("/2/users/get_current_account"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(dropbox_account()).set_delay(STALLED))
+        .mount(&w.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/2/auth/token/revoke"))
+        .and(bearer_token(ACCESS_TOKEN))
+        .respond_with(ResponseTemplate::new(200).set_body_raw("null", "application/json"))
+        .expect(1)
+        .mount(&w.server)
+        .await;
+
+    // Act
+    let reply = tokio::time::timeout(
+        WELL_BEFORE_THE_CLIENT_TIMEOUT,
+        connect_with(&w, &tenant, ProviderType::Dropbox, CODE, json!({})),
+    )
+    .await
+    .expect("the callback answers within its budget, not after the provider");
+
+    // Assert
+    let (_, query) = redirected(&reply);
+    assert_eq!(query["connection_error"], "provider_timeout");
+    assert!(connections_of(&w, &tenant).await.is_empty(), "nothing stored");
+    w.server.verify().await;
+}
+
+#[tokio::test]
+async fn the_lambda_deadline_cuts_the_budget_shorter() {
+    // Arrange: the default 25 s budget, but the Lambda has 2.5 s left.
+    let w = world().await;
+    let tenant = w.t.tenant().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(box_tokens(ACCESS_TOKEN, REFRESH_TOKEN)).set_delay(STALLED),
+        )
+        .mount(&w.server)
+        .await;
+    let state = state_of(&authorize(&w, &tenant, ProviderType::Box, json!({})).await);
+    let cookies: Vec<String> = w.jar.lock().unwrap().iter().map(|(n, v)| format!("{n}={v}")).collect();
+    let query =
+        form_urlencoded::Serializer::new(String::new()).append_pair("code", CODE).append_pair("state", &state).finish();
+    let mut event = ApiEvent::load("oauth-callback/callback").path("/oauth/callback/box").query(&query);
+    for cookie in &cookies {
+        event = event.cookie(cookie);
+    }
+    let mut request = event.request();
+    let mut context = lambda_http::Context::default();
+    let lambda_deadline = std::time::SystemTime::now() + Duration::from_millis(2500);
+    context.deadline = lambda_deadline.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    request.extensions_mut().insert(context);
+
+    // Act
+    let reply = tokio::time::timeout(WELL_BEFORE_THE_CLIENT_TIMEOUT, testkit::http::call_request(&w.callback, request))
+        .await
+        .expect("the callback answers before the Lambda deadline, not after the provider");
+
+    // Assert
+    let (_, query) = redirected(&reply);
+    assert_eq!(query["connection_error"], "provider_timeout");
+    assert!(connections_of(&w, &tenant).await.is_empty());
 }
 
 #[tokio::test]

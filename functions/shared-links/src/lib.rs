@@ -6,6 +6,11 @@
 //! A link is created at the provider first, through the connection of the file's or folder's
 //! folder, and stored only once the provider has made it. A link password goes to the
 //! provider and nowhere else: only `password_protected` is stored.
+//!
+//! Provider calls run under the request's deadline ([`shared::deadline`]) and keep its
+//! reserve: a slow provider is a 502 in time, and a link the database would not take is
+//! still removed again at the provider (and a failure to do so recorded) before the Lambda
+//! is stopped, rather than left public and unrecorded.
 
 use std::sync::Arc;
 
@@ -22,6 +27,7 @@ use shared::api::{
 };
 use shared::app::App;
 use shared::db::{ConnectionStatus, NewSharedLink, ResourceType, ShareType, SharedLink, SharedLinkFilter};
+use shared::deadline::RequestClock;
 use shared::providers::{ExistingLink, ProviderError, SharedLinkRequest};
 use utoipa::OpenApi as _;
 use uuid::Uuid;
@@ -213,6 +219,7 @@ impl CreateBody {
 )]
 async fn create(
     State(app): State<Arc<App>>,
+    clock: RequestClock,
     caller: Caller,
     JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<(StatusCode, axum::Json<SharedLink>), ApiError> {
@@ -232,7 +239,10 @@ async fn create(
             format!("{} shared links cannot have a password", resolved.connection.provider_type),
         ));
     }
-    let created = match call.provider().create_shared_link(call.token(), &resolved.target(), &checked.request).await {
+    let deadline = call.deadline(&clock);
+    let target = resolved.target();
+    let create = call.provider().create_shared_link(call.token(), &target, &checked.request);
+    let created = match deadline.provider_call(create).await {
         Ok(created) => created,
         Err(ProviderError::Unsupported(message)) => {
             return Err(ApiError::invalid_field(unsupported_field(&checked.request, &message), message));
@@ -271,7 +281,9 @@ async fn create(
             // Unrecorded, the provider's link would stay public with nothing here to remove it.
             let existing =
                 ExistingLink { provider_share_id: created.provider_share_id.as_deref(), share_url: &created.share_url };
-            if let Err(undo) = call.provider().delete_shared_link(call.token(), &resolved.target(), &existing).await {
+            // The undo may use half the reserve: the other half is for recording its failure.
+            let undo = call.provider().delete_shared_link(call.token(), &target, &existing);
+            if let Err(undo) = deadline.call_leaving(deadline.reserve() / 2, undo).await {
                 provider::record_failure(&app, &resolved, "delete_unrecorded_shared_link", &undo, None).await;
             }
             Err(e.into())
@@ -298,12 +310,13 @@ async fn create(
 )]
 async fn deactivate(
     State(app): State<Arc<App>>,
+    clock: RequestClock,
     caller: Caller,
     PathId(id): PathId,
 ) -> Result<axum::Json<SharedLink>, ApiError> {
     let link = app.store.get_link(caller.tenant_id, id).await?;
     if link.is_active {
-        provider::remove_at_provider(&app, &link).await?;
+        provider::remove_at_provider(&app, &link, &clock).await?;
     }
     Ok(axum::Json(app.store.deactivate_link(caller.tenant_id, id).await?))
 }

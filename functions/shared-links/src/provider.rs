@@ -7,6 +7,7 @@ use secrecy::SecretString;
 use shared::api::ApiError;
 use shared::app::{App, Current};
 use shared::db::{CloudFile, Connection, DbError, ErrorType, Folder, NewSyncError, ResourceType, SharedLink, TenantId};
+use shared::deadline::{Deadline, RequestClock};
 use shared::providers::{ExistingLink, LinkTarget, Provider, ProviderError};
 use shared::vault::TokenContext;
 use uuid::Uuid;
@@ -115,6 +116,11 @@ impl ProviderCall {
         &self.token
     }
 
+    /// The request's deadline under the configuration in force.
+    pub fn deadline(&self, clock: &RequestClock) -> Deadline {
+        clock.deadline(self.current.config.request_budget)
+    }
+
     /// Stamps last_used_at; a failure only loses that stamp, so it is logged, not returned.
     pub async fn touch_connection(&self, app: &App) {
         let patch = shared::db::ConnectionPatch { last_used_at: Some(app.store.now()), ..Default::default() };
@@ -201,8 +207,8 @@ pub(crate) async fn record_failure(
 }
 
 /// Deletes a stored link at its provider, recording any failure; the caller deactivates it
-/// locally whatever happens here.
-pub(crate) async fn remove_at_provider(app: &App, link: &SharedLink) -> Result<(), ApiError> {
+/// locally whatever happens here. The call keeps the deadline's reserve for that.
+pub(crate) async fn remove_at_provider(app: &App, link: &SharedLink, clock: &RequestClock) -> Result<(), ApiError> {
     let Some(resolved) = Resolved::for_link(app, link).await? else {
         return Ok(());
     };
@@ -221,7 +227,9 @@ pub(crate) async fn remove_at_provider(app: &App, link: &SharedLink) -> Result<(
         Err(e) => return Err(e),
     };
     let existing = ExistingLink { provider_share_id: link.provider_share_id.as_deref(), share_url: &link.share_url };
-    if let Err(e) = call.provider().delete_shared_link(call.token(), &resolved.target(), &existing).await {
+    let target = resolved.target();
+    let delete = call.provider().delete_shared_link(call.token(), &target, &existing);
+    if let Err(e) = call.deadline(clock).provider_call(delete).await {
         record_failure(app, &resolved, OP, &e, Some(link.base.id)).await;
     }
     Ok(())

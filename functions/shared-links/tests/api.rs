@@ -831,3 +831,154 @@ async fn a_path_parameter_that_is_not_utf8_is_a_json_400_naming_it() {
         reply.text
     );
 }
+
+// ---- the request's deadline -----------------------------------------------------------
+
+/// Far past the budget below, and past the HTTP client's own 10 s timeout.
+const STALLED: std::time::Duration = std::time::Duration::from_secs(20);
+/// Half the HTTP client's timeout: an answer before this came from the request's deadline,
+/// not from the client giving up.
+const WELL_BEFORE_THE_CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const GRAPH_DRIVE: &str = "b!abc";
+
+/// [`setup`] with a 1.5 s request budget.
+async fn setup_with_short_budget() -> Setup {
+    let server = MockServer::start().await;
+    let mut config = provider_config(&server);
+    config["request_budget_ms"] = json!(1500);
+    let t = TestApp::with_config(config).await;
+    let router = shared_links::router(t.app.clone());
+    Setup { t, server, router }
+}
+
+async fn onedrive_item(s: &Setup, a: &Tenant) -> Item {
+    item(&s.t, a, ProviderType::OneDrive, Some(json!({"drive_id": GRAPH_DRIVE, "drive_type": "business"}))).await
+}
+
+async fn mount_create_link(s: &Setup, it: &Item, delay: std::time::Duration) {
+    Mock::given(method("POST"))
+        .and(path(format!("/v1.0/drives/{GRAPH_DRIVE}/items/{}/createLink", it.file.provider_file_id).as_str()))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"id": "perm-1", "link": {"type": "view", "scope": "anonymous", "webUrl": "https://1drv.ms/u/s!perm-1"}}))
+                .set_delay(delay),
+        )
+        .expect(1)
+        .mount(&s.server)
+        .await;
+}
+
+/// The undo of a link the database refused: Graph's permission delete, answering after `delay`.
+async fn mount_undo(s: &Setup, it: &Item, delay: std::time::Duration) {
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v1.0/drives/{GRAPH_DRIVE}/items/{}/permissions/perm-1", it.file.provider_file_id).as_str()))
+        .respond_with(ResponseTemplate::new(204).set_delay(delay))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+}
+
+/// Makes every INSERT of a shared link fail, as a database failing after the provider call.
+fn refuse_link_inserts(t: &TestApp) {
+    t.execute_sql(
+        "CREATE TRIGGER refuse_links BEFORE INSERT ON cloud_shared_links BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+    );
+}
+
+async fn create_view_link(s: &Setup, a: &Tenant, it: &Item) -> Reply {
+    let body = json!({"resource_type": "file", "file_id": it.file.base.id, "share_type": "view"});
+    tokio::time::timeout(WELL_BEFORE_THE_CLIENT_TIMEOUT, call(&s.router, &create(a, body)))
+        .await
+        .expect("the request answers within its budget, not after the provider")
+}
+
+#[tokio::test]
+async fn a_provider_slower_than_the_request_budget_is_a_502_in_time_recorded_and_nothing_stored() {
+    // Arrange
+    let s = setup_with_short_budget().await;
+    let a = s.t.tenant().await;
+    let it = onedrive_item(&s, &a).await;
+    mount_create_link(&s, &it, STALLED).await;
+
+    // Act
+    let reply = create_view_link(&s, &a, &it).await;
+
+    // Assert
+    assert_eq!((reply.status, reply.error_code()), (502, "provider_error"), "{}", reply.text);
+    assert!(links(&s.t, &a).await.is_empty(), "nothing stored");
+    let recorded = errors(&s.t, &a).await;
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].error_type, ErrorType::Timeout);
+    assert_eq!(recorded[0].error_metadata.as_ref().unwrap()["operation"], "create_shared_link");
+}
+
+#[tokio::test]
+async fn a_link_the_database_refuses_is_removed_at_the_provider_again() {
+    // Arrange
+    let s = setup_with_short_budget().await;
+    let a = s.t.tenant().await;
+    let it = onedrive_item(&s, &a).await;
+    mount_create_link(&s, &it, std::time::Duration::ZERO).await;
+    mount_undo(&s, &it, std::time::Duration::ZERO).await;
+    refuse_link_inserts(&s.t);
+
+    // Act
+    let reply = create_view_link(&s, &a, &it).await;
+
+    // Assert
+    assert_eq!(reply.status, 500, "{}", reply.text);
+    assert!(links(&s.t, &a).await.is_empty());
+    s.server.verify().await;
+    assert!(errors(&s.t, &a).await.is_empty(), "the undo succeeded: nothing to record");
+}
+
+#[tokio::test]
+async fn an_undo_slower_than_the_budget_is_cut_off_and_recorded_in_time() {
+    // Arrange
+    let s = setup_with_short_budget().await;
+    let a = s.t.tenant().await;
+    let it = onedrive_item(&s, &a).await;
+    mount_create_link(&s, &it, std::time::Duration::ZERO).await;
+    mount_undo(&s, &it, STALLED).await;
+    refuse_link_inserts(&s.t);
+
+    // Act
+    let reply = create_view_link(&s, &a, &it).await;
+
+    // Assert
+    assert_eq!(reply.status, 500, "{}", reply.text);
+    assert!(links(&s.t, &a).await.is_empty());
+    let recorded = errors(&s.t, &a).await;
+    assert_eq!(recorded.len(), 1, "the link left at the provider is on record");
+    assert_eq!(recorded[0].error_type, ErrorType::Timeout);
+    assert_eq!(recorded[0].error_metadata.as_ref().unwrap()["operation"], "delete_unrecorded_shared_link");
+}
+
+#[tokio::test]
+async fn a_removal_slower_than_the_budget_still_turns_the_link_off_in_time_and_is_recorded() {
+    // Arrange
+    let s = setup_with_short_budget().await;
+    let a = s.t.tenant().await;
+    let it = onedrive_item(&s, &a).await;
+    let link = s.t.store().create_link(&new_file_link(&a, it.file.base.id)).await.unwrap();
+    Mock::given(method("DELETE"))
+        .and(path(
+            format!("/v1.0/drives/{GRAPH_DRIVE}/items/{}/permissions/share-1", it.file.provider_file_id).as_str(),
+        ))
+        .respond_with(ResponseTemplate::new(204).set_delay(STALLED))
+        .mount(&s.server)
+        .await;
+
+    // Act
+    let reply =
+        tokio::time::timeout(WELL_BEFORE_THE_CLIENT_TIMEOUT, call(&s.router, &at("delete", link.base.id).caller(&a)))
+            .await
+            .expect("the request answers within its budget, not after the provider");
+
+    // Assert
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(!s.t.store().get_link(a.id, link.base.id).await.unwrap().is_active);
+    let recorded = errors(&s.t, &a).await;
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].error_type, ErrorType::Timeout);
+}

@@ -159,6 +159,10 @@ pub struct Config {
     /// Public base URL of the OAuth callback (`https://api.example.com`, or with a path
     /// prefix such as a stage); see [`Config::oauth_redirect_uri`].
     pub oauth_redirect_base_url: Option<String>,
+    /// How long an HTTP request may take, provider calls included (`request_budget_ms`,
+    /// default [`crate::deadline::DEFAULT_REQUEST_BUDGET`]); the Lambda's own deadline cuts
+    /// it shorter when it comes first. See [`crate::deadline`].
+    pub request_budget: std::time::Duration,
 }
 
 const TOP_LEVEL_FIELDS: &[&str] = &[
@@ -170,6 +174,7 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "tenant_claim",
     "return_to_allowlist",
     "oauth_redirect_base_url",
+    "request_budget_ms",
 ];
 
 const PROVIDER_FIELDS: &[&str] =
@@ -209,6 +214,7 @@ impl Config {
         };
         let return_to_allowlist = parse_allowlist(doc.remove("return_to_allowlist"))?;
         let oauth_redirect_base_url = parse_redirect_base(&mut doc)?;
+        let request_budget = parse_request_budget(&mut doc)?;
 
         Ok(Config {
             database_url,
@@ -218,6 +224,7 @@ impl Config {
             tenant_claim,
             return_to_allowlist,
             oauth_redirect_base_url,
+            request_budget,
         })
     }
 
@@ -453,6 +460,19 @@ fn parse_redirect_base(doc: &mut Map<String, Value>) -> Result<Option<String>, C
     Ok(Some(base.trim_end_matches('/').to_owned()))
 }
 
+/// Milliseconds, 100 to 900000 (the longest a Lambda runs).
+fn parse_request_budget(doc: &mut Map<String, Value>) -> Result<std::time::Duration, ConfigError> {
+    const FIELD: &str = "request_budget_ms";
+    match doc.remove(FIELD) {
+        None | Some(Value::Null) => Ok(crate::deadline::DEFAULT_REQUEST_BUDGET),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(ms @ 100..=900_000) => Ok(std::time::Duration::from_millis(ms)),
+            _ => Err(ConfigError::field(FIELD, "must be a whole number of milliseconds from 100 to 900000")),
+        },
+        Some(other) => Err(ConfigError::field(FIELD, format!("must be a number, not {}", type_name(&other)))),
+    }
+}
+
 /// An absolute http(s) URL with a host. Plain http is accepted because tests point providers
 /// at a local fake; production overrides are reviewed with the secret.
 fn check_http_url(url: &str, path: &str) -> Result<(), ConfigError> {
@@ -564,6 +584,24 @@ mod tests {
         assert!(config.providers.get(ProviderType::Box).is_none());
         assert_eq!(config.tenant_claim, DEFAULT_TENANT_CLAIM);
         assert_eq!(config.return_to_allowlist.len(), 2);
+        assert_eq!(config.request_budget, crate::deadline::DEFAULT_REQUEST_BUDGET);
+    }
+
+    #[test]
+    fn the_request_budget_is_milliseconds_in_range() {
+        let with = |v: Value| {
+            let mut doc = good();
+            doc["request_budget_ms"] = v;
+            Config::from_json(&doc.to_string())
+        };
+
+        let set = with(json!(1500)).unwrap();
+        let refused = [json!(99), json!(900_001), json!(-1), json!(1.5), json!("1500")].map(|v| with(v).unwrap_err());
+
+        assert_eq!(set.request_budget, std::time::Duration::from_millis(1500));
+        for e in refused {
+            assert_eq!(e.field_name(), Some("request_budget_ms"), "{e}");
+        }
     }
 
     #[test]
