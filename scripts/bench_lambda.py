@@ -1,7 +1,7 @@
 """Cold-start measurement behind scripts/bench-lambda (see there). For each binary, ROUNDS
 times: queue an invocation at cargo-lambda's emulator (`--only-lambda-apis`), start the
-binary, and time process start -> the invocation's answer; peak RSS comes from wait4 on the
-binary. Rounds interleave the binaries so the machine's noise spreads over all of them."""
+binary, and time process start -> the invocation's answer; peak RSS is the binary's VmHWM.
+Rounds interleave the binaries so the machine's noise spreads over all of them."""
 import base64, json, os, signal, socket, statistics, subprocess, sys, tempfile, time
 
 import boto3
@@ -9,6 +9,7 @@ import boto3
 ROUNDS = int(sys.argv[1])
 BINS = sys.argv[2:]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ["PATH"] = os.path.join(ROOT, ".venv/bin") + os.pathsep + os.environ["PATH"]
 
 
 def free_port():
@@ -49,7 +50,7 @@ try:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     wait_port(moto_port)
     aws = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}", "AWS_ACCESS_KEY_ID": "bench",
-           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"}
+           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
     os.environ.update(aws)
     key = lambda: base64.b64encode(os.urandom(32)).decode()
     db = os.path.join(work, "quodsi.db")
@@ -59,7 +60,7 @@ try:
     emu_port = free_port()
     procs.append(subprocess.Popen(["cargo", "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(emu_port)],
                                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    wait_port(emu_port)
+    wait_port(emu_port, 300)
 
     env = dict(os.environ, **aws, QUODSI_CONFIG_SECRET_ARN=arn, AWS_LAMBDA_RUNTIME_API=f"http://127.0.0.1:{emu_port}/.rt",
                AWS_LAMBDA_FUNCTION_NAME="_", AWS_LAMBDA_FUNCTION_VERSION="1", AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256",
@@ -79,24 +80,30 @@ try:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             out, err = invoke.communicate(timeout=60)
             t1 = time.perf_counter()
+            # VmHWM is the binary's own peak (exec starts a fresh address space; wait4's
+            # ru_maxrss would also count the Python parent's pages copied by fork).
+            with open(f"/proc/{fn.pid}/status") as status_file:
+                hwm_kib = next(int(l.split()[1]) for l in status_file if l.startswith("VmHWM:"))
             fn.send_signal(signal.SIGKILL)
-            _, status, usage = os.wait4(fn.pid, 0)
+            fn.wait()
             if invoke.returncode != 0:
                 raise SystemExit(f"{b}: invocation failed: {err.decode()[-500:]}")
             if round_no > 0:
                 times[b].append((t1 - t0) * 1000)
-                rss[b].append(usage.ru_maxrss / 1024)
+                rss[b].append(hwm_kib / 1024)
 
-    base_t = statistics.median(times["lambda-hello"])
-    base_m = statistics.median(rss["lambda-hello"])
-    base_s = os.path.getsize(os.path.join(ROOT, "target/lambda/lambda-hello/bootstrap")) / 2**20
-    print(f"| function | size (MiB) | cold start, median of {ROUNDS} (ms) | x hello | peak RSS (MiB) | x hello |")
-    print("|---|---:|---:|---:|---:|---:|")
+    def med(d, b):
+        return statistics.median(d[b])
+
+    size = lambda b: os.path.getsize(os.path.join(ROOT, "target/lambda", b, "bootstrap")) / 2**20
+    cfg = "lambda-hello-config" if "lambda-hello-config" in BINS else "lambda-hello"
+    print(f"| function | size (MiB) | cold start, median of {ROUNDS} (ms) | x hello | x {cfg} | peak RSS (MiB) | x hello | x {cfg} |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for b in BINS:
-        size = os.path.getsize(os.path.join(ROOT, "target/lambda", b, "bootstrap")) / 2**20
-        t, m = statistics.median(times[b]), statistics.median(rss[b])
-        print(f"| {b} | {size:.1f} | {t:.1f} | {t / base_t:.2f} | {m:.1f} | {m / base_m:.2f} |")
-    print(f"\nhello: size {base_s:.1f} MiB; all samples (ms): " + json.dumps({b: [round(x, 1) for x in v] for b, v in times.items()}))
+        t, m = med(times, b), med(rss, b)
+        print(f"| {b} | {size(b):.1f} | {t:.1f} | {t / med(times, 'lambda-hello'):.2f} | {t / med(times, cfg):.2f} "
+              f"| {m:.1f} | {m / med(rss, 'lambda-hello'):.2f} | {m / med(rss, cfg):.2f} |")
+    print("\nall samples (ms): " + json.dumps({b: [round(x, 1) for x in v] for b, v in times.items()}))
 finally:
     for p in procs:
         p.terminate()
