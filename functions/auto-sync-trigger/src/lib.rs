@@ -6,7 +6,9 @@
 //! 2. Every live folder with auto-sync on, whose connection is active and whose last sync is
 //!    older than its `sync_frequency_minutes` (or never happened), gets one `pending` job
 //!    (no initiating user; the job type follows the folder's permissions), unless it already
-//!    has a pending or running job.
+//!    has a pending or running job, or a job of it failed or was cancelled less than its
+//!    frequency ago (those leave `last_sync_at` as it was, so a sync that keeps failing is
+//!    retried once per frequency, not every minute).
 //!
 //! Overlapping invocations are safe: the unique index `ix_cloud_sync_jobs_folder_live` admits
 //! one live job per folder, so the loser of a race gets a Conflict, counted as skipped; a

@@ -120,6 +120,41 @@ async fn a_second_run_adds_nothing_until_the_job_completes_and_the_frequency_pas
 }
 
 #[tokio::test]
+async fn a_failed_or_cancelled_sync_is_not_queued_again_until_the_frequency_passes() {
+    // Arrange: two folders due every 30 minutes (one synced two hours ago, one never); the
+    // first run queues a job for each, then one job fails and the other is cancelled, which
+    // leaves last_sync_at as it was.
+    let t = ClockedApp::new(json!({})).await;
+    let s = t.store();
+    let a = t.tenant().await;
+    let conn = connection(s, &a, ConnectionStatus::Active).await;
+    let synced = auto_folder(s, &a, conn.base.id, 30, Some(Duration::hours(2)), FolderPermissions::ReadWrite).await;
+    let never = auto_folder(s, &a, conn.base.id, 30, None, FolderPermissions::ReadWrite).await;
+    let first = run(&t.app, &Settings::default()).await;
+    let failing = jobs_of(s, &a, synced.base.id).await.remove(0);
+    for status in [JobStatus::Running, JobStatus::Failed] {
+        s.update_job(a.id, failing.base.id, &JobUpdate { status: Some(status), ..Default::default() }).await.unwrap();
+    }
+    let cancelled = jobs_of(s, &a, never.base.id).await.remove(0);
+    let cancel = JobUpdate { status: Some(JobStatus::Cancelled), ..Default::default() };
+    s.update_job(a.id, cancelled.base.id, &cancel).await.unwrap();
+
+    // Act
+    let right_after = run(&t.app, &Settings::default()).await;
+    let within = run(&*t.at(Duration::minutes(20)).await, &Settings::default()).await;
+    let after = run(&*t.at(Duration::minutes(31)).await, &Settings::default()).await;
+
+    // Assert
+    assert_eq!(first.acted, 2, "{first:?}");
+    assert_eq!((right_after.scanned, right_after.acted), (0, 0), "a job was created just now: not due");
+    assert_eq!((within.scanned, within.acted), (0, 0), "within the frequency of the last job: not due");
+    assert_eq!((after.acted, after.failed), (2, 0), "due again once the frequency has passed: {after:?}");
+    assert_eq!(jobs_of(s, &a, synced.base.id).await.len(), 2);
+    assert_eq!(jobs_of(s, &a, never.base.id).await.len(), 2);
+    assert_eq!(s.get_folder(a.id, synced.base.id).await.unwrap().last_sync_at, synced.last_sync_at);
+}
+
+#[tokio::test]
 async fn a_stale_running_job_fails_with_an_error_row_and_frees_its_folder() {
     // Arrange
     let t = ClockedApp::new(json!({})).await;
@@ -130,7 +165,8 @@ async fn a_stale_running_job_fails_with_an_error_row_and_frees_its_folder() {
     let live_folder = auto_folder(s, &a, conn.base.id, 15, None, FolderPermissions::ReadWrite).await;
     let two_hours_ago = t.at(-Duration::minutes(120)).await;
     let start = JobUpdate { status: Some(JobStatus::Running), ..Default::default() };
-    let stale = s.create_job(&testkit::new_job(&a, stale_folder.base.id)).await.unwrap();
+    // Created and started two hours ago, as a job that has run that long was.
+    let stale = two_hours_ago.store.create_job(&testkit::new_job(&a, stale_folder.base.id)).await.unwrap();
     two_hours_ago.store.update_job(a.id, stale.base.id, &start).await.unwrap();
     let live = s.create_job(&testkit::new_job(&a, live_folder.base.id)).await.unwrap();
     s.update_job(a.id, live.base.id, &start).await.unwrap();

@@ -59,6 +59,9 @@ statements! {
     /// tenant_id, after, limit, connection_id — active links to the connection's live folders
     /// and to files in them, in index order, each with the provider's id of its item
     ConnLinkList => true,
+    /// tenant_id, after, limit, folder_id — active links to the live folder and to files in
+    /// it, in index order, each with the provider's id of its item
+    FolderLinkList => true,
     /// before, limit — active, live connections whose token expires before `before`
     ConnTokenScan => true,
     /// after, limit — every connection of every tenant, deleted ones too (key rotation)
@@ -120,9 +123,11 @@ statements! {
     /// after — the smallest sync_frequency_minutes above `after` among live auto-sync folders
     FolderNextFrequency => true,
     /// cutoff, frequency, limit — live auto-sync folders of active connections with this
-    /// frequency, last synced at or before `cutoff`, that have no live job
+    /// frequency, last synced at or before `cutoff`, that have no live job and no failed or
+    /// cancelled job created after `cutoff` (a sync that keeps failing is retried once per
+    /// frequency, not every run)
     FolderDueScan => true,
-    /// frequency, limit — as FolderDueScan for folders never synced
+    /// frequency, limit, cutoff — as FolderDueScan for folders never synced
     FolderNeverSyncedScan => true,
 
     /// id, tenant_id, folder_id, initiated_by_user_id, job_type, job_metadata, now — inserts

@@ -100,6 +100,23 @@ pub fn sql(stmt: Stmt) -> &'static str {
              WHERE t.tenant_id = @P1 AND d.tenant_id = @P1 AND d.connection_id = @P4 AND d.is_deleted = 0 \
              AND t.is_active = 1 AND t.is_deleted = 0 AND t.index_id > @P2) x ORDER BY index_id"
         ),
+        Stmt::FolderLinkList => concat!(
+            "SELECT TOP (@P3) ",
+            link_cols!(),
+            ", provider_item_id FROM (SELECT ",
+            link_cols!(t),
+            ", d.provider_folder_id AS provider_item_id FROM dbo.cloud_shared_links t \
+             JOIN dbo.cloud_folders d ON d.tenant_id = t.tenant_id AND d.id = t.folder_id \
+             WHERE t.tenant_id = @P1 AND d.tenant_id = @P1 AND d.id = @P4 AND d.is_deleted = 0 \
+             AND t.is_active = 1 AND t.is_deleted = 0 AND t.index_id > @P2 \
+             UNION ALL SELECT ",
+            link_cols!(t),
+            ", f.provider_file_id FROM dbo.cloud_shared_links t \
+             JOIN dbo.cloud_files f ON f.tenant_id = t.tenant_id AND f.id = t.file_id \
+             JOIN dbo.cloud_folders d ON d.tenant_id = f.tenant_id AND d.id = f.folder_id \
+             WHERE t.tenant_id = @P1 AND d.tenant_id = @P1 AND d.id = @P4 AND d.is_deleted = 0 \
+             AND t.is_active = 1 AND t.is_deleted = 0 AND t.index_id > @P2) x ORDER BY index_id"
+        ),
         Stmt::ConnTokenScan => concat!(
             "SELECT TOP (@P2) ",
             connection_cols!(),
@@ -262,6 +279,8 @@ pub fn sql(stmt: Stmt) -> &'static str {
              AND t.last_sync_at <= @P1 AND c.status = 'active' AND c.is_deleted = 0 \
              AND NOT EXISTS (SELECT 1 FROM dbo.cloud_sync_jobs j WHERE j.folder_id = t.id \
              AND j.is_deleted = 0 AND j.status IN ('pending', 'running')) \
+             AND NOT EXISTS (SELECT 1 FROM dbo.cloud_sync_jobs r WHERE r.tenant_id = t.tenant_id \
+             AND r.folder_id = t.id AND r.status IN ('failed', 'cancelled') AND r.created_at > @P1) \
              ORDER BY t.last_sync_at, t.index_id"
         ),
         Stmt::FolderNeverSyncedScan => concat!(
@@ -272,6 +291,8 @@ pub fn sql(stmt: Stmt) -> &'static str {
              AND t.last_sync_at IS NULL AND c.status = 'active' AND c.is_deleted = 0 \
              AND NOT EXISTS (SELECT 1 FROM dbo.cloud_sync_jobs j WHERE j.folder_id = t.id \
              AND j.is_deleted = 0 AND j.status IN ('pending', 'running')) \
+             AND NOT EXISTS (SELECT 1 FROM dbo.cloud_sync_jobs r WHERE r.tenant_id = t.tenant_id \
+             AND r.folder_id = t.id AND r.status IN ('failed', 'cancelled') AND r.created_at > @P3) \
              ORDER BY t.index_id"
         ),
 

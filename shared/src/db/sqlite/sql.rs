@@ -81,6 +81,22 @@ pub fn sql(stmt: Stmt) -> &'static str {
              AND t.is_active = 1 AND t.is_deleted = 0 AND t.index_id > ?2 \
              ORDER BY 2 LIMIT ?3" // 2: index_id
         ),
+        Stmt::FolderLinkList => concat!(
+            "SELECT ",
+            link_cols!(t),
+            ", d.provider_folder_id FROM cloud_shared_links t JOIN cloud_folders d \
+             ON d.tenant_id = t.tenant_id AND d.id = t.folder_id \
+             WHERE t.tenant_id = ?1 AND d.tenant_id = ?1 AND d.id = ?4 AND d.is_deleted = 0 \
+             AND t.is_active = 1 AND t.is_deleted = 0 AND t.index_id > ?2 \
+             UNION ALL SELECT ",
+            link_cols!(t),
+            ", f.provider_file_id FROM cloud_shared_links t JOIN cloud_files f \
+             ON f.tenant_id = t.tenant_id AND f.id = t.file_id JOIN cloud_folders d \
+             ON d.tenant_id = f.tenant_id AND d.id = f.folder_id \
+             WHERE t.tenant_id = ?1 AND d.tenant_id = ?1 AND d.id = ?4 AND d.is_deleted = 0 \
+             AND t.is_active = 1 AND t.is_deleted = 0 AND t.index_id > ?2 \
+             ORDER BY 2 LIMIT ?3" // 2: index_id
+        ),
         Stmt::ConnTokenScan => concat!(
             "SELECT ",
             connection_cols!(),
@@ -239,6 +255,8 @@ pub fn sql(stmt: Stmt) -> &'static str {
              AND t.last_sync_at <= ?1 AND c.status = 'active' AND c.is_deleted = 0 \
              AND NOT EXISTS (SELECT 1 FROM cloud_sync_jobs j WHERE j.folder_id = t.id \
              AND j.is_deleted = 0 AND j.status IN ('pending', 'running')) \
+             AND NOT EXISTS (SELECT 1 FROM cloud_sync_jobs r WHERE r.tenant_id = t.tenant_id \
+             AND r.folder_id = t.id AND r.status IN ('failed', 'cancelled') AND r.created_at > ?1) \
              ORDER BY t.last_sync_at LIMIT ?3"
         ),
         Stmt::FolderNeverSyncedScan => concat!(
@@ -249,6 +267,8 @@ pub fn sql(stmt: Stmt) -> &'static str {
              AND t.last_sync_at IS NULL AND c.status = 'active' AND c.is_deleted = 0 \
              AND NOT EXISTS (SELECT 1 FROM cloud_sync_jobs j WHERE j.folder_id = t.id \
              AND j.is_deleted = 0 AND j.status IN ('pending', 'running')) \
+             AND NOT EXISTS (SELECT 1 FROM cloud_sync_jobs r WHERE r.tenant_id = t.tenant_id \
+             AND r.folder_id = t.id AND r.status IN ('failed', 'cancelled') AND r.created_at > ?3) \
              ORDER BY t.index_id LIMIT ?2"
         ),
 

@@ -196,6 +196,9 @@ impl Store {
 
     /// Live auto-sync folders of active connections whose last sync is older than their
     /// frequency (or never happened) and that have no pending or running job, at most `max`.
+    /// A folder whose latest sync failed or was cancelled (which leaves `last_sync_at` as it
+    /// was) is not due again until its frequency has passed since that job was created: the
+    /// check seeks `ix_cloud_sync_jobs_folder_status` per candidate folder.
     ///
     /// The due test depends on each row's frequency, which no index can order by; so this
     /// walks the distinct frequencies (one index seek each) and, per frequency, seeks the
@@ -211,13 +214,13 @@ impl Store {
                 break;
             };
             after = f;
+            let cutoff = now - chrono::Duration::minutes(i64::from(f));
             let never: Vec<Folder> =
-                self.all(Stmt::FolderNeverSyncedScan, vec![f.into(), limit(max - due.len())]).await?;
+                self.all(Stmt::FolderNeverSyncedScan, vec![f.into(), limit(max - due.len()), cutoff.into()]).await?;
             due.extend(never);
             if due.len() >= max {
                 break;
             }
-            let cutoff = now - chrono::Duration::minutes(i64::from(f));
             let synced: Vec<Folder> =
                 self.all(Stmt::FolderDueScan, vec![cutoff.into(), f.into(), limit(max - due.len())]).await?;
             due.extend(synced);
