@@ -212,6 +212,7 @@ struct ListQuery {
         (status = 200, description = "One page of the caller's live files, oldest first", body = ListResponse<CloudFile>),
         (status = 400, description = "An invalid query parameter (named)", body = ErrorEnvelope),
         (status = 401, description = "No verified token", body = ErrorEnvelope),
+        (status = 404, description = "folder_id names no live folder of the caller's tenant", body = ErrorEnvelope),
     ),
     security(("bearer_jwt" = []))
 )]
@@ -221,6 +222,10 @@ async fn list(
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<axum::Json<ListResponse<CloudFile>>, ApiError> {
     let page = page_request(q.limit, q.cursor.as_deref())?;
+    // Another tenant's (or an unknown) folder is a 404, as everywhere, not an empty page.
+    if let Some(id) = q.folder_id {
+        app.store.get_folder(caller.tenant_id, id).await.map_err(ApiError::lookup("folder_id"))?;
+    }
     let filter = CloudFileFilter {
         folder_id: q.folder_id,
         quodsi_file_type: q.quodsi_file_type,

@@ -377,12 +377,18 @@ async fn another_tenants_file_is_not_found_on_every_route() {
     let delete = call(&router, &at("delete", &b, id)).await;
     let listed =
         call(&router, &ApiEvent::load("files/list").caller(&b).query(&format!("folder_id={}", g.folder.base.id))).await;
+    let unknown =
+        call(&router, &ApiEvent::load("files/list").caller(&b).query(&format!("folder_id={}", Uuid::new_v4()))).await;
 
     // Assert
     for r in [&read, &patch, &delete] {
         assert_eq!((r.status, r.error_code()), (404, "not_found"), "{}", r.text);
     }
-    assert_eq!(listed.body["items"], json!([]));
+    // A list filter naming another tenant's or an unknown folder is a 404 too (it was an
+    // empty 200 page).
+    for r in [&listed, &unknown] {
+        assert_eq!((r.status, r.error_code(), r.error_field()), (404, "not_found", Some("folder_id")), "{}", r.text);
+    }
     assert_eq!(t.store().get_file(a.id, id).await.unwrap(), g.file, "nothing written");
 }
 
@@ -426,7 +432,16 @@ async fn pages_return_every_file_exactly_once_and_filters_apply() {
             None => break,
         }
     }
-    let the_event = call(&router, &ApiEvent::load("files/list").caller(&a)).await;
+    // The event's folder is nobody's here (another tenant's or an unknown folder is a 404):
+    // its query with the caller's folder instead.
+    let event = ApiEvent::load("files/list").caller(&a);
+    let event_query: Vec<String> = event.0["rawQueryString"]
+        .as_str()
+        .unwrap()
+        .split('&')
+        .map(|kv| if kv.starts_with("folder_id=") { format!("folder_id={folder_id}") } else { kv.to_owned() })
+        .collect();
+    let the_event = call(&router, &event.query(&event_query.join("&"))).await;
     let results = call(&router, &list("quodsi_file_type=result&sync_status=needs_upload".into())).await;
     let of_entity = call(&router, &list(format!("quodsi_entity_id={entity}"))).await;
     let everything = call(&router, &list(String::new())).await;

@@ -371,13 +371,24 @@ async fn another_tenants_folder_is_not_found_on_every_route() {
         &ApiEvent::load("folders/list").caller(&b).query(&format!("connection_id={}", g.connection.base.id)),
     )
     .await;
+    let unknown =
+        call(&router, &ApiEvent::load("folders/list").caller(&b).query(&format!("connection_id={}", Uuid::new_v4())))
+            .await;
 
     // Assert
     for r in [&read, &patch, &delete] {
         assert_eq!((r.status, r.error_code()), (404, "not_found"), "{}", r.text);
     }
-    assert_eq!(listed.status, 200);
-    assert_eq!(listed.body["items"], json!([]));
+    // A list filter naming another tenant's or an unknown connection is a 404 too (it was an
+    // empty 200 page).
+    for r in [&listed, &unknown] {
+        assert_eq!(
+            (r.status, r.error_code(), r.error_field()),
+            (404, "not_found", Some("connection_id")),
+            "{}",
+            r.text
+        );
+    }
     assert_eq!(t.store().get_folder(a.id, id).await.unwrap(), g.folder, "nothing written");
 }
 

@@ -982,3 +982,34 @@ async fn a_removal_slower_than_the_budget_still_turns_the_link_off_in_time_and_i
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].error_type, ErrorType::Timeout);
 }
+
+#[tokio::test]
+async fn a_file_or_folder_filter_naming_another_tenants_or_an_unknown_one_is_a_404() {
+    // Arrange
+    let s = setup().await;
+    let a = s.t.tenant().await;
+    let b = s.t.tenant().await;
+    let it = item(&s.t, &a, ProviderType::Dropbox, None).await;
+    let list = |tenant, query: String| ApiEvent::load("shared-links/list").caller(tenant).query(&query);
+    let cases = [
+        (format!("file_id={}", it.file.base.id), "file_id"),
+        (format!("file_id={}", Uuid::new_v4()), "file_id"),
+        (format!("folder_id={}", it.folder.base.id), "folder_id"),
+        (format!("folder_id={}", Uuid::new_v4()), "folder_id"),
+    ];
+
+    for (query, field) in cases {
+        // Act
+        let reply = call(&s.router, &list(&b, query.clone())).await;
+
+        // Assert
+        assert_eq!(
+            (reply.status, reply.error_code(), reply.error_field()),
+            (404, "not_found", Some(field)),
+            "{query}: {}",
+            reply.text
+        );
+    }
+    let own = call(&s.router, &list(&a, format!("file_id={}&folder_id={}", it.file.base.id, it.folder.base.id))).await;
+    assert_eq!(own.status, 200, "{}", own.text);
+}

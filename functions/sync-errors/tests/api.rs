@@ -170,3 +170,32 @@ async fn a_path_parameter_that_is_not_utf8_is_a_json_400_naming_it() {
         reply.text
     );
 }
+
+#[tokio::test]
+async fn a_connection_filter_naming_another_tenants_or_an_unknown_connection_is_a_404() {
+    // Arrange
+    let t = TestApp::new().await;
+    let router = sync_errors::router(t.app.clone());
+    let a = t.tenant().await;
+    let b = t.tenant().await;
+    let g = Graph::create(t.store(), &a).await;
+    let list = |tenant, id: uuid::Uuid| {
+        ApiEvent::load("sync-errors/list").caller(tenant).query(&format!("connection_id={id}"))
+    };
+
+    // Act
+    let theirs = call(&router, &list(&b, g.connection.base.id)).await;
+    let unknown = call(&router, &list(&b, uuid::Uuid::new_v4())).await;
+    let own = call(&router, &list(&a, g.connection.base.id)).await;
+
+    // Assert
+    for r in [&theirs, &unknown] {
+        assert_eq!(
+            (r.status, r.error_code(), r.error_field()),
+            (404, "not_found", Some("connection_id")),
+            "{}",
+            r.text
+        );
+    }
+    assert_eq!(own.status, 200, "{}", own.text);
+}

@@ -409,12 +409,19 @@ async fn another_tenants_job_is_not_found_on_every_route() {
     let listed =
         call(&router, &ApiEvent::load("sync-jobs/list").caller(&b).query(&format!("folder_id={}", g.folder.base.id)))
             .await;
+    let unknown =
+        call(&router, &ApiEvent::load("sync-jobs/list").caller(&b).query(&format!("folder_id={}", Uuid::new_v4())))
+            .await;
 
     // Assert
     for r in [&read, &patched, &cancelled] {
         assert_eq!((r.status, r.error_code()), (404, "not_found"), "{}", r.text);
     }
-    assert_eq!(listed.body["items"], json!([]));
+    // A list filter naming another tenant's or an unknown folder is a 404 too (it was an
+    // empty 200 page).
+    for r in [&listed, &unknown] {
+        assert_eq!((r.status, r.error_code(), r.error_field()), (404, "not_found", Some("folder_id")), "{}", r.text);
+    }
     assert_eq!(t.store().get_job(a.id, id).await.unwrap(), g.job, "nothing written");
 }
 

@@ -74,6 +74,15 @@ impl ApiError {
         ApiError::NotFoundField { field: field.into() }
     }
 
+    /// For the lookup of an id a body or query names (a list filter, say): not found is a
+    /// 404 naming `field`; any other error maps as usual. `.map_err(ApiError::lookup("folder_id"))`.
+    pub fn lookup(field: &'static str) -> impl FnOnce(DbError) -> ApiError {
+        move |e| match e {
+            DbError::NotFound => ApiError::not_found_field(field),
+            e => e.into(),
+        }
+    }
+
     pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::Conflict { code, message: message.into(), field: None }
     }
