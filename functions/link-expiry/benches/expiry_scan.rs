@@ -84,7 +84,7 @@ async fn setup(total: usize) -> Db {
 fn reset(db: &Db) {
     rusqlite::Connection::open(&db.path)
         .unwrap()
-        .execute("UPDATE cloud_shared_links SET is_active = 1 WHERE provider_share_id LIKE 'due-%'", [])
+        .execute("UPDATE cloud_shared_links SET is_active = 1, expiry_claimed_until = NULL WHERE provider_share_id LIKE 'due-%'", [])
         .unwrap();
 }
 
