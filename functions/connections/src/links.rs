@@ -10,17 +10,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 use shared::app::{App, Current};
 use shared::db::{Connection, ConnectionLink, ErrorType, NewSyncError, PageRequest, ProviderType};
 use shared::providers::{ExistingLink, LinkTarget, ProviderError};
+use shared::schedule::{MAX_ERROR_CODE_BYTES, MAX_ERROR_MESSAGE_BYTES, scrub_error_row, scrub_error_text};
 use shared::vault::TokenContext;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument as _;
-
-use crate::revoke::clip;
 
 const OPERATION: &str = "remove_shared_link";
 /// Links read per query.
@@ -79,11 +78,21 @@ pub(crate) async fn remove_at_provider(app: &App, connection: &Connection) -> us
                 Removal::Failed(e) => {
                     failed += 1;
                     token_refused |= e.error_type() == ErrorType::Auth;
-                    let why = format!(
-                        "the shared link {} was not removed at {}: {e}",
-                        link.link.base.id, connection.provider_type
+                    // A provider may quote the request (the token, the client secret) in its error.
+                    let client_secret =
+                        current.config.providers.get(connection.provider_type).map(|p| p.client_secret.expose_secret());
+                    let mut secrets = vec![access.expose_secret()];
+                    secrets.extend(client_secret);
+                    let why = scrub_error_text(
+                        &format!(
+                            "the shared link {} was not removed at {}: {e}",
+                            link.link.base.id, connection.provider_type
+                        ),
+                        &secrets,
+                        MAX_ERROR_MESSAGE_BYTES,
                     );
-                    record(app, connection, Some(&link), e.error_type(), e.error_code(), why).await;
+                    let code = e.error_code().map(|c| scrub_error_text(&c, &secrets, MAX_ERROR_CODE_BYTES));
+                    record(app, connection, Some(&link), e.error_type(), code, why).await;
                 }
             }
         }
@@ -219,7 +228,7 @@ async fn record(
         connection_id: connection.base.id,
         file_id: link.and_then(|l| l.link.file_id),
         error_type,
-        error_code: error_code.map(clip),
+        error_code,
         error_message: message,
         stack_trace: None,
         error_metadata: Some(json!({
@@ -228,6 +237,7 @@ async fn record(
             "link_id": link.map(|l| l.link.base.id),
         })),
     };
+    let new = scrub_error_row(new, &[]);
     if let Err(e) = app.store.create_error(&new).await {
         tracing::error!(error = %e, connection_id = %connection.base.id, "could not record a link left at the provider");
     }

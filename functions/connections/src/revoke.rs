@@ -3,10 +3,11 @@
 //! cloud_sync_errors row on the connection, so support can see which grants may still be
 //! live at the provider.
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use shared::app::App;
 use shared::db::{Connection, ErrorType, NewSyncError};
 use shared::providers::ProviderError;
+use shared::schedule::{MAX_ERROR_CODE_BYTES, MAX_ERROR_MESSAGE_BYTES, scrub_error_row, scrub_error_text};
 use shared::vault::TokenContext;
 
 const OPERATION: &str = "revoke";
@@ -18,8 +19,8 @@ pub(crate) async fn at_provider(app: &App, connection: &Connection) {
     };
     let provider = connection.provider_type;
     let (error_type, error_code, message) = match outcome {
-        Failure::Provider(e) => {
-            (e.error_type(), e.error_code(), format!("revoking the grant at {provider} failed: {e}"))
+        Failure::Provider { error_type, code, message } => {
+            (error_type, code, format!("revoking the grant at {provider} failed: {message}"))
         }
         Failure::Local(error_type, why) => {
             (error_type, None, format!("the grant at {provider} was not revoked: {why}"))
@@ -31,18 +32,20 @@ pub(crate) async fn at_provider(app: &App, connection: &Connection) {
         connection_id: connection.base.id,
         file_id: None,
         error_type,
-        error_code: error_code.map(clip),
+        error_code,
         error_message: message,
         stack_trace: None,
         error_metadata: Some(serde_json::json!({ "operation": OPERATION, "provider_type": provider })),
     };
+    let new = scrub_error_row(new, &[]);
     if let Err(e) = app.store.create_error(&new).await {
         tracing::error!(error = %e, connection_id = %connection.base.id, "could not record a failed revocation");
     }
 }
 
 enum Failure {
-    Provider(ProviderError),
+    /// The provider refused; the code and text are scrubbed of the tokens and client secret.
+    Provider { error_type: ErrorType, code: Option<String>, message: String },
     /// Revocation could not even be attempted (configuration, provider set-up, token).
     Local(ErrorType, String),
 }
@@ -62,17 +65,21 @@ async fn try_revoke(app: &App, connection: &Connection) -> Result<(), Failure> {
         Some(stored) => Some(current.vault.decrypt(TokenContext::refresh(tenant, id), stored).map_err(unreadable)?),
         None => None,
     };
-    provider.revoke(&access, refresh.as_ref()).await.map_err(Failure::Provider)
+    provider.revoke(&access, refresh.as_ref()).await.map_err(|e| {
+        // A provider may quote the request (the tokens, the client secret) in its error.
+        let client_secret =
+            current.config.providers.get(connection.provider_type).map(|p| p.client_secret.expose_secret());
+        let mut secrets = vec![access.expose_secret()];
+        secrets.extend(refresh.as_ref().map(|r| r.expose_secret()));
+        secrets.extend(client_secret);
+        scrubbed(&e, &secrets)
+    })
 }
 
-/// cloud_sync_errors.error_code is VARCHAR(100).
-pub(crate) fn clip(code: String) -> String {
-    if code.len() <= 100 {
-        return code;
+fn scrubbed(e: &ProviderError, secrets: &[&str]) -> Failure {
+    Failure::Provider {
+        error_type: e.error_type(),
+        code: e.error_code().map(|c| scrub_error_text(&c, secrets, MAX_ERROR_CODE_BYTES)),
+        message: scrub_error_text(&e.to_string(), secrets, MAX_ERROR_MESSAGE_BYTES),
     }
-    let mut end = 100;
-    while !code.is_char_boundary(end) {
-        end -= 1;
-    }
-    code[..end].to_owned()
 }

@@ -22,12 +22,17 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use lambda_runtime::LambdaEvent;
+use secrecy::ExposeSecret as _;
 use serde_json::json;
 use shared::app::App;
+use shared::app::Current;
 use shared::db::{DbError, ErrorType, NewSyncError, ResourceType, SharedLink, TenantId};
 use shared::providers::{ExistingLink, HttpSettings, LinkTarget, ProviderError, Registry};
-use shared::schedule::{Env, Report, SettingsError, chrono_duration};
-use shared::vault::{TokenContext, Vault};
+use shared::schedule::{
+    Env, MAX_ERROR_CODE_BYTES, MAX_ERROR_MESSAGE_BYTES, Report, SettingsError, chrono_duration, scrub_error_row,
+    scrub_error_text,
+};
+use shared::vault::TokenContext;
 use uuid::Uuid;
 
 pub const FUNCTION: &str = "link-expiry";
@@ -120,7 +125,7 @@ pub async fn run(app: &App, settings: &Settings) -> Report {
             return report;
         }
     };
-    let vault = &current.vault;
+    let current = &*current;
     let registry = &registry;
     let lease = settings.provider_timeout + LEASE_SLACK;
     while Instant::now() < deadline {
@@ -139,7 +144,7 @@ pub async fn run(app: &App, settings: &Settings) -> Report {
                 if Instant::now() >= deadline {
                     return Handled { deactivated: false, failed: false };
                 }
-                expire_one(app, vault, registry, &link, lease).await
+                expire_one(app, current, registry, &link, lease).await
             })
             .buffer_unordered(settings.concurrency)
             .collect()
@@ -170,7 +175,7 @@ struct Handled {
 }
 
 /// Claims one expired link, removes it at its provider where needed, then deactivates it.
-async fn expire_one(app: &App, vault: &Vault, registry: &Registry, link: &SharedLink, lease: Duration) -> Handled {
+async fn expire_one(app: &App, current: &Current, registry: &Registry, link: &SharedLink, lease: Duration) -> Handled {
     let store = &app.store;
     let id = link.base.id;
     match store.claim_link_expiry(id, store.now() + chrono_duration(lease)).await {
@@ -182,7 +187,7 @@ async fn expire_one(app: &App, vault: &Vault, registry: &Registry, link: &Shared
             return Handled { deactivated: false, failed: true };
         }
     }
-    let removed = remove_at_provider(app, vault, registry, link).await;
+    let removed = remove_at_provider(app, current, registry, link).await;
     if removed == Removal::Retry {
         // Neither removed nor recorded: the link stays active for a later run.
         return Handled { deactivated: false, failed: true };
@@ -211,15 +216,23 @@ enum Removal {
 
 /// Why a link could not be removed at the provider.
 enum RemoveError {
+    /// Before the provider was called (not configured).
     Provider(ProviderError),
+    /// The provider refused the removal; already scrubbed of the access token and the client
+    /// secret.
+    Refused {
+        error_type: ErrorType,
+        code: Option<String>,
+        message: String,
+    },
     Db(DbError),
     Token(shared::vault::VaultError),
 }
 
 /// Removes the link at its provider when the provider cannot expire it by itself.
-async fn remove_at_provider(app: &App, vault: &Vault, registry: &Registry, link: &SharedLink) -> Removal {
+async fn remove_at_provider(app: &App, current: &Current, registry: &Registry, link: &SharedLink) -> Removal {
     let tenant = link.base.tenant_id;
-    let (connection_id, outcome) = match try_remove(app, vault, registry, link).await {
+    let (connection_id, outcome) = match try_remove(app, current, registry, link).await {
         Ok(()) => return Removal::Done,
         Err((None, RemoveError::Db(DbError::NotFound))) => {
             // The file, folder or connection was deleted meanwhile; deleting them
@@ -230,23 +243,35 @@ async fn remove_at_provider(app: &App, vault: &Vault, registry: &Registry, link:
     };
     let (error_type, code, message) = match &outcome {
         RemoveError::Provider(e) => (e.error_type(), e.error_code(), e.to_string()),
+        RemoveError::Refused { error_type, code, message } => (*error_type, code.clone(), message.clone()),
         RemoveError::Token(e) => (ErrorType::Validation, Some("token_undecryptable".into()), e.to_string()),
         RemoveError::Db(e) => (ErrorType::Api, None, format!("database: {}", shared::error_chain(e))),
     };
-    tracing::warn!(link_id = %link.base.id, error_type = error_type.as_str(), code = ?code, "expired link not removed at the provider");
     // A database error before the connection was known: nothing to record against.
-    let Some(connection_id) = connection_id else { return Removal::Retry };
-    let row = NewSyncError {
-        tenant_id: tenant,
-        sync_job_id: None,
-        connection_id,
-        file_id: link.file_id,
-        error_type,
-        error_code: code,
-        error_message: format!("the expired shared link could not be removed at the provider: {message}"),
-        stack_trace: None,
-        error_metadata: Some(json!({ "source": FUNCTION, "link_id": link.base.id })),
+    let Some(connection_id) = connection_id else {
+        tracing::warn!(link_id = %link.base.id, error_type = error_type.as_str(), "expired link not removed at the provider");
+        return Removal::Retry;
     };
+    let row = scrub_error_row(
+        NewSyncError {
+            tenant_id: tenant,
+            sync_job_id: None,
+            connection_id,
+            file_id: link.file_id,
+            error_type,
+            error_code: code,
+            error_message: format!("the expired shared link could not be removed at the provider: {message}"),
+            stack_trace: None,
+            error_metadata: Some(json!({ "source": FUNCTION, "link_id": link.base.id })),
+        },
+        &[],
+    );
+    tracing::warn!(
+        link_id = %link.base.id,
+        error_type = error_type.as_str(),
+        code = ?row.error_code,
+        "expired link not removed at the provider"
+    );
     match app.store.create_error(&row).await {
         Ok(_) => Removal::Recorded,
         Err(e) => {
@@ -260,7 +285,7 @@ async fn remove_at_provider(app: &App, vault: &Vault, registry: &Registry, link:
 /// provider needs that. The error carries the connection when it is known.
 async fn try_remove(
     app: &App,
-    vault: &Vault,
+    current: &Current,
     registry: &Registry,
     link: &SharedLink,
 ) -> Result<(), (Option<Uuid>, RemoveError)> {
@@ -284,7 +309,8 @@ async fn try_remove(
     if provider.expires_links_natively() {
         return Ok(());
     }
-    let access = vault
+    let access = current
+        .vault
         .decrypt(TokenContext::access(tenant, conn.base.id), &conn.encrypted_access_token)
         .map_err(|e| (known, RemoveError::Token(e)))?;
     let target = LinkTarget {
@@ -293,7 +319,19 @@ async fn try_remove(
         connection_metadata: conn.connection_metadata.as_ref(),
     };
     let existing = ExistingLink { provider_share_id: link.provider_share_id.as_deref(), share_url: &link.share_url };
-    provider.delete_shared_link(&access, &target, &existing).await.map_err(|e| (known, RemoveError::Provider(e)))?;
+    provider.delete_shared_link(&access, &target, &existing).await.map_err(|e| {
+        // A provider may quote the request (the access token, the client secret) in its error.
+        let client_secret = current.config.providers.get(conn.provider_type).map(|p| p.client_secret.expose_secret());
+        let mut secrets = vec![access.expose_secret()];
+        secrets.extend(client_secret);
+        let scrub = |text: &str, max| scrub_error_text(text, &secrets, max);
+        let refused = RemoveError::Refused {
+            error_type: e.error_type(),
+            code: e.error_code().map(|c| scrub(&c, MAX_ERROR_CODE_BYTES)),
+            message: scrub(&e.to_string(), MAX_ERROR_MESSAGE_BYTES),
+        };
+        (known, refused)
+    })?;
     tracing::debug!(link_id = %link.base.id, provider = conn.provider_type.as_str(), "expired link removed at the provider");
     Ok(())
 }

@@ -221,6 +221,32 @@ async fn a_provider_missing_from_the_configuration_is_an_error_row_not_a_silent_
     assert!(deletes(&server).await.is_empty());
 }
 
+#[tokio::test]
+async fn a_provider_error_quoting_the_access_token_is_recorded_scrubbed() {
+    // Arrange: Drive refuses the removal and quotes the request's token in its message.
+    let server = MockServer::start().await;
+    let body = json!({"error": {"code": 403, "message": "token at-drive (Authorization: Bearer at-drive) may not do this",
+        "errors": [{"reason": "insufficientPermissions", "message": "no"}]}});
+    Mock::given(method("DELETE")).respond_with(ResponseTemplate::new(403).set_body_json(body)).mount(&server).await;
+    let t = ClockedApp::new(providers(&server)).await;
+    let s = t.store();
+    let a = t.tenant().await;
+    let (conn, _, file) = drive(&t, &a, ProviderType::GDrive).await;
+    let link = file_link(s, &a, &file, "perm-quoted", Some(Duration::minutes(-1))).await;
+
+    // Act
+    let report = run(&t.app, &Settings::default()).await;
+
+    // Assert
+    assert_eq!((report.acted, report.failed), (1, 1), "{report:?}");
+    assert!(!active(s, &a, &link).await);
+    let errs = errors(s, &a, conn.base.id).await;
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(!errs[0].error_message.contains("at-drive"), "{}", errs[0].error_message);
+    assert!(errs[0].error_message.contains("[redacted]"), "{}", errs[0].error_message);
+    assert!(errs[0].error_code.as_deref().is_none_or(|c| c.len() <= 100));
+}
+
 /// A backend over the test database that refuses the first `fail` error-row inserts.
 struct FailingErrorRows {
     inner: Store,

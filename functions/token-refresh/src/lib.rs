@@ -38,12 +38,12 @@ use std::time::{Duration, Instant, SystemTime};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt as _;
 use lambda_runtime::LambdaEvent;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 use shared::app::App;
 use shared::db::{ConnectionStatus, DbError, ErrorType, NewSyncError, RefreshCandidate, RefreshedTokens};
 use shared::providers::{HttpSettings, ProviderError, Registry, TokenSet};
-use shared::schedule::{Env, Outcome, Report, SettingsError, chrono_duration};
+use shared::schedule::{Env, Outcome, Report, SettingsError, chrono_duration, scrub_error_row};
 use shared::vault::{TokenContext, Vault};
 
 pub const FUNCTION: &str = "token-refresh";
@@ -226,6 +226,8 @@ struct Ctx<'a> {
     settings: &'a Settings,
     vault: &'a Vault,
     registry: &'a Registry,
+    /// For the client secrets, cut out of anything a provider says.
+    providers: &'a shared::config::Providers,
     deadlines: Deadlines,
 }
 
@@ -267,7 +269,14 @@ pub async fn run_until(app: &App, settings: &Settings, end: Option<Instant>) -> 
             return report;
         }
     };
-    let ctx = Ctx { app, settings, vault: &current.vault, registry: &registry, deadlines };
+    let ctx = Ctx {
+        app,
+        settings,
+        vault: &current.vault,
+        registry: &registry,
+        providers: &current.config.providers,
+        deadlines,
+    };
     for pass in [Pass::Expiring, Pass::KeepAlive] {
         report.add(&run_pass(&ctx, pass).await);
     }
@@ -321,9 +330,17 @@ async fn run_pass(ctx: &Ctx<'_>, pass: Pass) -> Report {
     report
 }
 
-fn error_row(c: &RefreshCandidate, error_type: ErrorType, code: Option<String>, message: String) -> NewSyncError {
+/// An error row for the connection, scrubbed of `secrets` (and any credential the text quotes)
+/// and clipped to what the columns hold.
+fn error_row(
+    c: &RefreshCandidate,
+    error_type: ErrorType,
+    code: Option<String>,
+    message: String,
+    secrets: &[&str],
+) -> NewSyncError {
     let conn = &c.connection;
-    NewSyncError {
+    let row = NewSyncError {
         tenant_id: conn.base.tenant_id,
         sync_job_id: None,
         connection_id: conn.base.id,
@@ -333,7 +350,8 @@ fn error_row(c: &RefreshCandidate, error_type: ErrorType, code: Option<String>, 
         error_message: message,
         stack_trace: None,
         error_metadata: Some(json!({ "source": FUNCTION, "provider": conn.provider_type })),
-    }
+    };
+    scrub_error_row(row, secrets)
 }
 
 async fn refresh_one(ctx: &Ctx<'_>, pass: Pass, read: RefreshCandidate) -> Outcome {
@@ -360,13 +378,14 @@ async fn refresh_one(ctx: &Ctx<'_>, pass: Pass, read: RefreshCandidate) -> Outco
     let refresh_token = match ctx.vault.decrypt(TokenContext::refresh(tenant, id), encrypted_refresh) {
         Ok(t) => t,
         Err(e) => {
-            let row = error_row(&claimed, ErrorType::Validation, Some("token_undecryptable".into()), e.to_string());
+            let row =
+                error_row(&claimed, ErrorType::Validation, Some("token_undecryptable".into()), e.to_string(), &[]);
             return record_failure(ctx, &claimed, row, None).await;
         }
     };
     let provider = match ctx.registry.get(conn.provider_type) {
         Ok(p) => p,
-        Err(e) => return provider_failure(ctx, &claimed, e).await,
+        Err(e) => return provider_failure(ctx, &claimed, e, &refresh_token).await,
     };
     // The claim may have taken a while: start the refresh only if its write still fits.
     if Instant::now() >= ctx.deadlines.start {
@@ -382,7 +401,7 @@ async fn refresh_one(ctx: &Ctx<'_>, pass: Pass, read: RefreshCandidate) -> Outco
     let write_by = ctx.deadlines.write.min(lease_end);
     match provider.refresh(&refresh_token).await {
         Ok(tokens) => store_tokens(ctx, &claimed, tokens, issued_at, pass, write_by).await,
-        Err(e) => provider_failure(ctx, &claimed, e).await,
+        Err(e) => provider_failure(ctx, &claimed, e, &refresh_token).await,
     }
 }
 
@@ -396,6 +415,7 @@ async fn without_refresh_token(ctx: &Ctx<'_>, claimed: &RefreshCandidate, now: D
             ErrorType::Auth,
             Some("no_refresh_token".into()),
             "the access token expired and the provider gave no refresh token; reconnect the account".into(),
+            &[],
         );
         return match store.end_refresh(tenant, id, ConnectionStatus::Expired, &row).await {
             Ok(true) => {
@@ -490,7 +510,7 @@ async fn tokens_lost(ctx: &Ctx<'_>, claimed: &RefreshCandidate, rotated: bool, a
     } else {
         "refreshed tokens could not be stored; the stored refresh token is kept"
     };
-    let row = error_row(claimed, ErrorType::Auth, Some("token_store_failed".into()), message.into());
+    let row = error_row(claimed, ErrorType::Auth, Some("token_store_failed".into()), message.into(), &[]);
     let wait = ctx.settings.backoff(claimed.refresh_failures.saturating_add(1), None);
     let retry_at = ctx.app.store.now() + chrono_duration(wait);
     match tokio::time::timeout(RECORD_TIMEOUT, ctx.app.store.record_refresh_failure(claimed, &row, retry_at)).await {
@@ -503,16 +523,25 @@ async fn tokens_lost(ctx: &Ctx<'_>, claimed: &RefreshCandidate, rotated: bool, a
     Outcome::Failed
 }
 
-async fn provider_failure(ctx: &Ctx<'_>, claimed: &RefreshCandidate, e: ProviderError) -> Outcome {
+async fn provider_failure(
+    ctx: &Ctx<'_>,
+    claimed: &RefreshCandidate,
+    e: ProviderError,
+    refresh_token: &SecretString,
+) -> Outcome {
     let store = &ctx.app.store;
     let conn = &claimed.connection;
     let (tenant, id) = (conn.base.tenant_id, conn.base.id);
+    // A provider may quote the request (the refresh token, the client secret) in its error.
+    let client_secret = ctx.providers.get(conn.provider_type).map(|p| p.client_secret.expose_secret());
+    let mut secrets = vec![refresh_token.expose_secret()];
+    secrets.extend(client_secret);
     if let ProviderError::InvalidGrant { revoked, .. } = &e {
         let status = if *revoked { ConnectionStatus::Revoked } else { ConnectionStatus::Expired };
-        let row = error_row(claimed, ErrorType::Auth, e.error_code(), e.to_string());
+        let row = error_row(claimed, ErrorType::Auth, e.error_code(), e.to_string(), &secrets);
         return match store.end_refresh(tenant, id, status, &row).await {
             Ok(true) => {
-                tracing::info!(connection_id = %id, status = status.as_str(), code = ?e.error_code(), "grant refused");
+                tracing::info!(connection_id = %id, status = status.as_str(), code = ?row.error_code, "grant refused");
                 Outcome::Acted
             }
             Ok(false) => Outcome::Skipped,
@@ -522,7 +551,7 @@ async fn provider_failure(ctx: &Ctx<'_>, claimed: &RefreshCandidate, e: Provider
             }
         };
     }
-    let row = error_row(claimed, e.error_type(), e.error_code(), e.to_string());
+    let row = error_row(claimed, e.error_type(), e.error_code(), e.to_string(), &secrets);
     record_failure(ctx, claimed, row, e.retry_after()).await
 }
 

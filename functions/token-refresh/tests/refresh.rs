@@ -302,6 +302,39 @@ async fn a_lambda_deadline_too_close_for_a_refresh_and_its_write_starts_none() {
 }
 
 #[tokio::test]
+async fn a_refused_grant_with_an_overlong_code_and_echoed_secrets_still_ends_the_connection_scrubbed() {
+    // Arrange: Microsoft refuses the grant with a 156-character AADSTS code and a description
+    // that quotes the refresh token and the client secret.
+    let server = MockServer::start().await;
+    let description = format!(
+        "AADSTS{}: refresh_token=rt-ms-echoed&client_secret=m-secret was rejected; token rt-ms-echoed",
+        "7".repeat(150)
+    );
+    let body = json!({"error": "invalid_grant", "error_description": description});
+    answer(&server, "/ms/token", "rt-ms-echoed", ResponseTemplate::new(400).set_body_json(body)).await;
+    let t = ClockedApp::new(providers(&server)).await;
+    let a = t.tenant().await;
+    let id = connect(&t, t.store(), &a, ProviderType::OneDrive, Some("rt-ms-echoed"), Duration::minutes(5)).await;
+
+    // Act
+    let report = run(&t.app, &settings()).await;
+
+    // Assert
+    assert_eq!((report.acted, report.failed), (1, 0), "{report:?}");
+    let c = t.store().get_connection(a.id, id).await.unwrap();
+    assert_ne!(c.status, ConnectionStatus::Active, "the refused grant ended the connection");
+    let errs = errors(&t, &a, id).await;
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    let code = errs[0].error_code.as_deref().unwrap();
+    assert_eq!(code.len(), 100, "clipped to the column");
+    assert!(code.starts_with("AADSTS777"));
+    let message = &errs[0].error_message;
+    assert!(!message.contains("rt-ms-echoed"), "{message}");
+    assert!(!message.contains("m-secret"), "{message}");
+    assert!(message.contains("[redacted]"), "{message}");
+}
+
+#[tokio::test]
 async fn backoff_honours_retry_after_and_ended_grants_are_never_retried() {
     // Arrange
     let server = MockServer::start().await;
