@@ -31,8 +31,10 @@ pub struct Current {
     pub vault: Vault,
     pub state_sealer: StateSealer,
     /// Rebuilt with the configuration because client ids and secrets live in it; the one
-    /// HTTP client inside is shared by every provider call until then.
-    providers: Result<Registry, ProviderError>,
+    /// HTTP client inside is shared by every provider call until then. Built on first use:
+    /// most functions never call a provider, and building a TLS client (its root store) is
+    /// a measurable part of a cold start (BENCHMARKS.md).
+    providers: std::sync::OnceLock<Result<Registry, ProviderError>>,
 }
 
 impl Current {
@@ -40,14 +42,14 @@ impl Current {
         Current {
             vault: Vault::from_config(&config),
             state_sealer: StateSealer::from_config(&config),
-            providers: Registry::from_config(&config),
+            providers: std::sync::OnceLock::new(),
             config,
         }
     }
 
     /// The configured providers (an error only if the HTTP client could not be built).
     pub fn providers(&self) -> Result<&Registry, ProviderError> {
-        self.providers.as_ref().map_err(Clone::clone)
+        self.providers.get_or_init(|| Registry::from_config(&self.config)).as_ref().map_err(Clone::clone)
     }
 }
 
