@@ -1,34 +1,74 @@
-//! Removing a connection's shared links at its provider before the grant is revoked.
-//! Revoking a grant does not delete the public links made with it, so without this a
-//! disconnected account's links would keep working at Google, Dropbox, Box or Microsoft.
+//! Removing shared links at their provider before their item is deleted here: before a
+//! connection's grant is revoked (`connections` DELETE), and before a folder or file is
+//! deleted (`folders` and `files` DELETE). Deleting locally only deactivates a link, and
+//! revoking a grant does not delete the public links made with it, so without this the
+//! links would keep working at Google, Dropbox, Box or Microsoft.
 //!
-//! Best effort, like revocation: nothing here fails the request. Each link the provider does
-//! not remove becomes a cloud_sync_errors row on the connection; a failure before any link
-//! can be tried (configuration, provider set-up, stored token) or running out of time
-//! becomes one row. The links are deactivated here by the deletion whatever happens.
+//! Best effort: nothing here fails the request. Each link the provider does not remove
+//! becomes a cloud_sync_errors row on the connection; a failure before any link can be tried
+//! (configuration, provider set-up, stored token) or running out of time becomes one row.
+//! The links are deactivated by the local deletion whatever happens.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
-use shared::app::{App, Current};
-use shared::db::{Connection, ConnectionLink, ErrorType, NewSyncError, PageRequest, ProviderType};
-use shared::providers::{ExistingLink, LinkTarget, ProviderError};
-use shared::schedule::{MAX_ERROR_CODE_BYTES, MAX_ERROR_MESSAGE_BYTES, scrub_error_row, scrub_error_text};
-use shared::vault::TokenContext;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument as _;
+use uuid::Uuid;
+
+use crate::app::{App, Current};
+use crate::db::{
+    CloudFile, Connection, ConnectionLink, DbError, DbResult, ErrorType, NewSyncError, Page, PageRequest, ProviderType,
+    SharedLinkFilter, TenantId,
+};
+use crate::deadline::{DEFAULT_REQUEST_BUDGET, RequestClock};
+use crate::providers::{ExistingLink, LinkTarget, ProviderError};
+use crate::schedule::{MAX_ERROR_CODE_BYTES, MAX_ERROR_MESSAGE_BYTES, scrub_error_row, scrub_error_text};
+use crate::vault::TokenContext;
 
 const OPERATION: &str = "remove_shared_link";
 /// Links read per query.
 const BATCH: u16 = 100;
 /// Provider calls in flight at once.
 const CONCURRENCY: usize = 8;
-/// The whole removal ends after this long, calls in flight included: the function has 29 s,
-/// and revocation (up to the 10 s provider timeout) and the deletion still follow.
-const BUDGET: Duration = Duration::from_secs(12);
+
+/// Which links to remove. All of them must be on `connection`'s folders.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// Every active link into the connection (on its live folders and files in them).
+    Connection,
+    /// The active links into a live folder: its own and those of files in it.
+    Folder(Uuid),
+    /// The active links of a file.
+    File(&'a CloudFile),
+}
+
+impl Scope<'_> {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Scope::Connection => "connection",
+            Scope::Folder(_) => "folder",
+            Scope::File(_) => "file",
+        }
+    }
+
+    async fn page(&self, app: &App, connection: &Connection, page: PageRequest) -> DbResult<Page<ConnectionLink>> {
+        let tenant = connection.base.tenant_id;
+        match self {
+            Scope::Connection => app.store.list_connection_links(tenant, connection.base.id, page).await,
+            Scope::Folder(folder) => app.store.list_folder_links(tenant, *folder, page).await,
+            Scope::File(file) => {
+                let filter = SharedLinkFilter { file_id: Some(file.base.id), folder_id: None, is_active: Some(true) };
+                let links = app.store.list_links(tenant, &filter, page).await?;
+                let item = |link| ConnectionLink { link, provider_item_id: file.provider_file_id.clone() };
+                Ok(Page { items: links.items.into_iter().map(item).collect(), next_after: links.next_after })
+            }
+        }
+    }
+}
 
 /// What became of one link.
 enum Removal {
@@ -38,20 +78,44 @@ enum Removal {
     OutOfTime,
 }
 
-/// Removes every active link into the connection at its provider; a failure is recorded,
-/// never returned. Returns how many links the provider did not remove.
-pub(crate) async fn remove_at_provider(app: &App, connection: &Connection) -> usize {
-    let deadline = Instant::now() + BUDGET;
-    let (tenant, id) = (connection.base.tenant_id, connection.base.id);
+/// For a DELETE of a folder or file: removes the active links the deletion will deactivate
+/// at the provider of `connection_id`, within the request's deadline less its reserve (kept
+/// for the deletion itself). A connection that is gone took its links' activity with it:
+/// nothing to do. Only reading the connection can fail here; the removal itself is best
+/// effort (see [`remove_at_provider`]).
+pub async fn before_deleting(
+    app: &App,
+    clock: &RequestClock,
+    tenant: TenantId,
+    connection_id: Uuid,
+    scope: Scope<'_>,
+) -> Result<(), DbError> {
+    let connection = match app.store.get_connection(tenant, connection_id).await {
+        Ok(connection) => connection,
+        Err(DbError::NotFound) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    // A configuration that cannot be read is recorded by the removal itself.
+    let budget = app.current().await.map(|c| c.config.request_budget).unwrap_or(DEFAULT_REQUEST_BUDGET);
+    let deadline = clock.deadline(budget);
+    remove_at_provider(app, &connection, scope, deadline.remaining().saturating_sub(deadline.reserve())).await;
+    Ok(())
+}
+
+/// Removes the active links of `scope` at `connection`'s provider, all within `budget`,
+/// calls in flight included; a failure is recorded, never returned. Returns how many links
+/// the provider did not remove.
+pub async fn remove_at_provider(app: &App, connection: &Connection, scope: Scope<'_>, budget: Duration) -> usize {
+    let deadline = Instant::now() + budget;
     let mut setup: Option<(Arc<Current>, SecretString)> = None;
     let mut after = None;
     let mut failed = 0;
     loop {
-        let page = match app.store.list_connection_links(tenant, id, PageRequest { after, limit: BATCH }).await {
+        let page = match scope.page(app, connection, PageRequest { after, limit: BATCH }).await {
             Ok(page) => page,
             Err(e) => {
-                let why = format!("the links could not be read: {}", shared::error_chain(&e));
-                record(app, connection, None, ErrorType::Api, None, why).await;
+                let why = format!("the links could not be read: {}", crate::error_chain(&e));
+                record(app, connection, scope, None, ErrorType::Api, None, why).await;
                 return failed + 1;
             }
         };
@@ -63,7 +127,7 @@ pub(crate) async fn remove_at_provider(app: &App, connection: &Connection) -> us
                 Ok(ready) => setup = Some(ready),
                 Err((error_type, why)) => {
                     let why = format!("its active shared links were not removed at the provider: {why}");
-                    record(app, connection, None, error_type, None, why).await;
+                    record(app, connection, scope, None, error_type, None, why).await;
                     return failed + page.items.len();
                 }
             }
@@ -92,18 +156,18 @@ pub(crate) async fn remove_at_provider(app: &App, connection: &Connection) -> us
                         MAX_ERROR_MESSAGE_BYTES,
                     );
                     let code = e.error_code().map(|c| scrub_error_text(&c, &secrets, MAX_ERROR_CODE_BYTES));
-                    record(app, connection, Some(&link), e.error_type(), code, why).await;
+                    record(app, connection, scope, Some(&link), e.error_type(), code, why).await;
                 }
             }
         }
         if out_of_time > 0 {
             let why = format!(
-                "removing its shared links at the provider stopped after {}s: {out_of_time} link(s) of the last \
+                "removing its shared links at the provider stopped after {}: {out_of_time} link(s) of the last \
                  batch{} were not removed",
-                BUDGET.as_secs(),
+                seconds(budget),
                 if page.next_after.is_some() { " and every later one" } else { "" }
             );
-            record(app, connection, None, ErrorType::Timeout, None, why).await;
+            record(app, connection, scope, None, ErrorType::Timeout, None, why).await;
             return failed + out_of_time;
         }
         after = match page.next_after {
@@ -117,16 +181,16 @@ pub(crate) async fn remove_at_provider(app: &App, connection: &Connection) -> us
                 "the provider refused the access token; its shared links after index {} were not tried",
                 after.unwrap_or_default()
             );
-            record(app, connection, None, ErrorType::Auth, None, why).await;
+            record(app, connection, scope, None, ErrorType::Auth, None, why).await;
             return failed + 1;
         }
         if Instant::now() >= deadline {
             let why = format!(
-                "removing its shared links at the provider stopped after {}s; links after index {} were not tried",
-                BUDGET.as_secs(),
+                "removing its shared links at the provider stopped after {}; links after index {} were not tried",
+                seconds(budget),
                 after.unwrap_or_default()
             );
-            record(app, connection, None, ErrorType::Timeout, None, why).await;
+            record(app, connection, scope, None, ErrorType::Timeout, None, why).await;
             return failed + 1;
         }
     }
@@ -208,9 +272,15 @@ async fn remove_one(
     provider.delete_shared_link(access, &target, &existing).await
 }
 
+/// "12s", or "1.5s" for a budget with a fraction.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{:.1}s", d.as_secs_f64()) }
+}
+
 async fn record(
     app: &App,
     connection: &Connection,
+    scope: Scope<'_>,
     link: Option<&ConnectionLink>,
     error_type: ErrorType,
     error_code: Option<String>,
@@ -220,7 +290,8 @@ async fn record(
         connection_id = %connection.base.id,
         link_id = ?link.map(|l| l.link.base.id),
         error_type = error_type.as_str(),
-        "a shared link of a disconnected connection may still be live at the provider"
+        deleted = scope.as_str(),
+        "a shared link of a deleted connection, folder or file may still be live at the provider"
     );
     let new = NewSyncError {
         tenant_id: connection.base.tenant_id,
@@ -233,6 +304,7 @@ async fn record(
         stack_trace: None,
         error_metadata: Some(json!({
             "operation": OPERATION,
+            "deleted": scope.as_str(),
             "provider_type": connection.provider_type,
             "link_id": link.map(|l| l.link.base.id),
         })),

@@ -16,9 +16,9 @@ use shared::api::{
 };
 use shared::app::App;
 use shared::db::{Connection, ConnectionFilter, ConnectionPatch, ConnectionStatus, ProviderType};
+use shared::link_removal::{self, Scope};
 use utoipa::OpenApi as _;
 
-mod links;
 mod revoke;
 
 pub fn router(app: Arc<App>) -> Router {
@@ -170,6 +170,10 @@ async fn update(
     Ok(axum::Json(app.store.update_connection(caller.tenant_id, id, &patch).await?))
 }
 
+/// The link removal ends after this long, calls in flight included: the function has 29 s,
+/// and revocation (up to the 10 s provider timeout) and the deletion still follow.
+const LINK_REMOVAL_BUDGET: std::time::Duration = std::time::Duration::from_secs(12);
+
 /// Disconnects: removes the connection's active shared links at the provider (revoking a
 /// grant does not delete public links made with it), revokes the grant where it can, then
 /// deletes locally. The user asked to disconnect, so a provider that refuses or is down does
@@ -196,7 +200,7 @@ async fn disconnect(
 ) -> Result<axum::Json<Connection>, ApiError> {
     let connection = app.store.get_connection(caller.tenant_id, id).await?;
     // Before the revocation, which ends the access token the removals use.
-    links::remove_at_provider(&app, &connection).await;
+    link_removal::remove_at_provider(&app, &connection, Scope::Connection, LINK_REMOVAL_BUDGET).await;
     revoke::at_provider(&app, &connection).await;
     Ok(axum::Json(app.store.delete_connection(caller.tenant_id, id).await?))
 }

@@ -18,6 +18,8 @@ use shared::app::App;
 use shared::db::{
     CloudFile, CloudFileFilter, CloudFilePatch, DbError, NewCloudFile, QuodsiFileType, SyncStatus, TenantId,
 };
+use shared::deadline::RequestClock;
+use shared::link_removal::{self, Scope};
 use utoipa::OpenApi as _;
 use uuid::Uuid;
 
@@ -350,7 +352,7 @@ async fn update(
     tag = "files",
     params(("id" = Uuid, Path, description = "The file record's id")),
     responses(
-        (status = 200, description = "The file record as deleted; links to it are deactivated", body = CloudFile),
+        (status = 200, description = "The file record as deleted; links to it are removed at the provider first, then deactivated. A link the provider does not remove is recorded as a sync error and does not stop the deletion", body = CloudFile),
         (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
         (status = 401, description = "No verified token", body = ErrorEnvelope),
         (status = 404, description = "No live file of the caller's tenant has this id", body = ErrorEnvelope),
@@ -359,8 +361,20 @@ async fn update(
 )]
 async fn remove(
     State(app): State<Arc<App>>,
+    clock: RequestClock,
     caller: Caller,
     PathId(id): PathId,
 ) -> Result<axum::Json<CloudFile>, ApiError> {
+    let file = app.store.get_file(caller.tenant_id, id).await?;
+    // Deleting only deactivates the links here; at the provider they would keep working. A
+    // deleted folder took its files' links' activity with it already.
+    match app.store.get_folder(caller.tenant_id, file.folder_id).await {
+        Ok(folder) => {
+            let scope = Scope::File(&file);
+            link_removal::before_deleting(&app, &clock, caller.tenant_id, folder.connection_id, scope).await?;
+        }
+        Err(shared::db::DbError::NotFound) => {}
+        Err(e) => return Err(e.into()),
+    }
     Ok(axum::Json(app.store.delete_file(caller.tenant_id, id).await?))
 }

@@ -19,6 +19,8 @@ use shared::db::{
     Connection, ConnectionStatus, DbError, Folder, FolderFilter, FolderPatch, FolderPermissions, FolderType, NewFolder,
     TenantId,
 };
+use shared::deadline::RequestClock;
+use shared::link_removal::{self, Scope};
 use utoipa::OpenApi as _;
 use uuid::Uuid;
 
@@ -329,7 +331,7 @@ async fn update(
     tag = "folders",
     params(("id" = Uuid, Path, description = "The folder's id")),
     responses(
-        (status = 200, description = "The folder as deleted; its live sync jobs are cancelled and links into it deactivated", body = Folder),
+        (status = 200, description = "The folder as deleted; its live sync jobs are cancelled and links into it (its own and its files') removed at the provider first, then deactivated. A link the provider does not remove is recorded as a sync error and does not stop the deletion", body = Folder),
         (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
         (status = 401, description = "No verified token", body = ErrorEnvelope),
         (status = 404, description = "No live folder of the caller's tenant has this id", body = ErrorEnvelope),
@@ -338,8 +340,12 @@ async fn update(
 )]
 async fn remove(
     State(app): State<Arc<App>>,
+    clock: RequestClock,
     caller: Caller,
     PathId(id): PathId,
 ) -> Result<axum::Json<Folder>, ApiError> {
+    let folder = app.store.get_folder(caller.tenant_id, id).await?;
+    // Deleting only deactivates the links here; at the provider they would keep working.
+    link_removal::before_deleting(&app, &clock, caller.tenant_id, folder.connection_id, Scope::Folder(id)).await?;
     Ok(axum::Json(app.store.delete_folder(caller.tenant_id, id).await?))
 }

@@ -235,6 +235,21 @@ impl Store {
         Ok(paged(rows, page, |l| l.link.base.index_id))
     }
 
+    /// One page of the active links into a live folder (its own and those of files in it), in
+    /// index order, each with the provider's id of its item: what deleting the folder removes
+    /// at the provider first.
+    pub async fn list_folder_links(
+        &self,
+        tenant: TenantId,
+        folder: Uuid,
+        page: PageRequest,
+    ) -> DbResult<Page<ConnectionLink>> {
+        let mut params = page_params(tenant, page)?;
+        params.push(folder.into());
+        let rows = self.all::<ConnectionLink>(Stmt::FolderLinkList, params).await?;
+        Ok(paged(rows, page, |l| l.link.base.index_id))
+    }
+
     /// Active, live connections of every tenant whose token expires before `before`, soonest
     /// first.
     pub async fn scan_connections_expiring(&self, before: DateTime<Utc>, limit: u16) -> DbResult<Vec<Connection>> {
