@@ -37,7 +37,8 @@ async fn request_logs_are_json_with_function_and_tenant() {
 
     // Act: a request that logs (a rejected read of an unknown id).
     let reply =
-        call(&router, &ApiEvent::load("sync-errors/get").caller(&tenant).path(&format!("/sync-errors/{unknown}"))).await;
+        call(&router, &ApiEvent::load("sync-errors/get").caller(&tenant).path(&format!("/sync-errors/{unknown}")))
+            .await;
 
     // Assert
     assert_eq!(reply.status, 404);
