@@ -137,7 +137,15 @@ pub fn spawn_schedules(app: Arc<App>, settings: Arc<TimedSettings>) {
             loop {
                 ticks.tick().await;
                 if let Some(report) = run_timed(&app, &settings, name).await {
-                    tracing::info!(function = name, ?report, "scheduled run");
+                    tracing::info!(
+                        function = name,
+                        scanned = report.scanned,
+                        acted = report.acted,
+                        skipped = report.skipped,
+                        failed = report.failed,
+                        duration_ms = report.duration_ms,
+                        "scheduled run"
+                    );
                 }
             }
         });

@@ -44,6 +44,9 @@ pub fn ensure(dir: &Path) -> std::io::Result<LocalFiles> {
             "active_token_key": "local-1",
             "oauth_state_key": STANDARD.encode(random_key()),
             "providers": {},
+            // Register http://127.0.0.1:3000/oauth/callback/<provider> with a provider's app
+            // to connect real accounts locally.
+            "oauth_redirect_base_url": "http://127.0.0.1:3000",
             "return_to_allowlist": ["http://localhost:3000", "http://127.0.0.1:3000", "http://localhost:5173"],
         });
         write_new(&files.config, &serde_json::to_string_pretty(&doc).expect("JSON"))?;
