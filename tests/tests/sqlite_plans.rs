@@ -75,7 +75,6 @@ async fn hot_queries_use_the_seed_indexes() {
         (Stmt::ConnRefreshDueScan, "ix_cloud_connections_token_expiry"),
         (Stmt::ConnKeepAliveScan, "ix_cloud_connections_keep_alive"),
         (Stmt::ConnKeepAliveNewScan, "ix_cloud_connections_keep_alive"),
-        (Stmt::LinkExpireBatch, "ix_cloud_shared_links_expires"),
         (Stmt::JobList, "ix_cloud_sync_jobs_tenant_active"),
         (Stmt::FileList, "ix_cloud_files_tenant_active"),
         (Stmt::LinkList, "ix_cloud_shared_links_tenant_active"),

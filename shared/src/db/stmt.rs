@@ -197,9 +197,6 @@ statements! {
     LinkExpiryClaim => false,
     /// id, now — deactivates the link if it is still active and expired
     LinkExpire => false,
-    /// now, limit — deactivates up to `limit` active links whose expires_at has passed and
-    /// returns them (each row to one caller only)
-    LinkExpireBatch => true,
 
     /// id, tenant_id, sync_job_id, connection_id, file_id, error_type, error_code,
     /// error_message, stack_trace, error_metadata, now

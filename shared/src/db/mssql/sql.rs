@@ -471,15 +471,6 @@ pub fn sql(stmt: Stmt) -> &'static str {
             "UPDATE dbo.cloud_shared_links SET is_active = 0, updated_at = @P2 \
              WHERE id = @P1 AND is_active = 1 AND expires_at <= @P2"
         }
-        // The outer `is_active = 1` is evaluated again on the row the UPDATE locks, so of two
-        // overlapping runs that picked the same ids only one deactivates (and outputs) each.
-        Stmt::LinkExpireBatch => concat!(
-            "UPDATE dbo.cloud_shared_links SET is_active = 0, updated_at = @P1 OUTPUT ",
-            link_cols!(INSERTED),
-            " WHERE is_active = 1 AND id IN (SELECT TOP (@P2) id FROM dbo.cloud_shared_links \
-             WHERE expires_at IS NOT NULL AND is_active = 1 AND expires_at <= @P1 AND is_deleted = 0 \
-             ORDER BY expires_at, index_id)"
-        ),
 
         Stmt::ErrorInsert => concat!(
             "INSERT INTO dbo.cloud_sync_errors (id, tenant_id, sync_job_id, connection_id, file_id, error_type, \

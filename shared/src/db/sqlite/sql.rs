@@ -436,12 +436,6 @@ pub fn sql(stmt: Stmt) -> &'static str {
             "UPDATE cloud_shared_links SET is_active = 0, updated_at = ?2 \
              WHERE id = ?1 AND is_active = 1 AND expires_at <= ?2"
         }
-        Stmt::LinkExpireBatch => concat!(
-            "UPDATE cloud_shared_links SET is_active = 0, updated_at = ?1 WHERE is_active = 1 AND id IN \
-             (SELECT id FROM cloud_shared_links WHERE expires_at IS NOT NULL AND is_active = 1 AND expires_at <= ?1 \
-             AND is_deleted = 0 ORDER BY expires_at LIMIT ?2) RETURNING ",
-            link_cols!()
-        ),
 
         Stmt::ErrorInsert => concat!(
             "INSERT INTO cloud_sync_errors (id, tenant_id, sync_job_id, connection_id, file_id, error_type, \

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Store, affected, decode_first, decode_rows, json, step};
+use super::{Store, affected, decode_first, json, step};
 use crate::db::backend::When;
 use crate::db::enums::ConnectionStatus;
 use crate::db::error::{DbError, DbResult};
@@ -259,11 +259,5 @@ impl Store {
     /// holds it. True when claimed.
     pub async fn claim_link_expiry(&self, id: Uuid, lease_until: DateTime<Utc>) -> DbResult<bool> {
         Ok(self.count(Stmt::LinkExpiryClaim, vec![id.into(), self.now().into(), lease_until.into()]).await? == 1)
-    }
-
-    /// Deactivates up to `max` active links whose expires_at is at or before `now` and
-    /// returns them. Each link is returned to one caller only, however many run at once.
-    pub async fn expire_links_batch(&self, now: DateTime<Utc>, max: u16) -> DbResult<Vec<SharedLink>> {
-        decode_rows(self.single(Stmt::LinkExpireBatch, vec![now.into(), limit(max.into())]).await?)
     }
 }
