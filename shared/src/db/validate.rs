@@ -36,8 +36,14 @@ pub fn non_empty(field: &'static str, value: &str) -> Result<(), DbError> {
 /// for four-digit years. Microsecond precision is what the API round-trips.
 pub const TIMESTAMP_RANGE: &str = "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z";
 
-/// Whether a UTC timestamp is inside [`TIMESTAMP_RANGE`].
+/// Whether a UTC timestamp is inside [`TIMESTAMP_RANGE`]. A leap second (chrono holds second
+/// 60 as a nanosecond count of a billion or more) is outside: DATETIME2 has no 23:59:60, and
+/// tiberius would encode a time of day past midnight that SQL Server refuses.
 pub fn timestamp_in_range(t: &NaiveDateTime) -> bool {
+    use chrono::Timelike as _;
+    if t.nanosecond() >= 1_000_000_000 {
+        return false;
+    }
     let min = NaiveDate::from_ymd_opt(1, 1, 1).map(|d| d.and_time(NaiveTime::MIN));
     let max = NaiveDate::from_ymd_opt(9999, 12, 31).and_then(|d| d.and_hms_micro_opt(23, 59, 59, 999_999));
     matches!((min, max), (Some(min), Some(max)) if (min..=max).contains(t))
