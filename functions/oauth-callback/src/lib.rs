@@ -39,7 +39,7 @@ use serde::Deserialize;
 use shared::api::openapi::BearerJwt;
 use shared::api::{ApiError, ErrorEnvelope, PathParam, QueryParams};
 use shared::app::{App, Current};
-use shared::db::{ConnectionGrant, ProviderType, SealedTokens, UpsertedConnection};
+use shared::db::{ConnectionFilter, ConnectionGrant, PageRequest, ProviderType, SealedTokens, UpsertedConnection};
 use shared::deadline::{Deadline, RequestClock};
 use shared::oauth::{BrowserBinding, OAuthState, StateError};
 use shared::providers::ProviderError;
@@ -201,6 +201,19 @@ async fn revoke_unused(
     }
 }
 
+/// Whether the user already has a live connection of this provider (in doubt, when the
+/// store cannot say, as if they had).
+async fn has_live_connection(app: &App, state: &OAuthState, provider: ProviderType) -> bool {
+    let filter = ConnectionFilter { provider_type: Some(provider), status: None, user_id: Some(state.user_id) };
+    match app.store.list_connections(state.tenant_id, &filter, PageRequest::first(1)).await {
+        Ok(page) => !page.items.is_empty(),
+        Err(e) => {
+            tracing::warn!(error = %shared::error_chain(&e), "cannot tell whether the account is connected");
+            true
+        }
+    }
+}
+
 /// Redeems the code, identifies the account and stores the connection. Nothing is written
 /// unless every provider call succeeded; a grant whose account cannot be identified is
 /// revoked again.
@@ -234,7 +247,14 @@ async fn connect(
         Ok(identity) => identity,
         Err(e) => {
             // The exchange made a grant the provider keeps, and no connection will hold it.
-            revoke_unused(definition, &tokens, deadline).await;
+            // But at Google a revocation ends the whole grant of the app for that account, so
+            // when the user may be reconnecting an account already connected, revoking would
+            // kill the working connection over a passing identity failure: leave it then.
+            if has_live_connection(app, state, provider).await {
+                tracing::info!(%provider, "identity failed on a reconnect; the grant is left for the existing connection");
+            } else {
+                revoke_unused(definition, &tokens, deadline).await;
+            }
             return Err(Failure::provider(Stage::Identity, e));
         }
     };

@@ -748,6 +748,40 @@ async fn a_failed_identity_call_revokes_the_fresh_grant() {
 }
 
 #[tokio::test]
+async fn a_failed_identity_call_on_a_reconnect_leaves_the_grant_alone() {
+    // Arrange: the user already has a Dropbox connection; revoking the fresh grant could end
+    // the grant that connection lives on.
+    let w = world().await;
+    let tenant = w.t.tenant().await;
+    let existing =
+        w.t.store()
+            .create_connection(&shared::db::NewConnection {
+                provider_type: ProviderType::Dropbox,
+                ..testkit::new_connection(&tenant)
+            })
+            .await
+            .unwrap();
+    mount_identity_failure(&w, ProviderType::Dropbox).await;
+    Mock::given(method("POST"))
+        .and(path("/2/auth/token/revoke"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw("null", "application/json"))
+        .expect(0)
+        .mount(&w.server)
+        .await;
+
+    // Act
+    let reply = connect_with(&w, &tenant, ProviderType::Dropbox, CODE, json!({})).await;
+
+    // Assert
+    let (_, query) = redirected(&reply);
+    assert_eq!(query.get("connection_error").map(String::as_str), Some("provider_rejected"));
+    w.server.verify().await;
+    let still = w.t.store().get_connection(tenant.id, existing.base.id).await.unwrap();
+    assert_eq!(still.status, shared::db::ConnectionStatus::Active);
+    assert_eq!(still.encrypted_access_token, existing.encrypted_access_token, "the connection is untouched");
+}
+
+#[tokio::test]
 async fn a_failed_revocation_of_the_unused_grant_changes_nothing_but_a_log_line() {
     // Arrange
     let w = world().await;
