@@ -29,12 +29,21 @@ pub const LAMBDA_MARGIN: Duration = Duration::from_secs(1);
 /// The most kept back from provider calls for the steps after them (a database write or
 /// two, or one undo call); a quarter of the whole when that is less.
 pub const MAX_RESERVE: Duration = Duration::from_secs(3);
+/// The least an undo (the last provider call of a request, putting back what the request
+/// could not record) is given, however little of the deadline is left: a link left public
+/// costs more than a late answer.
+pub const MIN_UNDO: Duration = Duration::from_secs(2);
+/// Kept from the Lambda's own deadline by an undo that overruns the request's deadline: what
+/// is left after it is for recording the undo's failure and writing the response.
+pub const UNDO_LAMBDA_MARGIN: Duration = Duration::from_millis(500);
 
 /// When a request must be done by.
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline {
     at: Instant,
     reserve: Duration,
+    /// The Lambda's own deadline (monotonic), when the request runs in one.
+    lambda: Option<Instant>,
 }
 
 impl Deadline {
@@ -42,13 +51,16 @@ impl Deadline {
     /// deadline less [`LAMBDA_MARGIN`] when that is sooner.
     pub fn new(arrived: Instant, budget: Duration, lambda_deadline: Option<SystemTime>) -> Deadline {
         let mut at = arrived + budget;
+        let mut lambda_at = None;
         if let Some(lambda) = lambda_deadline {
             // Wall clock to monotonic clock, once: what is left of the Lambda's time now.
             let left = lambda.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
-            at = at.min(Instant::now() + left.saturating_sub(LAMBDA_MARGIN));
+            let now = Instant::now();
+            at = at.min(now + left.saturating_sub(LAMBDA_MARGIN));
+            lambda_at = Some(now + left);
         }
         let total = at.saturating_duration_since(arrived);
-        Deadline { at, reserve: MAX_RESERVE.min(total / 4) }
+        Deadline { at, reserve: MAX_RESERVE.min(total / 4), lambda: lambda_at }
     }
 
     /// `budget` from now, with no Lambda deadline.
@@ -86,6 +98,25 @@ impl Deadline {
         call: impl Future<Output = Result<T, ProviderError>>,
     ) -> Result<T, ProviderError> {
         let allowed = self.remaining().saturating_sub(leave);
+        if allowed.is_zero() {
+            return Err(ProviderError::Timeout);
+        }
+        tokio::time::timeout(allowed, call).await.unwrap_or(Err(ProviderError::Timeout))
+    }
+
+    /// Runs an undo: like [`Deadline::call_leaving`], but given at least [`MIN_UNDO`] even
+    /// when less (or nothing) is left of the deadline, so that it is always attempted; never
+    /// past the Lambda's own deadline less [`UNDO_LAMBDA_MARGIN`], where the undo is not
+    /// started or is cut off as [`ProviderError::Timeout`].
+    pub async fn undo_call<T>(
+        &self,
+        leave: Duration,
+        call: impl Future<Output = Result<T, ProviderError>>,
+    ) -> Result<T, ProviderError> {
+        let mut allowed = self.remaining().saturating_sub(leave).max(MIN_UNDO);
+        if let Some(lambda) = self.lambda {
+            allowed = allowed.min(lambda.saturating_duration_since(Instant::now()).saturating_sub(UNDO_LAMBDA_MARGIN));
+        }
         if allowed.is_zero() {
             return Err(ProviderError::Timeout);
         }
@@ -181,6 +212,53 @@ mod tests {
         // Assert
         assert_eq!(outcome, Err(ProviderError::Timeout));
         assert!(!started);
+    }
+
+    #[tokio::test]
+    async fn an_undo_is_attempted_with_its_minimum_when_the_deadline_is_spent() {
+        // Arrange
+        let spent = Deadline::after(Duration::ZERO);
+        let mut started = false;
+
+        // Act
+        let outcome = spent
+            .undo_call(spent.reserve() / 2, async {
+                started = true;
+                Ok::<_, ProviderError>(7)
+            })
+            .await;
+        let cut = spent.undo_call(Duration::ZERO, std::future::pending::<Result<(), ProviderError>>());
+        let cut = tokio::time::timeout(MIN_UNDO * 2, cut).await;
+
+        // Assert
+        assert_eq!(outcome, Ok(7));
+        assert!(started, "the undo ran although nothing was left of the deadline");
+        assert_eq!(cut.expect("cut off at its minimum"), Err(ProviderError::Timeout));
+    }
+
+    #[tokio::test]
+    async fn an_undo_never_runs_into_the_lambdas_own_deadline() {
+        // Arrange
+        let arrived = Instant::now();
+        let lambda_now = Deadline::new(arrived, Duration::from_secs(25), Some(SystemTime::now()));
+        let lambda_soon =
+            Deadline::new(arrived, Duration::from_secs(25), Some(SystemTime::now() + Duration::from_secs(1)));
+        let mut started = false;
+
+        // Act
+        let not_started = lambda_now
+            .undo_call(Duration::ZERO, async {
+                started = true;
+                Ok::<_, ProviderError>(())
+            })
+            .await;
+        let cut = lambda_soon.undo_call(Duration::ZERO, std::future::pending::<Result<(), ProviderError>>());
+        let cut = tokio::time::timeout(MIN_UNDO, cut).await;
+
+        // Assert
+        assert_eq!(not_started, Err(ProviderError::Timeout));
+        assert!(!started, "nothing is left before the Lambda's deadline less the margin");
+        assert_eq!(cut.expect("cut off before the Lambda's deadline"), Err(ProviderError::Timeout));
     }
 
     #[tokio::test]

@@ -264,7 +264,8 @@ async fn create(
             ));
         }
         Err(e) => {
-            provider::record_failure(&app, &resolved, "create_shared_link", &e, None).await;
+            let secrets = call.secrets(&checked.request);
+            provider::record_failure(&app, &resolved, "create_shared_link", &e, None, &secrets).await;
             return Err(provider::bad_gateway(&resolved, "create the link", &e));
         }
     };
@@ -290,9 +291,13 @@ async fn create(
             let existing =
                 ExistingLink { provider_share_id: created.provider_share_id.as_deref(), share_url: &created.share_url };
             // The undo may use half the reserve: the other half is for recording its failure.
+            // A database that failed slowly may have left less than that; the undo is still
+            // attempted, for at least MIN_UNDO but short of the Lambda's own deadline.
             let undo = call.provider().delete_shared_link(call.token(), &target, &existing);
-            if let Err(undo) = deadline.call_leaving(deadline.reserve() / 2, undo).await {
-                provider::record_failure(&app, &resolved, "delete_unrecorded_shared_link", &undo, None).await;
+            if let Err(undo) = deadline.undo_call(deadline.reserve() / 2, undo).await {
+                let secrets = call.secrets(&checked.request);
+                let op = "delete_unrecorded_shared_link";
+                provider::record_failure(&app, &resolved, op, &undo, None, &secrets).await;
             }
             Err(e.into())
         }

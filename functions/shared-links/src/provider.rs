@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use shared::api::ApiError;
 use shared::app::{App, Current};
 use shared::db::{CloudFile, Connection, DbError, ErrorType, Folder, NewSyncError, ResourceType, SharedLink, TenantId};
 use shared::deadline::{Deadline, RequestClock};
-use shared::providers::{ExistingLink, LinkTarget, Provider, ProviderError};
+use shared::providers::{ExistingLink, LinkTarget, Provider, ProviderError, SharedLinkRequest};
+use shared::schedule::scrub_error_row;
 use shared::vault::TokenContext;
 use uuid::Uuid;
 
@@ -116,6 +117,14 @@ impl ProviderCall {
         &self.token
     }
 
+    /// What a provider's error text must not carry into an error row: the access token and
+    /// the link password, when there is one.
+    pub fn secrets<'a>(&'a self, request: &'a SharedLinkRequest) -> Vec<&'a str> {
+        let mut secrets = vec![self.token.expose_secret()];
+        secrets.extend(request.password.as_ref().map(|p| p.expose_secret()));
+        secrets
+    }
+
     /// The request's deadline under the configuration in force.
     pub fn deadline(&self, clock: &RequestClock) -> Deadline {
         clock.deadline(self.current.config.request_budget)
@@ -160,8 +169,11 @@ fn clip(code: String) -> String {
     code[..end].to_owned()
 }
 
-/// Leaves a cloud_sync_errors row for a provider failure. Failing to write it must not hide
-/// the failure being reported, so that is logged instead.
+/// Leaves a cloud_sync_errors row for a provider failure, scrubbed by
+/// [`scrub_error_row`] of `secrets` (the access token, a link password) and of any credential
+/// the provider's text quotes. Failing to write it must not hide the failure being reported,
+/// so that is logged instead.
+#[allow(clippy::too_many_arguments)] // each is one column or the scrubbing of them
 pub(crate) async fn record(
     app: &App,
     resolved: &Resolved,
@@ -170,6 +182,7 @@ pub(crate) async fn record(
     error_code: Option<String>,
     message: String,
     link_id: Option<Uuid>,
+    secrets: &[&str],
 ) {
     let new = NewSyncError {
         tenant_id: resolved.connection.base.tenant_id,
@@ -189,6 +202,7 @@ pub(crate) async fn record(
             "shared_link_id": link_id,
         })),
     };
+    let new = scrub_error_row(new, secrets);
     if let Err(e) = app.store.create_error(&new).await {
         tracing::error!(error = %e, operation, "could not record a provider failure");
     }
@@ -200,10 +214,11 @@ pub(crate) async fn record_failure(
     operation: &str,
     e: &ProviderError,
     link_id: Option<Uuid>,
+    secrets: &[&str],
 ) {
     let provider = resolved.connection.provider_type;
     let message = format!("{operation} at {provider} failed: {e}");
-    record(app, resolved, operation, e.error_type(), e.error_code(), message, link_id).await;
+    record(app, resolved, operation, e.error_type(), e.error_code(), message, link_id, secrets).await;
 }
 
 /// Deletes a stored link at its provider, recording any failure; the caller deactivates it
@@ -217,11 +232,11 @@ pub(crate) async fn remove_at_provider(app: &App, link: &SharedLink, clock: &Req
         Ok(call) => call,
         Err(ApiError::Internal(e)) => {
             let message = format!("the connection's access token cannot be read: {e}");
-            record(app, &resolved, OP, ErrorType::Auth, None, message, Some(link.base.id)).await;
+            record(app, &resolved, OP, ErrorType::Auth, None, message, Some(link.base.id), &[]).await;
             return Ok(());
         }
         Err(ApiError::Unavailable { message, .. }) => {
-            record(app, &resolved, OP, ErrorType::Validation, None, message, Some(link.base.id)).await;
+            record(app, &resolved, OP, ErrorType::Validation, None, message, Some(link.base.id), &[]).await;
             return Ok(());
         }
         Err(e) => return Err(e),
@@ -230,7 +245,7 @@ pub(crate) async fn remove_at_provider(app: &App, link: &SharedLink, clock: &Req
     let target = resolved.target();
     let delete = call.provider().delete_shared_link(call.token(), &target, &existing);
     if let Err(e) = call.deadline(clock).provider_call(delete).await {
-        record_failure(app, &resolved, OP, &e, Some(link.base.id)).await;
+        record_failure(app, &resolved, OP, &e, Some(link.base.id), &[call.token().expose_secret()]).await;
     }
     Ok(())
 }

@@ -955,6 +955,35 @@ async fn an_undo_slower_than_the_budget_is_cut_off_and_recorded_in_time() {
 }
 
 #[tokio::test]
+async fn a_failed_undo_is_recorded_without_the_token_the_provider_echoes() {
+    // Arrange
+    let s = setup_with_short_budget().await;
+    let a = s.t.tenant().await;
+    let it = onedrive_item(&s, &a).await;
+    mount_create_link(&s, &it, std::time::Duration::ZERO).await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v1.0/drives/{GRAPH_DRIVE}/items/{}/permissions/perm-1", it.file.provider_file_id).as_str()))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "error": {"code": "accessDenied", "message": format!("token {ACCESS} may not delete this permission")}
+        })))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+    refuse_link_inserts(&s.t);
+
+    // Act
+    let reply = create_view_link(&s, &a, &it).await;
+
+    // Assert
+    assert_eq!(reply.status, 500, "{}", reply.text);
+    let recorded = errors(&s.t, &a).await;
+    assert_eq!(recorded.len(), 1, "the link left at the provider is on record");
+    assert_eq!(recorded[0].error_metadata.as_ref().unwrap()["operation"], "delete_unrecorded_shared_link");
+    assert!(!recorded[0].error_message.contains(ACCESS), "{}", recorded[0].error_message);
+    assert!(recorded[0].error_message.contains(shared::schedule::REDACTED), "{}", recorded[0].error_message);
+}
+
+#[tokio::test]
 async fn a_removal_slower_than_the_budget_still_turns_the_link_off_in_time_and_is_recorded() {
     // Arrange
     let s = setup_with_short_budget().await;
