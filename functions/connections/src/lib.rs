@@ -16,6 +16,7 @@ use shared::api::{
 };
 use shared::app::App;
 use shared::db::{Connection, ConnectionFilter, ConnectionPatch, ConnectionStatus, ProviderType};
+use shared::deadline::{DEFAULT_REQUEST_BUDGET, RequestClock};
 use shared::link_removal::{self, Scope};
 use utoipa::OpenApi as _;
 
@@ -170,9 +171,10 @@ async fn update(
     Ok(axum::Json(app.store.update_connection(caller.tenant_id, id, &patch).await?))
 }
 
-/// The link removal ends after this long, calls in flight included: the function has 29 s,
-/// and revocation (up to the 10 s provider timeout) and the deletion still follow.
-const LINK_REMOVAL_BUDGET: std::time::Duration = std::time::Duration::from_secs(12);
+/// Kept for the revocation out of what the request's deadline leaves the provider calls
+/// (half of it when that is less): the provider HTTP client's own timeout. Under the default
+/// 25 s budget the link removal gets the other 12 s.
+const REVOKE_ALLOWANCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Disconnects: removes the connection's active shared links at the provider (revoking a
 /// grant does not delete public links made with it), revokes the grant where it can, then
@@ -195,12 +197,20 @@ const LINK_REMOVAL_BUDGET: std::time::Duration = std::time::Duration::from_secs(
 )]
 async fn disconnect(
     State(app): State<Arc<App>>,
+    clock: RequestClock,
     caller: Caller,
     PathId(id): PathId,
 ) -> Result<axum::Json<Connection>, ApiError> {
     let connection = app.store.get_connection(caller.tenant_id, id).await?;
+    // Both provider steps run under the request's deadline, measured from its arrival, and
+    // keep its reserve for recording a failure and the deletion here. A configuration that
+    // cannot be read is recorded by the steps themselves.
+    let budget = app.current().await.map(|c| c.config.request_budget).unwrap_or(DEFAULT_REQUEST_BUDGET);
+    let deadline = clock.deadline(budget);
+    let for_calls = deadline.remaining().saturating_sub(deadline.reserve());
+    let for_links = for_calls.saturating_sub(REVOKE_ALLOWANCE.min(for_calls / 2));
     // Before the revocation, which ends the access token the removals use.
-    link_removal::remove_at_provider(&app, &connection, Scope::Connection, LINK_REMOVAL_BUDGET).await;
-    revoke::at_provider(&app, &connection).await;
+    link_removal::remove_at_provider(&app, &connection, Scope::Connection, for_links).await;
+    revoke::at_provider(&app, &connection, &deadline).await;
     Ok(axum::Json(app.store.delete_connection(caller.tenant_id, id).await?))
 }

@@ -6,14 +6,17 @@
 use secrecy::{ExposeSecret as _, SecretString};
 use shared::app::App;
 use shared::db::{Connection, ErrorType, NewSyncError};
+use shared::deadline::Deadline;
 use shared::providers::ProviderError;
 use shared::schedule::{MAX_ERROR_CODE_BYTES, MAX_ERROR_MESSAGE_BYTES, scrub_error_row, scrub_error_text};
 use shared::vault::TokenContext;
 
 const OPERATION: &str = "revoke";
 
-pub(crate) async fn at_provider(app: &App, connection: &Connection) {
-    let outcome = match try_revoke(app, connection).await {
+/// Revokes under `deadline`, keeping its reserve for the error row and the deletion: a
+/// provider slower than that is recorded as a timeout.
+pub(crate) async fn at_provider(app: &App, connection: &Connection, deadline: &Deadline) {
+    let outcome = match try_revoke(app, connection, deadline).await {
         Ok(()) => return,
         Err(outcome) => outcome,
     };
@@ -50,7 +53,7 @@ enum Failure {
     Local(ErrorType, String),
 }
 
-async fn try_revoke(app: &App, connection: &Connection) -> Result<(), Failure> {
+async fn try_revoke(app: &App, connection: &Connection, deadline: &Deadline) -> Result<(), Failure> {
     let current =
         app.current().await.map_err(|e| Failure::Local(ErrorType::Validation, format!("configuration: {e}")))?;
     let provider = current
@@ -65,7 +68,7 @@ async fn try_revoke(app: &App, connection: &Connection) -> Result<(), Failure> {
         Some(stored) => Some(current.vault.decrypt(TokenContext::refresh(tenant, id), stored).map_err(unreadable)?),
         None => None,
     };
-    provider.revoke(&access, refresh.as_ref()).await.map_err(|e| {
+    deadline.provider_call(provider.revoke(&access, refresh.as_ref())).await.map_err(|e| {
         // A provider may quote the request (the tokens, the client secret) in its error.
         let client_secret =
             current.config.providers.get(connection.provider_type).map(|p| p.client_secret.expose_secret());

@@ -585,6 +585,45 @@ async fn delete_cuts_slow_link_removals_off_at_the_budget_and_still_deletes() {
 }
 
 #[tokio::test]
+async fn delete_cuts_a_slow_revocation_off_at_the_request_deadline_and_still_deletes() {
+    // Arrange: a 1.5 s request budget and a revocation that takes 20 s, past the HTTP
+    // client's own 10 s timeout.
+    let server = MockServer::start().await;
+    let mut config = provider_config(&server);
+    config["request_budget_ms"] = json!(1500);
+    let t = TestApp::with_config(config).await;
+    let router = connections::router(t.app.clone());
+    let a = t.tenant().await;
+    let c = connect(&t, &a, ProviderType::Dropbox).await;
+    Mock::given(method("POST"))
+        .and(path("/2/auth/token/revoke"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw("null", "application/json")
+                .set_delay(std::time::Duration::from_secs(20)),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    // Act
+    let reply =
+        tokio::time::timeout(std::time::Duration::from_secs(5), call(&router, &at("delete", c.base.id).caller(&a)))
+            .await
+            .expect("the request answers within its budget, not after the provider");
+
+    // Assert
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["status"], "revoked");
+    assert!(matches!(t.store().get_connection(a.id, c.base.id).await, Err(shared::db::DbError::NotFound)));
+    let filter = SyncErrorFilter { connection_id: Some(c.base.id), ..Default::default() };
+    let errors = t.store().list_errors(a.id, &filter, shared::db::PageRequest::first(20)).await.unwrap().items;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].error_type, ErrorType::Timeout);
+    assert_eq!(errors[0].error_metadata.as_ref().unwrap()["operation"], "revoke");
+}
+
+#[tokio::test]
 async fn a_path_parameter_that_is_not_utf8_is_a_json_400_naming_it() {
     // Arrange: %FF percent-decodes to a byte that is not UTF-8.
     let t = TestApp::new().await;
