@@ -58,9 +58,18 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// [`STORE_RETRY_MAX`]; attempts go on until the write deadline.
 const STORE_RETRY_FIRST: Duration = Duration::from_millis(200);
 const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
-/// What one database call can take on SQL Server before it fails: a pool checkout (15 s) and
-/// a command (30 s). A refresh starts only if its provider call and one such call still fit.
-pub const WRITE_RESERVE: Duration = Duration::from_secs(45);
+/// The SQL Server pool's checkout timeout and per-command timeout, in seconds
+/// (`CHECKOUT_TIMEOUT` and `REQUEST_COMMAND_TIMEOUT` in shared/src/db/mssql/mod.rs, private
+/// there; keep these in step with them).
+const SQL_SERVER_CHECKOUT_SECS: u64 = 5;
+const SQL_SERVER_COMMAND_SECS: u64 = 20;
+/// Statements of one token write on SQL Server: BEGIN TRANSACTION, the UPDATE, COMMIT.
+const TOKEN_WRITE_STATEMENTS: u64 = 3;
+/// What one token write can take on SQL Server before it fails: a pool checkout (5 s) and a
+/// command timeout (20 s) for each of its statements, 65 s in all. A refresh starts only if
+/// its provider call and one such write still fit.
+pub const WRITE_RESERVE: Duration =
+    Duration::from_secs(SQL_SERVER_CHECKOUT_SECS + TOKEN_WRITE_STATEMENTS * SQL_SERVER_COMMAND_SECS);
 /// Left free before the invocation's deadline (and the lease's end) for the failure record,
 /// the report and the runtime's reply.
 const SAFETY_MARGIN: Duration = Duration::from_secs(5);
@@ -458,9 +467,12 @@ async fn store_tokens(
         scope: tokens.scope.clone().filter(|s| !s.trim().is_empty()),
     };
     // Retried until `write_by`, each attempt cut off there too: the lease keeps the row ours,
-    // and the Lambda timeout must not end the invocation in the middle of an attempt.
+    // and the Lambda timeout must not end the invocation in the middle of an attempt. A pause
+    // that would leave the next attempt less than half of what is left is shortened to that
+    // half, and the attempt after it is the last one.
     let mut attempts = 0u32;
     let mut pause = STORE_RETRY_FIRST;
+    let mut last = false;
     let written = loop {
         attempts += 1;
         let left = write_by.saturating_duration_since(Instant::now());
@@ -469,11 +481,14 @@ async fn store_tokens(
             Ok(Err(e)) => shared::error_chain(&e).to_string(),
             Err(_) => "cut off at the write deadline".to_owned(),
         };
-        if Instant::now() + pause >= write_by {
+        let left = write_by.saturating_duration_since(Instant::now());
+        if last || left.is_zero() {
             return tokens_lost(ctx, claimed, refreshed.encrypted_refresh_token.is_some(), attempts, &error).await;
         }
-        tracing::warn!(connection_id = %id, attempts, error, "storing tokens failed; retrying");
-        tokio::time::sleep(pause).await;
+        let wait = pause.min(left / 2);
+        last = wait < pause;
+        tracing::warn!(connection_id = %id, attempts, last, error, "storing tokens failed; retrying");
+        tokio::time::sleep(wait).await;
         pause = (pause * 2).min(STORE_RETRY_MAX);
     };
     if !written {

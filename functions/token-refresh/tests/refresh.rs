@@ -280,7 +280,7 @@ async fn a_token_write_that_never_succeeds_is_given_up_at_the_write_deadline_and
 
 #[tokio::test]
 async fn a_lambda_deadline_too_close_for_a_refresh_and_its_write_starts_none() {
-    // Arrange: the invocation ends in 20 s, less than the provider timeout plus the 45 s
+    // Arrange: the invocation ends in 20 s, less than the provider timeout plus the 65 s
     // kept for the token write.
     let server = MockServer::start().await;
     answer(&server, "/box/token", "rt-box-late", ok("at-box-late", Some("rt-box-late-new"), 3600)).await;

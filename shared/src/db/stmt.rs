@@ -101,6 +101,10 @@ statements! {
     /// the connection is revoked, expired, in error or deleted, decided by the database in the
     /// same statement; an unknown connection or another tenant's is a constraint violation
     FolderInsert => true,
+    /// tenant_id, connection_id — a no-op UPDATE of the connection that matches (affected 1)
+    /// only while it is active and live; run before FolderInsert in the same transaction so
+    /// the insert waits for, and then sees, a concurrent revoke or delete (see sql.rs headers)
+    FolderLockConnection => false,
     /// tenant_id, connection_id, keep_id, now
     FolderClearDefaultExport => false,
     /// tenant_id, connection_id, keep_id, now
@@ -134,6 +138,13 @@ statements! {
     /// nothing (returns no row) when the folder is deleted or its connection is not active and
     /// live, decided in the same statement; an unknown folder is a constraint violation
     JobInsert => true,
+    /// tenant_id, folder_id — a no-op UPDATE of the folder's connection that matches only while
+    /// it is active and live; first of the row locks taken before JobInsert (connection, then
+    /// folder: the order delete_connection takes them in)
+    JobLockConnection => false,
+    /// tenant_id, folder_id — a no-op UPDATE of the folder that matches only while it is live;
+    /// the second row lock taken before JobInsert
+    JobLockFolder => false,
     /// tenant_id, id
     JobGet => true,
     /// tenant_id, after, limit, folder_id?, status?

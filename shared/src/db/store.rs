@@ -397,38 +397,49 @@ impl Store {
 
     /// Creates a folder; making it a default folder clears the connection's previous default
     /// in the same transaction. NotFound when the connection is not active and live: the
-    /// INSERT itself carries that condition, so a revoke or delete that commits after the
-    /// caller's own check is still caught. (A default cleared by that transaction is then
-    /// cleared on a connection that is going away; that is all such a race can leave.)
+    /// transaction first takes the connection's row lock with a no-op UPDATE that matches
+    /// only an active, live connection, and inserts only if it matched, so a revoke or delete
+    /// in flight is waited for and seen even under snapshot reads (see mssql/sql.rs).
     pub async fn create_folder(&self, new: &NewFolder) -> DbResult<Folder> {
         new.validate()?;
         let id = Uuid::new_v4();
-        let mut steps = self.clear_defaults(
+        let lock = || step(Stmt::FolderLockConnection, vec![new.tenant_id.into(), new.connection_id.into()]);
+        let mut steps = vec![lock()];
+        let clears = self.clear_defaults(
             new.tenant_id,
             new.connection_id,
             id,
             new.is_default_export_folder,
             new.is_default_import_folder,
         );
+        if !clears.is_empty() {
+            // The insert is conditional on the step just before it: take the (already held)
+            // lock again after the clears so that step is the connection check.
+            steps.extend(clears);
+            steps.push(lock());
+        }
         let at = steps.len();
-        steps.push(step(
-            Stmt::FolderInsert,
-            vec![
-                id.into(),
-                new.tenant_id.into(),
-                new.connection_id.into(),
-                new.folder_name.clone().into(),
-                new.provider_folder_id.clone().into(),
-                opt(new.folder_path.clone()),
-                new.folder_type.into(),
-                new.is_default_export_folder.into(),
-                new.is_default_import_folder.into(),
-                new.auto_sync_enabled.into(),
-                opt(new.sync_frequency_minutes),
-                new.folder_permissions.into(),
-                self.now().into(),
-            ],
-        ));
+        steps.push(
+            step(
+                Stmt::FolderInsert,
+                vec![
+                    id.into(),
+                    new.tenant_id.into(),
+                    new.connection_id.into(),
+                    new.folder_name.clone().into(),
+                    new.provider_folder_id.clone().into(),
+                    opt(new.folder_path.clone()),
+                    new.folder_type.into(),
+                    new.is_default_export_folder.into(),
+                    new.is_default_import_folder.into(),
+                    new.auto_sync_enabled.into(),
+                    opt(new.sync_frequency_minutes),
+                    new.folder_permissions.into(),
+                    self.now().into(),
+                ],
+            )
+            .when(When::PrevNonEmpty),
+        );
         self.script_row(steps, at).await
     }
 
@@ -492,20 +503,31 @@ impl Store {
 
     /// Creates a pending job. A second live job for the same folder is a Conflict on
     /// `ix_cloud_sync_jobs_folder_live`. NotFound when the folder is deleted or its connection
-    /// is not active and live, decided by the INSERT itself, so a revoke or delete landing
-    /// after the caller's own check is still caught.
+    /// is not active and live: the transaction first takes the row locks of the connection,
+    /// then the folder (delete_connection's order) with no-op UPDATEs that match only live
+    /// rows, and inserts only if both matched, so a delete or revoke in flight is waited for
+    /// and seen even under snapshot reads (see mssql/sql.rs).
     pub async fn create_job(&self, new: &NewSyncJob) -> DbResult<SyncJob> {
-        self.one(
-            Stmt::JobInsert,
+        let p = || vec![Value::from(new.tenant_id), new.folder_id.into()];
+        self.script_row(
             vec![
-                Uuid::new_v4().into(),
-                new.tenant_id.into(),
-                new.folder_id.into(),
-                opt(new.initiated_by_user_id),
-                new.job_type.into(),
-                json(&new.job_metadata),
-                self.now().into(),
+                step(Stmt::JobLockConnection, p()),
+                step(Stmt::JobLockFolder, p()).when(When::PrevNonEmpty),
+                step(
+                    Stmt::JobInsert,
+                    vec![
+                        Uuid::new_v4().into(),
+                        new.tenant_id.into(),
+                        new.folder_id.into(),
+                        opt(new.initiated_by_user_id),
+                        new.job_type.into(),
+                        json(&new.job_metadata),
+                        self.now().into(),
+                    ],
+                )
+                .when(When::PrevNonEmpty),
             ],
+            2,
         )
         .await
     }

@@ -16,6 +16,14 @@
 //!   declared type instead. Assignments (SET, VALUES) need no cast.
 //! * No MERGE, no table hints, no SERIALIZABLE: Babelfish ignores hints, and every write
 //!   here is a single statement whose WHERE clause carries the condition it depends on.
+//! * An INSERT under a parent that must be live (FolderInsert, JobInsert) is preceded in the
+//!   same transaction by a no-op `UPDATE … SET updated_at = updated_at` of the parent row(s)
+//!   whose WHERE matches only a live, active parent, and runs only if that matched. Under
+//!   READ_COMMITTED_SNAPSHOT (Azure SQL) and on Babelfish (PostgreSQL snapshots) the
+//!   INSERT's own `NOT EXISTS` reads the last committed parent and misses a revoke/delete in
+//!   flight; an UPDATE instead waits on the parent's row lock and re-evaluates its WHERE
+//!   against the committed result, so it serialises against the delete without hints. The
+//!   locks are taken connection first, then folder, the order delete_connection takes them.
 
 use crate::db::stmt::Stmt;
 
@@ -216,6 +224,10 @@ pub fn sql(stmt: Stmt) -> &'static str {
              WHERE NOT EXISTS (SELECT 1 FROM dbo.cloud_connections c WHERE c.id = @P3 \
              AND (c.status <> 'active' OR c.is_deleted = 1))"
         ),
+        Stmt::FolderLockConnection => {
+            "UPDATE dbo.cloud_connections SET updated_at = updated_at \
+             WHERE tenant_id = @P1 AND id = @P2 AND status = 'active' AND is_deleted = 0"
+        }
         Stmt::FolderClearDefaultExport => {
             "UPDATE dbo.cloud_folders SET is_default_export_folder = 0, updated_at = @P4 \
              WHERE tenant_id = @P1 AND connection_id = @P2 AND is_default_export_folder = 1 \
@@ -305,6 +317,15 @@ pub fn sql(stmt: Stmt) -> &'static str {
              ON c.tenant_id = d.tenant_id AND c.id = d.connection_id WHERE d.id = @P3 \
              AND (d.is_deleted = 1 OR c.status <> 'active' OR c.is_deleted = 1))"
         ),
+        Stmt::JobLockConnection => {
+            "UPDATE dbo.cloud_connections SET updated_at = updated_at \
+             WHERE tenant_id = @P1 AND status = 'active' AND is_deleted = 0 \
+             AND id = (SELECT d.connection_id FROM dbo.cloud_folders d WHERE d.tenant_id = @P1 AND d.id = @P2)"
+        }
+        Stmt::JobLockFolder => {
+            "UPDATE dbo.cloud_folders SET updated_at = updated_at \
+             WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        }
         Stmt::JobGet => concat!(
             "SELECT ",
             job_cols!(),

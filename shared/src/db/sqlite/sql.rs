@@ -1,4 +1,9 @@
 //! SQLite text of every statement. Parameter order: see `Stmt` (`?n` is the n-th).
+//!
+//! FolderInsert and JobInsert run after no-op lock UPDATEs of their parent rows
+//! (FolderLockConnection; JobLockConnection, JobLockFolder), as in T-SQL where they make the
+//! insert serialise against a concurrent delete under snapshot reads (see mssql/sql.rs).
+//! SQLite serialises writers anyway; the same steps keep both engines' behaviour identical.
 
 use crate::db::stmt::Stmt;
 
@@ -192,6 +197,10 @@ pub fn sql(stmt: Stmt) -> &'static str {
              AND (c.status <> 'active' OR c.is_deleted = 1)) RETURNING ",
             folder_cols!()
         ),
+        Stmt::FolderLockConnection => {
+            "UPDATE cloud_connections SET updated_at = updated_at \
+             WHERE tenant_id = ?1 AND id = ?2 AND status = 'active' AND is_deleted = 0"
+        }
         Stmt::FolderClearDefaultExport => {
             "UPDATE cloud_folders SET is_default_export_folder = 0, updated_at = ?4 \
              WHERE tenant_id = ?1 AND connection_id = ?2 AND is_default_export_folder = 1 \
@@ -280,6 +289,14 @@ pub fn sql(stmt: Stmt) -> &'static str {
              AND (d.is_deleted = 1 OR c.status <> 'active' OR c.is_deleted = 1)) RETURNING ",
             job_cols!()
         ),
+        Stmt::JobLockConnection => {
+            "UPDATE cloud_connections SET updated_at = updated_at \
+             WHERE tenant_id = ?1 AND status = 'active' AND is_deleted = 0 \
+             AND id = (SELECT d.connection_id FROM cloud_folders d WHERE d.tenant_id = ?1 AND d.id = ?2)"
+        }
+        Stmt::JobLockFolder => {
+            "UPDATE cloud_folders SET updated_at = updated_at WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
+        }
         Stmt::JobGet => {
             concat!("SELECT ", job_cols!(), " FROM cloud_sync_jobs WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0")
         }
