@@ -155,6 +155,49 @@ async fn a_failed_or_cancelled_sync_is_not_queued_again_until_the_frequency_pass
 }
 
 #[tokio::test]
+async fn a_sync_that_ran_long_then_failed_is_spaced_from_its_failure_not_its_creation() {
+    // Arrange: a folder due every 30 minutes gets a job now; the job runs for 40 minutes and
+    // fails then. A soft-deleted failed job of another folder counts for nothing.
+    let t = ClockedApp::new(json!({})).await;
+    let s = t.store();
+    let a = t.tenant().await;
+    let conn = connection(s, &a, ConnectionStatus::Active).await;
+    let folder = auto_folder(s, &a, conn.base.id, 30, Some(Duration::hours(2)), FolderPermissions::ReadWrite).await;
+    let other = auto_folder(s, &a, conn.base.id, 30, Some(Duration::hours(2)), FolderPermissions::ReadWrite).await;
+    let first = run(&t.app, &Settings::default()).await;
+    let long = jobs_of(s, &a, folder.base.id).await.remove(0);
+    let later = t.at(Duration::minutes(40)).await;
+    for status in [JobStatus::Running, JobStatus::Failed] {
+        let update = JobUpdate { status: Some(status), ..Default::default() };
+        later.store.update_job(a.id, long.base.id, &update).await.unwrap();
+    }
+    let removed = jobs_of(s, &a, other.base.id).await.remove(0);
+    for status in [JobStatus::Running, JobStatus::Failed] {
+        let update = JobUpdate { status: Some(status), ..Default::default() };
+        later.store.update_job(a.id, removed.base.id, &update).await.unwrap();
+    }
+    later.store.delete_job(a.id, removed.base.id).await.unwrap();
+
+    // Act
+    let just_after = run(&*t.at(Duration::minutes(41)).await, &Settings::default()).await;
+    let jobs_just_after = jobs_of(s, &a, folder.base.id).await;
+    let other_jobs = jobs_of(s, &a, other.base.id).await;
+    let after = run(&*t.at(Duration::minutes(71)).await, &Settings::default()).await;
+
+    // Assert
+    assert_eq!(first.acted, 2, "{first:?}");
+    assert_eq!(
+        (just_after.scanned, just_after.acted),
+        (1, 1),
+        "the job that failed a minute ago keeps its folder out, the deleted one does not: {just_after:?}"
+    );
+    assert_eq!(jobs_just_after.iter().map(|j| j.base.id).collect::<Vec<_>>(), vec![long.base.id], "no new job");
+    assert_eq!(other_jobs.iter().map(|j| j.status).collect::<Vec<_>>(), vec![JobStatus::Pending]);
+    assert_eq!(after.acted, 1, "due again a frequency after the failure: {after:?}");
+    assert_eq!(jobs_of(s, &a, folder.base.id).await.len(), 2);
+}
+
+#[tokio::test]
 async fn a_stale_running_job_fails_with_an_error_row_and_frees_its_folder() {
     // Arrange
     let t = ClockedApp::new(json!({})).await;
@@ -193,11 +236,16 @@ async fn a_stale_running_job_fails_with_an_error_row_and_frees_its_folder() {
     assert_eq!(errors[0].sync_job_id, Some(stale.base.id));
     assert_eq!(errors[0].error_type, ErrorType::Timeout);
     assert_eq!(errors[0].error_code.as_deref(), Some("job_stale"));
-    let new_jobs = jobs_of(s, &a, stale_folder.base.id).await;
-    assert_eq!(new_jobs.len(), 2, "the freed folder got its next auto-sync job in the same run");
-    assert!(new_jobs.iter().any(|j| j.status == JobStatus::Pending && j.initiated_by_user_id.is_none()));
+    // The failure just now spaces the next attempt by the folder's frequency (15 minutes),
+    // like any failed sync: none in the same run, one once the frequency has passed.
+    assert_eq!(jobs_of(s, &a, stale_folder.base.id).await.len(), 1, "no new job in the run that failed it");
     assert_eq!(jobs_of(s, &a, live_folder.base.id).await.len(), 1);
-    assert_eq!(report.acted, 2, "one stale job failed, one job queued: {report:?}");
+    assert_eq!(report.acted, 1, "one stale job failed, nothing queued: {report:?}");
+    let later = run(&*t.at(Duration::minutes(16)).await, &Settings::default()).await;
+    let new_jobs = jobs_of(s, &a, stale_folder.base.id).await;
+    assert_eq!(new_jobs.len(), 2, "the freed folder got its next auto-sync job a frequency later: {later:?}");
+    assert!(new_jobs.iter().any(|j| j.status == JobStatus::Pending && j.initiated_by_user_id.is_none()));
+    assert_eq!(later.acted, 1, "{later:?}");
 }
 
 #[tokio::test]

@@ -127,9 +127,9 @@ statements! {
     /// after — the smallest sync_frequency_minutes above `after` among live auto-sync folders
     FolderNextFrequency => true,
     /// cutoff, frequency, limit — live auto-sync folders of active connections with this
-    /// frequency, last synced at or before `cutoff`, that have no live job and no failed or
-    /// cancelled job created after `cutoff` (a sync that keeps failing is retried once per
-    /// frequency, not every run)
+    /// frequency, last synced at or before `cutoff`, that have no live job and no (not deleted)
+    /// failed or cancelled job that ended (completed_at, else updated_at) after `cutoff` (a
+    /// sync that keeps failing is retried once per frequency after its failure, not every run)
     FolderDueScan => true,
     /// frequency, limit, cutoff — as FolderDueScan for folders never synced
     FolderNeverSyncedScan => true,

@@ -265,7 +265,8 @@ pub fn sql(stmt: Stmt) -> &'static str {
              AND NOT EXISTS (SELECT 1 FROM cloud_sync_jobs j WHERE j.folder_id = t.id \
              AND j.is_deleted = 0 AND j.status IN ('pending', 'running')) \
              AND NOT EXISTS (SELECT 1 FROM cloud_sync_jobs r WHERE r.tenant_id = t.tenant_id \
-             AND r.folder_id = t.id AND r.status IN ('failed', 'cancelled') AND r.created_at > ?1) \
+             AND r.folder_id = t.id AND r.is_deleted = 0 AND r.status IN ('failed', 'cancelled') \
+             AND COALESCE(r.completed_at, r.updated_at) > ?1) \
              ORDER BY t.last_sync_at LIMIT ?3"
         ),
         Stmt::FolderNeverSyncedScan => concat!(
@@ -277,7 +278,8 @@ pub fn sql(stmt: Stmt) -> &'static str {
              AND NOT EXISTS (SELECT 1 FROM cloud_sync_jobs j WHERE j.folder_id = t.id \
              AND j.is_deleted = 0 AND j.status IN ('pending', 'running')) \
              AND NOT EXISTS (SELECT 1 FROM cloud_sync_jobs r WHERE r.tenant_id = t.tenant_id \
-             AND r.folder_id = t.id AND r.status IN ('failed', 'cancelled') AND r.created_at > ?3) \
+             AND r.folder_id = t.id AND r.is_deleted = 0 AND r.status IN ('failed', 'cancelled') \
+             AND COALESCE(r.completed_at, r.updated_at) > ?3) \
              ORDER BY t.index_id LIMIT ?2"
         ),
 
