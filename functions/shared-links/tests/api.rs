@@ -933,6 +933,33 @@ async fn a_link_the_database_refuses_is_removed_at_the_provider_again() {
 }
 
 #[tokio::test]
+async fn a_link_the_database_refuses_only_after_the_deadline_is_still_removed_at_the_provider() {
+    // Arrange: the insert counts through a view of 20 million rows before it is refused,
+    // which takes longer than the whole 1.5 s budget on any machine these tests run on.
+    let s = setup_with_short_budget().await;
+    let a = s.t.tenant().await;
+    let it = onedrive_item(&s, &a).await;
+    mount_create_link(&s, &it, std::time::Duration::ZERO).await;
+    mount_undo(&s, &it, std::time::Duration::ZERO).await;
+    s.t.execute_sql(
+        "CREATE VIEW slow_count AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000000) \
+         SELECT count(*) AS n FROM c; \
+         CREATE TRIGGER refuse_links_slowly BEFORE INSERT ON cloud_shared_links \
+         BEGIN SELECT RAISE(ABORT, 'refused') FROM slow_count WHERE n > 0; END;",
+    );
+    let body = json!({"resource_type": "file", "file_id": it.file.base.id, "share_type": "view"});
+
+    // Act
+    let reply = call(&s.router, &create(&a, body)).await;
+
+    // Assert
+    assert_eq!(reply.status, 500, "{}", reply.text);
+    assert!(links(&s.t, &a).await.is_empty());
+    s.server.verify().await;
+    assert!(errors(&s.t, &a).await.is_empty(), "the undo was attempted and succeeded: nothing to record");
+}
+
+#[tokio::test]
 async fn an_undo_slower_than_the_budget_is_cut_off_and_recorded_in_time() {
     // Arrange
     let s = setup_with_short_budget().await;
