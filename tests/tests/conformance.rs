@@ -63,6 +63,7 @@ cases!(
     duplicate_ids_conflict,
     tenant_isolation,
     soft_deleted_rows_are_invisible,
+    known_ids_include_deleted_rows_of_the_tenant_only,
     pagination_returns_every_row_once,
     validation_rejects_before_writing,
     text_round_trips_unicode,
@@ -1627,6 +1628,26 @@ async fn text_round_trips_unicode(store: Store) {
 }
 
 // ---- harness ----------------------------------------------------------------------------
+
+/// The filter checks of the list endpoints: a deleted connection, folder or file of the
+/// tenant is still known (its history stays listable); another tenant's or an unknown id is not.
+async fn known_ids_include_deleted_rows_of_the_tenant_only(store: Store) {
+    // Arrange
+    let (a, b) = tenants(&store).await;
+    let g = Graph::create(&store, &a).await;
+    store.delete_file(a.id, g.file.base.id).await.unwrap();
+    store.delete_connection(a.id, g.connection.base.id).await.unwrap();
+
+    // Act / Assert: deleted rows of the tenant are known.
+    store.known_connection(a.id, g.connection.base.id).await.unwrap();
+    store.known_folder(a.id, g.folder.base.id).await.unwrap();
+    store.known_file(a.id, g.file.base.id).await.unwrap();
+    // Another tenant's ids and unknown ids are not.
+    assert!(matches!(store.known_connection(b.id, g.connection.base.id).await, Err(DbError::NotFound)));
+    assert!(matches!(store.known_folder(b.id, g.folder.base.id).await, Err(DbError::NotFound)));
+    assert!(matches!(store.known_file(b.id, g.file.base.id).await, Err(DbError::NotFound)));
+    assert!(matches!(store.known_connection(a.id, Uuid::new_v4()).await, Err(DbError::NotFound)));
+}
 
 fn main() {
     let args = Arguments::from_args();

@@ -65,6 +65,9 @@ async fn hot_queries_use_the_seed_indexes() {
     let expect = [
         (Stmt::ConnList, "ix_cloud_connections_tenant_active"),
         (Stmt::ConnGet, "ix_cloud_connections_tenant_id_lookup"),
+        (Stmt::ConnKnown, "ix_cloud_connections_tenant_id_lookup"),
+        (Stmt::FolderKnown, "ix_cloud_folders_tenant_id_lookup"),
+        (Stmt::FileKnown, "ix_cloud_files_tenant_id_lookup"),
         (Stmt::ConnGetByAccount, "ix_cloud_connections_tenant_user_provider"),
         (Stmt::ConnTokenScan, "ix_cloud_connections_token_expiry"),
         (Stmt::FolderList, "ix_cloud_folders_tenant_active"),

@@ -205,7 +205,7 @@ struct ListQuery {
         (status = 200, description = "One page of the caller's live folders, oldest first", body = ListResponse<Folder>),
         (status = 400, description = "An invalid query parameter (named)", body = ErrorEnvelope),
         (status = 401, description = "No verified token", body = ErrorEnvelope),
-        (status = 404, description = "connection_id names no connection of the caller's tenant", body = ErrorEnvelope),
+        (status = 404, description = "connection_id names no connection of the caller's tenant (a deleted one still filters)", body = ErrorEnvelope),
     ),
     security(("bearer_jwt" = []))
 )]
@@ -215,9 +215,10 @@ async fn list(
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<axum::Json<ListResponse<Folder>>, ApiError> {
     let page = page_request(q.limit, q.cursor.as_deref())?;
-    // Another tenant's (or an unknown) connection is a 404, as everywhere, not an empty page.
+    // Another tenant's (or an unknown) connection is a 404, as everywhere, not an empty page;
+    // a deleted one of the tenant's still filters: its history stays listed.
     if let Some(id) = q.connection_id {
-        app.store.get_connection(caller.tenant_id, id).await.map_err(ApiError::lookup("connection_id"))?;
+        app.store.known_connection(caller.tenant_id, id).await.map_err(ApiError::lookup("connection_id"))?;
     }
     let filter = FolderFilter { connection_id: q.connection_id, folder_type: q.folder_type };
     let rows = app.store.list_folders(caller.tenant_id, &filter, page).await?;

@@ -83,7 +83,7 @@ struct ListQuery {
         (status = 200, description = "One page of the caller's links, oldest first", body = ListResponse<SharedLink>),
         (status = 400, description = "An invalid query parameter (named)", body = ErrorEnvelope),
         (status = 401, description = "No verified token", body = ErrorEnvelope),
-        (status = 404, description = "file_id or folder_id names no live file or folder of the caller's tenant (named)", body = ErrorEnvelope),
+        (status = 404, description = "file_id or folder_id names no file or folder of the caller's tenant (named; a deleted one still filters)", body = ErrorEnvelope),
     ),
     security(("bearer_jwt" = []))
 )]
@@ -93,12 +93,13 @@ async fn list(
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<axum::Json<ListResponse<SharedLink>>, ApiError> {
     let page = page_request(q.limit, q.cursor.as_deref())?;
-    // Another tenant's (or an unknown) file or folder is a 404, as everywhere, not an empty page.
+    // Another tenant's (or an unknown) file or folder is a 404, as everywhere, not an empty page;
+    // a deleted one of the tenant's still filters: its history stays listed.
     if let Some(id) = q.file_id {
-        app.store.get_file(caller.tenant_id, id).await.map_err(ApiError::lookup("file_id"))?;
+        app.store.known_file(caller.tenant_id, id).await.map_err(ApiError::lookup("file_id"))?;
     }
     if let Some(id) = q.folder_id {
-        app.store.get_folder(caller.tenant_id, id).await.map_err(ApiError::lookup("folder_id"))?;
+        app.store.known_folder(caller.tenant_id, id).await.map_err(ApiError::lookup("folder_id"))?;
     }
     let filter = SharedLinkFilter { file_id: q.file_id, folder_id: q.folder_id, is_active: q.is_active };
     let rows = app.store.list_links(caller.tenant_id, &filter, page).await?;

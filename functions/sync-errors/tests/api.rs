@@ -199,3 +199,27 @@ async fn a_connection_filter_naming_another_tenants_or_an_unknown_connection_is_
     }
     assert_eq!(own.status, 200, "{}", own.text);
 }
+
+#[tokio::test]
+async fn a_deleted_connection_still_filters_its_errors() {
+    // Arrange: errors recorded on a connection, which is then disconnected (deleted).
+    let t = TestApp::new().await;
+    let router = sync_errors::router(t.app.clone());
+    let a = t.tenant().await;
+    let g = Graph::create(t.store(), &a).await;
+    t.store().create_error(&new_error(&a, g.connection.base.id)).await.unwrap();
+    t.store().delete_connection(a.id, g.connection.base.id).await.unwrap();
+
+    // Act
+    let reply = call(
+        &router,
+        &ApiEvent::load("sync-errors/list").caller(&a).query(&format!("connection_id={}", g.connection.base.id)),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let items = reply.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "the graph's error and the new one");
+    assert!(items.iter().all(|e| e["connection_id"] == json!(g.connection.base.id.to_string())));
+}

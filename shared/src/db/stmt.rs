@@ -43,6 +43,8 @@ statements! {
     ConnInsert => true,
     /// tenant_id, id
     ConnGet => true,
+    /// tenant_id, id — the id of the tenant's connection with this id, deleted or not
+    ConnKnown => true,
     /// tenant_id, after, limit, provider_type?, status?, user_id?
     ConnList => true,
     /// tenant_id, id, now, patch(display_name), patch(connection_metadata), patch(status),
@@ -111,6 +113,8 @@ statements! {
     FolderClearDefaultImport => false,
     /// tenant_id, id
     FolderGet => true,
+    /// tenant_id, id — the id of the tenant's folder with this id, deleted or not
+    FolderKnown => true,
     /// tenant_id, after, limit, connection_id?, folder_type?
     FolderList => true,
     /// tenant_id, id, now, patch(folder_name), patch(folder_path), patch(folder_type),
@@ -174,6 +178,8 @@ statements! {
     FileInsert => true,
     /// tenant_id, id
     FileGet => true,
+    /// tenant_id, id — the id of the tenant's file record with this id, deleted or not
+    FileKnown => true,
     /// tenant_id, after, limit, folder_id?, quodsi_file_type?, sync_status?, quodsi_entity_id?
     FileList => true,
     /// tenant_id, id, now, patch(file_name), patch(file_path), patch(file_size_bytes),

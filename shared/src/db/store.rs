@@ -177,6 +177,29 @@ impl Store {
         .await
     }
 
+    /// Ok when the tenant has, or had, a connection with this id (soft-deleted ones count:
+    /// their errors and history are still listed); NotFound otherwise.
+    pub async fn known_connection(&self, tenant: TenantId, id: Uuid) -> DbResult<()> {
+        self.known(Stmt::ConnKnown, tenant, id).await
+    }
+
+    /// Ok when the tenant has, or had, a folder with this id; NotFound otherwise.
+    pub async fn known_folder(&self, tenant: TenantId, id: Uuid) -> DbResult<()> {
+        self.known(Stmt::FolderKnown, tenant, id).await
+    }
+
+    /// Ok when the tenant has, or had, a file record with this id; NotFound otherwise.
+    pub async fn known_file(&self, tenant: TenantId, id: Uuid) -> DbResult<()> {
+        self.known(Stmt::FileKnown, tenant, id).await
+    }
+
+    async fn known(&self, stmt: Stmt, tenant: TenantId, id: Uuid) -> DbResult<()> {
+        match self.count(stmt, vec![tenant.into(), id.into()]).await? {
+            0 => Err(DbError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
     pub async fn get_connection(&self, tenant: TenantId, id: Uuid) -> DbResult<Connection> {
         self.one(Stmt::ConnGet, vec![tenant.into(), id.into()]).await
     }

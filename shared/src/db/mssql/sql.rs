@@ -45,6 +45,7 @@ pub fn sql(stmt: Stmt) -> &'static str {
             connection_cols!(INSERTED),
             " VALUES (@P1, @P2, @P3, @P4, @P5, @P6, @P7, @P8, @P9, @P10, @P11, @P12, @P13, @P14, @P14)"
         ),
+        Stmt::ConnKnown => "SELECT id FROM dbo.cloud_connections WHERE tenant_id = @P1 AND id = @P2",
         Stmt::ConnGet => concat!(
             "SELECT ",
             connection_cols!(),
@@ -238,6 +239,7 @@ pub fn sql(stmt: Stmt) -> &'static str {
              WHERE tenant_id = @P1 AND connection_id = @P2 AND is_default_import_folder = 1 \
              AND is_deleted = 0 AND id <> @P3"
         }
+        Stmt::FolderKnown => "SELECT id FROM dbo.cloud_folders WHERE tenant_id = @P1 AND id = @P2",
         Stmt::FolderGet => concat!(
             "SELECT ",
             folder_cols!(),
@@ -397,6 +399,7 @@ pub fn sql(stmt: Stmt) -> &'static str {
             " VALUES (@P1, @P2, @P3, @P4, @P5, @P6, @P7, @P8, @P9, @P10, @P11, @P12, @P13, @P14, @P15, \
              @P16, @P17, @P18, @P19, @P19)"
         ),
+        Stmt::FileKnown => "SELECT id FROM dbo.cloud_files WHERE tenant_id = @P1 AND id = @P2",
         Stmt::FileGet => concat!(
             "SELECT ",
             file_cols!(),

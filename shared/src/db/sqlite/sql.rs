@@ -25,6 +25,7 @@ pub fn sql(stmt: Stmt) -> &'static str {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14) RETURNING ",
             connection_cols!()
         ),
+        Stmt::ConnKnown => "SELECT id FROM cloud_connections WHERE tenant_id = ?1 AND id = ?2",
         Stmt::ConnGet => concat!(
             "SELECT ",
             connection_cols!(),
@@ -211,6 +212,7 @@ pub fn sql(stmt: Stmt) -> &'static str {
              WHERE tenant_id = ?1 AND connection_id = ?2 AND is_default_import_folder = 1 \
              AND is_deleted = 0 AND id <> ?3"
         }
+        Stmt::FolderKnown => "SELECT id FROM cloud_folders WHERE tenant_id = ?1 AND id = ?2",
         Stmt::FolderGet => concat!(
             "SELECT ",
             folder_cols!(),
@@ -363,6 +365,7 @@ pub fn sql(stmt: Stmt) -> &'static str {
              RETURNING ",
             file_cols!()
         ),
+        Stmt::FileKnown => "SELECT id FROM cloud_files WHERE tenant_id = ?1 AND id = ?2",
         Stmt::FileGet => {
             concat!("SELECT ", file_cols!(), " FROM cloud_files WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0")
         }
