@@ -23,12 +23,12 @@ use utoipa::OpenApi as _;
 mod revoke;
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/connections", get(list))
-        .route("/connections/{id}", get(read).patch(update).delete(disconnect))
-        .fallback(shared::api::no_route)
-        .layer(axum::middleware::from_fn(shared::telemetry::request_span))
-        .with_state(app)
+    shared::api::function_router(
+        Router::new()
+            .route("/connections", get(list))
+            .route("/connections/{id}", get(read).patch(update).delete(disconnect)),
+        app,
+    )
 }
 
 #[derive(utoipa::OpenApi)]

@@ -24,12 +24,12 @@ use utoipa::OpenApi as _;
 use uuid::Uuid;
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/files", get(list).post(create))
-        .route("/files/{id}", get(read).patch(update).delete(remove))
-        .fallback(shared::api::no_route)
-        .layer(axum::middleware::from_fn(shared::telemetry::request_span))
-        .with_state(app)
+    shared::api::function_router(
+        Router::new()
+            .route("/files", get(list).post(create))
+            .route("/files/{id}", get(read).patch(update).delete(remove)),
+        app,
+    )
 }
 
 #[derive(utoipa::OpenApi)]

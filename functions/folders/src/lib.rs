@@ -25,12 +25,12 @@ use utoipa::OpenApi as _;
 use uuid::Uuid;
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/folders", get(list).post(create))
-        .route("/folders/{id}", get(read).patch(update).delete(remove))
-        .fallback(shared::api::no_route)
-        .layer(axum::middleware::from_fn(shared::telemetry::request_span))
-        .with_state(app)
+    shared::api::function_router(
+        Router::new()
+            .route("/folders", get(list).post(create))
+            .route("/folders/{id}", get(read).patch(update).delete(remove)),
+        app,
+    )
 }
 
 #[derive(utoipa::OpenApi)]

@@ -20,11 +20,7 @@ use shared::db::DbError;
 use utoipa::OpenApi as _;
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/links/{id}", get(follow))
-        .fallback(shared::api::no_route)
-        .layer(axum::middleware::from_fn(shared::telemetry::request_span))
-        .with_state(app)
+    shared::api::function_router(Router::new().route("/links/{id}", get(follow)), app)
 }
 
 /// The operation names no security: the route is public (no authorizer in front of it). The

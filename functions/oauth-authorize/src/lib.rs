@@ -35,11 +35,7 @@ use shared::providers::{AuthorizeRequest, Pkce, ProviderError};
 use utoipa::OpenApi as _;
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/connections/{provider}/authorize", post(authorize))
-        .fallback(shared::api::no_route)
-        .layer(axum::middleware::from_fn(shared::telemetry::request_span))
-        .with_state(app)
+    shared::api::function_router(Router::new().route("/connections/{provider}/authorize", post(authorize)), app)
 }
 
 #[derive(utoipa::OpenApi)]

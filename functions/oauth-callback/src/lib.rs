@@ -49,11 +49,7 @@ use utoipa::OpenApi as _;
 use failure::{Failure, Stage};
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/oauth/callback/{provider}", get(callback))
-        .fallback(shared::api::no_route)
-        .layer(axum::middleware::from_fn(shared::telemetry::request_span))
-        .with_state(app)
+    shared::api::function_router(Router::new().route("/oauth/callback/{provider}", get(callback)), app)
 }
 
 /// The operation names no security: the route is public (no authorizer in front of it). The

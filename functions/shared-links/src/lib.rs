@@ -37,12 +37,12 @@ mod provider;
 use provider::{ProviderCall, Resolved};
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/shared-links", get(list).post(create))
-        .route("/shared-links/{id}", get(read).delete(deactivate))
-        .fallback(shared::api::no_route)
-        .layer(axum::middleware::from_fn(shared::telemetry::request_span))
-        .with_state(app)
+    shared::api::function_router(
+        Router::new()
+            .route("/shared-links", get(list).post(create))
+            .route("/shared-links/{id}", get(read).delete(deactivate)),
+        app,
+    )
 }
 
 #[derive(utoipa::OpenApi)]

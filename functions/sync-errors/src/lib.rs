@@ -18,13 +18,13 @@ use utoipa::OpenApi as _;
 use uuid::Uuid;
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/sync-errors", get(list))
-        .route("/sync-errors/{id}", get(read))
-        .route("/sync-errors/{id}/resolve", post(resolve))
-        .fallback(shared::api::no_route)
-        .layer(axum::middleware::from_fn(shared::telemetry::request_span))
-        .with_state(app)
+    shared::api::function_router(
+        Router::new()
+            .route("/sync-errors", get(list))
+            .route("/sync-errors/{id}", get(read))
+            .route("/sync-errors/{id}/resolve", post(resolve)),
+        app,
+    )
 }
 
 #[derive(utoipa::OpenApi)]

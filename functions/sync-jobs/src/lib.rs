@@ -27,13 +27,13 @@ use utoipa::OpenApi as _;
 use uuid::Uuid;
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/sync-jobs", get(list).post(create))
-        .route("/sync-jobs/{id}", get(read).patch(update))
-        .route("/sync-jobs/{id}/cancel", post(cancel))
-        .fallback(shared::api::no_route)
-        .layer(axum::middleware::from_fn(shared::telemetry::request_span))
-        .with_state(app)
+    shared::api::function_router(
+        Router::new()
+            .route("/sync-jobs", get(list).post(create))
+            .route("/sync-jobs/{id}", get(read).patch(update))
+            .route("/sync-jobs/{id}/cancel", post(cancel)),
+        app,
+    )
 }
 
 #[derive(utoipa::OpenApi)]

@@ -15,3 +15,9 @@ pub use extract::{
 };
 pub use page::{ListResponse, decode_cursor, encode_cursor, page_request};
 pub use time::Timestamp;
+
+/// What every function's router ends with: the JSON 404 for paths it does not own, and the
+/// request span that puts the function and the caller's tenant on every log line.
+pub fn function_router<S: Clone + Send + Sync + 'static>(routes: axum::Router<S>, state: S) -> axum::Router {
+    routes.fallback(no_route).layer(axum::middleware::from_fn(crate::telemetry::request_span)).with_state(state)
+}
