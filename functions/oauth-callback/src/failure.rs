@@ -10,6 +10,7 @@ use shared::app::App;
 use shared::db::{Connection, ConnectionFilter, DbError, ErrorType, NewSyncError, PageRequest};
 use shared::oauth::OAuthState;
 use shared::providers::ProviderError;
+use shared::schedule::{MAX_ERROR_CODE_BYTES, MAX_ERROR_MESSAGE_BYTES, scrub_error_text};
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Stage {
@@ -49,8 +50,8 @@ pub(crate) enum Failure {
     },
 }
 
-/// cloud_sync_errors.error_code is VARCHAR(100).
-const MAX_ERROR_CODE: usize = 100;
+/// Provider text quoted in a log line is kept to one short line.
+const MAX_QUOTED_BYTES: usize = 300;
 
 impl Failure {
     pub(crate) fn provider(stage: Stage, error: ProviderError) -> Failure {
@@ -86,7 +87,7 @@ impl Failure {
     /// them into a log line or an error row.
     pub(crate) async fn report(&self, app: &App, state: &OAuthState, secrets: &[&str]) {
         let (tenant_id, user_id, provider) = (state.tenant_id, state.user_id, state.provider);
-        let quoted = |text: &str| clip_text(&scrub(text, secrets));
+        let quoted = |text: &str| scrub_error_text(text, secrets, MAX_QUOTED_BYTES);
         let (error_type, error_code, message, stage) = match self {
             Failure::Refused { error, description } => {
                 let description = description.as_deref().map(quoted).unwrap_or_default();
@@ -105,8 +106,12 @@ impl Failure {
             ),
             Failure::Provider { stage, error } => (
                 error.error_type(),
-                error.error_code().map(|c| scrub(&c, secrets)),
-                scrub(&format!("connecting {provider} failed during {}: {error}", stage.as_str()), secrets),
+                error.error_code().map(|c| scrub_error_text(&c, secrets, MAX_ERROR_CODE_BYTES)),
+                scrub_error_text(
+                    &format!("connecting {provider} failed during {}: {error}", stage.as_str()),
+                    secrets,
+                    MAX_ERROR_MESSAGE_BYTES,
+                ),
                 stage.as_str(),
             ),
             Failure::Store { error, .. } => {
@@ -129,7 +134,7 @@ impl Failure {
             connection_id: connection.base.id,
             file_id: None,
             error_type,
-            error_code: error_code.map(|c| clip(c, MAX_ERROR_CODE)),
+            error_code,
             error_message: message,
             stack_trace: None,
             error_metadata: Some(serde_json::json!({
@@ -169,40 +174,10 @@ impl Failure {
     }
 }
 
-/// Secrets shorter than this are not looked for: they would match ordinary words.
-const MIN_SCRUBBED_LEN: usize = 8;
-
-fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_owned();
-    for secret in secrets.iter().filter(|s| s.len() >= MIN_SCRUBBED_LEN) {
-        if out.contains(secret) {
-            out = out.replace(secret, "[redacted]");
-        }
-    }
-    out
-}
-
 /// An OAuth error code as RFC 6749 allows them in practice (`access_denied`,
 /// `consent_required`, ...): safe to hand back as is.
 fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
-}
-
-fn clip(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
-    s
-}
-
-/// Provider-supplied text from the query string: one line, bounded, for the log.
-fn clip_text(s: &str) -> String {
-    let one_line: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    clip(one_line, 300)
 }
