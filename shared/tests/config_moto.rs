@@ -1,14 +1,12 @@
 //! Configuration from a real Secrets Manager API (moto's server): present, absent, invalid and
 //! rotated secrets, and the environment-driven cold-start path.
 
-mod support;
-
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use shared::config::{ConfigCache, ConfigError, ConfigSource};
 use shared::db::ProviderType;
 use std::time::Duration;
-use support::moto::Moto;
+use testkit::moto::Moto;
 
 const KEY_1: &str = "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE="; // 32 x '1'
 const KEY_2: &str = "MjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjI="; // 32 x '2'

@@ -2,14 +2,10 @@
 //! URLs, code exchange and identity, refresh and rotation, the token-endpoint fault matrix,
 //! revocation and shared links, and that no token or secret reaches an error or Debug output.
 
-#[path = "support/provider_fakes.rs"]
-mod fakes;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use fakes::*;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use shared::db::{ErrorType, ProviderType, ResourceType, ShareType};
@@ -17,6 +13,7 @@ use shared::providers::{
     AuthorizeRequest, CreatedLink, ExistingLink, LinkTarget, Pkce, ProviderError, RefreshTokenRotation,
     SharedLinkRequest, TokenSet,
 };
+use testkit::providers::*;
 use wiremock::matchers::{bearer_token, body_json, body_string, header, method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
 

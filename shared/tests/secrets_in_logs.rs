@@ -2,15 +2,13 @@
 //! sealed, and configuration is loaded, refreshed and refused, searched for every secret
 //! involved. One test on purpose: the capture is the thread's default subscriber.
 
-mod support;
-
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use shared::config::{Config, ConfigCache, ConfigSource};
 use shared::db::{ConnectionStatus, NewConnection, ProviderType, TenantId, UserId};
 use shared::vault::{StateSealer, TokenContext, Vault, rotate_token_keys};
 use std::time::Duration;
-use support::moto::Moto;
+use testkit::moto::Moto;
 use uuid::Uuid;
 
 const KEY_OLD: &str = "b2xkLW9sZC1vbGQtb2xkLW9sZC1vbGQtb2xkLW9sZC0="; // "old-old-...-" (32 bytes)
@@ -34,7 +32,7 @@ fn document(active: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn no_token_or_key_reaches_the_logs() {
-    let (logs, _guard) = support::logs::capture();
+    let (logs, _guard) = testkit::logs::capture();
     let moto = Moto::start();
 
     // Configuration: a good secret, a refresh that fails (secret deleted), a bad secret.

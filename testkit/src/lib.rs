@@ -1,7 +1,15 @@
-//! Test support shared by the end-to-end and conformance tests: tenants, users and valid
-//! rows of every table, created through the store.
+//! The test kit: everything tests of more than one crate need, in one place and under one
+//! name. Valid rows of every table and the tenants and users they belong to (this module),
+//! API Gateway events through a function's real router (`http`), the scheduled functions'
+//! clock and fault helpers (`scheduled`), wiremock fakes of the five providers (`providers`),
+//! capture of every `tracing` event (`logs`), and moto's Secrets Manager (`moto`). The suites
+//! that cut across crates (conformance, T-SQL parse, SQLite plans, OpenAPI, schema names,
+//! secrets end to end) are this crate's own tests.
 
 pub mod http;
+pub mod logs;
+pub mod moto;
+pub mod providers;
 pub mod scheduled;
 
 use chrono::{Duration, Utc};

@@ -19,8 +19,8 @@ pub struct Moto {
 }
 
 fn repo_root() -> PathBuf {
-    // shared/ is one level below the workspace root.
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the shared crate lives inside the repository").to_path_buf()
+    // testkit/ is one level below the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("testkit/ lives inside the repository").to_path_buf()
 }
 
 fn free_port() -> u16 {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use libtest_mimic::{Arguments, Failed, Trial};
 use shared::db::*;
-use tests::*;
+use testkit::*;
 use uuid::Uuid;
 
 type CaseFn = fn(Store) -> Pin<Box<dyn Future<Output = ()> + Send>>;

@@ -10,8 +10,8 @@ use shared::db::{
     SyncErrorFilter,
 };
 use shared::vault::TokenContext;
-use tests::http::{ApiEvent, TestApp, call};
-use tests::{Tenant, new_connection, new_file, new_file_link, new_folder};
+use testkit::http::{ApiEvent, TestApp, call};
+use testkit::{Tenant, new_connection, new_file, new_file_link, new_folder};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -82,7 +82,7 @@ async fn mount_delete(w: &World, item: &str, permission: &str, status: u16) {
         .await;
 }
 
-async fn delete(w: &World, kind: &str, id: uuid::Uuid) -> tests::http::Reply {
+async fn delete(w: &World, kind: &str, id: uuid::Uuid) -> testkit::http::Reply {
     let event = ApiEvent::load(&format!("{kind}/delete")).caller(&w.tenant).path(&format!("/{kind}/{id}"));
     let router = match kind {
         "folders" => folders::router(w.t.app.clone()),

@@ -1,29 +1,7 @@
 //! Every log line of a request carries the function and the caller's tenant, in the JSON
 //! format the functions write to CloudWatch.
 
-use std::sync::{Arc, Mutex};
-
-use tests::http::{ApiEvent, TestApp, call};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'w self) -> Capture {
-        self.clone()
-    }
-}
+use testkit::http::{ApiEvent, TestApp, call};
 
 #[tokio::test(flavor = "current_thread")]
 async fn request_logs_are_json_with_function_and_tenant() {
@@ -31,7 +9,7 @@ async fn request_logs_are_json_with_function_and_tenant() {
     let t = TestApp::new().await;
     let tenant = t.tenant().await;
     let router = sync_errors::router(t.app.clone());
-    let capture = Capture::default();
+    let capture = testkit::logs::Captured::default();
     let _guard = tracing::subscriber::set_default(shared::telemetry::subscriber(capture.clone()));
     let unknown = uuid::Uuid::new_v4();
 
@@ -42,7 +20,7 @@ async fn request_logs_are_json_with_function_and_tenant() {
 
     // Assert
     assert_eq!(reply.status, 404);
-    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let text = capture.text();
     let lines: Vec<serde_json::Value> =
         text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
     let rejected = lines.iter().find(|l| l["message"] == "request rejected").expect("the rejection is logged");

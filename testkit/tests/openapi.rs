@@ -4,7 +4,7 @@
 //! writes nothing unless asked:
 //!
 //! ```sh
-//! QUODSI_WRITE_OPENAPI=1 cargo test -p tests --test openapi
+//! QUODSI_WRITE_OPENAPI=1 cargo test -p testkit --test openapi
 //! ```
 
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder, OpenApiVersion};
@@ -53,7 +53,7 @@ fn rendered(doc: &OpenApi) -> String {
 
 #[test]
 fn the_committed_openapi_json_is_the_generated_one() {
-    let path = tests::http::repo_root().join("openapi.json");
+    let path = testkit::http::repo_root().join("openapi.json");
     let generated = rendered(&generate());
     if std::env::var_os("QUODSI_WRITE_OPENAPI").is_some() {
         std::fs::write(&path, &generated).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -68,7 +68,7 @@ fn the_committed_openapi_json_is_the_generated_one() {
             .map_or_else(|| committed.lines().count().min(generated.lines().count()) + 1, |i| i + 1);
         panic!(
             "{} is not the document the code generates (first difference at line {line}).\n\
-             Regenerate it with:\n\n    QUODSI_WRITE_OPENAPI=1 cargo test -p tests --test openapi\n\n\
+             Regenerate it with:\n\n    QUODSI_WRITE_OPENAPI=1 cargo test -p testkit --test openapi\n\n\
              and commit the result.",
             path.display()
         );

@@ -8,22 +8,16 @@
 //! One test in this binary: the capture is the process-wide subscriber, so it also sees
 //! threads other than the test's.
 
-#[path = "../../shared/tests/support/provider_fakes.rs"]
-#[allow(dead_code)]
-mod fakes;
-#[path = "../../shared/tests/support/logs.rs"]
-#[allow(dead_code)]
-mod logs;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use fakes::*;
 use secrecy::ExposeSecret;
 use serde_json::json;
 use shared::db::{PageRequest, ProviderType};
 use shared::vault::TokenContext;
-use tests::http::{ApiEvent, Reply, TestApp, call};
+use testkit::http::{ApiEvent, Reply, TestApp, call};
+use testkit::logs;
+use testkit::providers::*;
 use tracing_subscriber::layer::SubscriberExt;
 use wiremock::matchers::{bearer_token, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

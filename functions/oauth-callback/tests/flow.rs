@@ -2,15 +2,10 @@
 //! `oauth-callback`, fed API Gateway events from `events/`, against wiremock fakes of each
 //! provider answering with the bodies the provider documents.
 
-#[path = "../../../shared/tests/support/provider_fakes.rs"]
-#[allow(dead_code)]
-mod fakes;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::Utc;
-use fakes::*;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use shared::db::{
@@ -21,6 +16,7 @@ use shared::providers::Pkce;
 use shared::vault::TokenContext;
 use testkit::Tenant;
 use testkit::http::{ApiEvent, Reply, TestApp, call};
+use testkit::providers::*;
 use wiremock::matchers::{bearer_token, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -708,30 +708,6 @@ async fn delete_turns_the_link_off_even_when_the_provider_fails_and_records_why(
     assert!(!recorded[0].error_message.contains(ACCESS));
 }
 
-/// Log lines written while a test runs on this thread (the tokio test runtime is
-/// single-threaded, so every request's log line lands here).
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
 /// Every byte the database holds, WAL included.
 async fn database_bytes(t: &TestApp) -> Vec<u8> {
     use secrecy::ExposeSecret as _;
@@ -783,13 +759,7 @@ async fn the_link_password_is_neither_stored_nor_logged() {
         .expect(1)
         .mount(&s.server)
         .await;
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
+    let (logs, guard) = testkit::logs::capture();
     let body = |it: &Item| json!({"resource_type": "file", "file_id": it.file.base.id, "share_type": "view", "password": PASSWORD});
 
     // Act
@@ -802,7 +772,7 @@ async fn the_link_password_is_neither_stored_nor_logged() {
     assert_eq!(made.body["password_protected"], true);
     assert_eq!(refused.status, 502, "{}", refused.text);
     assert_eq!(errors(&s.t, &a).await.len(), 1, "the refusal is recorded");
-    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logged = logs.text();
     assert!(logged.contains("request rejected") || logged.contains("request failed"), "logs were captured: {logged}");
     for secret in [PASSWORD, ACCESS, REFRESH] {
         assert!(!logged.contains(secret), "{secret} logged");
