@@ -66,7 +66,7 @@ pub const ROUTES: &[Route] = &[
 ];
 
 /// The router of one function, by its name.
-fn function_router(name: &str, app: &Arc<App>) -> Router {
+fn router_of(name: &str, app: &Arc<App>) -> Router {
     match name {
         "oauth-authorize" => oauth_authorize::router(app.clone()),
         "oauth-callback" => oauth_callback::router(app.clone()),
@@ -171,7 +171,7 @@ pub fn router(app: Arc<App>, auth: DevAuth) -> Router {
     let mut guarded = Router::new();
     let mut open = Router::new();
     for route in ROUTES {
-        let target = function_router(route.function, &app);
+        let target = router_of(route.function, &app);
         let handler = on(method_filter(route.method), move |req: Request| {
             let target = target.clone();
             async move { target.oneshot(as_delivered(req)).await.unwrap_or_else(|never| match never {}) }

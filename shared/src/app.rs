@@ -40,8 +40,8 @@ pub struct Current {
 impl Current {
     fn derive(config: Arc<Config>) -> Current {
         Current {
-            vault: Vault::from_config(&config),
-            state_sealer: StateSealer::from_config(&config),
+            vault: Vault::from_keys(&config.token_keys),
+            state_sealer: StateSealer::new(&config.oauth_state_key),
             providers: std::sync::OnceLock::new(),
             config,
         }
@@ -109,7 +109,7 @@ impl App {
     /// [`App::current`] for HTTP handlers: a configuration that cannot be had is a 503.
     pub async fn current_for_request(&self) -> Result<Arc<Current>, ApiError> {
         self.current().await.map_err(|e| {
-            tracing::error!(error = %e, "configuration unavailable");
+            tracing::error!(error = %crate::error_chain(&e), "configuration unavailable");
             ApiError::Unavailable {
                 code: "configuration_unavailable",
                 message: "the service configuration cannot be read; try again shortly".into(),

@@ -4,13 +4,16 @@
 //! connection, recording a failure, undoing a link it could not record), before the Lambda
 //! is stopped. Each provider call on a request path therefore runs under the request's
 //! [`Deadline`] and keeps back [`Deadline::reserve`] for those last steps: a call that would
-//! eat into it is cut off as [`ProviderError::Timeout`], whatever the HTTP client's own
+//! eat into it is cut off as [`TimedOut`] (which every error type a call may return converts
+//! from: a provider call's becomes `ProviderError::Timeout`), whatever the HTTP client's own
 //! (longer) timeout.
 //!
 //! The deadline is the sooner of the configured budget (`request_budget_ms`, default
-//! [`DEFAULT_REQUEST_BUDGET`]) counted from the request's arrival, and the Lambda's own
+//! `config::DEFAULT_REQUEST_BUDGET`) counted from the request's arrival, and the Lambda's own
 //! deadline (from the `lambda_runtime::Context` that lambda_http puts in the request's
 //! extensions) less [`LAMBDA_MARGIN`] for writing the response.
+//!
+//! A leaf module: it knows no error type but its own, so anything may be bounded by it.
 
 use std::future::Future;
 use std::time::{Duration, SystemTime};
@@ -19,11 +22,10 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use tokio::time::Instant;
 
-use crate::providers::ProviderError;
-
-/// The budget of a request when the configuration sets none: under the HTTP functions'
-/// 29 s Lambda timeout, itself under API Gateway's 30 s.
-pub const DEFAULT_REQUEST_BUDGET: Duration = Duration::from_secs(25);
+/// A call cut off by its [`Deadline`], or not started because nothing was left of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the deadline passed before the call finished")]
+pub struct TimedOut;
 /// Kept from the Lambda's deadline for writing the response.
 pub const LAMBDA_MARGIN: Duration = Duration::from_secs(1);
 /// The most kept back from provider calls for the steps after them (a database write or
@@ -81,46 +83,43 @@ impl Deadline {
         self.reserve
     }
 
-    /// Runs a provider call, cutting it off as [`ProviderError::Timeout`] where it would eat
-    /// into [`Deadline::reserve`]; with nothing left, the call is not started.
-    pub async fn provider_call<T>(
-        &self,
-        call: impl Future<Output = Result<T, ProviderError>>,
-    ) -> Result<T, ProviderError> {
+    /// Runs a call, cutting it off as [`TimedOut`] where it would eat into
+    /// [`Deadline::reserve`]; with nothing left, the call is not started.
+    pub async fn call<T, E: From<TimedOut>>(&self, call: impl Future<Output = Result<T, E>>) -> Result<T, E> {
         self.call_leaving(self.reserve, call).await
     }
 
-    /// Like [`Deadline::provider_call`], leaving `leave` instead of the reserve: the last
-    /// provider call of a request (an undo) may use the reserve itself.
-    pub async fn call_leaving<T>(
+    /// Like [`Deadline::call`], leaving `leave` instead of the reserve: the last provider
+    /// call of a request (an undo) may use the reserve itself.
+    pub async fn call_leaving<T, E: From<TimedOut>>(
         &self,
         leave: Duration,
-        call: impl Future<Output = Result<T, ProviderError>>,
-    ) -> Result<T, ProviderError> {
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
         let allowed = self.remaining().saturating_sub(leave);
         if allowed.is_zero() {
-            return Err(ProviderError::Timeout);
+            return Err(TimedOut.into());
         }
-        tokio::time::timeout(allowed, call).await.unwrap_or(Err(ProviderError::Timeout))
+        tokio::time::timeout(allowed, call).await.unwrap_or_else(|_| Err(TimedOut.into()))
     }
 
     /// Runs an undo: like [`Deadline::call_leaving`], but given at least [`MIN_UNDO`] even
     /// when less (or nothing) is left of the deadline, so that it is always attempted; never
     /// past the Lambda's own deadline less [`UNDO_LAMBDA_MARGIN`], where the undo is not
-    /// started or is cut off as [`ProviderError::Timeout`].
-    pub async fn undo_call<T>(
+    /// started or is cut off as [`TimedOut`].
+    pub async fn undo_call<T, E: From<TimedOut>>(
         &self,
         leave: Duration,
-        call: impl Future<Output = Result<T, ProviderError>>,
-    ) -> Result<T, ProviderError> {
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
         let mut allowed = self.remaining().saturating_sub(leave).max(MIN_UNDO);
         if let Some(lambda) = self.lambda {
             allowed = allowed.min(lambda.saturating_duration_since(Instant::now()).saturating_sub(UNDO_LAMBDA_MARGIN));
         }
         if allowed.is_zero() {
-            return Err(ProviderError::Timeout);
+            return Err(TimedOut.into());
         }
-        tokio::time::timeout(allowed, call).await.unwrap_or(Err(ProviderError::Timeout))
+        tokio::time::timeout(allowed, call).await.unwrap_or_else(|_| Err(TimedOut.into()))
     }
 }
 
@@ -185,11 +184,11 @@ mod tests {
         let deadline = Deadline::after(Duration::from_millis(200));
 
         // Act
-        let cut = deadline.provider_call(std::future::pending::<Result<(), ProviderError>>()).await;
-        let done = deadline.call_leaving(Duration::ZERO, async { Ok::<_, ProviderError>(7) }).await;
+        let cut = deadline.call(std::future::pending::<Result<(), TimedOut>>()).await;
+        let done = deadline.call_leaving(Duration::ZERO, async { Ok::<_, TimedOut>(7) }).await;
 
         // Assert
-        assert_eq!(cut, Err(ProviderError::Timeout));
+        assert_eq!(cut, Err(TimedOut));
         assert!(deadline.remaining() > Duration::ZERO, "the reserve is still there");
         assert!(deadline.remaining() <= deadline.reserve());
         assert_eq!(done, Ok(7), "the reserve is usable by a last call");
@@ -205,12 +204,12 @@ mod tests {
         let outcome = deadline
             .call_leaving(Duration::ZERO, async {
                 started = true;
-                Ok::<_, ProviderError>(())
+                Ok::<_, TimedOut>(())
             })
             .await;
 
         // Assert
-        assert_eq!(outcome, Err(ProviderError::Timeout));
+        assert_eq!(outcome, Err(TimedOut));
         assert!(!started);
     }
 
@@ -224,16 +223,16 @@ mod tests {
         let outcome = spent
             .undo_call(spent.reserve() / 2, async {
                 started = true;
-                Ok::<_, ProviderError>(7)
+                Ok::<_, TimedOut>(7)
             })
             .await;
-        let cut = spent.undo_call(Duration::ZERO, std::future::pending::<Result<(), ProviderError>>());
+        let cut = spent.undo_call(Duration::ZERO, std::future::pending::<Result<(), TimedOut>>());
         let cut = tokio::time::timeout(MIN_UNDO * 2, cut).await;
 
         // Assert
         assert_eq!(outcome, Ok(7));
         assert!(started, "the undo ran although nothing was left of the deadline");
-        assert_eq!(cut.expect("cut off at its minimum"), Err(ProviderError::Timeout));
+        assert_eq!(cut.expect("cut off at its minimum"), Err(TimedOut));
     }
 
     #[tokio::test]
@@ -249,16 +248,16 @@ mod tests {
         let not_started = lambda_now
             .undo_call(Duration::ZERO, async {
                 started = true;
-                Ok::<_, ProviderError>(())
+                Ok::<_, TimedOut>(())
             })
             .await;
-        let cut = lambda_soon.undo_call(Duration::ZERO, std::future::pending::<Result<(), ProviderError>>());
+        let cut = lambda_soon.undo_call(Duration::ZERO, std::future::pending::<Result<(), TimedOut>>());
         let cut = tokio::time::timeout(MIN_UNDO, cut).await;
 
         // Assert
-        assert_eq!(not_started, Err(ProviderError::Timeout));
+        assert_eq!(not_started, Err(TimedOut));
         assert!(!started, "nothing is left before the Lambda's deadline less the margin");
-        assert_eq!(cut.expect("cut off before the Lambda's deadline"), Err(ProviderError::Timeout));
+        assert_eq!(cut.expect("cut off before the Lambda's deadline"), Err(TimedOut));
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod db;
 pub mod deadline;
+pub mod error_rows;
 pub mod link_removal;
 pub mod oauth;
 pub mod providers;

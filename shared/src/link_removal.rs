@@ -20,13 +20,14 @@ use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::app::{App, Current};
+use crate::config::DEFAULT_REQUEST_BUDGET;
 use crate::db::{
     CloudFile, Connection, ConnectionLink, DbError, DbResult, ErrorType, NewSyncError, Page, PageRequest, ProviderType,
     SharedLinkFilter, TenantId,
 };
-use crate::deadline::{DEFAULT_REQUEST_BUDGET, RequestClock};
+use crate::deadline::RequestClock;
+use crate::error_rows::{MAX_ERROR_CODE_BYTES, MAX_ERROR_MESSAGE_BYTES, scrub_error_row, scrub_error_text};
 use crate::providers::{ExistingLink, LinkTarget, ProviderError};
-use crate::schedule::{MAX_ERROR_CODE_BYTES, MAX_ERROR_MESSAGE_BYTES, scrub_error_row, scrub_error_text};
 use crate::vault::TokenContext;
 
 const OPERATION: &str = "remove_shared_link";
@@ -311,6 +312,6 @@ async fn record(
     };
     let new = scrub_error_row(new, &[]);
     if let Err(e) = app.store.create_error(&new).await {
-        tracing::error!(error = %e, connection_id = %connection.base.id, "could not record a link left at the provider");
+        tracing::error!(error = %crate::error_chain(&e), connection_id = %connection.base.id, "could not record a link left at the provider");
     }
 }

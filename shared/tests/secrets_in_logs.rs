@@ -50,7 +50,7 @@ async fn no_token_or_key_reaches_the_logs() {
     tracing::debug!(config = ?before, "loaded configuration");
 
     // Tokens under the old key, in a real store.
-    let old_vault = Vault::from_config(&before);
+    let old_vault = Vault::from_keys(&before.token_keys);
     let dir = tempfile::tempdir().unwrap();
     let store = shared::db::open(&format!("sqlite:{}", dir.path().join("l.db").display())).await.unwrap();
     let (tenant, user) = (TenantId(Uuid::new_v4()), UserId(Uuid::new_v4()));
@@ -103,7 +103,7 @@ async fn no_token_or_key_reaches_the_logs() {
 
     // Rotation to the new key.
     let rotated: Config = Config::from_json(&document("new").to_string()).unwrap();
-    let new_vault = Vault::from_config(&rotated);
+    let new_vault = Vault::from_keys(&rotated.token_keys);
     tracing::debug!(vault = ?new_vault, "rotating");
     let report = rotate_token_keys(&store, &new_vault, 0, 1, None).await.unwrap();
     assert_eq!((report.rewritten, report.failed), (1, 1));
@@ -112,7 +112,7 @@ async fn no_token_or_key_reaches_the_logs() {
     assert_eq!(broken.base.tenant_id, tenant);
 
     // OAuth state.
-    let sealer = StateSealer::from_config(&rotated);
+    let sealer = StateSealer::new(&rotated.oauth_state_key);
     let sealed = sealer.seal("oauth-state/gdrive", STATE_SECRET.as_bytes());
     let opened = sealer.open("oauth-state/gdrive", &sealed).unwrap();
     assert_eq!(opened.expose_secret(), STATE_SECRET.as_bytes());

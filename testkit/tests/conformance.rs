@@ -75,7 +75,7 @@ async fn tenants(store: &Store) -> (Tenant, Tenant) {
     (Tenant::create(store).await, Tenant::create(store).await)
 }
 
-async fn raw(store: &Store, stmt: Stmt, params: Vec<Value>) -> DbResult<Vec<Outcome>> {
+async fn raw(store: &Store, stmt: Stmt, params: Vec<Value>) -> DbResult<Vec<StepOutcome>> {
     store.backend().run(vec![Step::new(stmt, params)]).await
 }
 

@@ -26,7 +26,7 @@ use lambda_runtime::LambdaEvent;
 use serde_json::json;
 use shared::app::App;
 use shared::db::{DbError, ErrorType, Folder, NewSyncError, NewSyncJob, SyncJob};
-use shared::schedule::{Env, Outcome, Report, SettingsError, chrono_duration};
+use shared::schedule::{Env, Report, RowOutcome, SettingsError, chrono_duration};
 
 pub const FUNCTION: &str = "auto-sync-trigger";
 
@@ -105,15 +105,15 @@ async fn handle_batch<T, F, Fut>(
 ) -> bool
 where
     F: Fn(T) -> Fut,
-    Fut: Future<Output = Outcome>,
+    Fut: Future<Output = RowOutcome>,
 {
     let handle = &handle;
-    let outcomes: Vec<Outcome> = futures_util::stream::iter(rows)
-        .map(|row| async move { if Instant::now() < deadline { handle(row).await } else { Outcome::Skipped } })
+    let outcomes: Vec<RowOutcome> = futures_util::stream::iter(rows)
+        .map(|row| async move { if Instant::now() < deadline { handle(row).await } else { RowOutcome::Skipped } })
         .buffer_unordered(settings.concurrency)
         .collect()
         .await;
-    let acted = outcomes.contains(&Outcome::Acted);
+    let acted = outcomes.contains(&RowOutcome::Acted);
     for o in outcomes {
         report.count(o);
     }
@@ -152,16 +152,16 @@ async fn fail_stale_jobs(app: &App, settings: &Settings, deadline: Instant) -> R
     report
 }
 
-async fn fail_one(app: &App, job: &SyncJob, stale_after: chrono::Duration, minutes: u64) -> Outcome {
+async fn fail_one(app: &App, job: &SyncJob, stale_after: chrono::Duration, minutes: u64) -> RowOutcome {
     let store = &app.store;
     let tenant = job.base.tenant_id;
     // The error row needs the connection; a folder deleted meanwhile had its jobs cancelled.
     let folder = match store.get_folder(tenant, job.folder_id).await {
         Ok(f) => f,
-        Err(DbError::NotFound) => return Outcome::Skipped,
+        Err(DbError::NotFound) => return RowOutcome::Skipped,
         Err(e) => {
             tracing::warn!(job_id = %job.base.id, error = %shared::error_chain(&e), "cannot read the job's folder");
-            return Outcome::Failed;
+            return RowOutcome::Failed;
         }
     };
     let message = format!("no progress reported for {minutes} minutes; the sync worker is presumed lost");
@@ -179,13 +179,13 @@ async fn fail_one(app: &App, job: &SyncJob, stale_after: chrono::Duration, minut
     match store.fail_stale_job(job, store.now() - stale_after, &message, &error).await {
         Ok(Some(_)) => {
             tracing::info!(job_id = %job.base.id, folder_id = %job.folder_id, "stale job failed");
-            Outcome::Acted
+            RowOutcome::Acted
         }
         // It reported progress or finished since the scan.
-        Ok(None) => Outcome::Skipped,
+        Ok(None) => RowOutcome::Skipped,
         Err(e) => {
             tracing::warn!(job_id = %job.base.id, error = %shared::error_chain(&e), "cannot fail the stale job");
-            Outcome::Failed
+            RowOutcome::Failed
         }
     }
 }
@@ -212,7 +212,7 @@ async fn queue_due_folders(app: &App, settings: &Settings, deadline: Instant) ->
     report
 }
 
-async fn queue_one(app: &App, folder: &Folder) -> Outcome {
+async fn queue_one(app: &App, folder: &Folder) -> RowOutcome {
     let job = NewSyncJob {
         tenant_id: folder.base.tenant_id,
         folder_id: folder.base.id,
@@ -223,16 +223,16 @@ async fn queue_one(app: &App, folder: &Folder) -> Outcome {
     match app.store.create_job(&job).await {
         Ok(created) => {
             tracing::debug!(job_id = %created.base.id, folder_id = %folder.base.id, "auto-sync job queued");
-            Outcome::Acted
+            RowOutcome::Acted
         }
         // Another invocation (or a user) queued one first: the folder has its live job.
-        Err(DbError::Conflict { .. }) => Outcome::Skipped,
+        Err(DbError::Conflict { .. }) => RowOutcome::Skipped,
         // The folder was deleted or its connection revoked, expired or deleted since the scan:
         // the INSERT itself refuses those, and there is nothing to queue.
-        Err(DbError::NotFound) => Outcome::Skipped,
+        Err(DbError::NotFound) => RowOutcome::Skipped,
         Err(e) => {
             tracing::warn!(folder_id = %folder.base.id, error = %shared::error_chain(&e), "cannot queue the job");
-            Outcome::Failed
+            RowOutcome::Failed
         }
     }
 }

@@ -15,8 +15,9 @@ use shared::api::{
     ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, PathId, QueryParams, bounded_text, page_request,
 };
 use shared::app::App;
+use shared::config::DEFAULT_REQUEST_BUDGET;
 use shared::db::{Connection, ConnectionFilter, ConnectionPatch, ConnectionStatus, ProviderType};
-use shared::deadline::{DEFAULT_REQUEST_BUDGET, RequestClock};
+use shared::deadline::RequestClock;
 use shared::link_removal::{self, Scope};
 use utoipa::OpenApi as _;
 

@@ -7,8 +7,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 use shared::app::App;
 use shared::db::{Connection, ErrorType, NewSyncError};
 use shared::deadline::Deadline;
+use shared::error_rows::{MAX_ERROR_CODE_BYTES, MAX_ERROR_MESSAGE_BYTES, scrub_error_row, scrub_error_text};
 use shared::providers::ProviderError;
-use shared::schedule::{MAX_ERROR_CODE_BYTES, MAX_ERROR_MESSAGE_BYTES, scrub_error_row, scrub_error_text};
 use shared::vault::TokenContext;
 
 const OPERATION: &str = "revoke";
@@ -42,7 +42,7 @@ pub(crate) async fn at_provider(app: &App, connection: &Connection, deadline: &D
     };
     let new = scrub_error_row(new, &[]);
     if let Err(e) = app.store.create_error(&new).await {
-        tracing::error!(error = %e, connection_id = %connection.base.id, "could not record a failed revocation");
+        tracing::error!(error = %shared::error_chain(&e), connection_id = %connection.base.id, "could not record a failed revocation");
     }
 }
 
@@ -68,7 +68,7 @@ async fn try_revoke(app: &App, connection: &Connection, deadline: &Deadline) -> 
         Some(stored) => Some(current.vault.decrypt(TokenContext::refresh(tenant, id), stored).map_err(unreadable)?),
         None => None,
     };
-    deadline.provider_call(provider.revoke(&access, refresh.as_ref())).await.map_err(|e| {
+    deadline.call(provider.revoke(&access, refresh.as_ref())).await.map_err(|e| {
         // A provider may quote the request (the tokens, the client secret) in its error.
         let client_secret =
             current.config.providers.get(connection.provider_type).map(|p| p.client_secret.expose_secret());

@@ -27,11 +27,9 @@ use serde_json::json;
 use shared::app::App;
 use shared::app::Current;
 use shared::db::{DbError, ErrorType, NewSyncError, ResourceType, SharedLink, TenantId};
+use shared::error_rows::{MAX_ERROR_CODE_BYTES, MAX_ERROR_MESSAGE_BYTES, scrub_error_row, scrub_error_text};
 use shared::providers::{ExistingLink, HttpSettings, LinkTarget, ProviderError, Registry};
-use shared::schedule::{
-    Env, MAX_ERROR_CODE_BYTES, MAX_ERROR_MESSAGE_BYTES, Report, SettingsError, chrono_duration, scrub_error_row,
-    scrub_error_text,
-};
+use shared::schedule::{Env, Report, SettingsError, chrono_duration};
 use shared::vault::TokenContext;
 use uuid::Uuid;
 
@@ -110,7 +108,7 @@ pub async fn run(app: &App, settings: &Settings) -> Report {
     let current = match app.current().await {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(error = %e, "configuration unavailable; expired links left to the next run");
+            tracing::error!(error = %shared::error_chain(&e), "configuration unavailable; expired links left to the next run");
             report.failed = 1;
             report.duration_ms = started.elapsed().as_millis() as u64;
             return report;
@@ -119,7 +117,7 @@ pub async fn run(app: &App, settings: &Settings) -> Report {
     let registry = match Registry::with_settings(&current.config.providers, None, http) {
         Ok(r) => r,
         Err(e) => {
-            tracing::error!(error = %e, "cannot build the provider clients; expired links left to the next run");
+            tracing::error!(error = %shared::error_chain(&e), "cannot build the provider clients; expired links left to the next run");
             report.failed = 1;
             report.duration_ms = started.elapsed().as_millis() as u64;
             return report;

@@ -263,7 +263,7 @@ impl Backend for FailingErrorRows {
         self.inner.backend().sql(stmt)
     }
 
-    fn run<'a, 'b>(&'a self, steps: Vec<Step>) -> Pin<Box<dyn Future<Output = DbResult<Vec<Outcome>>> + Send + 'b>>
+    fn run<'a, 'b>(&'a self, steps: Vec<Step>) -> Pin<Box<dyn Future<Output = DbResult<Vec<StepOutcome>>> + Send + 'b>>
     where
         'a: 'b,
         Self: 'b,

@@ -8,9 +8,9 @@
 
 use shared::app::App;
 use shared::db::{Connection, ConnectionFilter, DbError, ErrorType, NewSyncError, PageRequest};
+use shared::error_rows::{MAX_ERROR_CODE_BYTES, MAX_ERROR_MESSAGE_BYTES, scrub_error_text};
 use shared::oauth::OAuthState;
 use shared::providers::ProviderError;
-use shared::schedule::{MAX_ERROR_CODE_BYTES, MAX_ERROR_MESSAGE_BYTES, scrub_error_text};
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Stage {
@@ -144,7 +144,7 @@ impl Failure {
             })),
         };
         if let Err(e) = app.store.create_error(&new).await {
-            tracing::error!(error = %e, connection_id = %connection.base.id, "could not record a failed connect");
+            tracing::error!(error = %shared::error_chain(&e), connection_id = %connection.base.id, "could not record a failed connect");
         }
     }
 
@@ -168,7 +168,7 @@ impl Failure {
             }
         };
         found.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "could not look up the connection of a failed connect");
+            tracing::error!(error = %shared::error_chain(&e), "could not look up the connection of a failed connect");
             None
         })
     }

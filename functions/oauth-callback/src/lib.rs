@@ -236,10 +236,10 @@ async fn connect(
 
     let issued_at = app.store.now();
     let tokens = deadline
-        .provider_call(definition.exchange_code(code, &state.pkce, &redirect_uri))
+        .call(definition.exchange_code(code, &state.pkce, &redirect_uri))
         .await
         .map_err(|e| Failure::provider(Stage::TokenExchange, e))?;
-    let identity = match deadline.provider_call(definition.identity(&tokens.access_token)).await {
+    let identity = match deadline.call(definition.identity(&tokens.access_token)).await {
         Ok(identity) => identity,
         Err(e) => {
             // The exchange made a grant the provider keeps, and no connection will hold it.

@@ -251,7 +251,7 @@ async fn create(
     let deadline = call.deadline(&clock);
     let target = resolved.target();
     let create = call.provider().create_shared_link(call.token(), &target, &checked.request);
-    let created = match deadline.provider_call(create).await {
+    let created = match deadline.call(create).await {
         Ok(created) => created,
         Err(ProviderError::Unsupported(message)) => {
             return Err(ApiError::invalid_field(unsupported_field(&checked.request, &message), message));

@@ -8,8 +8,8 @@ use shared::api::ApiError;
 use shared::app::{App, Current};
 use shared::db::{CloudFile, Connection, DbError, ErrorType, Folder, NewSyncError, ResourceType, SharedLink, TenantId};
 use shared::deadline::{Deadline, RequestClock};
+use shared::error_rows::scrub_error_row;
 use shared::providers::{ExistingLink, LinkTarget, Provider, ProviderError, SharedLinkRequest};
-use shared::schedule::scrub_error_row;
 use shared::vault::TokenContext;
 use uuid::Uuid;
 
@@ -136,7 +136,7 @@ impl ProviderCall {
         if let Err(e) =
             app.store.update_connection(self.connection.base.tenant_id, self.connection.base.id, &patch).await
         {
-            tracing::warn!(error = %e, connection_id = %self.connection.base.id, "could not stamp last_used_at");
+            tracing::warn!(error = %shared::error_chain(&e), connection_id = %self.connection.base.id, "could not stamp last_used_at");
         }
     }
 }
@@ -204,7 +204,7 @@ pub(crate) async fn record(
     };
     let new = scrub_error_row(new, secrets);
     if let Err(e) = app.store.create_error(&new).await {
-        tracing::error!(error = %e, operation, "could not record a provider failure");
+        tracing::error!(error = %shared::error_chain(&e), operation, "could not record a provider failure");
     }
 }
 
@@ -244,7 +244,7 @@ pub(crate) async fn remove_at_provider(app: &App, link: &SharedLink, clock: &Req
     let existing = ExistingLink { provider_share_id: link.provider_share_id.as_deref(), share_url: &link.share_url };
     let target = resolved.target();
     let delete = call.provider().delete_shared_link(call.token(), &target, &existing);
-    if let Err(e) = call.deadline(clock).provider_call(delete).await {
+    if let Err(e) = call.deadline(clock).call(delete).await {
         record_failure(app, &resolved, OP, &e, Some(link.base.id), &[call.token().expose_secret()]).await;
     }
     Ok(())

@@ -977,7 +977,7 @@ async fn a_failed_undo_is_recorded_without_the_token_the_provider_echoes() {
     assert_eq!(recorded.len(), 1, "the link left at the provider is on record");
     assert_eq!(recorded[0].error_metadata.as_ref().unwrap()["operation"], "delete_unrecorded_shared_link");
     assert!(!recorded[0].error_message.contains(ACCESS), "{}", recorded[0].error_message);
-    assert!(recorded[0].error_message.contains(shared::schedule::REDACTED), "{}", recorded[0].error_message);
+    assert!(recorded[0].error_message.contains(shared::error_rows::REDACTED), "{}", recorded[0].error_message);
 }
 
 #[tokio::test]

@@ -42,8 +42,9 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 use shared::app::App;
 use shared::db::{ConnectionStatus, DbError, ErrorType, NewSyncError, RefreshCandidate, RefreshedTokens};
+use shared::error_rows::scrub_error_row;
 use shared::providers::{HttpSettings, ProviderError, Registry, TokenSet};
-use shared::schedule::{Env, Outcome, Report, SettingsError, chrono_duration, scrub_error_row};
+use shared::schedule::{Env, Report, RowOutcome, SettingsError, chrono_duration};
 use shared::vault::{TokenContext, Vault};
 
 pub const FUNCTION: &str = "token-refresh";
@@ -203,28 +204,28 @@ fn invocation_end(context: &lambda_runtime::Context) -> Option<Instant> {
 
 /// The two limits of a run.
 #[derive(Debug, Clone, Copy)]
-struct Deadlines {
+struct RunLimits {
     /// No refresh (provider call) starts after this.
     start: Instant,
     /// Token writes are retried until this.
     write: Instant,
 }
 
-impl Deadlines {
+impl RunLimits {
     /// With a known invocation end, writes go on until it (less the safety margin) and
     /// refreshes start only while the provider timeout and the write reserve still fit, and
     /// within the budget. Without one, the budget ends the starts and the writes get the
     /// provider timeout and the write reserve after it.
-    fn new(settings: &Settings, started: Instant, end: Option<Instant>) -> Deadlines {
+    fn new(settings: &Settings, started: Instant, end: Option<Instant>) -> RunLimits {
         let budget_end = started + settings.time_budget;
         let after_start = settings.provider_timeout + settings.write_reserve;
         match end {
             Some(end) => {
                 let write = end.checked_sub(SAFETY_MARGIN).unwrap_or(started).max(started);
                 let latest_start = write.checked_sub(after_start).unwrap_or(started).max(started);
-                Deadlines { start: budget_end.min(latest_start), write }
+                RunLimits { start: budget_end.min(latest_start), write }
             }
-            None => Deadlines { start: budget_end, write: budget_end + after_start },
+            None => RunLimits { start: budget_end, write: budget_end + after_start },
         }
     }
 }
@@ -237,7 +238,7 @@ struct Ctx<'a> {
     registry: &'a Registry,
     /// For the client secrets, cut out of anything a provider says.
     providers: &'a shared::config::Providers,
-    deadlines: Deadlines,
+    deadlines: RunLimits,
 }
 
 /// Which connections a pass picks.
@@ -256,7 +257,7 @@ pub async fn run(app: &App, settings: &Settings) -> Report {
 /// One run of an invocation that ends at `end` (the Lambda deadline), if known.
 pub async fn run_until(app: &App, settings: &Settings, end: Option<Instant>) -> Report {
     let started = Instant::now();
-    let deadlines = Deadlines::new(settings, started, end);
+    let deadlines = RunLimits::new(settings, started, end);
     let mut report = Report::default();
     let current = match app.current().await {
         Ok(c) => c,
@@ -272,7 +273,7 @@ pub async fn run_until(app: &App, settings: &Settings, end: Option<Instant>) -> 
     let registry = match Registry::with_settings(&current.config.providers, None, settings.http()) {
         Ok(r) => r,
         Err(e) => {
-            tracing::error!(error = %e, "cannot build the provider clients");
+            tracing::error!(error = %shared::error_chain(&e), "cannot build the provider clients");
             report.failed = 1;
             report.duration_ms = started.elapsed().as_millis() as u64;
             return report;
@@ -318,9 +319,9 @@ async fn run_pass(ctx: &Ctx<'_>, pass: Pass) -> Report {
             }
         };
         let full = rows.len() >= usize::from(ctx.settings.batch_size);
-        let outcomes: Vec<Outcome> = futures_util::stream::iter(rows)
+        let outcomes: Vec<RowOutcome> = futures_util::stream::iter(rows)
             .map(|row| async move {
-                if Instant::now() < deadline { refresh_one(ctx, pass, row).await } else { Outcome::Skipped }
+                if Instant::now() < deadline { refresh_one(ctx, pass, row).await } else { RowOutcome::Skipped }
             })
             .buffer_unordered(ctx.settings.concurrency)
             .collect()
@@ -328,7 +329,7 @@ async fn run_pass(ctx: &Ctx<'_>, pass: Pass) -> Report {
         // Every handled row leaves the scan (refreshed, claimed by someone, backing off,
         // ended), so a full batch means more may wait. A batch that only failed stops the
         // run: the database or the providers are in trouble, and the next run is soon.
-        let stuck = outcomes.iter().all(|o| *o == Outcome::Failed);
+        let stuck = outcomes.iter().all(|o| *o == RowOutcome::Failed);
         for o in outcomes {
             report.count(o);
         }
@@ -363,7 +364,7 @@ fn error_row(
     scrub_error_row(row, secrets)
 }
 
-async fn refresh_one(ctx: &Ctx<'_>, pass: Pass, read: RefreshCandidate) -> Outcome {
+async fn refresh_one(ctx: &Ctx<'_>, pass: Pass, read: RefreshCandidate) -> RowOutcome {
     let store = &ctx.app.store;
     let (tenant, id) = (read.connection.base.tenant_id, read.connection.base.id);
     let lease_until = store.now() + chrono_duration(ctx.settings.lease);
@@ -372,10 +373,10 @@ async fn refresh_one(ctx: &Ctx<'_>, pass: Pass, read: RefreshCandidate) -> Outco
     let claimed = match store.claim_refresh(&read, lease_until).await {
         Ok(Some(row)) => row,
         // Another invocation holds it, or refreshed it since the scan.
-        Ok(None) => return Outcome::Skipped,
+        Ok(None) => return RowOutcome::Skipped,
         Err(e) => {
             tracing::warn!(connection_id = %id, error = %shared::error_chain(&e), "claim failed");
-            return Outcome::Failed;
+            return RowOutcome::Failed;
         }
     };
     let conn = &claimed.connection;
@@ -399,10 +400,10 @@ async fn refresh_one(ctx: &Ctx<'_>, pass: Pass, read: RefreshCandidate) -> Outco
     // The claim may have taken a while: start the refresh only if its write still fits.
     if Instant::now() >= ctx.deadlines.start {
         return match store.release_refresh(tenant, id, store.now()).await {
-            Ok(()) => Outcome::Skipped,
+            Ok(()) => RowOutcome::Skipped,
             Err(e) => {
                 tracing::warn!(connection_id = %id, error = %shared::error_chain(&e), "cannot release the claim");
-                Outcome::Failed
+                RowOutcome::Failed
             }
         };
     }
@@ -414,7 +415,7 @@ async fn refresh_one(ctx: &Ctx<'_>, pass: Pass, read: RefreshCandidate) -> Outco
     }
 }
 
-async fn without_refresh_token(ctx: &Ctx<'_>, claimed: &RefreshCandidate, now: DateTime<Utc>) -> Outcome {
+async fn without_refresh_token(ctx: &Ctx<'_>, claimed: &RefreshCandidate, now: DateTime<Utc>) -> RowOutcome {
     let store = &ctx.app.store;
     let conn = &claimed.connection;
     let (tenant, id) = (conn.base.tenant_id, conn.base.id);
@@ -429,21 +430,21 @@ async fn without_refresh_token(ctx: &Ctx<'_>, claimed: &RefreshCandidate, now: D
         return match store.end_refresh(tenant, id, ConnectionStatus::Expired, &row).await {
             Ok(true) => {
                 tracing::info!(connection_id = %id, "expired: no refresh token");
-                Outcome::Acted
+                RowOutcome::Acted
             }
-            Ok(false) => Outcome::Skipped,
+            Ok(false) => RowOutcome::Skipped,
             Err(e) => {
                 tracing::warn!(connection_id = %id, error = %shared::error_chain(&e), "cannot mark expired");
-                Outcome::Failed
+                RowOutcome::Failed
             }
         };
     }
     // Nothing to refresh with: look again when the access token runs out.
     match store.release_refresh(tenant, id, conn.token_expiry).await {
-        Ok(()) => Outcome::Skipped,
+        Ok(()) => RowOutcome::Skipped,
         Err(e) => {
             tracing::warn!(connection_id = %id, error = %shared::error_chain(&e), "cannot release the claim");
-            Outcome::Failed
+            RowOutcome::Failed
         }
     }
 }
@@ -455,7 +456,7 @@ async fn store_tokens(
     issued_at: DateTime<Utc>,
     pass: Pass,
     write_by: Instant,
-) -> Outcome {
+) -> RowOutcome {
     let store = &ctx.app.store;
     let conn = &claimed.connection;
     let (tenant, id) = (conn.base.tenant_id, conn.base.id);
@@ -493,7 +494,7 @@ async fn store_tokens(
     };
     if !written {
         // Deleted while refreshing: nothing to keep the tokens for.
-        return Outcome::Skipped;
+        return RowOutcome::Skipped;
     }
     tracing::debug!(connection_id = %id, ?pass, "refreshed");
     // Ends the failure episode. After the token write, so a failure here costs nothing.
@@ -503,13 +504,19 @@ async fn store_tokens(
             Err(e) => tracing::warn!(connection_id = %id, error = %shared::error_chain(&e), "cannot resolve the error"),
         }
     }
-    Outcome::Acted
+    RowOutcome::Acted
 }
 
 /// The provider issued tokens that could not be stored by the write deadline. If it rotated
 /// the refresh token, the stored one is now dead and the connection will need reconnecting;
 /// say so loudly (never the token) and record it if the database takes the record.
-async fn tokens_lost(ctx: &Ctx<'_>, claimed: &RefreshCandidate, rotated: bool, attempts: u32, error: &str) -> Outcome {
+async fn tokens_lost(
+    ctx: &Ctx<'_>,
+    claimed: &RefreshCandidate,
+    rotated: bool,
+    attempts: u32,
+    error: &str,
+) -> RowOutcome {
     let conn = &claimed.connection;
     tracing::error!(
         connection_id = %conn.base.id,
@@ -535,7 +542,7 @@ async fn tokens_lost(ctx: &Ctx<'_>, claimed: &RefreshCandidate, rotated: bool, a
         }
         Err(_) => tracing::error!(connection_id = %conn.base.id, "cannot record the lost tokens: timed out"),
     }
-    Outcome::Failed
+    RowOutcome::Failed
 }
 
 async fn provider_failure(
@@ -543,7 +550,7 @@ async fn provider_failure(
     claimed: &RefreshCandidate,
     e: ProviderError,
     refresh_token: &SecretString,
-) -> Outcome {
+) -> RowOutcome {
     let store = &ctx.app.store;
     let conn = &claimed.connection;
     let (tenant, id) = (conn.base.tenant_id, conn.base.id);
@@ -557,12 +564,12 @@ async fn provider_failure(
         return match store.end_refresh(tenant, id, status, &row).await {
             Ok(true) => {
                 tracing::info!(connection_id = %id, status = status.as_str(), code = ?row.error_code, "grant refused");
-                Outcome::Acted
+                RowOutcome::Acted
             }
-            Ok(false) => Outcome::Skipped,
+            Ok(false) => RowOutcome::Skipped,
             Err(db) => {
                 tracing::warn!(connection_id = %id, error = %shared::error_chain(&db), "cannot end the connection");
-                Outcome::Failed
+                RowOutcome::Failed
             }
         };
     }
@@ -575,7 +582,7 @@ async fn record_failure(
     claimed: &RefreshCandidate,
     row: NewSyncError,
     retry_after: Option<Duration>,
-) -> Outcome {
+) -> RowOutcome {
     let store = &ctx.app.store;
     let id = claimed.connection.base.id;
     let wait = ctx.settings.backoff(claimed.refresh_failures.saturating_add(1), retry_after);
@@ -593,5 +600,5 @@ async fn record_failure(
         }
         Err(e) => tracing::warn!(connection_id = %id, error = %shared::error_chain(&e), "cannot record the failure"),
     }
-    Outcome::Failed
+    RowOutcome::Failed
 }

@@ -36,7 +36,11 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 
 use crate::db::ProviderType;
-use crate::vault::{KEY_LEN, KeyId, STATE_KEY_LEN, TokenKey, VaultError};
+use crate::vault::{KEY_LEN, KeyId, STATE_KEY_LEN, TokenKeys, VaultError};
+
+/// The budget of an HTTP request when the configuration sets none (`request_budget_ms`):
+/// under the HTTP functions' 29 s Lambda timeout, itself under API Gateway's 30 s.
+pub const DEFAULT_REQUEST_BUDGET: std::time::Duration = std::time::Duration::from_secs(25);
 
 /// Default JWT claim holding the caller's tenant id.
 pub const DEFAULT_TENANT_CLAIM: &str = "tenant_id";
@@ -79,34 +83,6 @@ impl ConfigError {
             ConfigError::Field { field, .. } => Some(field),
             _ => None,
         }
-    }
-}
-
-/// The token-encryption keys: one active for writing, all of them for reading. The fields are
-/// private so that the active key is always among the keys.
-#[derive(Debug)]
-pub struct TokenKeys {
-    active: KeyId,
-    keys: BTreeMap<KeyId, TokenKey>,
-}
-
-impl TokenKeys {
-    pub fn new(active: KeyId, keys: BTreeMap<KeyId, TokenKey>) -> Result<TokenKeys, VaultError> {
-        if keys.contains_key(&active) {
-            Ok(TokenKeys { active, keys })
-        } else {
-            Err(VaultError::ActiveKeyMissing(active.to_string()))
-        }
-    }
-
-    /// The key id new ciphertexts are written with.
-    pub fn active(&self) -> &KeyId {
-        &self.active
-    }
-
-    /// Every key, the active one included, by id.
-    pub fn keys(&self) -> &BTreeMap<KeyId, TokenKey> {
-        &self.keys
     }
 }
 
@@ -160,8 +136,8 @@ pub struct Config {
     /// prefix such as a stage); see [`Config::oauth_redirect_uri`].
     pub oauth_redirect_base_url: Option<String>,
     /// How long an HTTP request may take, provider calls included (`request_budget_ms`,
-    /// default [`crate::deadline::DEFAULT_REQUEST_BUDGET`]); the Lambda's own deadline cuts
-    /// it shorter when it comes first. See [`crate::deadline`].
+    /// default [`DEFAULT_REQUEST_BUDGET`]); the Lambda's own deadline cuts it shorter when it
+    /// comes first. See `shared::deadline`.
     pub request_budget: std::time::Duration,
 }
 
@@ -464,7 +440,7 @@ fn parse_redirect_base(doc: &mut Map<String, Value>) -> Result<Option<String>, C
 fn parse_request_budget(doc: &mut Map<String, Value>) -> Result<std::time::Duration, ConfigError> {
     const FIELD: &str = "request_budget_ms";
     match doc.remove(FIELD) {
-        None | Some(Value::Null) => Ok(crate::deadline::DEFAULT_REQUEST_BUDGET),
+        None | Some(Value::Null) => Ok(DEFAULT_REQUEST_BUDGET),
         Some(Value::Number(n)) => match n.as_u64() {
             Some(ms @ 100..=900_000) => Ok(std::time::Duration::from_millis(ms)),
             _ => Err(ConfigError::field(FIELD, "must be a whole number of milliseconds from 100 to 900000")),
@@ -584,7 +560,7 @@ mod tests {
         assert!(config.providers.get(ProviderType::Box).is_none());
         assert_eq!(config.tenant_claim, DEFAULT_TENANT_CLAIM);
         assert_eq!(config.return_to_allowlist.len(), 2);
-        assert_eq!(config.request_budget, crate::deadline::DEFAULT_REQUEST_BUDGET);
+        assert_eq!(config.request_budget, DEFAULT_REQUEST_BUDGET);
     }
 
     #[test]

@@ -35,18 +35,18 @@ impl Step {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub enum StepOutcome {
     Rows(Vec<Row>),
     Affected(u64),
     Skipped,
 }
 
-impl Outcome {
+impl StepOutcome {
     pub fn is_empty(&self) -> bool {
         match self {
-            Outcome::Rows(r) => r.is_empty(),
-            Outcome::Affected(n) => *n == 0,
-            Outcome::Skipped => true,
+            StepOutcome::Rows(r) => r.is_empty(),
+            StepOutcome::Affected(n) => *n == 0,
+            StepOutcome::Skipped => true,
         }
     }
 }
@@ -59,7 +59,7 @@ pub trait Backend: Send + Sync + 'static {
     /// Runs the steps in order. A single reading step runs on its own; anything else runs in
     /// one transaction that is committed only if every step succeeds. Constraint violations
     /// come back as `DbError::Conflict` / `DbError::Invalid` naming the constraint.
-    async fn run(&self, steps: Vec<Step>) -> DbResult<Vec<Outcome>>;
+    async fn run(&self, steps: Vec<Step>) -> DbResult<Vec<StepOutcome>>;
 
     /// The SQL text a statement is sent as (for plan and parse checks).
     fn sql(&self, stmt: Stmt) -> &'static str;

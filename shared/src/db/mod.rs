@@ -15,7 +15,7 @@ mod value;
 pub mod mssql;
 pub mod sqlite;
 
-pub use backend::{Backend, Outcome, Step, When};
+pub use backend::{Backend, Step, StepOutcome, When};
 pub use enums::*;
 pub use error::{BoxError, DbError, DbResult};
 pub use model::*;

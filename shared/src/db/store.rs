@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
-use super::backend::{Backend, Outcome, Step, When};
+use super::backend::{Backend, Step, StepOutcome, When};
 use super::enums::{ConnectionStatus, JobStatus, ProviderType};
 use super::error::{DbError, DbResult};
 use super::model::*;
@@ -37,22 +37,22 @@ fn step(stmt: Stmt, params: Vec<Value>) -> Step {
     Step::new(stmt, params)
 }
 
-fn decode_rows<T: FromRow>(outcome: Outcome) -> DbResult<Vec<T>> {
+fn decode_rows<T: FromRow>(outcome: StepOutcome) -> DbResult<Vec<T>> {
     match outcome {
-        Outcome::Rows(rows) => rows.into_iter().map(|mut r| T::from_row(&mut r)).collect(),
-        Outcome::Affected(_) | Outcome::Skipped => Ok(Vec::new()),
+        StepOutcome::Rows(rows) => rows.into_iter().map(|mut r| T::from_row(&mut r)).collect(),
+        StepOutcome::Affected(_) | StepOutcome::Skipped => Ok(Vec::new()),
     }
 }
 
-fn decode_first<T: FromRow>(outcome: Outcome) -> DbResult<Option<T>> {
+fn decode_first<T: FromRow>(outcome: StepOutcome) -> DbResult<Option<T>> {
     Ok(decode_rows(outcome)?.into_iter().next())
 }
 
-fn affected(outcome: &Outcome) -> u64 {
+fn affected(outcome: &StepOutcome) -> u64 {
     match outcome {
-        Outcome::Rows(r) => r.len() as u64,
-        Outcome::Affected(n) => *n,
-        Outcome::Skipped => 0,
+        StepOutcome::Rows(r) => r.len() as u64,
+        StepOutcome::Affected(n) => *n,
+        StepOutcome::Skipped => 0,
     }
 }
 
@@ -107,11 +107,11 @@ impl Store {
         (self.clock)().trunc_subsecs(6)
     }
 
-    async fn run(&self, steps: Vec<Step>) -> DbResult<Vec<Outcome>> {
+    async fn run(&self, steps: Vec<Step>) -> DbResult<Vec<StepOutcome>> {
         self.backend.run(steps).await
     }
 
-    async fn single(&self, stmt: Stmt, params: Vec<Value>) -> DbResult<Outcome> {
+    async fn single(&self, stmt: Stmt, params: Vec<Value>) -> DbResult<StepOutcome> {
         let mut out = self.run(vec![step(stmt, params)]).await?;
         out.pop().ok_or_else(|| DbError::Corrupt(format!("{stmt} returned no outcome")))
     }

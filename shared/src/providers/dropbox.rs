@@ -6,10 +6,11 @@ use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
+use super::http::{bearer, endpoint, expect_success, json_response, parse_url, required_str, send, str_field};
+use super::oauth_client::{OAuthClient, scopes_or};
 use super::{
-    AuthorizeRequest, CreatedLink, ExistingLink, Identity, LinkTarget, OAuthClient, Pkce, Provider, ProviderError,
-    RefreshTokenRotation, SharedLinkRequest, TokenSet, bearer, endpoint, expect_success, json_response, parse_url,
-    required_str, scopes_or, send, str_field,
+    AuthorizeRequest, CreatedLink, ExistingLink, Identity, LinkTarget, Pkce, Provider, ProviderError,
+    RefreshTokenRotation, SharedLinkRequest, TokenSet,
 };
 use crate::config::ProviderConfig;
 use crate::db::{ProviderType, ShareType};

@@ -247,13 +247,8 @@ impl Vault {
         Ok(Vault { active: active.clone(), active_header, ciphers })
     }
 
-    /// The vault for a configuration's token keys.
-    pub fn from_config(config: &crate::config::Config) -> Vault {
-        Vault::from_keys(&config.token_keys)
-    }
-
-    /// The vault for a set of token keys.
-    pub fn from_keys(keys: &crate::config::TokenKeys) -> Vault {
+    /// The vault for a set of token keys (the configuration's `token_keys`).
+    pub fn from_keys(keys: &TokenKeys) -> Vault {
         // TokenKeys cannot be built without its active key among its keys, the one thing
         // `new` checks, so this cannot fail.
         Vault::new(keys.active(), keys.keys().iter()).expect("TokenKeys holds its active key")
@@ -321,6 +316,34 @@ impl Vault {
                 Err(VaultError::NotUtf8)
             }
         }
+    }
+}
+
+/// The token-encryption keys: one active for writing, all of them for reading. The fields are
+/// private so that the active key is always among the keys.
+#[derive(Debug)]
+pub struct TokenKeys {
+    active: KeyId,
+    keys: BTreeMap<KeyId, TokenKey>,
+}
+
+impl TokenKeys {
+    pub fn new(active: KeyId, keys: BTreeMap<KeyId, TokenKey>) -> Result<TokenKeys, VaultError> {
+        if keys.contains_key(&active) {
+            Ok(TokenKeys { active, keys })
+        } else {
+            Err(VaultError::ActiveKeyMissing(active.to_string()))
+        }
+    }
+
+    /// The key id new ciphertexts are written with.
+    pub fn active(&self) -> &KeyId {
+        &self.active
+    }
+
+    /// Every key, the active one included, by id.
+    pub fn keys(&self) -> &BTreeMap<KeyId, TokenKey> {
+        &self.keys
     }
 }
 

@@ -60,11 +60,6 @@ impl StateSealer {
         StateSealer { cipher: Aes256Gcm::new(key.expose_secret().into()) }
     }
 
-    /// The sealer for the configuration's `oauth_state_key`.
-    pub fn from_config(config: &crate::config::Config) -> StateSealer {
-        StateSealer::new(&config.oauth_state_key)
-    }
-
     /// Encrypts `blob` for `purpose`; the result is URL-safe base64 without padding.
     pub fn seal(&self, purpose: &str, blob: &[u8]) -> String {
         let mut out = Vec::with_capacity(1 + NONCE_LEN + blob.len() + TAG_LEN);

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tiberius::error::Error as TdsError;
 use tiberius::{Config, Query};
 
-use super::backend::{Backend, Outcome, Step, When};
+use super::backend::{Backend, Step, StepOutcome, When};
 use super::error::{DbError, DbResult};
 use super::stmt::Stmt;
 use super::value::Row;
@@ -108,7 +108,7 @@ impl Backend for MssqlBackend {
         sql(stmt)
     }
 
-    async fn run(&self, steps: Vec<Step>) -> DbResult<Vec<Outcome>> {
+    async fn run(&self, steps: Vec<Step>) -> DbResult<Vec<StepOutcome>> {
         if steps.is_empty() {
             return Ok(Vec::new());
         }
@@ -181,7 +181,7 @@ struct Failure {
 
 /// One try of the steps on one connection. The connection stays marked broken unless the
 /// try ends in a known state: committed, rolled back, or a read that finished.
-async fn attempt(conn: &mut Conn, steps: &[Step]) -> Result<Vec<Outcome>, Failure> {
+async fn attempt(conn: &mut Conn, steps: &[Step]) -> Result<Vec<StepOutcome>, Failure> {
     conn.broken = true;
     let result = match steps {
         [only] if is_read(only.stmt) => run_step(&mut conn.client, only).await.map(|o| vec![o]).map_err(|error| {
@@ -194,7 +194,7 @@ async fn attempt(conn: &mut Conn, steps: &[Step]) -> Result<Vec<Outcome>, Failur
     result
 }
 
-async fn transaction(client: &mut TdsClient, steps: &[Step]) -> Result<Vec<Outcome>, Failure> {
+async fn transaction(client: &mut TdsClient, steps: &[Step]) -> Result<Vec<StepOutcome>, Failure> {
     if let Err(e) = batch(client, "BEGIN TRANSACTION").await {
         let error = StepError::Driver(e);
         let lost = error.breaks_connection();
@@ -207,11 +207,11 @@ async fn transaction(client: &mut TdsClient, steps: &[Step]) -> Result<Vec<Outco
         // Identical to the SQLite backend: judged on the previous step's outcome.
         let skip = match step.when {
             When::Always => false,
-            When::PrevEmpty => outcomes.last().is_some_and(|o: &Outcome| !o.is_empty()),
-            When::PrevNonEmpty => outcomes.last().is_none_or(|o: &Outcome| o.is_empty()),
+            When::PrevEmpty => outcomes.last().is_some_and(|o: &StepOutcome| !o.is_empty()),
+            When::PrevNonEmpty => outcomes.last().is_none_or(|o: &StepOutcome| o.is_empty()),
         };
         if skip {
-            outcomes.push(Outcome::Skipped);
+            outcomes.push(StepOutcome::Skipped);
             continue;
         }
         match run_step(client, step).await {
@@ -244,7 +244,7 @@ async fn abort(client: &mut TdsClient, error: StepError) -> Failure {
 }
 
 /// Runs one statement with its parameters bound (never formatted into the text).
-async fn run_step(client: &mut TdsClient, step: &Step) -> Result<Outcome, StepError> {
+async fn run_step(client: &mut TdsClient, step: &Step) -> Result<StepOutcome, StepError> {
     let mut query = Query::new(sql(step.stmt));
     for p in &step.params {
         query.bind(convert::column_data(p));
@@ -262,10 +262,10 @@ async fn run_step(client: &mut TdsClient, step: &Step) -> Result<Outcome, StepEr
             .map(|r| r.into_iter().map(convert::cell).collect::<Result<Vec<_>, _>>().map(Row::new))
             .collect::<Result<Vec<_>, _>>()
             .map_err(StepError::Decode)?;
-        Ok(Outcome::Rows(rows))
+        Ok(StepOutcome::Rows(rows))
     } else {
         let result = query.execute(client).await.map_err(StepError::Driver)?;
-        Ok(Outcome::Affected(result.total()))
+        Ok(StepOutcome::Affected(result.total()))
     }
 }
 

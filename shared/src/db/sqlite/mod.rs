@@ -12,7 +12,7 @@ use std::time::Duration;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, ToSql, ffi};
 
-use super::backend::{Backend, Outcome, Step, When};
+use super::backend::{Backend, Step, StepOutcome, When};
 use super::error::{DbError, DbResult};
 use super::stmt::Stmt;
 use super::value::{Cell, Row, SQLITE_TIMESTAMP_FORMAT, Value};
@@ -106,7 +106,7 @@ impl Backend for SqliteBackend {
         sql(stmt)
     }
 
-    async fn run(&self, steps: Vec<Step>) -> DbResult<Vec<Outcome>> {
+    async fn run(&self, steps: Vec<Step>) -> DbResult<Vec<StepOutcome>> {
         crate::db::validate::step_timestamps(&steps)?;
         let names = Arc::clone(&self.names);
         self.pool.with(move |conn| run_steps(conn, &steps, &names)).await.map_err(DbError::unavailable)?
@@ -117,7 +117,7 @@ fn is_read(stmt: Stmt) -> bool {
     sql(stmt).starts_with("SELECT")
 }
 
-fn run_steps(conn: &mut Connection, steps: &[Step], names: &ConstraintNames) -> DbResult<Vec<Outcome>> {
+fn run_steps(conn: &mut Connection, steps: &[Step], names: &ConstraintNames) -> DbResult<Vec<StepOutcome>> {
     if let [only] = steps
         && is_read(only.stmt)
     {
@@ -130,11 +130,11 @@ fn run_steps(conn: &mut Connection, steps: &[Step], names: &ConstraintNames) -> 
     for step in steps {
         let skip = match step.when {
             When::Always => false,
-            When::PrevEmpty => outcomes.last().is_some_and(|o: &Outcome| !o.is_empty()),
-            When::PrevNonEmpty => outcomes.last().is_none_or(|o: &Outcome| o.is_empty()),
+            When::PrevEmpty => outcomes.last().is_some_and(|o: &StepOutcome| !o.is_empty()),
+            When::PrevNonEmpty => outcomes.last().is_none_or(|o: &StepOutcome| o.is_empty()),
         };
         if skip {
-            outcomes.push(Outcome::Skipped);
+            outcomes.push(StepOutcome::Skipped);
             continue;
         }
         match run_one(conn, step) {
@@ -164,7 +164,7 @@ fn rollback(conn: &Connection) {
     }
 }
 
-fn run_one(conn: &Connection, step: &Step) -> rusqlite::Result<Outcome> {
+fn run_one(conn: &Connection, step: &Step) -> rusqlite::Result<StepOutcome> {
     let mut st = conn.prepare_cached(sql(step.stmt))?;
     for (i, p) in step.params.iter().enumerate() {
         st.raw_bind_parameter(i + 1, p)?;
@@ -180,9 +180,9 @@ fn run_one(conn: &Connection, step: &Step) -> rusqlite::Result<Outcome> {
             }
             out.push(Row::new(cells));
         }
-        Ok(Outcome::Rows(out))
+        Ok(StepOutcome::Rows(out))
     } else {
-        Ok(Outcome::Affected(st.raw_execute()? as u64))
+        Ok(StepOutcome::Affected(st.raw_execute()? as u64))
     }
 }
 
