@@ -1,5 +1,6 @@
 //! Every piece of T-SQL the backend can send must parse as T-SQL: each statement of every
-//! file in migrations/mssql, and `shared::db::mssql::sql(stmt)` for every `Stmt::ALL`. No SQL
+//! file in migrations/mssql, `shared::db::mssql::sql(stmt)` for every `Stmt::ALL`, and the
+//! text `mssql::sent_sql` makes of it when NULL parameters are written in as typed NULLs. No SQL
 //! Server runs in CI, so this is what catches a typo in a statement nobody executed.
 //!
 //! Each statement goes to sqlparser (`MsSqlDialect`) first. What sqlparser cannot parse goes
@@ -25,7 +26,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use shared::db::{Stmt, mssql};
+use shared::db::{Kind, Stmt, Value, mssql};
 use sqlparser::dialect::MsSqlDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
@@ -230,8 +231,73 @@ fn store_statements_parse_as_tsql() {
     report("mssql::sql", &statements);
 }
 
+/// The highest `@Pn` a statement uses: how many parameters it is sent with.
+fn parameter_count(sql: &str) -> usize {
+    sql.match_indices("@P")
+        .filter_map(|(at, _)| {
+            sql[at + 2..].chars().take_while(char::is_ascii_digit).collect::<String>().parse::<usize>().ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Every NULL kind a parameter can have. The match makes a new `Kind` a compile error here,
+/// so it cannot be left out of the texts checked below.
+fn all_kinds() -> Vec<Kind> {
+    let kinds =
+        [Kind::Bool, Kind::I32, Kind::I64, Kind::Text, Kind::Bytes, Kind::Uuid, Kind::Timestamp, Kind::Hundredths];
+    for kind in kinds {
+        match kind {
+            Kind::Bool
+            | Kind::I32
+            | Kind::I64
+            | Kind::Text
+            | Kind::Bytes
+            | Kind::Uuid
+            | Kind::Timestamp
+            | Kind::Hundredths => {}
+        }
+    }
+    kinds.to_vec()
+}
+
+/// The text the backend sends differs from `mssql::sql(stmt)` when a parameter is a NULL that
+/// tiberius would send untyped: `@Pn` becomes a typed `CAST(NULL AS …)`. Each statement is
+/// sent here with every parameter a NULL of one kind, for every kind, so every placeholder
+/// position is checked with every literal that can replace it.
 #[test]
-fn migrations_parse_as_tsql() {
+fn sent_statements_with_null_parameters_parse_as_tsql() {
+    // Arrange
+    let mut statements: Vec<(String, String)> = Vec::new();
+    let mut rewritten_kinds = std::collections::BTreeSet::new();
+
+    // Act
+    for stmt in Stmt::ALL {
+        let plain = mssql::sql(*stmt);
+        let count = parameter_count(plain);
+        for kind in all_kinds() {
+            let sent = mssql::sent_sql(*stmt, &vec![Value::Null(kind); count]);
+            if sent == plain {
+                continue;
+            }
+            // A rewritten text replaces every placeholder, so none is left unbound.
+            assert!(!sent.contains("@P"), "Stmt::{stmt} with NULL {kind:?}: a placeholder was left: {sent}");
+            rewritten_kinds.insert(format!("{kind:?}"));
+            statements.push((format!("Stmt::{stmt} (every parameter NULL {kind:?})"), sent.into_owned()));
+        }
+    }
+
+    // Assert: the four kinds tiberius sends untyped are rewritten, in every statement.
+    assert_eq!(
+        rewritten_kinds.into_iter().collect::<Vec<_>>(),
+        ["Bytes", "Hundredths", "Text", "Timestamp"],
+        "the NULL kinds written into the text"
+    );
+    assert_eq!(statements.len(), 4 * Stmt::ALL.len());
+    report("mssql::sent_sql with NULL parameters", &statements);
+}
+
+fn migration_files() -> Vec<PathBuf> {
     let dir = repo_root().join("migrations/mssql");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -240,6 +306,12 @@ fn migrations_parse_as_tsql() {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no migrations in {}", dir.display());
+    files
+}
+
+#[test]
+fn migrations_parse_as_tsql() {
+    let files = migration_files();
     let mut statements = Vec::new();
     for file in &files {
         let script = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));

@@ -14,6 +14,9 @@
 //!   parameter converts the *column* (NVARCHAR has the higher precedence), which turns an
 //!   index seek into a scan; so every such comparison casts the parameter to the column's
 //!   declared type instead. Assignments (SET, VALUES) need no cast.
+//! * A parameter appears only where an expression may: the backend replaces `@Pn` by a
+//!   typed `CAST(NULL AS …)` when the parameter is a NULL tiberius would send untyped (see
+//!   `convert::column_data`), and that text must parse too (`tests/tests/tsql_parse.rs`).
 //! * No MERGE, no table hints, no SERIALIZABLE: Babelfish ignores hints, and every write
 //!   here is a single statement whose WHERE clause carries the condition it depends on.
 //! * An INSERT under a parent that must be live (FolderInsert, JobInsert) is preceded in the
