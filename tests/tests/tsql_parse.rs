@@ -1,6 +1,7 @@
 //! Every piece of T-SQL the backend can send must parse as T-SQL: each statement of every
 //! file in migrations/mssql, `shared::db::mssql::sql(stmt)` for every `Stmt::ALL`, and the
-//! text `mssql::sent_sql` makes of it when NULL parameters are written in as typed NULLs. No SQL
+//! text `mssql::sent_sql` makes of it when NULL parameters are written in as typed NULLs.
+//! The migrations are also held to one item per `ALTER TABLE … ADD` (Babelfish). No SQL
 //! Server runs in CI, so this is what catches a typo in a statement nobody executed.
 //!
 //! Each statement goes to sqlparser (`MsSqlDialect`) first. What sqlparser cannot parse goes
@@ -295,6 +296,73 @@ fn sent_statements_with_null_parameters_parse_as_tsql() {
     );
     assert_eq!(statements.len(), 4 * Stmt::ALL.len());
     report("mssql::sent_sql with NULL parameters", &statements);
+}
+
+/// Babelfish refuses an `ALTER TABLE … ADD` of more than one item (two columns, or a column
+/// and a table constraint): one item per ALTER, its DEFAULT and CHECK inline. Returns the
+/// offending ALTERs of a script: those with a comma outside parentheses after ADD.
+fn multi_item_adds(script: &str) -> Vec<String> {
+    let mut offending = Vec::new();
+    for statement in split_statements(script) {
+        let tokens = Tokenizer::new(&MsSqlDialect {}, &statement)
+            .with_unescape(false)
+            .tokenize()
+            .unwrap_or_else(|e| panic!("tokenizing failed: {e}"));
+        let words: Vec<&Token> = tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_))).collect();
+        let (mut altering, mut adding, mut depth) = (false, false, 0i32);
+        for (i, token) in words.iter().enumerate() {
+            match token {
+                Token::Word(w) if w.keyword == Keyword::ALTER => {
+                    altering = matches!(words.get(i + 1), Some(Token::Word(t)) if t.keyword == Keyword::TABLE);
+                    adding = false;
+                }
+                Token::Word(w) if w.keyword == Keyword::ADD && altering && depth == 0 => adding = true,
+                Token::Word(w) if w.keyword == Keyword::END => (altering, adding) = (false, false),
+                Token::SemiColon => (altering, adding) = (false, false),
+                Token::LParen => depth += 1,
+                Token::RParen => depth -= 1,
+                Token::Comma if adding && depth == 0 => {
+                    offending.push(statement.clone());
+                    (altering, adding) = (false, false);
+                }
+                _ => {}
+            }
+        }
+    }
+    offending
+}
+
+#[test]
+fn no_migration_adds_more_than_one_item_per_alter() {
+    // Arrange
+    let files = migration_files();
+
+    // Act
+    let offending: Vec<String> = files
+        .iter()
+        .flat_map(|file| {
+            let script = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            multi_item_adds(&script).into_iter().map(move |s| format!("{}: {s}", file.display()))
+        })
+        .collect();
+
+    // Assert
+    assert!(offending.is_empty(), "one column or constraint per ALTER TABLE … ADD:\n{}", offending.join("\n"));
+}
+
+#[test]
+fn multi_item_adds_are_found_and_single_items_pass() {
+    let single = "ALTER TABLE dbo.t ADD a INT NOT NULL CONSTRAINT df_a DEFAULT 0 \
+                  CONSTRAINT ck_a CHECK (a IN (1, 2));\nALTER TABLE dbo.t ADD CONSTRAINT ck_b CHECK (b IN (1, 2));\n\
+                  IF 1 = 1 BEGIN ALTER TABLE dbo.t ADD c INT NULL; SELECT 1, 2; END;";
+    assert!(multi_item_adds(single).is_empty(), "{:?}", multi_item_adds(single));
+    for multi in [
+        "ALTER TABLE dbo.t ADD a INT NULL, b INT NULL;",
+        "ALTER TABLE dbo.t ADD\n    a INT NOT NULL CONSTRAINT df_a DEFAULT 0,\n    CONSTRAINT ck_a CHECK (a >= 0);",
+        "IF 1 = 1 BEGIN ALTER TABLE dbo.t ADD a INT NULL, b INT NULL; END;",
+    ] {
+        assert_eq!(multi_item_adds(multi).len(), 1, "{multi}");
+    }
 }
 
 fn migration_files() -> Vec<PathBuf> {
