@@ -1,5 +1,5 @@
 -- Bookkeeping of the token-refresh function (issue 6). Nullable columns and a named default,
--- so the statement is metadata-only on SQL Server 2019+ / Azure SQL and runs on Babelfish.
+-- so the statements are metadata-only on SQL Server 2019+ / Azure SQL and run on Babelfish.
 -- The indexes over these columns are in V3: a separate migration is a separate batch, so no
 -- statement is compiled against a column the same batch is still adding.
 --
@@ -12,12 +12,16 @@
 --   retry_count later failures increment instead of adding rows. No foreign key: it is a
 --   pointer the function checks (an error resolved or deleted meanwhile starts a new episode).
 
+--
+-- One column per ALTER TABLE … ADD, its DEFAULT and CHECK inline: Babelfish refuses an ADD of
+-- several items (two columns, or a column and a table constraint), which SQL Server accepts.
+
 SET ANSI_NULLS ON;
 SET QUOTED_IDENTIFIER ON;
 
-ALTER TABLE dbo.cloud_connections ADD
-    token_refreshed_at DATETIME2 NULL,
-    refresh_not_before DATETIME2 NULL,
-    refresh_failures INT NOT NULL CONSTRAINT df_cloud_connections_refresh_failures DEFAULT 0
-        CONSTRAINT ck_cloud_connections_refresh_failures CHECK (refresh_failures >= 0),
-    refresh_error_id UNIQUEIDENTIFIER NULL;
+ALTER TABLE dbo.cloud_connections ADD token_refreshed_at DATETIME2 NULL;
+ALTER TABLE dbo.cloud_connections ADD refresh_not_before DATETIME2 NULL;
+ALTER TABLE dbo.cloud_connections ADD refresh_failures INT NOT NULL
+    CONSTRAINT df_cloud_connections_refresh_failures DEFAULT 0
+    CONSTRAINT ck_cloud_connections_refresh_failures CHECK (refresh_failures >= 0);
+ALTER TABLE dbo.cloud_connections ADD refresh_error_id UNIQUEIDENTIFIER NULL;

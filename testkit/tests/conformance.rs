@@ -12,7 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use libtest_mimic::{Arguments, Failed, Trial};
 use shared::db::*;
 use testkit::*;
@@ -67,6 +67,16 @@ cases!(
     pagination_returns_every_row_once,
     validation_rejects_before_writing,
     text_round_trips_unicode,
+    varchar_text_outside_code_page_1252_round_trips,
+    refresh_claim_is_won_once_and_needs_the_token_that_was_read,
+    refreshed_tokens_are_stored_and_clear_the_refresh_bookkeeping,
+    ending_a_refresh_sets_the_status_and_records_one_error,
+    releasing_a_refresh_holds_it_off_until_not_before,
+    refresh_failures_open_an_episode_then_bump_it,
+    refresh_scans_honour_the_lease,
+    stale_jobs_fail_once_with_one_error,
+    link_expiry_claim_is_won_once_until_the_lease_ends,
+    folder_links_lists_active_links_into_the_folder,
 );
 
 // ---- helpers --------------------------------------------------------------------------
@@ -1625,6 +1635,455 @@ async fn text_round_trips_unicode(store: Store) {
 
     assert_eq!(store.get_folder(a.id, f.base.id).await.unwrap().folder_name, name);
     assert_eq!(store.get_file(a.id, file.base.id).await.unwrap().file_name, "плани 📈.qsm");
+}
+
+/// Every VARCHAR column that carries user or provider text, written with characters outside
+/// code page 1252 and read back through each path: the row an INSERT returns (OUTPUT /
+/// RETURNING), a SELECT, and the link lists' provider_item_id.
+async fn varchar_text_outside_code_page_1252_round_trips(store: Store) {
+    // Arrange
+    let (a, _) = tenants(&store).await;
+    let unique = |prefix: &str| format!("{prefix}-模型-Ωμέγα-{}", Uuid::new_v4().simple());
+    let new_conn = NewConnection {
+        provider_user_id: unique("acct"),
+        provider_user_email: Some("ωμέγα@例え.jp".into()),
+        ..new_connection(&a)
+    };
+    let folder_name = "模型 Ωμέγα Модели";
+    let provider_folder_id = unique("fld");
+    let provider_file_id = unique("file");
+    let content_hash = "ハッシュ".repeat(3);
+    let mime_type = "application/x-模型";
+    let provider_share_id = unique("share");
+    let error_code = "错误-E42";
+
+    // Act
+    let c = store.create_connection(&new_conn).await.unwrap();
+    let f = store
+        .create_folder(&NewFolder {
+            folder_name: folder_name.into(),
+            provider_folder_id: provider_folder_id.clone(),
+            ..new_folder(&a, c.base.id)
+        })
+        .await
+        .unwrap();
+    let file = store
+        .create_file(&NewCloudFile {
+            provider_file_id: provider_file_id.clone(),
+            content_hash: Some(content_hash.clone()),
+            mime_type: Some(mime_type.into()),
+            ..new_file(&a, f.base.id)
+        })
+        .await
+        .unwrap();
+    let link = store
+        .create_link(&NewSharedLink {
+            provider_share_id: Some(provider_share_id.clone()),
+            ..new_file_link(&a, file.base.id)
+        })
+        .await
+        .unwrap();
+    let error = store
+        .create_error(&NewSyncError { error_code: Some(error_code.into()), ..new_error(&a, c.base.id) })
+        .await
+        .unwrap();
+    let read_c = store.get_connection(a.id, c.base.id).await.unwrap();
+    let read_f = store.get_folder(a.id, f.base.id).await.unwrap();
+    let read_file = store.get_file(a.id, file.base.id).await.unwrap();
+    let read_link = store.get_link(a.id, link.base.id).await.unwrap();
+    let read_error = store.get_error(a.id, error.base.id).await.unwrap();
+    let listed = store.list_folder_links(a.id, f.base.id, page(10)).await.unwrap();
+
+    // Assert
+    for connection in [&c, &read_c] {
+        assert_eq!(connection.provider_user_id, new_conn.provider_user_id);
+        assert_eq!(connection.provider_user_email, new_conn.provider_user_email);
+    }
+    for folder in [&f, &read_f] {
+        assert_eq!(folder.folder_name, folder_name);
+        assert_eq!(folder.provider_folder_id, provider_folder_id);
+    }
+    for file in [&file, &read_file] {
+        assert_eq!(file.provider_file_id, provider_file_id);
+        assert_eq!(file.content_hash.as_deref(), Some(content_hash.as_str()));
+        assert_eq!(file.mime_type.as_deref(), Some(mime_type));
+    }
+    for link in [&link, &read_link] {
+        assert_eq!(link.provider_share_id.as_deref(), Some(provider_share_id.as_str()));
+    }
+    for error in [&error, &read_error] {
+        assert_eq!(error.error_code.as_deref(), Some(error_code));
+    }
+    let items: Vec<&str> = listed.items.iter().map(|l| l.provider_item_id.as_str()).collect();
+    assert_eq!(items, [provider_file_id.as_str()]);
+}
+
+// ---- scheduled functions: token refresh, stale jobs, link expiry -----------------------------
+
+/// Scans cross tenants, and on SQL Server every case shares one database: a scan reads every
+/// row it may and the cases look for their own.
+const EVERY_ROW: u16 = u16::MAX;
+
+/// The connection as the refresh scan returns it when due before `before` at `now`.
+async fn due(store: &Store, id: Uuid, before: DateTime<Utc>, now: DateTime<Utc>) -> Option<RefreshCandidate> {
+    store.scan_refresh_due(before, now, EVERY_ROW).await.unwrap().into_iter().find(|c| c.connection.base.id == id)
+}
+
+/// The stored refresh bookkeeping of an active connection whatever holds it off (read by a
+/// scan whose `now` is past any lease or backoff a case sets).
+async fn bookkeeping(store: &Store, id: Uuid) -> RefreshCandidate {
+    let far = Utc::now() + Duration::days(365);
+    due(store, id, far, far).await.expect("an active, live connection")
+}
+
+fn ids_of(rows: &[RefreshCandidate]) -> Vec<Uuid> {
+    rows.iter().map(|c| c.connection.base.id).collect()
+}
+
+async fn due_connection(store: &Store, t: &Tenant) -> Connection {
+    let soon = Utc::now() + Duration::minutes(5);
+    store.create_connection(&NewConnection { token_expiry: soon, ..new_connection(t) }).await.unwrap()
+}
+
+/// Reads a due connection with the scan and claims it until `lease`, as token-refresh does.
+async fn claimed(store: &Store, c: &Connection, lease: DateTime<Utc>) -> RefreshCandidate {
+    let now = Utc::now();
+    let read = due(store, c.base.id, now + Duration::minutes(15), now).await.expect("due");
+    store.claim_refresh(&read, lease).await.unwrap().expect("claimed")
+}
+
+fn refresh_error(t: &Tenant, connection: Uuid, message: &str) -> NewSyncError {
+    NewSyncError { error_type: ErrorType::Auth, error_message: message.into(), ..new_error(t, connection) }
+}
+
+async fn errors_of(store: &Store, t: &Tenant, connection: Uuid) -> Vec<SyncError> {
+    let filter = SyncErrorFilter { connection_id: Some(connection), ..Default::default() };
+    store.list_errors(t.id, &filter, page(50)).await.unwrap().items
+}
+
+async fn refresh_claim_is_won_once_and_needs_the_token_that_was_read(store: Store) {
+    // Arrange: two due connections read by the scan; the second's token changes after the read.
+    let (a, _) = tenants(&store).await;
+    let now = Utc::now();
+    let window = now + Duration::minutes(15);
+    let first = due_connection(&store, &a).await;
+    let second = due_connection(&store, &a).await;
+    let read_first = due(&store, first.base.id, window, now).await.expect("first is due");
+    let read_second = due(&store, second.base.id, window, now).await.expect("second is due");
+    store.swap_connection_tokens(a.id, second.base.id, &second.encrypted_access_token, vec![9, 9], None).await.unwrap();
+    let lease = now + Duration::minutes(5);
+
+    // Act
+    let winner = store.claim_refresh(&read_first, lease).await.unwrap();
+    let loser = store.claim_refresh(&read_first, lease).await.unwrap();
+    let stale = store.claim_refresh(&read_second, lease).await.unwrap();
+
+    // Assert
+    let winner = winner.expect("the first claim wins");
+    assert_eq!(winner.connection.base.id, first.base.id);
+    assert_eq!(winner.refresh_not_before, Some(lease.trunc_subsecs_micro()));
+    assert!(loser.is_none(), "a second claim of the same read loses");
+    assert!(stale.is_none(), "a claim on tokens that changed since the read fails");
+    assert_eq!(bookkeeping(&store, first.base.id).await.refresh_not_before, Some(lease.trunc_subsecs_micro()));
+    assert_eq!(bookkeeping(&store, second.base.id).await.refresh_not_before, None, "the failed claim wrote nothing");
+    assert!(due(&store, first.base.id, window, now).await.is_none(), "the claimed row is held off");
+}
+
+async fn refreshed_tokens_are_stored_and_clear_the_refresh_bookkeeping(store: Store) {
+    // Arrange: a claimed connection with a failed attempt on record; a second claimed one;
+    // a third deleted meanwhile.
+    let (a, _) = tenants(&store).await;
+    let lease = Utc::now() + Duration::minutes(5);
+    let c = due_connection(&store, &a).await;
+    let claim = claimed(&store, &c, lease).await;
+    store.record_refresh_failure(&claim, &refresh_error(&a, c.base.id, "503"), Utc::now()).await.unwrap();
+    let kept = due_connection(&store, &a).await;
+    claimed(&store, &kept, lease).await;
+    let gone = due_connection(&store, &a).await;
+    store.delete_connection(a.id, gone.base.id).await.unwrap();
+    let expiry = Utc::now() + Duration::hours(2);
+    let tokens = RefreshedTokens {
+        encrypted_access_token: vec![7, 7, 7],
+        encrypted_refresh_token: Some(vec![8, 8]),
+        token_expiry: expiry,
+        scope: Some("Files.Read offline_access".into()),
+    };
+    let access_only = RefreshedTokens { encrypted_refresh_token: None, scope: None, ..tokens.clone() };
+    let before = Utc::now().trunc_subsecs_micro();
+
+    // Act
+    let stored = store.store_refreshed_tokens(a.id, c.base.id, &tokens).await.unwrap();
+    let stored_access_only = store.store_refreshed_tokens(a.id, kept.base.id, &access_only).await.unwrap();
+    let on_deleted = store.store_refreshed_tokens(a.id, gone.base.id, &tokens).await.unwrap();
+    let after = Utc::now();
+
+    // Assert
+    assert!(stored && stored_access_only);
+    assert!(!on_deleted, "a deleted connection is not written");
+    let row = store.get_connection(a.id, c.base.id).await.unwrap();
+    assert_eq!(row.encrypted_access_token, vec![7, 7, 7]);
+    assert_eq!(row.encrypted_refresh_token, Some(vec![8, 8]));
+    assert_eq!(row.token_expiry, expiry.trunc_subsecs_micro());
+    assert_eq!(row.scope, "Files.Read offline_access");
+    let book = bookkeeping(&store, c.base.id).await;
+    let refreshed_at = book.token_refreshed_at.expect("token_refreshed_at is set");
+    assert!(before <= refreshed_at && refreshed_at <= after, "{refreshed_at} not in [{before}, {after}]");
+    assert_eq!((book.refresh_not_before, book.refresh_failures, book.refresh_error_id), (None, 0, None));
+    let kept_row = store.get_connection(a.id, kept.base.id).await.unwrap();
+    assert_eq!(kept_row.encrypted_access_token, vec![7, 7, 7]);
+    assert_eq!(kept_row.encrypted_refresh_token, kept.encrypted_refresh_token, "no new refresh token keeps the old");
+    assert_eq!(kept_row.scope, kept.scope, "no scope keeps the old");
+    assert_eq!(bookkeeping(&store, kept.base.id).await.refresh_not_before, None);
+}
+
+async fn ending_a_refresh_sets_the_status_and_records_one_error(store: Store) {
+    // Arrange
+    let (a, _) = tenants(&store).await;
+    let c = due_connection(&store, &a).await;
+    let error = refresh_error(&a, c.base.id, "invalid_grant: the refresh token was revoked");
+
+    // Act
+    let first = store.end_refresh(a.id, c.base.id, ConnectionStatus::Expired, &error).await.unwrap();
+    let second = store.end_refresh(a.id, c.base.id, ConnectionStatus::Revoked, &error).await.unwrap();
+
+    // Assert
+    assert!(first, "an active connection is ended");
+    assert!(!second, "a connection no longer active is left alone");
+    assert_eq!(store.get_connection(a.id, c.base.id).await.unwrap().status, ConnectionStatus::Expired);
+    let errors = errors_of(&store, &a, c.base.id).await;
+    assert_eq!(errors.len(), 1, "one error row, from the first call only");
+    assert_eq!(errors[0].error_type, ErrorType::Auth);
+    assert_eq!(errors[0].error_message, error.error_message);
+    let far = Utc::now() + Duration::days(365);
+    assert!(due(&store, c.base.id, far, far).await.is_none(), "an ended connection is never due");
+}
+
+async fn releasing_a_refresh_holds_it_off_until_not_before(store: Store) {
+    // Arrange
+    let (a, _) = tenants(&store).await;
+    let now = Utc::now();
+    let window = now + Duration::minutes(15);
+    let c = due_connection(&store, &a).await;
+    claimed(&store, &c, now + Duration::minutes(5)).await;
+    let not_before = now + Duration::minutes(10);
+
+    // Act
+    store.release_refresh(a.id, c.base.id, not_before).await.unwrap();
+
+    // Assert
+    assert!(due(&store, c.base.id, window, now).await.is_none(), "held off before not_before");
+    let at_not_before = due(&store, c.base.id, window, not_before).await.expect("due again at not_before");
+    assert_eq!(at_not_before.refresh_not_before, Some(not_before.trunc_subsecs_micro()));
+    let later = store.clone().with_clock(move || Utc::now() + Duration::minutes(11));
+    assert!(later.claim_refresh(&at_not_before, not_before + Duration::minutes(5)).await.unwrap().is_some());
+}
+
+async fn refresh_failures_open_an_episode_then_bump_it(store: Store) {
+    // Arrange: a claimed connection with no open error.
+    let (a, _) = tenants(&store).await;
+    let now = Utc::now();
+    let c = due_connection(&store, &a).await;
+    let first_claim = claimed(&store, &c, now + Duration::minutes(1)).await;
+    assert_eq!(first_claim.refresh_error_id, None);
+    let retry_at = now + Duration::minutes(2);
+    let later = store.clone().with_clock(move || Utc::now() + Duration::minutes(3));
+    let retry_again_at = now + Duration::minutes(10);
+
+    // Act: a failure, then another after the backoff, as the next run would claim it.
+    let opened = store.record_refresh_failure(&first_claim, &refresh_error(&a, c.base.id, "503"), retry_at).await;
+    let after_first = bookkeeping(&store, c.base.id).await;
+    let reread = due(&store, c.base.id, now + Duration::minutes(15), retry_at).await.expect("due after the backoff");
+    let second_claim =
+        later.claim_refresh(&reread, now + Duration::minutes(4)).await.unwrap().expect("claimed after the backoff");
+    let bumped =
+        later.record_refresh_failure(&second_claim, &refresh_error(&a, c.base.id, "504"), retry_again_at).await;
+    let after_second = bookkeeping(&store, c.base.id).await;
+
+    // Assert
+    let Ok(FailureRecord::Opened(error_id)) = opened else { panic!("the first failure opens an episode: {opened:?}") };
+    assert_eq!(
+        (after_first.refresh_failures, after_first.refresh_error_id, after_first.refresh_not_before),
+        (1, Some(error_id), Some(retry_at.trunc_subsecs_micro()))
+    );
+    assert_eq!(second_claim.refresh_error_id, Some(error_id), "the claim reads the open episode");
+    assert_eq!(bumped.unwrap(), FailureRecord::Bumped(error_id));
+    assert_eq!(
+        (after_second.refresh_failures, after_second.refresh_error_id, after_second.refresh_not_before),
+        (2, Some(error_id), Some(retry_again_at.trunc_subsecs_micro()))
+    );
+    let errors = errors_of(&store, &a, c.base.id).await;
+    assert_eq!(errors.len(), 1, "one row per episode");
+    assert_eq!((errors[0].base.id, errors[0].retry_count), (error_id, 1));
+    assert_eq!(errors[0].error_message, "504", "the row tells the latest failure");
+}
+
+async fn refresh_scans_honour_the_lease(store: Store) {
+    // Arrange: a connection due by expiry and one idle (never refreshed, expiry far off), each
+    // claimed; and one refreshed a moment ago, unclaimed.
+    let (a, _) = tenants(&store).await;
+    let now = Utc::now();
+    let window = now + Duration::minutes(15);
+    let lease = now + Duration::minutes(5);
+    let due_c = due_connection(&store, &a).await;
+    claimed(&store, &due_c, lease).await;
+    let idle = store
+        .create_connection(&NewConnection { token_expiry: now + Duration::days(1), ..new_connection(&a) })
+        .await
+        .unwrap();
+    let keep_alive_cutoff = Utc::now() + Duration::minutes(1);
+    let idle_read = store.scan_keep_alive(keep_alive_cutoff, now, EVERY_ROW).await.unwrap();
+    let idle_read = idle_read.into_iter().find(|c| c.connection.base.id == idle.base.id).expect("idle is read");
+    store.claim_refresh(&idle_read, lease).await.unwrap().expect("idle claimed");
+    let fresh = store
+        .create_connection(&NewConnection { token_expiry: now + Duration::days(1), ..new_connection(&a) })
+        .await
+        .unwrap();
+    let tokens = RefreshedTokens {
+        encrypted_access_token: vec![3],
+        encrypted_refresh_token: None,
+        token_expiry: now + Duration::days(1),
+        scope: None,
+    };
+    store.store_refreshed_tokens(a.id, fresh.base.id, &tokens).await.unwrap();
+
+    // Act
+    let due_during = ids_of(&store.scan_refresh_due(window, now, EVERY_ROW).await.unwrap());
+    let due_after = ids_of(&store.scan_refresh_due(window, lease, EVERY_ROW).await.unwrap());
+    let kept_during = ids_of(&store.scan_keep_alive(keep_alive_cutoff, now, EVERY_ROW).await.unwrap());
+    let kept_after = ids_of(&store.scan_keep_alive(keep_alive_cutoff, lease, EVERY_ROW).await.unwrap());
+    let kept_before_refresh =
+        ids_of(&store.scan_keep_alive(now - Duration::minutes(1), lease, EVERY_ROW).await.unwrap());
+
+    // Assert
+    assert!(!due_during.contains(&due_c.base.id), "a leased connection is not due");
+    assert!(due_after.contains(&due_c.base.id), "due again once the lease ends");
+    assert!(!due_after.contains(&idle.base.id) && !due_after.contains(&fresh.base.id), "not expiring");
+    assert!(!kept_during.contains(&idle.base.id), "a leased connection is not kept alive");
+    assert!(kept_after.contains(&idle.base.id), "kept alive once the lease ends");
+    assert!(kept_after.contains(&fresh.base.id), "refreshed before the cutoff");
+    assert!(!kept_before_refresh.contains(&fresh.base.id), "refreshed after the cutoff");
+    assert!(!kept_before_refresh.contains(&idle.base.id), "created after the cutoff");
+}
+
+async fn stale_jobs_fail_once_with_one_error(store: Store) {
+    // Arrange: a running job.
+    let (a, _) = tenants(&store).await;
+    let c = store.create_connection(&new_connection(&a)).await.unwrap();
+    let f = store.create_folder(&new_folder(&a, c.base.id)).await.unwrap();
+    let job = store.create_job(&new_job(&a, f.base.id)).await.unwrap();
+    let running = store
+        .update_job(a.id, job.base.id, &JobUpdate { status: Some(JobStatus::Running), ..Default::default() })
+        .await
+        .unwrap();
+    let error = NewSyncError {
+        sync_job_id: Some(job.base.id),
+        error_type: ErrorType::Timeout,
+        error_message: "no progress for 30 minutes".into(),
+        ..new_error(&a, c.base.id)
+    };
+    let message = "no progress for 30 minutes";
+
+    // Act
+    let not_yet = store.fail_stale_job(&running, running.base.updated_at, message, &error).await.unwrap();
+    let failed = store.fail_stale_job(&running, Utc::now() + Duration::minutes(1), message, &error).await.unwrap();
+    let again = store.fail_stale_job(&running, Utc::now() + Duration::minutes(1), message, &error).await.unwrap();
+
+    // Assert
+    assert!(not_yet.is_none(), "a job updated at the cutoff is not stale");
+    let failed = failed.expect("the stale job fails");
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert_eq!(failed.error_message.as_deref(), Some(message));
+    assert!(failed.completed_at.is_some());
+    assert!(again.is_none(), "a failed job is not failed again");
+    let stored = store.get_job(a.id, job.base.id).await.unwrap();
+    assert_eq!(stored, failed);
+    let errors = errors_of(&store, &a, c.base.id).await;
+    assert_eq!(errors.len(), 1, "one error row, from the call that failed the job");
+    assert_eq!((errors[0].sync_job_id, errors[0].error_type), (Some(job.base.id), ErrorType::Timeout));
+}
+
+async fn link_expiry_claim_is_won_once_until_the_lease_ends(store: Store) {
+    // Arrange: an expired link and one that expires later.
+    let (a, _) = tenants(&store).await;
+    let g = Graph::create(&store, &a).await;
+    let now = Utc::now();
+    let expiring = |at| NewSharedLink { expires_at: Some(at), ..new_file_link(&a, g.file.base.id) };
+    let expired = store.create_link(&expiring(now - Duration::minutes(1))).await.unwrap();
+    let unexpired = store.create_link(&expiring(now + Duration::hours(1))).await.unwrap();
+    let lease = now + Duration::minutes(5);
+    let after_lease = now + Duration::minutes(6);
+    let later = store.clone().with_clock(move || Utc::now() + Duration::minutes(6));
+    let expired_ids = |links: Vec<SharedLink>| links.into_iter().map(|l| l.base.id).collect::<Vec<_>>();
+
+    // Act
+    let first = store.claim_link_expiry(expired.base.id, lease).await.unwrap();
+    let second = store.claim_link_expiry(expired.base.id, lease).await.unwrap();
+    let too_early = store.claim_link_expiry(unexpired.base.id, lease).await.unwrap();
+    let scanned_during = expired_ids(store.scan_links_expired(now, EVERY_ROW).await.unwrap());
+    let scanned_after = expired_ids(store.scan_links_expired(after_lease, EVERY_ROW).await.unwrap());
+    let reclaimed = later.claim_link_expiry(expired.base.id, after_lease + Duration::minutes(5)).await.unwrap();
+
+    // Assert
+    assert!(first, "the first claim wins");
+    assert!(!second, "a second claim during the lease loses");
+    assert!(!too_early, "an unexpired link cannot be claimed");
+    assert!(!scanned_during.contains(&expired.base.id), "a held link is not scanned");
+    assert!(scanned_after.contains(&expired.base.id), "scanned again once the lease ends");
+    assert!(reclaimed, "claimable again once the lease ends");
+    assert!(store.get_link(a.id, expired.base.id).await.unwrap().is_active, "a claim leaves the link active");
+}
+
+async fn folder_links_lists_active_links_into_the_folder(store: Store) {
+    // Arrange: a folder link and two file links into the folder, one of them inactive; links
+    // into another folder of the connection and into another tenant's graph.
+    let (a, b) = tenants(&store).await;
+    let g = Graph::create(&store, &a).await;
+    let folder_link = store
+        .create_link(&NewSharedLink {
+            resource_type: ResourceType::Folder,
+            file_id: None,
+            folder_id: Some(g.folder.base.id),
+            ..new_file_link(&a, g.file.base.id)
+        })
+        .await
+        .unwrap();
+    let second = store.create_link(&new_file_link(&a, g.file.base.id)).await.unwrap();
+    let inactive = store.create_link(&new_file_link(&a, g.file.base.id)).await.unwrap();
+    store.deactivate_link(a.id, inactive.base.id).await.unwrap();
+    let sibling = store.create_folder(&new_folder(&a, g.connection.base.id)).await.unwrap();
+    let sibling_file = store.create_file(&new_file(&a, sibling.base.id)).await.unwrap();
+    let sibling_link = store.create_link(&new_file_link(&a, sibling_file.base.id)).await.unwrap();
+    let other_tenant = Graph::create(&store, &b).await;
+
+    // Act
+    let first_page = store.list_folder_links(a.id, g.folder.base.id, page(2)).await.unwrap();
+    let rest = store
+        .list_folder_links(a.id, g.folder.base.id, PageRequest { after: first_page.next_after, limit: 2 })
+        .await
+        .unwrap();
+    let cross_tenant = store.list_folder_links(b.id, g.folder.base.id, page(10)).await.unwrap();
+    store.delete_folder(a.id, g.folder.base.id).await.unwrap();
+    let after_delete = store.list_folder_links(a.id, g.folder.base.id, page(10)).await.unwrap();
+
+    // Assert
+    assert_eq!(first_page.items.len(), 2);
+    assert!(first_page.next_after.is_some());
+    assert_eq!(rest.next_after, None);
+    let mut found: Vec<(Uuid, String)> =
+        first_page.items.iter().chain(&rest.items).map(|l| (l.link.base.id, l.provider_item_id.clone())).collect();
+    let index: Vec<i64> = first_page.items.iter().chain(&rest.items).map(|l| l.link.base.index_id).collect();
+    assert!(index.windows(2).all(|w| w[0] < w[1]), "index order: {index:?}");
+    let mut expected = vec![
+        (g.link.base.id, g.file.provider_file_id.clone()),
+        (folder_link.base.id, g.folder.provider_folder_id.clone()),
+        (second.base.id, g.file.provider_file_id.clone()),
+    ];
+    expected.sort_by_key(|(id, _)| *id);
+    found.sort_by_key(|(id, _)| *id);
+    assert_eq!(found, expected, "active links on the folder and its files, each once, no others");
+    assert!(!found.iter().any(|(id, _)| *id == sibling_link.base.id || *id == other_tenant.link.base.id));
+    assert!(cross_tenant.items.is_empty(), "another tenant sees none");
+    assert!(after_delete.items.is_empty(), "a deleted folder lists no links");
 }
 
 // ---- harness ----------------------------------------------------------------------------

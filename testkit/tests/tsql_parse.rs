@@ -1,5 +1,7 @@
 //! Every piece of T-SQL the backend can send must parse as T-SQL: each statement of every
-//! file in migrations/mssql, and `shared::db::mssql::sql(stmt)` for every `Stmt::ALL`. No SQL
+//! file in migrations/mssql, `shared::db::mssql::sql(stmt)` for every `Stmt::ALL`, and the
+//! text `mssql::sent_sql` makes of it when NULL parameters are written in as typed NULLs.
+//! The migrations are also held to one item per `ALTER TABLE … ADD` (Babelfish). No SQL
 //! Server runs in CI, so this is what catches a typo in a statement nobody executed.
 //!
 //! Each statement goes to sqlparser (`MsSqlDialect`) first. What sqlparser cannot parse goes
@@ -25,7 +27,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use shared::db::{Stmt, mssql};
+use shared::db::{Kind, Stmt, Value, mssql};
 use sqlparser::dialect::MsSqlDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
@@ -230,8 +232,140 @@ fn store_statements_parse_as_tsql() {
     report("mssql::sql", &statements);
 }
 
+/// The highest `@Pn` a statement uses: how many parameters it is sent with.
+fn parameter_count(sql: &str) -> usize {
+    sql.match_indices("@P")
+        .filter_map(|(at, _)| {
+            sql[at + 2..].chars().take_while(char::is_ascii_digit).collect::<String>().parse::<usize>().ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Every NULL kind a parameter can have. The match makes a new `Kind` a compile error here,
+/// so it cannot be left out of the texts checked below.
+fn all_kinds() -> Vec<Kind> {
+    let kinds =
+        [Kind::Bool, Kind::I32, Kind::I64, Kind::Text, Kind::Bytes, Kind::Uuid, Kind::Timestamp, Kind::Hundredths];
+    for kind in kinds {
+        match kind {
+            Kind::Bool
+            | Kind::I32
+            | Kind::I64
+            | Kind::Text
+            | Kind::Bytes
+            | Kind::Uuid
+            | Kind::Timestamp
+            | Kind::Hundredths => {}
+        }
+    }
+    kinds.to_vec()
+}
+
+/// The text the backend sends differs from `mssql::sql(stmt)` when a parameter is a NULL that
+/// tiberius would send untyped: `@Pn` becomes a typed `CAST(NULL AS …)`. Each statement is
+/// sent here with every parameter a NULL of one kind, for every kind, so every placeholder
+/// position is checked with every literal that can replace it.
 #[test]
-fn migrations_parse_as_tsql() {
+fn sent_statements_with_null_parameters_parse_as_tsql() {
+    // Arrange
+    let mut statements: Vec<(String, String)> = Vec::new();
+    let mut rewritten_kinds = std::collections::BTreeSet::new();
+
+    // Act
+    for stmt in Stmt::ALL {
+        let plain = mssql::sql(*stmt);
+        let count = parameter_count(plain);
+        for kind in all_kinds() {
+            let sent = mssql::sent_sql(*stmt, &vec![Value::Null(kind); count]);
+            if sent == plain {
+                continue;
+            }
+            // A rewritten text replaces every placeholder, so none is left unbound.
+            assert!(!sent.contains("@P"), "Stmt::{stmt} with NULL {kind:?}: a placeholder was left: {sent}");
+            rewritten_kinds.insert(format!("{kind:?}"));
+            statements.push((format!("Stmt::{stmt} (every parameter NULL {kind:?})"), sent.into_owned()));
+        }
+    }
+
+    // Assert: the four kinds tiberius sends untyped are rewritten, in every statement.
+    assert_eq!(
+        rewritten_kinds.into_iter().collect::<Vec<_>>(),
+        ["Bytes", "Hundredths", "Text", "Timestamp"],
+        "the NULL kinds written into the text"
+    );
+    assert_eq!(statements.len(), 4 * Stmt::ALL.len());
+    report("mssql::sent_sql with NULL parameters", &statements);
+}
+
+/// Babelfish refuses an `ALTER TABLE … ADD` of more than one item (two columns, or a column
+/// and a table constraint): one item per ALTER, its DEFAULT and CHECK inline. Returns the
+/// offending ALTERs of a script: those with a comma outside parentheses after ADD.
+fn multi_item_adds(script: &str) -> Vec<String> {
+    let mut offending = Vec::new();
+    for statement in split_statements(script) {
+        let tokens = Tokenizer::new(&MsSqlDialect {}, &statement)
+            .with_unescape(false)
+            .tokenize()
+            .unwrap_or_else(|e| panic!("tokenizing failed: {e}"));
+        let words: Vec<&Token> = tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_))).collect();
+        let (mut altering, mut adding, mut depth) = (false, false, 0i32);
+        for (i, token) in words.iter().enumerate() {
+            match token {
+                Token::Word(w) if w.keyword == Keyword::ALTER => {
+                    altering = matches!(words.get(i + 1), Some(Token::Word(t)) if t.keyword == Keyword::TABLE);
+                    adding = false;
+                }
+                Token::Word(w) if w.keyword == Keyword::ADD && altering && depth == 0 => adding = true,
+                Token::Word(w) if w.keyword == Keyword::END => (altering, adding) = (false, false),
+                Token::SemiColon => (altering, adding) = (false, false),
+                Token::LParen => depth += 1,
+                Token::RParen => depth -= 1,
+                Token::Comma if adding && depth == 0 => {
+                    offending.push(statement.clone());
+                    (altering, adding) = (false, false);
+                }
+                _ => {}
+            }
+        }
+    }
+    offending
+}
+
+#[test]
+fn no_migration_adds_more_than_one_item_per_alter() {
+    // Arrange
+    let files = migration_files();
+
+    // Act
+    let offending: Vec<String> = files
+        .iter()
+        .flat_map(|file| {
+            let script = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            multi_item_adds(&script).into_iter().map(move |s| format!("{}: {s}", file.display()))
+        })
+        .collect();
+
+    // Assert
+    assert!(offending.is_empty(), "one column or constraint per ALTER TABLE … ADD:\n{}", offending.join("\n"));
+}
+
+#[test]
+fn multi_item_adds_are_found_and_single_items_pass() {
+    let single = "ALTER TABLE dbo.t ADD a INT NOT NULL CONSTRAINT df_a DEFAULT 0 \
+                  CONSTRAINT ck_a CHECK (a IN (1, 2));\nALTER TABLE dbo.t ADD CONSTRAINT ck_b CHECK (b IN (1, 2));\n\
+                  IF 1 = 1 BEGIN ALTER TABLE dbo.t ADD c INT NULL; SELECT 1, 2; END;";
+    assert!(multi_item_adds(single).is_empty(), "{:?}", multi_item_adds(single));
+    for multi in [
+        "ALTER TABLE dbo.t ADD a INT NULL, b INT NULL;",
+        "ALTER TABLE dbo.t ADD\n    a INT NOT NULL CONSTRAINT df_a DEFAULT 0,\n    CONSTRAINT ck_a CHECK (a >= 0);",
+        "IF 1 = 1 BEGIN ALTER TABLE dbo.t ADD a INT NULL, b INT NULL; END;",
+    ] {
+        assert_eq!(multi_item_adds(multi).len(), 1, "{multi}");
+    }
+}
+
+fn migration_files() -> Vec<PathBuf> {
     let dir = repo_root().join("migrations/mssql");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -240,6 +374,12 @@ fn migrations_parse_as_tsql() {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no migrations in {}", dir.display());
+    files
+}
+
+#[test]
+fn migrations_parse_as_tsql() {
+    let files = migration_files();
     let mut statements = Vec::new();
     for file in &files {
         let script = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));

@@ -61,6 +61,7 @@ pub trait Backend: Send + Sync + 'static {
     /// come back as `DbError::Conflict` / `DbError::Invalid` naming the constraint.
     async fn run(&self, steps: Vec<Step>) -> DbResult<Vec<StepOutcome>>;
 
-    /// The SQL text a statement is sent as (for plan and parse checks).
+    /// The SQL text of a statement (for plan and parse checks). SQL Server sends it as is
+    /// unless a parameter is a NULL it writes into the text (`mssql::sent_sql`).
     fn sql(&self, stmt: Stmt) -> &'static str;
 }

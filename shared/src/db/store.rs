@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::backend::{Backend, Step, StepOutcome, When};
@@ -13,7 +13,7 @@ use super::enums::{ConnectionStatus, JobStatus, ProviderType};
 use super::error::{DbError, DbResult};
 use super::model::*;
 use super::stmt::Stmt;
-use super::value::{FromRow, Value, opt, patch, patch_some};
+use super::value::{FromRow, Value, micros, opt, patch, patch_some};
 
 // The scans and claims of the scheduled functions (token refresh, auto-sync, link expiry).
 mod scheduled;
@@ -102,9 +102,10 @@ impl Store {
         self.backend.as_ref()
     }
 
-    /// Now, at the microsecond precision both engines store.
+    /// Now, at the microsecond precision both engines store (cut by the same function that
+    /// cuts every timestamp parameter, [`micros`]).
     pub fn now(&self) -> DateTime<Utc> {
-        (self.clock)().trunc_subsecs(6)
+        micros((self.clock)())
     }
 
     async fn run(&self, steps: Vec<Step>) -> DbResult<Vec<StepOutcome>> {

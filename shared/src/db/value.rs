@@ -2,7 +2,7 @@
 //! [`Value`]s; each backend binds them with its driver and hands rows back as [`Row`]s of
 //! [`Cell`]s, which the model decoders below read in SELECT-list order.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
@@ -33,7 +33,8 @@ pub enum Value {
     Text(String),
     Bytes(Vec<u8>),
     Uuid(Uuid),
-    /// UTC, stored without zone (DATETIME2 / ISO text).
+    /// UTC, stored without zone (DATETIME2 / ISO text), in whole microseconds: built by
+    /// `From<DateTime<Utc>>`, which cuts it (see [`micros`]).
     Timestamp(NaiveDateTime),
     /// DECIMAL(5,2) in hundredths.
     Hundredths(i64),
@@ -84,9 +85,20 @@ impl From<UserId> for Value {
         Value::Uuid(v.0)
     }
 }
+
+/// A timestamp at the precision both engines keep: microseconds. SQLite's text form has six
+/// fractional digits, while SQL Server's DATETIME2(7) keeps 100 ns (and tiberius sends 100 ns
+/// increments), so a value with nanoseconds would read back differently from each engine.
+/// This is the one place timestamps are cut: every timestamp parameter is built through
+/// `Value::from(DateTime<Utc>)` below, and the store's clock (`Store::now`) uses it too so
+/// that the "now" it hands out equals what it writes.
+pub fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}
+
 impl From<DateTime<Utc>> for Value {
     fn from(v: DateTime<Utc>) -> Self {
-        Value::Timestamp(v.naive_utc())
+        Value::Timestamp(micros(v).naive_utc())
     }
 }
 impl From<Percent> for Value {
@@ -536,6 +548,26 @@ mod tests {
         assert!(matches!(row.uuid(), Err(DbError::Corrupt(_))));
         let mut short = Row::new(vec![]);
         assert!(matches!(short.text(), Err(DbError::Corrupt(_))));
+    }
+
+    #[test]
+    fn timestamps_are_cut_to_microseconds_where_they_become_parameters() {
+        // Arrange: a time with nanoseconds, as Utc::now() gives.
+        let t = chrono::DateTime::parse_from_rfc3339("2026-03-04T05:06:07.123456789Z").unwrap().with_timezone(&Utc);
+        let cut = chrono::DateTime::parse_from_rfc3339("2026-03-04T05:06:07.123456Z").unwrap().naive_utc();
+
+        // Act
+        let direct = Value::from(t);
+        let optional = opt(Some(t));
+        let patched = patch(Some(Some(t)));
+        let patched_some = patch_some(Some(t));
+
+        // Assert
+        assert_eq!(direct, Value::Timestamp(cut));
+        assert_eq!(optional, Value::Timestamp(cut));
+        assert_eq!(patched[1], Value::Timestamp(cut));
+        assert_eq!(patched_some[1], Value::Timestamp(cut));
+        assert_eq!(micros(t).naive_utc(), cut);
     }
 
     #[test]

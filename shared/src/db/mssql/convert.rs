@@ -12,22 +12,29 @@ use crate::db::value::{Cell, Kind, Value};
 /// The SQL Server value a parameter is bound as. Strings and bytes are borrowed from the
 /// step, so binding copies nothing.
 ///
-/// A NULL keeps its type (the `ColumnData` of `Option::<T>::None`): tiberius declares every parameter in the
-/// `sp_executesql` parameter list from its value, and an untyped NULL would change the
-/// declared type of, say, a DATETIME2 parameter and with it the cached plan.
+/// tiberius declares every parameter in the `sp_executesql` parameter list from its value,
+/// and sends a NULL Bit, Int or Guid with its type. A NULL String, Binary, DateTime2 or
+/// Numeric, though, goes out as TDS NULLTYPE (0x1F) whatever `ColumnData` variant holds it
+/// (tiberius 0.13, `column_data.rs`, the `(_, None)` arm of the encoder). SQL Server accepts
+/// that; Babelfish refuses it ("Data type 0x1F is unknown"). So a NULL of those kinds
+/// ([`null_literal`] is `Some`) is not sent as a value at all: [`sent_text`] writes a typed
+/// NULL into the statement in its place, and its slot in the parameter list is a typed NULL
+/// bit that the text no longer refers to, so every later parameter keeps its number.
+///
 /// Timestamps are `NaiveDateTime` (DATETIME2, UTC by convention), never `DateTime<Utc>`:
-/// the columns are DATETIME2 and must not be compared with a DATETIMEOFFSET.
+/// the columns are DATETIME2 and must not be compared with a DATETIMEOFFSET. They arrive
+/// here already cut to microseconds (`Value::from(DateTime<Utc>)`), so the 100 ns digit
+/// DATETIME2 keeps is always 0 and a value reads back as it was written on both engines.
 pub(crate) fn column_data(v: &Value) -> ColumnData<'_> {
     match v {
         Value::Null(kind) => match kind {
             Kind::Bool => ColumnData::Bit(None),
             Kind::I32 => ColumnData::I32(None),
             Kind::I64 => ColumnData::I64(None),
-            Kind::Text => ColumnData::String(None),
-            Kind::Bytes => ColumnData::Binary(None),
             Kind::Uuid => ColumnData::Guid(None),
-            Kind::Timestamp => Option::<NaiveDateTime>::None.into_sql(),
-            Kind::Hundredths => ColumnData::Numeric(None),
+            // Written into the text as a typed NULL (`null_literal`, `sent_text`); this slot
+            // only keeps the numbering of the parameters after it.
+            Kind::Text | Kind::Bytes | Kind::Timestamp | Kind::Hundredths => ColumnData::Bit(None),
         },
         Value::Bool(b) => ColumnData::Bit(Some(*b)),
         Value::I32(i) => ColumnData::I32(Some(*i)),
@@ -39,6 +46,64 @@ pub(crate) fn column_data(v: &Value) -> ColumnData<'_> {
         // DECIMAL(5,2): the value in hundredths is the unscaled decimal at scale 2.
         Value::Hundredths(h) => ColumnData::Numeric(Some(Numeric::new_with_scale(i128::from(*h), 2))),
     }
+}
+
+/// The typed NULL a NULL parameter of this kind is written as in the statement text, for
+/// the kinds tiberius would send as NULLTYPE; `None` for the kinds it sends typed. Each type
+/// is the one the parameter is declared with when it holds a value (NVARCHAR, VARBINARY,
+/// DATETIME2), or the column's own type (DECIMAL(5,2)), so the statement compiles to what
+/// it would with a typed NULL parameter.
+pub(crate) fn null_literal(kind: Kind) -> Option<&'static str> {
+    match kind {
+        Kind::Bool | Kind::I32 | Kind::I64 | Kind::Uuid => None,
+        Kind::Text => Some("CAST(NULL AS NVARCHAR(4000))"),
+        Kind::Bytes => Some("CAST(NULL AS VARBINARY(MAX))"),
+        Kind::Timestamp => Some("CAST(NULL AS DATETIME2)"),
+        Kind::Hundredths => Some("CAST(NULL AS DECIMAL(5, 2))"),
+    }
+}
+
+/// The statement text sent for these parameters: `text` with every `@Pn` whose parameter is
+/// a NULL of a [`null_literal`] kind replaced by that typed NULL (never inside a string
+/// literal; `@P1` never matches the start of `@P12`). Borrowed when nothing is replaced.
+///
+/// Each NULL pattern of a statement is a text of its own, and so a plan of its own in the
+/// server's cache; a statement has few patterns in practice (which optional values and
+/// which patched columns are absent), and no value ever enters the text, only `NULL`.
+pub(crate) fn sent_text(text: &'static str, params: &[Value]) -> Cow<'static, str> {
+    let literal_of = |n: usize| match n.checked_sub(1).and_then(|i| params.get(i)) {
+        Some(Value::Null(kind)) => null_literal(*kind),
+        _ => None,
+    };
+    if !params.iter().any(|p| matches!(p, Value::Null(kind) if null_literal(*kind).is_some())) {
+        return Cow::Borrowed(text);
+    }
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + 32);
+    let mut copied = 0;
+    let mut in_string = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            // A doubled quote inside a literal toggles twice, which leaves it inside.
+            b'\'' => in_string = !in_string,
+            b'@' if !in_string && bytes.get(i + 1) == Some(&b'P') => {
+                let digits = bytes[i + 2..].iter().take_while(|b| b.is_ascii_digit()).count();
+                let end = i + 2 + digits;
+                if let Some(literal) = text[i + 2..end].parse().ok().and_then(literal_of) {
+                    out.push_str(&text[copied..i]);
+                    out.push_str(literal);
+                    copied = end;
+                }
+                i = end;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
 }
 
 fn unsupported(what: &str, e: tiberius::error::Error) -> DbError {
@@ -88,20 +153,68 @@ mod tests {
     }
 
     #[test]
-    fn nulls_are_bound_with_their_type() {
+    fn nulls_tiberius_types_are_bound_and_the_others_keep_only_their_slot() {
         let cases = [
             (Kind::Bool, ColumnData::Bit(None)),
             (Kind::I32, ColumnData::I32(None)),
             (Kind::I64, ColumnData::I64(None)),
-            (Kind::Text, ColumnData::String(None)),
-            (Kind::Bytes, ColumnData::Binary(None)),
             (Kind::Uuid, ColumnData::Guid(None)),
-            (Kind::Timestamp, ColumnData::DateTime2(None)),
-            (Kind::Hundredths, ColumnData::Numeric(None)),
+            (Kind::Text, ColumnData::Bit(None)),
+            (Kind::Bytes, ColumnData::Bit(None)),
+            (Kind::Timestamp, ColumnData::Bit(None)),
+            (Kind::Hundredths, ColumnData::Bit(None)),
         ];
         for (kind, expected) in cases {
             assert_eq!(column_data(&Value::Null(kind)), expected, "{kind:?}");
         }
+    }
+
+    #[test]
+    fn a_null_tiberius_cannot_type_is_written_into_the_text_at_its_own_placeholder() {
+        // Arrange: @P1 (text) is NULL, @P12 is a value; @P1 also appears in a string literal.
+        let text = "UPDATE t SET a = @P1, b = @P12, c = '@P1' WHERE d = @P1 AND e = @P2";
+        let mut params = vec![Value::Null(Kind::Text), Value::Null(Kind::Uuid)];
+        params.extend((3..=12).map(Value::I32));
+
+        // Act
+        let sent = sent_text(text, &params);
+
+        // Assert
+        assert_eq!(
+            sent,
+            "UPDATE t SET a = CAST(NULL AS NVARCHAR(4000)), b = @P12, c = '@P1' \
+             WHERE d = CAST(NULL AS NVARCHAR(4000)) AND e = @P2"
+        );
+    }
+
+    #[test]
+    fn every_untyped_null_kind_has_its_typed_literal() {
+        let text = "SELECT @P1, @P2, @P3, @P4, @P5";
+        let params = [
+            Value::Null(Kind::Text),
+            Value::Null(Kind::Bytes),
+            Value::Null(Kind::Timestamp),
+            Value::Null(Kind::Hundredths),
+            Value::Text("kept".into()),
+        ];
+
+        let sent = sent_text(text, &params);
+
+        assert_eq!(
+            sent,
+            "SELECT CAST(NULL AS NVARCHAR(4000)), CAST(NULL AS VARBINARY(MAX)), CAST(NULL AS DATETIME2), \
+             CAST(NULL AS DECIMAL(5, 2)), @P5"
+        );
+    }
+
+    #[test]
+    fn a_text_without_untyped_nulls_is_sent_as_it_is() {
+        let text = "SELECT @P1, @P2, @P3";
+        let params = [Value::Null(Kind::Bool), Value::Null(Kind::Uuid), Value::Text(String::new())];
+
+        let sent = sent_text(text, &params);
+
+        assert!(matches!(sent, Cow::Borrowed(t) if std::ptr::eq(t, text)));
     }
 
     #[test]

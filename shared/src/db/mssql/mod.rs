@@ -2,7 +2,8 @@
 //! over TDS (tiberius, rustls), pooled with bb8.
 //!
 //! Every statement is sent through `sp_executesql` with bound parameters, so plans are
-//! cached per statement and no value is ever formatted into SQL text. A single reading
+//! cached per statement and no value is ever formatted into SQL text (a NULL of some types
+//! is written as a typed `NULL` literal: see `convert::column_data`). A single reading
 //! statement runs on its own; anything else runs in one explicit transaction on one
 //! connection, with XACT_ABORT on, so a failure anywhere rolls all of it back.
 
@@ -19,7 +20,7 @@ use tiberius::{Config, Query};
 use super::backend::{Backend, Step, StepOutcome, When};
 use super::error::{DbError, DbResult};
 use super::stmt::Stmt;
-use super::value::Row;
+use super::value::{Row, Value};
 use pool::{Conn, Manager, TdsClient, batch, open_connection};
 
 pub use sql::sql;
@@ -243,9 +244,17 @@ async fn abort(client: &mut TdsClient, error: StepError) -> Failure {
     }
 }
 
-/// Runs one statement with its parameters bound (never formatted into the text).
+/// The T-SQL text a statement is sent as with these parameters: [`sql`] with a typed NULL
+/// written in place of each NULL parameter tiberius would send untyped (see
+/// `convert::column_data`). Public so the parse test can check every text that can be sent.
+pub fn sent_sql(stmt: Stmt, params: &[Value]) -> std::borrow::Cow<'static, str> {
+    convert::sent_text(sql(stmt), params)
+}
+
+/// Runs one statement with its parameters bound (never formatted into the text; a NULL of
+/// some kinds becomes the literal `NULL` of its type, see [`sent_sql`]).
 async fn run_step(client: &mut TdsClient, step: &Step) -> Result<StepOutcome, StepError> {
-    let mut query = Query::new(sql(step.stmt));
+    let mut query = Query::new(sent_sql(step.stmt, &step.params));
     for p in &step.params {
         query.bind(convert::column_data(p));
     }
