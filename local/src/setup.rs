@@ -71,7 +71,7 @@ pub async fn demo_connection(
     app: &shared::app::App,
     tenant: shared::db::TenantId,
     user: shared::db::UserId,
-) -> Result<uuid::Uuid, String> {
+) -> Result<shared::db::ConnectionId, String> {
     use secrecy::SecretString;
     use shared::db::{ConnectionStatus, NewConnection, ProviderType};
     use shared::vault::TokenContext;

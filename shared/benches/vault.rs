@@ -9,7 +9,7 @@ use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{Aead, KeyInit, Nonce, Payload};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use secrecy::{SecretBox, SecretString};
-use shared::db::TenantId;
+use shared::db::{ConnectionId, TenantId};
 use shared::vault::{KEY_LEN, KeyId, TokenContext, TokenKey, Vault};
 use std::hint::black_box;
 use std::time::Duration;
@@ -22,7 +22,7 @@ fn bench(c: &mut Criterion) {
     let new_key: TokenKey = SecretBox::init_with_mut(|k: &mut [u8; KEY_LEN]| k.fill(2));
     // Two keys, as during a rotation: the lookup cost of the real configuration is included.
     let vault = Vault::new(&new_id, [(&old_id, &old_key), (&new_id, &new_key)]).unwrap();
-    let ctx = TokenContext::access(TenantId(Uuid::new_v4()), Uuid::new_v4());
+    let ctx = TokenContext::access(TenantId(Uuid::new_v4()), ConnectionId::generate());
     let raw = Aes256Gcm::new(&[2u8; KEY_LEN].into());
     // A fixed nonce is fine for a benchmark that never stores or compares its output.
     let nonce = Nonce::<Aes256Gcm>::from([7u8; 12]);

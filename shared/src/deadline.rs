@@ -65,6 +65,12 @@ impl Deadline {
         Deadline { at, reserve: MAX_RESERVE.min(total / 4), lambda: lambda_at }
     }
 
+    /// A deadline at `at`, with no Lambda deadline and the usual reserve.
+    pub fn at(at: Instant) -> Deadline {
+        let now = Instant::now();
+        Deadline::new(now, at.saturating_duration_since(now), None)
+    }
+
     /// `budget` from now, with no Lambda deadline.
     pub fn after(budget: Duration) -> Deadline {
         Deadline::new(Instant::now(), budget, None)
@@ -72,6 +78,12 @@ impl Deadline {
 
     pub fn instant(&self) -> Instant {
         self.at
+    }
+
+    /// The Lambda's own deadline (monotonic), when the request runs in one: what a write that
+    /// must not be lost (a refreshed token) may use after the answer's deadline has passed.
+    pub fn lambda_instant(&self) -> Option<Instant> {
+        self.lambda
     }
 
     pub fn remaining(&self) -> Duration {

@@ -3,7 +3,73 @@
 //! secret, password or bearer credential reaches a row (or the log line beside it), and every
 //! code and message fits its column.
 
-use crate::db::NewSyncError;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::Value;
+
+use crate::db::{FileId, JobId, NewSyncError, Store};
+
+/// A `cloud_sync_errors` row on its way to the store: scrubbed of the secrets it was made
+/// with, and of any credential its text quotes, when it is written.
+#[derive(Debug)]
+pub struct ErrorRow {
+    row: NewSyncError,
+    secrets: Vec<SecretString>,
+}
+
+impl ErrorRow {
+    /// `row` to be scrubbed of `secrets` (tokens, client secrets, passwords the caller handled).
+    pub fn new(row: NewSyncError, secrets: Vec<SecretString>) -> ErrorRow {
+        ErrorRow { row, secrets }
+    }
+
+    /// More values to cut out of the row.
+    pub fn with_secrets(mut self, secrets: Vec<SecretString>) -> ErrorRow {
+        self.secrets.extend(secrets);
+        self
+    }
+
+    pub fn job(mut self, job: JobId) -> ErrorRow {
+        self.row.sync_job_id = Some(job);
+        self
+    }
+
+    pub fn file(mut self, file: FileId) -> ErrorRow {
+        self.row.file_id = Some(file);
+        self
+    }
+
+    /// Adds fields to the row's `error_metadata` (an object).
+    pub fn metadata(mut self, extra: Value) -> ErrorRow {
+        if let (Some(Value::Object(meta)), Value::Object(extra)) = (&mut self.row.error_metadata, extra) {
+            meta.extend(extra);
+        }
+        self
+    }
+
+    /// The row as it will be written: scrubbed and clipped.
+    pub fn build(self) -> NewSyncError {
+        let values: Vec<&str> = self.secrets.iter().map(|s| s.expose_secret()).collect();
+        scrub_error_row(self.row, &values)
+    }
+
+    /// Writes the row. A failure to write it must not hide the failure it reports, so that is
+    /// logged (with its cause) instead; returns whether the row was written.
+    pub async fn record(self, store: &Store) -> bool {
+        let row = self.build();
+        match store.create_error(&row).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(
+                    error = %crate::error_chain(&e),
+                    connection_id = %row.connection_id,
+                    error_type = row.error_type.as_str(),
+                    "could not record a provider failure"
+                );
+                false
+            }
+        }
+    }
+}
 
 /// `cloud_sync_errors.error_code` is VARCHAR(100): a longer code would fail validation and
 /// lose the whole row (and, where the row is written with a status change, the change too).
@@ -149,7 +215,7 @@ mod tests {
         let row = NewSyncError {
             tenant_id: uuid::Uuid::nil().into(),
             sync_job_id: None,
-            connection_id: uuid::Uuid::nil(),
+            connection_id: crate::db::ConnectionId(uuid::Uuid::nil()),
             file_id: None,
             error_type: crate::db::ErrorType::Api,
             error_code: Some("é".repeat(80)),

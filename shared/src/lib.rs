@@ -8,9 +8,11 @@ pub mod deadline;
 pub mod error_rows;
 pub mod link_removal;
 pub mod oauth;
+pub mod provider_call;
 pub mod providers;
 pub mod schedule;
 pub mod telemetry;
+pub mod tokens;
 pub mod vault;
 
 /// An error and its causes on one line ("a: b: c"), for logs and command-line messages.

@@ -1,34 +1,29 @@
-//! Removing shared links at their provider before their item is deleted here: before a
-//! connection's grant is revoked (`connections` DELETE), and before a folder or file is
-//! deleted (`folders` and `files` DELETE). Deleting locally only deactivates a link, and
-//! revoking a grant does not delete the public links made with it, so without this the
+//! Removing shared links at their provider: one stored link (`shared-links` DELETE,
+//! `link-expiry`), or every active link into something about to be deleted here (a connection
+//! before its grant is revoked, a folder or a file). Deleting locally only deactivates a link,
+//! and revoking a grant does not delete the public links made with it, so without this the
 //! links would keep working at Google, Dropbox, Box or Microsoft.
 //!
-//! Best effort: nothing here fails the request. Each link the provider does not remove
-//! becomes a cloud_sync_errors row on the connection; a failure before any link can be tried
+//! Best effort: nothing here fails a request. Each link the provider does not remove becomes a
+//! cloud_sync_errors row on the connection; a failure before any link can be tried
 //! (configuration, provider set-up, stored token) or running out of time becomes one row.
-//! The links are deactivated by the local deletion whatever happens.
+//! Every call goes through [`ProviderCall`].
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret as _, SecretString};
+use futures_util::StreamExt as _;
 use serde_json::json;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tracing::Instrument as _;
-use uuid::Uuid;
 
-use crate::app::{App, Current};
+use crate::app::App;
 use crate::config::DEFAULT_REQUEST_BUDGET;
 use crate::db::{
-    CloudFile, Connection, ConnectionLink, DbError, DbResult, ErrorType, NewSyncError, Page, PageRequest, ProviderType,
-    SharedLinkFilter, TenantId,
+    CloudFile, Connection, ConnectionId, ConnectionLink, DbError, DbResult, FileId, FolderId, Page, PageRequest,
+    ResourceType, SharedLink, SharedLinkFilter, TenantId,
 };
-use crate::deadline::RequestClock;
-use crate::error_rows::{MAX_ERROR_CODE_BYTES, MAX_ERROR_MESSAGE_BYTES, scrub_error_row, scrub_error_text};
+use crate::deadline::{Deadline, RequestClock};
+use crate::provider_call::{CallError, ProviderCall};
 use crate::providers::{ExistingLink, LinkTarget, ProviderError};
-use crate::vault::TokenContext;
 
 const OPERATION: &str = "remove_shared_link";
 /// Links read per query.
@@ -36,13 +31,146 @@ const BATCH: u16 = 100;
 /// Provider calls in flight at once.
 const CONCURRENCY: usize = 8;
 
+/// The item a stored link is for, and the connection it lives in.
+#[derive(Debug, Clone)]
+pub struct LinkedItem {
+    /// The provider's id of the file or folder (`provider_file_id` / `provider_folder_id`).
+    pub provider_item_id: String,
+    pub file_id: Option<FileId>,
+    pub folder_id: FolderId,
+    pub connection: Connection,
+}
+
+/// The item and connection behind a link; `None` when the file, folder or connection is
+/// gone, whose deletion took the link's activity with it already.
+pub async fn linked_item(app: &App, link: &SharedLink) -> DbResult<Option<LinkedItem>> {
+    let store = &app.store;
+    let tenant = link.base.tenant_id;
+    let (file, folder_id) = match (link.resource_type, link.file_id, link.folder_id) {
+        (ResourceType::File, Some(file_id), _) => {
+            let Some(file) = gone(store.get_file(tenant, file_id).await)? else { return Ok(None) };
+            let folder = file.folder_id;
+            (Some(file), folder)
+        }
+        (ResourceType::Folder, _, Some(folder_id)) => (None, folder_id),
+        // ck_cloud_shared_links_resource rules this out.
+        _ => return Ok(None),
+    };
+    let Some(folder) = gone(store.get_folder(tenant, folder_id).await)? else { return Ok(None) };
+    let Some(connection) = gone(store.get_connection(tenant, folder.connection_id).await)? else {
+        return Ok(None);
+    };
+    Ok(Some(LinkedItem {
+        provider_item_id: match &file {
+            Some(file) => file.provider_file_id.clone(),
+            None => folder.provider_folder_id.clone(),
+        },
+        file_id: file.map(|f| f.base.id),
+        folder_id,
+        connection,
+    }))
+}
+
+/// A row that may be gone: NotFound is `None`.
+fn gone<T>(r: DbResult<T>) -> DbResult<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(DbError::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Which links a provider must be asked to remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Every link (the user turned it off, or its item is going).
+    Always,
+    /// Only where the provider cannot expire links by itself (an expired link).
+    UnlessProviderExpiresIt,
+}
+
+/// What became of one stored link at its provider.
+#[derive(Debug)]
+pub enum LinkRemoval {
+    Removed,
+    /// Nothing to do: the item or connection is gone, or the provider expires it by itself.
+    NotNeeded,
+    /// Not removed; the failure is recorded as an error row.
+    Recorded(CallError),
+    /// Not removed, and the error row could not be written either.
+    Unrecorded(CallError),
+}
+
+/// Removes one stored link at its provider under `deadline` (keeping `leave` of it), and
+/// records a failure; `operation` names it in the error row.
+pub async fn remove_link(
+    app: &App,
+    link: &SharedLink,
+    need: Need,
+    deadline: &Deadline,
+    leave: Duration,
+    operation: &str,
+) -> DbResult<LinkRemoval> {
+    let Some(item) = linked_item(app, link).await? else { return Ok(LinkRemoval::NotNeeded) };
+    let call = match app.current().await {
+        Ok(current) => ProviderCall::with_current(app.store.clone(), current, item.connection.clone()),
+        Err(e) => Err(CallError::Configuration(e)),
+    };
+    let outcome = match &call {
+        Ok(call) if need == Need::UnlessProviderExpiresIt && call.provider().expires_links_natively() => {
+            return Ok(LinkRemoval::NotNeeded);
+        }
+        Ok(call) => {
+            let target = LinkTarget {
+                resource_type: link.resource_type,
+                item_id: &item.provider_item_id,
+                connection_metadata: item.connection.connection_metadata.as_ref(),
+            };
+            let existing =
+                ExistingLink { provider_share_id: link.provider_share_id.as_deref(), share_url: &link.share_url };
+            call.run_leaving(deadline, leave, |a| a.provider.delete_shared_link(a.token, &target, &existing)).await
+        }
+        Err(_) => Ok(()),
+    };
+    let error = match (call, outcome) {
+        (Ok(_), Ok(())) => return Ok(LinkRemoval::Removed),
+        (Ok(call), Err(e)) => {
+            let row = call.error_row(
+                operation,
+                &e,
+                &format!("the shared link {} could not be removed at the provider", link.base.id),
+            );
+            (row, e)
+        }
+        (Err(e), _) => {
+            let row = e.error_row(
+                &item.connection,
+                operation,
+                &format!("the shared link {} could not be removed at the provider", link.base.id),
+            );
+            (row, e)
+        }
+    };
+    let (row, e) = error;
+    let mut row = row.metadata(json!({ "link_id": link.base.id, "shared_link_id": link.base.id }));
+    if let Some(file) = item.file_id {
+        row = row.file(file);
+    }
+    tracing::warn!(
+        link_id = %link.base.id,
+        error_type = e.error_type().as_str(),
+        "a shared link may still be live at the provider"
+    );
+    Ok(if row.record(&app.store).await { LinkRemoval::Recorded(e) } else { LinkRemoval::Unrecorded(e) })
+}
+
 /// Which links to remove. All of them must be on `connection`'s folders.
 #[derive(Debug, Clone, Copy)]
 pub enum Scope<'a> {
     /// Every active link into the connection (on its live folders and files in them).
     Connection,
     /// The active links into a live folder: its own and those of files in it.
-    Folder(Uuid),
+    Folder(FolderId),
     /// The active links of a file.
     File(&'a CloudFile),
 }
@@ -71,24 +199,16 @@ impl Scope<'_> {
     }
 }
 
-/// What became of one link.
-enum Removal {
-    Done,
-    Failed(ProviderError),
-    /// Not tried, or cut off, because the budget ran out.
-    OutOfTime,
-}
-
 /// For a DELETE of a folder or file: removes the active links the deletion will deactivate
 /// at the provider of `connection_id`, within the request's deadline less its reserve (kept
 /// for the deletion itself). A connection that is gone took its links' activity with it:
 /// nothing to do. Only reading the connection can fail here; the removal itself is best
-/// effort (see [`remove_at_provider`]).
+/// effort (see [`remove_links`]).
 pub async fn before_deleting(
     app: &App,
     clock: &RequestClock,
     tenant: TenantId,
-    connection_id: Uuid,
+    connection_id: ConnectionId,
     scope: Scope<'_>,
 ) -> Result<(), DbError> {
     let connection = match app.store.get_connection(tenant, connection_id).await {
@@ -99,65 +219,71 @@ pub async fn before_deleting(
     // A configuration that cannot be read is recorded by the removal itself.
     let budget = app.current().await.map(|c| c.config.request_budget).unwrap_or(DEFAULT_REQUEST_BUDGET);
     let deadline = clock.deadline(budget);
-    remove_at_provider(app, &connection, scope, deadline.remaining().saturating_sub(deadline.reserve())).await;
+    remove_links(app, &connection, scope, deadline.remaining().saturating_sub(deadline.reserve())).await;
     Ok(())
 }
 
 /// Removes the active links of `scope` at `connection`'s provider, all within `budget`,
 /// calls in flight included; a failure is recorded, never returned. Returns how many links
 /// the provider did not remove.
-pub async fn remove_at_provider(app: &App, connection: &Connection, scope: Scope<'_>, budget: Duration) -> usize {
-    let deadline = Instant::now() + budget;
-    let mut setup: Option<(Arc<Current>, SecretString)> = None;
+pub async fn remove_links(app: &App, connection: &Connection, scope: Scope<'_>, budget: Duration) -> usize {
+    let deadline = Deadline::at(Instant::now() + budget);
+    let mut call: Option<ProviderCall> = None;
     let mut after = None;
     let mut failed = 0;
+    let meta =
+        |link: Option<&ConnectionLink>| json!({ "deleted": scope.as_str(), "link_id": link.map(|l| l.link.base.id) });
     loop {
         let page = match scope.page(app, connection, PageRequest { after, limit: BATCH }).await {
             Ok(page) => page,
             Err(e) => {
                 let why = format!("the links could not be read: {}", crate::error_chain(&e));
-                record(app, connection, scope, None, ErrorType::Api, None, why).await;
+                record_local(app, connection, scope, &CallError::Store(e), &why).await;
                 return failed + 1;
             }
         };
         if page.items.is_empty() {
             return failed;
         }
-        if setup.is_none() {
-            match prepare(app, connection).await {
-                Ok(ready) => setup = Some(ready),
-                Err((error_type, why)) => {
-                    let why = format!("its active shared links were not removed at the provider: {why}");
-                    record(app, connection, scope, None, error_type, None, why).await;
+        if call.is_none() {
+            let opened = match app.current().await {
+                Ok(current) => ProviderCall::with_current(app.store.clone(), current, connection.clone()),
+                Err(e) => Err(CallError::Configuration(e)),
+            };
+            match opened {
+                Ok(opened) => call = Some(opened),
+                Err(e) => {
+                    let why = "its active shared links were not removed at the provider";
+                    record_local(app, connection, scope, &e, why).await;
                     return failed + page.items.len();
                 }
             }
         }
-        let Some((current, access)) = &setup else { return failed };
+        let Some(call) = &call else { return failed };
         let mut token_refused = false;
         let mut out_of_time = 0;
-        for (link, outcome) in remove_batch(current, access, connection, page.items, deadline).await {
+        let outcomes: Vec<(ConnectionLink, Option<CallError>)> = futures_util::stream::iter(page.items)
+            .map(|link| remove_one(call, &deadline, link))
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        for (link, outcome) in outcomes {
             match outcome {
-                Removal::Done => {}
-                Removal::OutOfTime => out_of_time += 1,
-                Removal::Failed(e) => {
+                None => {}
+                Some(CallError::Provider(ProviderError::Timeout)) => out_of_time += 1,
+                Some(e) => {
                     failed += 1;
-                    token_refused |= e.error_type() == ErrorType::Auth;
-                    // A provider may quote the request (the token, the client secret) in its error.
-                    let client_secret =
-                        current.config.providers.get(connection.provider_type).map(|p| p.client_secret.expose_secret());
-                    let mut secrets = vec![access.expose_secret()];
-                    secrets.extend(client_secret);
-                    let why = scrub_error_text(
-                        &format!(
-                            "the shared link {} was not removed at {}: {e}",
-                            link.link.base.id, connection.provider_type
-                        ),
-                        &secrets,
-                        MAX_ERROR_MESSAGE_BYTES,
+                    token_refused |= e.error_type() == crate::db::ErrorType::Auth;
+                    let what = format!(
+                        "the shared link {} was not removed at {}",
+                        link.link.base.id, connection.provider_type
                     );
-                    let code = e.error_code().map(|c| scrub_error_text(&c, &secrets, MAX_ERROR_CODE_BYTES));
-                    record(app, connection, scope, Some(&link), e.error_type(), code, why).await;
+                    let mut row = call.error_row(OPERATION, &e, &what).metadata(meta(Some(&link)));
+                    if let Some(file) = link.link.file_id {
+                        row = row.file(file);
+                    }
+                    warn(connection, scope, Some(&link), &e);
+                    row.record(&app.store).await;
                 }
             }
         }
@@ -168,7 +294,7 @@ pub async fn remove_at_provider(app: &App, connection: &Connection, scope: Scope
                 seconds(budget),
                 if page.next_after.is_some() { " and every later one" } else { "" }
             );
-            record(app, connection, scope, None, ErrorType::Timeout, None, why).await;
+            record_local(app, connection, scope, &CallError::Provider(ProviderError::Timeout), &why).await;
             return failed + out_of_time;
         }
         after = match page.next_after {
@@ -182,95 +308,40 @@ pub async fn remove_at_provider(app: &App, connection: &Connection, scope: Scope
                 "the provider refused the access token; its shared links after index {} were not tried",
                 after.unwrap_or_default()
             );
-            record(app, connection, scope, None, ErrorType::Auth, None, why).await;
+            let refused = CallError::Provider(ProviderError::Rejected { status: 401, code: None, description: None });
+            record_local(app, connection, scope, &refused, &why).await;
             return failed + 1;
         }
-        if Instant::now() >= deadline {
+        if Instant::now() >= deadline.instant() {
             let why = format!(
                 "removing its shared links at the provider stopped after {}; links after index {} were not tried",
                 seconds(budget),
                 after.unwrap_or_default()
             );
-            record(app, connection, scope, None, ErrorType::Timeout, None, why).await;
+            record_local(app, connection, scope, &CallError::Provider(ProviderError::Timeout), &why).await;
             return failed + 1;
         }
     }
 }
 
-/// The configuration and the access token the removals use.
-async fn prepare(app: &App, connection: &Connection) -> Result<(Arc<Current>, SecretString), (ErrorType, String)> {
-    let current = app.current().await.map_err(|e| (ErrorType::Validation, format!("configuration: {e}")))?;
-    current
-        .providers()
-        .and_then(|r| r.get(connection.provider_type).map(|_| ()))
-        .map_err(|e| (e.error_type(), e.to_string()))?;
-    let context = TokenContext::access(connection.base.tenant_id, connection.base.id);
-    let access = current
-        .vault
-        .decrypt(context, &connection.encrypted_access_token)
-        .map_err(|e| (ErrorType::Auth, format!("stored token: {e}")))?;
-    Ok((current, access))
-}
-
-/// Removes one batch, at most [`CONCURRENCY`] calls at a time and nothing past `deadline`;
-/// the outcome of each link.
-async fn remove_batch(
-    current: &Arc<Current>,
-    access: &SecretString,
-    connection: &Connection,
-    links: Vec<ConnectionLink>,
-    deadline: Instant,
-) -> Vec<(ConnectionLink, Removal)> {
-    let mut running = JoinSet::new();
-    let mut done = Vec::with_capacity(links.len());
-    let metadata = connection.connection_metadata.clone();
-    for link in links {
-        if running.len() >= CONCURRENCY
-            && let Some(joined) = running.join_next().await
-        {
-            done.push(joined);
-        }
-        if Instant::now() >= deadline {
-            done.push(Ok((link, Removal::OutOfTime)));
-            continue;
-        }
-        let (current, access, metadata) = (Arc::clone(current), access.clone(), metadata.clone());
-        let provider = connection.provider_type;
-        let task = async move {
-            let call = remove_one(&current, provider, &access, metadata.as_ref(), &link);
-            let outcome = match tokio::time::timeout_at(deadline, call).await {
-                Ok(Ok(())) => Removal::Done,
-                Ok(Err(e)) => Removal::Failed(e),
-                Err(_) => Removal::OutOfTime,
-            };
-            (link, outcome)
-        };
-        running.spawn(task.instrument(tracing::Span::current()));
-    }
-    while let Some(joined) = running.join_next().await {
-        done.push(joined);
-    }
-    done.into_iter()
-        .filter_map(|joined| joined.map_err(|e| tracing::error!(error = %e, "a link removal task failed")).ok())
-        .collect()
-}
-
+/// Removes one link of a batch; `None` when removed, or the failure (a timeout when the
+/// budget ran out before or during the call).
 async fn remove_one(
-    current: &Current,
-    provider: ProviderType,
-    access: &SecretString,
-    metadata: Option<&serde_json::Value>,
-    link: &ConnectionLink,
-) -> Result<(), ProviderError> {
-    let provider = current.providers()?.get(provider)?;
-    let target = LinkTarget {
-        resource_type: link.link.resource_type,
-        item_id: &link.provider_item_id,
-        connection_metadata: metadata,
+    call: &ProviderCall,
+    deadline: &Deadline,
+    link: ConnectionLink,
+) -> (ConnectionLink, Option<CallError>) {
+    let outcome = {
+        let target = LinkTarget {
+            resource_type: link.link.resource_type,
+            item_id: &link.provider_item_id,
+            connection_metadata: call.connection().connection_metadata.as_ref(),
+        };
+        let existing =
+            ExistingLink { provider_share_id: link.link.provider_share_id.as_deref(), share_url: &link.link.share_url };
+        call.run_leaving(deadline, Duration::ZERO, |a| a.provider.delete_shared_link(a.token, &target, &existing)).await
     };
-    let existing =
-        ExistingLink { provider_share_id: link.link.provider_share_id.as_deref(), share_url: &link.link.share_url };
-    provider.delete_shared_link(access, &target, &existing).await
+    (link, outcome.err())
 }
 
 /// "12s", or "1.5s" for a budget with a fraction.
@@ -278,40 +349,19 @@ fn seconds(d: Duration) -> String {
     if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{:.1}s", d.as_secs_f64()) }
 }
 
-async fn record(
-    app: &App,
-    connection: &Connection,
-    scope: Scope<'_>,
-    link: Option<&ConnectionLink>,
-    error_type: ErrorType,
-    error_code: Option<String>,
-    message: String,
-) {
+fn warn(connection: &Connection, scope: Scope<'_>, link: Option<&ConnectionLink>, e: &CallError) {
     tracing::warn!(
         connection_id = %connection.base.id,
         link_id = ?link.map(|l| l.link.base.id),
-        error_type = error_type.as_str(),
+        error_type = e.error_type().as_str(),
         deleted = scope.as_str(),
         "a shared link of a deleted connection, folder or file may still be live at the provider"
     );
-    let new = NewSyncError {
-        tenant_id: connection.base.tenant_id,
-        sync_job_id: None,
-        connection_id: connection.base.id,
-        file_id: link.and_then(|l| l.link.file_id),
-        error_type,
-        error_code,
-        error_message: message,
-        stack_trace: None,
-        error_metadata: Some(json!({
-            "operation": OPERATION,
-            "deleted": scope.as_str(),
-            "provider_type": connection.provider_type,
-            "link_id": link.map(|l| l.link.base.id),
-        })),
-    };
-    let new = scrub_error_row(new, &[]);
-    if let Err(e) = app.store.create_error(&new).await {
-        tracing::error!(error = %crate::error_chain(&e), connection_id = %connection.base.id, "could not record a link left at the provider");
-    }
+}
+
+/// One row for a failure that concerns no single link (set-up, reading, time, a refused token).
+async fn record_local(app: &App, connection: &Connection, scope: Scope<'_>, e: &CallError, why: &str) {
+    warn(connection, scope, None, e);
+    let row = e.error_row(connection, OPERATION, why).metadata(json!({ "deleted": scope.as_str() }));
+    row.record(&app.store).await;
 }

@@ -4,7 +4,7 @@
 use chrono::Utc;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use shared::db::{
-    Base, Connection, ConnectionStatus, DbError, DbResult, NewConnection, ProviderType, TenantId, UserId,
+    Base, Connection, ConnectionId, ConnectionStatus, DbError, DbResult, NewConnection, ProviderType, TenantId, UserId,
 };
 use shared::vault::{
     KEY_LEN, KeyId, RotationReport, TokenContext, TokenKey, TokenRowStore, Vault, key_id_of, rotate_token_keys,
@@ -41,7 +41,7 @@ fn refresh_plain(index: i64) -> String {
 /// A row with both tokens encrypted by `v` (refresh omitted if `with_refresh` is false).
 fn row(v: &Vault, index: i64, with_refresh: bool) -> Connection {
     let tenant = TenantId(Uuid::new_v4());
-    let id = Uuid::new_v4();
+    let id = ConnectionId::generate();
     let now = Utc::now();
     Connection {
         base: Base { id, index_id: index, tenant_id: tenant, created_at: now, updated_at: now, is_deleted: false },
@@ -69,7 +69,7 @@ struct MemoryStore {
     /// Scans with this `after_index` fail (once).
     fail_scan_after: Mutex<Option<i64>>,
     /// Before the swap of this connection, a "concurrent refresh" rewrites its tokens.
-    race_on: Mutex<Option<Uuid>>,
+    race_on: Mutex<Option<ConnectionId>>,
     racer: Option<Vault>,
 }
 
@@ -85,7 +85,7 @@ impl TokenRowStore for MemoryStore {
     async fn swap_connection_tokens(
         &self,
         tenant: TenantId,
-        id: Uuid,
+        id: ConnectionId,
         expected_access: &[u8],
         access: Vec<u8>,
         refresh: Option<Vec<u8>>,

@@ -5,7 +5,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use shared::config::{Config, ConfigCache, ConfigSource};
-use shared::db::{ConnectionStatus, NewConnection, ProviderType, TenantId, UserId};
+use shared::db::{ConnectionId, ConnectionStatus, NewConnection, ProviderType, TenantId, UserId};
 use shared::vault::{StateSealer, TokenContext, Vault, rotate_token_keys};
 use std::time::Duration;
 use testkit::moto::Moto;
@@ -90,7 +90,7 @@ async fn no_token_or_key_reaches_the_logs() {
             provider_user_id: "u2".into(),
             provider_user_email: None,
             encrypted_access_token: old_vault
-                .encrypt(TokenContext::access(tenant, Uuid::new_v4()), &SecretString::from(ACCESS_TOKEN)),
+                .encrypt(TokenContext::access(tenant, ConnectionId::generate()), &SecretString::from(ACCESS_TOKEN)),
             encrypted_refresh_token: None,
             token_expiry: chrono::Utc::now(),
             scope: "drive.file".into(),

@@ -1,7 +1,7 @@
 //! Token vault: round trips, every tamper case, and key rotation reading old / writing new.
 
 use secrecy::{ExposeSecret, SecretBox, SecretString};
-use shared::db::TenantId;
+use shared::db::{ConnectionId, TenantId};
 use shared::vault::{FORMAT_V1, KEY_LEN, KeyId, TokenContext, TokenKey, TokenKind, Vault, VaultError, key_id_of};
 use uuid::Uuid;
 
@@ -16,7 +16,7 @@ fn vault(active: &str, keys: &[(&str, u8)]) -> Vault {
 }
 
 fn ctx(kind: TokenKind) -> TokenContext {
-    TokenContext::new(TenantId(Uuid::new_v4()), Uuid::new_v4(), kind)
+    TokenContext::new(TenantId(Uuid::new_v4()), ConnectionId::generate(), kind)
 }
 
 const TOKEN: &str = "EwBwA8l6BAAUbDba3x2OMJElkF7gJ4z/VbCPEz0AAUYb7Tq6lJ0Q~access-token-sample";
@@ -136,15 +136,15 @@ fn a_ciphertext_moved_to_another_tenant_row_or_column_fails() {
     let v = vault("k1", &[("k1", 1)]);
     let tenant = TenantId(Uuid::new_v4());
     let conn = Uuid::new_v4();
-    let access = TokenContext::access(tenant, conn);
+    let access = TokenContext::access(tenant, ConnectionId::from(conn));
     let stored = v.encrypt(access, &SecretString::from(TOKEN));
     assert_eq!(v.decrypt(access, &stored).unwrap().expose_secret(), TOKEN);
 
-    let other_tenant = TokenContext::access(TenantId(Uuid::new_v4()), conn);
-    let other_row = TokenContext::access(tenant, Uuid::new_v4());
-    let other_column = TokenContext::refresh(tenant, conn);
+    let other_tenant = TokenContext::access(TenantId(Uuid::new_v4()), ConnectionId::from(conn));
+    let other_row = TokenContext::access(tenant, ConnectionId::generate());
+    let other_column = TokenContext::refresh(tenant, ConnectionId::from(conn));
     // Tenant and connection swapped: the fields are positional, not a set.
-    let swapped = TokenContext::access(TenantId(conn), tenant.0);
+    let swapped = TokenContext::access(TenantId(conn), ConnectionId::from(tenant.0));
     for wrong in [other_tenant, other_row, other_column, swapped] {
         assert_eq!(v.decrypt(wrong, &stored).unwrap_err(), VaultError::Authentication, "{wrong:?}");
     }

@@ -56,7 +56,7 @@ pub fn new_connection(t: &Tenant) -> NewConnection {
     }
 }
 
-pub fn new_folder(t: &Tenant, connection_id: Uuid) -> NewFolder {
+pub fn new_folder(t: &Tenant, connection_id: ConnectionId) -> NewFolder {
     NewFolder {
         tenant_id: t.id,
         connection_id,
@@ -72,7 +72,7 @@ pub fn new_folder(t: &Tenant, connection_id: Uuid) -> NewFolder {
     }
 }
 
-pub fn new_job(t: &Tenant, folder_id: Uuid) -> NewSyncJob {
+pub fn new_job(t: &Tenant, folder_id: FolderId) -> NewSyncJob {
     NewSyncJob {
         tenant_id: t.id,
         folder_id,
@@ -82,7 +82,7 @@ pub fn new_job(t: &Tenant, folder_id: Uuid) -> NewSyncJob {
     }
 }
 
-pub fn new_file(t: &Tenant, folder_id: Uuid) -> NewCloudFile {
+pub fn new_file(t: &Tenant, folder_id: FolderId) -> NewCloudFile {
     NewCloudFile {
         tenant_id: t.id,
         folder_id,
@@ -104,7 +104,7 @@ pub fn new_file(t: &Tenant, folder_id: Uuid) -> NewCloudFile {
     }
 }
 
-pub fn new_file_link(t: &Tenant, file_id: Uuid) -> NewSharedLink {
+pub fn new_file_link(t: &Tenant, file_id: FileId) -> NewSharedLink {
     NewSharedLink {
         tenant_id: t.id,
         created_by_user_id: t.user,
@@ -119,7 +119,7 @@ pub fn new_file_link(t: &Tenant, file_id: Uuid) -> NewSharedLink {
     }
 }
 
-pub fn new_error(t: &Tenant, connection_id: Uuid) -> NewSyncError {
+pub fn new_error(t: &Tenant, connection_id: ConnectionId) -> NewSyncError {
     NewSyncError {
         tenant_id: t.id,
         sync_job_id: None,

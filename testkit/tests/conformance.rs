@@ -141,7 +141,7 @@ fn conn_row(t: &Tenant) -> Vec<Value> {
 }
 
 /// FolderInsert parameters of a valid row.
-fn folder_row(t: &Tenant, connection: Uuid) -> Vec<Value> {
+fn folder_row(t: &Tenant, connection: ConnectionId) -> Vec<Value> {
     vec![
         Uuid::new_v4().into(),
         t.id.into(),
@@ -160,7 +160,7 @@ fn folder_row(t: &Tenant, connection: Uuid) -> Vec<Value> {
 }
 
 /// JobInsert parameters of a valid row.
-fn job_row(t: &Tenant, folder: Uuid) -> Vec<Value> {
+fn job_row(t: &Tenant, folder: FolderId) -> Vec<Value> {
     vec![
         Uuid::new_v4().into(),
         t.id.into(),
@@ -173,7 +173,7 @@ fn job_row(t: &Tenant, folder: Uuid) -> Vec<Value> {
 }
 
 /// FileInsert parameters of a valid row.
-fn file_row(t: &Tenant, folder: Uuid) -> Vec<Value> {
+fn file_row(t: &Tenant, folder: FolderId) -> Vec<Value> {
     vec![
         Uuid::new_v4().into(),
         t.id.into(),
@@ -198,7 +198,7 @@ fn file_row(t: &Tenant, folder: Uuid) -> Vec<Value> {
 }
 
 /// LinkInsert parameters of a valid file link.
-fn link_row(t: &Tenant, file: Uuid) -> Vec<Value> {
+fn link_row(t: &Tenant, file: FileId) -> Vec<Value> {
     vec![
         Uuid::new_v4().into(),
         t.id.into(),
@@ -216,7 +216,7 @@ fn link_row(t: &Tenant, file: Uuid) -> Vec<Value> {
 }
 
 /// ErrorInsert parameters of a valid row.
-fn error_row(t: &Tenant, connection: Uuid) -> Vec<Value> {
+fn error_row(t: &Tenant, connection: ConnectionId) -> Vec<Value> {
     vec![
         Uuid::new_v4().into(),
         t.id.into(),
@@ -386,7 +386,7 @@ async fn connections_scans(store: Store) {
         .unwrap();
     store.delete_connection(a.id, deleted.base.id).await.unwrap();
 
-    let due: Vec<Uuid> = store
+    let due: Vec<ConnectionId> = store
         .scan_connections_expiring(now + Duration::minutes(15), 1000)
         .await
         .unwrap()
@@ -398,7 +398,7 @@ async fn connections_scans(store: Store) {
     assert!(!due.contains(&revoked.base.id), "only active connections are refreshed");
     assert!(!due.contains(&deleted.base.id));
 
-    let all: Vec<Uuid> =
+    let all: Vec<ConnectionId> =
         store.scan_connections(deleted.base.index_id - 1, 1).await.unwrap().into_iter().map(|c| c.base.id).collect();
     assert_eq!(all, vec![deleted.base.id], "the rotation scan sees deleted rows too");
 }
@@ -436,9 +436,9 @@ fn grant(t: &Tenant, account: &str) -> ConnectionGrant {
 }
 
 /// Tokens that name the id they were sealed for, as the vault's binding does.
-fn sealed_for(tag: u8, refresh: bool) -> impl Fn(Uuid) -> SealedTokens + Send + Sync {
+fn sealed_for(tag: u8, refresh: bool) -> impl Fn(ConnectionId) -> SealedTokens + Send + Sync {
     move |id| {
-        let mut access = id.as_bytes().to_vec();
+        let mut access = id.0.as_bytes().to_vec();
         access.push(tag);
         SealedTokens { access, refresh: refresh.then(|| vec![tag, tag]) }
     }
@@ -451,7 +451,7 @@ async fn connections_upsert_keeps_one_live_row_per_account(store: Store) {
     let first = store.upsert_connection(&grant(&a, &account), sealed_for(1, true)).await.unwrap();
     assert!(first.created);
     let id = first.connection.base.id;
-    let mut expected_access = id.as_bytes().to_vec();
+    let mut expected_access = id.0.as_bytes().to_vec();
     expected_access.push(1);
     assert_eq!(first.connection.encrypted_access_token, expected_access, "sealed for the id it got");
     assert_eq!(
@@ -569,7 +569,7 @@ async fn connection_links_lists_active_links_into_the_connection(store: Store) {
     assert_eq!(first_page.items.len(), 2);
     assert!(first_page.next_after.is_some());
     assert_eq!(rest.next_after, None);
-    let found: Vec<(Uuid, String)> =
+    let found: Vec<(LinkId, String)> =
         first_page.items.iter().chain(&rest.items).map(|l| (l.link.base.id, l.provider_item_id.clone())).collect();
     let mut expected = vec![
         (g.link.base.id, g.file.provider_file_id.clone()),
@@ -606,16 +606,17 @@ async fn folder_and_job_inserts_refuse_an_inactive_or_deleted_connection(store: 
     store.update_connection(a.id, expired.base.id, &status(ConnectionStatus::Expired)).await.unwrap();
     store.delete_connection(a.id, deleted.base.id).await.unwrap();
     store.delete_folder(a.id, gone_folder.base.id).await.unwrap();
-    let default_export = |c: Uuid| NewFolder { is_default_export_folder: true, ..new_folder(&a, c) };
+    let default_export =
+        |c: Uuid| NewFolder { is_default_export_folder: true, ..new_folder(&a, ConnectionId::from(c)) };
 
     // Act
     let folder_on_revoked = store.create_folder(&new_folder(&a, revoked.base.id)).await;
-    let default_on_expired = store.create_folder(&default_export(expired.base.id)).await;
+    let default_on_expired = store.create_folder(&default_export(expired.base.id.0)).await;
     let folder_on_deleted = store.create_folder(&new_folder(&a, deleted.base.id)).await;
     let job_on_revoked = store.create_job(&new_job(&a, revoked_folder.base.id)).await;
     let job_on_deleted = store.create_job(&new_job(&a, deleted_folder.base.id)).await;
     let job_on_deleted_folder = store.create_job(&new_job(&a, gone_folder.base.id)).await;
-    let folder_on_live = store.create_folder(&default_export(live.base.id)).await;
+    let folder_on_live = store.create_folder(&default_export(live.base.id.0)).await;
     let job_on_live = store.create_job(&new_job(&a, live_folder.base.id)).await;
 
     // Assert
@@ -707,7 +708,7 @@ async fn folders_foreign_keys(store: Store) {
         &["fk_cloud_folders_tenant", "ck_cloud_folders_tenant_consistency"],
     );
 
-    let p = folder_row(&a, Uuid::new_v4());
+    let p = folder_row(&a, ConnectionId::generate());
     assert_invalid(
         raw(&store, Stmt::FolderInsert, p).await,
         &["fk_cloud_folders_connection", "ck_cloud_folders_tenant_consistency"],
@@ -812,7 +813,7 @@ async fn folders_due_scan(store: Store) {
     }
     store.create_job(&new_job(&a, busy.base.id)).await.unwrap();
 
-    let due: Vec<Uuid> = store.scan_folders_due(now, 1000).await.unwrap().into_iter().map(|f| f.base.id).collect();
+    let due: Vec<FolderId> = store.scan_folders_due(now, 1000).await.unwrap().into_iter().map(|f| f.base.id).collect();
 
     assert!(due.contains(&never_synced.base.id));
     assert!(due.contains(&long_ago.base.id));
@@ -828,7 +829,7 @@ async fn folders_due_scan(store: Store) {
         )
         .await
         .unwrap();
-    let due_after: Vec<Uuid> =
+    let due_after: Vec<FolderId> =
         store.scan_folders_due(now, 1000).await.unwrap().into_iter().map(|f| f.base.id).collect();
     assert!(!due_after.contains(&never_synced.base.id), "folders of an inactive connection are never due");
 }
@@ -929,7 +930,7 @@ async fn jobs_foreign_keys(store: Store) {
         ],
     );
 
-    let p = job_row(&a, Uuid::new_v4());
+    let p = job_row(&a, FolderId::generate());
     assert_invalid(
         raw(&store, Stmt::JobInsert, p).await,
         &["fk_cloud_sync_jobs_folder", "ck_cloud_sync_jobs_tenant_consistency"],
@@ -955,7 +956,7 @@ async fn jobs_foreign_keys(store: Store) {
 }
 
 /// JobUpdate parameters that move a pending job to running with one raw override.
-fn job_update_row(t: &Tenant, job: Uuid, at: usize, v: Value) -> Vec<Value> {
+fn job_update_row(t: &Tenant, job: JobId, at: usize, v: Value) -> Vec<Value> {
     let mut p: Vec<Value> = vec![t.id.into(), job.into(), "pending".into(), ts(Utc::now()), "running".into()];
     for _ in 0..6 {
         p.push(false.into());
@@ -1028,18 +1029,18 @@ async fn jobs_scans(store: Store) {
         .await
         .unwrap();
 
-    let pending_ids: Vec<Uuid> = store.scan_jobs_pending(1000).await.unwrap().into_iter().map(|j| j.base.id).collect();
+    let pending_ids: Vec<JobId> = store.scan_jobs_pending(1000).await.unwrap().into_iter().map(|j| j.base.id).collect();
     assert!(pending_ids.contains(&pending.base.id));
     assert!(!pending_ids.contains(&running.base.id));
 
-    let stale_later: Vec<Uuid> = store
+    let stale_later: Vec<JobId> = store
         .scan_jobs_stale(Utc::now() + Duration::minutes(1), 1000)
         .await
         .unwrap()
         .into_iter()
         .map(|j| j.base.id)
         .collect();
-    let stale_earlier: Vec<Uuid> = store
+    let stale_earlier: Vec<JobId> = store
         .scan_jobs_stale(Utc::now() - Duration::hours(1), 1000)
         .await
         .unwrap()
@@ -1126,7 +1127,7 @@ async fn files_foreign_keys(store: Store) {
         raw(&store, Stmt::FileInsert, p).await,
         &["fk_cloud_files_tenant", "ck_cloud_files_tenant_consistency"],
     );
-    let p = file_row(&a, Uuid::new_v4());
+    let p = file_row(&a, FolderId::generate());
     assert_invalid(
         raw(&store, Stmt::FileInsert, p).await,
         &["fk_cloud_files_folder", "ck_cloud_files_tenant_consistency"],
@@ -1217,7 +1218,7 @@ async fn links_foreign_keys(store: Store) {
     p[2] = b.user.into();
     assert_invalid(raw(&store, Stmt::LinkInsert, p).await, &["fk_cloud_shared_links_created_by_tenant"]);
 
-    let p = link_row(&a, Uuid::new_v4());
+    let p = link_row(&a, FileId::generate());
     assert_invalid(
         raw(&store, Stmt::LinkInsert, p).await,
         &["fk_cloud_shared_links_file", "fk_cloud_shared_links_file_tenant"],
@@ -1237,10 +1238,10 @@ async fn links_foreign_keys(store: Store) {
         &["fk_cloud_shared_links_folder", "fk_cloud_shared_links_folder_tenant"],
     );
     assert_invalid(
-        raw(&store, Stmt::LinkInsert, folder_link(gb.folder.base.id)).await,
+        raw(&store, Stmt::LinkInsert, folder_link(gb.folder.base.id.0)).await,
         &["fk_cloud_shared_links_folder_tenant"],
     );
-    raw(&store, Stmt::LinkInsert, folder_link(g.folder.base.id)).await.expect("a valid folder link");
+    raw(&store, Stmt::LinkInsert, folder_link(g.folder.base.id.0)).await.expect("a valid folder link");
 }
 
 async fn links_checks(store: Store) {
@@ -1278,7 +1279,7 @@ async fn links_expiry(store: Store) {
     assert_not_found(store.record_link_access(past.base.id).await);
     store.record_link_access(future.base.id).await.unwrap();
 
-    let expired: Vec<Uuid> =
+    let expired: Vec<LinkId> =
         store.scan_links_expired(now, 1000).await.unwrap().into_iter().map(|l| l.base.id).collect();
     assert!(expired.contains(&past.base.id));
     assert!(!expired.contains(&future.base.id));
@@ -1339,7 +1340,7 @@ async fn errors_foreign_keys(store: Store) {
         raw(&store, Stmt::ErrorInsert, p).await,
         &["fk_cloud_sync_errors_tenant", "fk_cloud_sync_errors_connection_tenant"],
     );
-    let p = error_row(&a, Uuid::new_v4());
+    let p = error_row(&a, ConnectionId::generate());
     assert_invalid(
         raw(&store, Stmt::ErrorInsert, p).await,
         &["fk_cloud_sync_errors_connection", "fk_cloud_sync_errors_connection_tenant"],
@@ -1384,29 +1385,29 @@ async fn duplicate_ids_conflict(store: Store) {
     let (a, b) = tenants(&store).await;
     let g = Graph::create(&store, &a).await;
     let gb = Graph::create(&store, &b).await;
-    let with_id = |mut p: Vec<Value>, id: Uuid| {
-        p[0] = id.into();
+    let with_id = |mut p: Vec<Value>, id: Value| {
+        p[0] = id;
         p
     };
     let (cb, fb) = (gb.connection.base.id, gb.folder.base.id);
     assert_conflict(
-        raw(&store, Stmt::ConnInsert, with_id(conn_row(&b), g.connection.base.id)).await,
+        raw(&store, Stmt::ConnInsert, with_id(conn_row(&b), g.connection.base.id.into())).await,
         "ix_cloud_connections_id",
     );
     assert_conflict(
-        raw(&store, Stmt::FolderInsert, with_id(folder_row(&b, cb), g.folder.base.id)).await,
+        raw(&store, Stmt::FolderInsert, with_id(folder_row(&b, cb), g.folder.base.id.into())).await,
         "ix_cloud_folders_id",
     );
     assert_conflict(
-        raw(&store, Stmt::FileInsert, with_id(file_row(&b, fb), g.file.base.id)).await,
+        raw(&store, Stmt::FileInsert, with_id(file_row(&b, fb), g.file.base.id.into())).await,
         "ix_cloud_files_id",
     );
     assert_conflict(
-        raw(&store, Stmt::LinkInsert, with_id(link_row(&b, gb.file.base.id), g.link.base.id)).await,
+        raw(&store, Stmt::LinkInsert, with_id(link_row(&b, gb.file.base.id), g.link.base.id.into())).await,
         "ix_cloud_shared_links_id",
     );
     assert_conflict(
-        raw(&store, Stmt::ErrorInsert, with_id(error_row(&b, cb), g.error.base.id)).await,
+        raw(&store, Stmt::ErrorInsert, with_id(error_row(&b, cb), g.error.base.id.into())).await,
         "ix_cloud_sync_errors_id",
     );
     store
@@ -1414,7 +1415,7 @@ async fn duplicate_ids_conflict(store: Store) {
         .await
         .unwrap();
     assert_conflict(
-        raw(&store, Stmt::JobInsert, with_id(job_row(&b, fb), g.job.base.id)).await,
+        raw(&store, Stmt::JobInsert, with_id(job_row(&b, fb), g.job.base.id.into())).await,
         "ix_cloud_sync_jobs_id",
     );
 }
@@ -1615,7 +1616,7 @@ async fn validation_rejects_before_writing(store: Store) {
     for bad in [long_name, long_utf8, blank] {
         assert!(matches!(store.create_folder(&bad).await, Err(DbError::Validation { field: "folder_name", .. })));
     }
-    let long_hash = NewCloudFile { content_hash: Some("f".repeat(65)), ..new_file(&a, Uuid::new_v4()) };
+    let long_hash = NewCloudFile { content_hash: Some("f".repeat(65)), ..new_file(&a, FolderId::generate()) };
     assert!(matches!(store.create_file(&long_hash).await, Err(DbError::Validation { field: "content_hash", .. })));
     for limit in [0, 201] {
         let r = store.list_connections(a.id, &ConnectionFilter::default(), PageRequest { after: None, limit }).await;
@@ -1725,18 +1726,18 @@ async fn varchar_text_outside_code_page_1252_round_trips(store: Store) {
 const EVERY_ROW: u16 = u16::MAX;
 
 /// The connection as the refresh scan returns it when due before `before` at `now`.
-async fn due(store: &Store, id: Uuid, before: DateTime<Utc>, now: DateTime<Utc>) -> Option<RefreshCandidate> {
+async fn due(store: &Store, id: ConnectionId, before: DateTime<Utc>, now: DateTime<Utc>) -> Option<RefreshCandidate> {
     store.scan_refresh_due(before, now, EVERY_ROW).await.unwrap().into_iter().find(|c| c.connection.base.id == id)
 }
 
 /// The stored refresh bookkeeping of an active connection whatever holds it off (read by a
 /// scan whose `now` is past any lease or backoff a case sets).
-async fn bookkeeping(store: &Store, id: Uuid) -> RefreshCandidate {
+async fn bookkeeping(store: &Store, id: ConnectionId) -> RefreshCandidate {
     let far = Utc::now() + Duration::days(365);
     due(store, id, far, far).await.expect("an active, live connection")
 }
 
-fn ids_of(rows: &[RefreshCandidate]) -> Vec<Uuid> {
+fn ids_of(rows: &[RefreshCandidate]) -> Vec<ConnectionId> {
     rows.iter().map(|c| c.connection.base.id).collect()
 }
 
@@ -1752,11 +1753,11 @@ async fn claimed(store: &Store, c: &Connection, lease: DateTime<Utc>) -> Refresh
     store.claim_refresh(&read, lease).await.unwrap().expect("claimed")
 }
 
-fn refresh_error(t: &Tenant, connection: Uuid, message: &str) -> NewSyncError {
+fn refresh_error(t: &Tenant, connection: ConnectionId, message: &str) -> NewSyncError {
     NewSyncError { error_type: ErrorType::Auth, error_message: message.into(), ..new_error(t, connection) }
 }
 
-async fn errors_of(store: &Store, t: &Tenant, connection: Uuid) -> Vec<SyncError> {
+async fn errors_of(store: &Store, t: &Tenant, connection: ConnectionId) -> Vec<SyncError> {
     let filter = SyncErrorFilter { connection_id: Some(connection), ..Default::default() };
     store.list_errors(t.id, &filter, page(50)).await.unwrap().items
 }
@@ -2069,7 +2070,7 @@ async fn folder_links_lists_active_links_into_the_folder(store: Store) {
     assert_eq!(first_page.items.len(), 2);
     assert!(first_page.next_after.is_some());
     assert_eq!(rest.next_after, None);
-    let mut found: Vec<(Uuid, String)> =
+    let mut found: Vec<(LinkId, String)> =
         first_page.items.iter().chain(&rest.items).map(|l| (l.link.base.id, l.provider_item_id.clone())).collect();
     let index: Vec<i64> = first_page.items.iter().chain(&rest.items).map(|l| l.link.base.index_id).collect();
     assert!(index.windows(2).all(|w| w[0] < w[1]), "index order: {index:?}");
@@ -2105,7 +2106,7 @@ async fn known_ids_include_deleted_rows_of_the_tenant_only(store: Store) {
     assert!(matches!(store.known_connection(b.id, g.connection.base.id).await, Err(DbError::NotFound)));
     assert!(matches!(store.known_folder(b.id, g.folder.base.id).await, Err(DbError::NotFound)));
     assert!(matches!(store.known_file(b.id, g.file.base.id).await, Err(DbError::NotFound)));
-    assert!(matches!(store.known_connection(a.id, Uuid::new_v4()).await, Err(DbError::NotFound)));
+    assert!(matches!(store.known_connection(a.id, ConnectionId::generate()).await, Err(DbError::NotFound)));
 }
 
 fn main() {

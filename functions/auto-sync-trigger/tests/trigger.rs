@@ -9,7 +9,6 @@ use shared::db::*;
 use shared::schedule::Env;
 use testkit::scheduled::{ClockedApp, scheduled_event};
 use testkit::{Tenant, new_connection, new_folder};
-use uuid::Uuid;
 
 async fn connection(store: &Store, t: &Tenant, status: ConnectionStatus) -> Connection {
     let mut c = new_connection(t);
@@ -21,7 +20,7 @@ async fn connection(store: &Store, t: &Tenant, status: ConnectionStatus) -> Conn
 async fn auto_folder(
     store: &Store,
     t: &Tenant,
-    conn: Uuid,
+    conn: ConnectionId,
     every_minutes: i32,
     synced_ago: Option<Duration>,
     permissions: FolderPermissions,
@@ -40,7 +39,7 @@ async fn auto_folder(
     }
 }
 
-async fn jobs_of(store: &Store, t: &Tenant, folder: Uuid) -> Vec<SyncJob> {
+async fn jobs_of(store: &Store, t: &Tenant, folder: FolderId) -> Vec<SyncJob> {
     let filter = SyncJobFilter { folder_id: Some(folder), status: None };
     store.list_jobs(t.id, &filter, PageRequest::first(200)).await.unwrap().items
 }

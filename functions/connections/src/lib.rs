@@ -12,11 +12,12 @@ use axum::routing::get;
 use serde::{Deserialize, Deserializer};
 use shared::api::openapi::BearerJwt;
 use shared::api::{
-    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, PathId, QueryParams, bounded_text, page_request,
+    ApiError, Caller, Cursor, ErrorEnvelope, JsonBody, Limit, ListResponse, PathId, QueryParams, bounded_text,
+    page_request,
 };
 use shared::app::App;
 use shared::config::DEFAULT_REQUEST_BUDGET;
-use shared::db::{Connection, ConnectionFilter, ConnectionPatch, ConnectionStatus, ProviderType};
+use shared::db::{Connection, ConnectionFilter, ConnectionId, ConnectionPatch, ConnectionStatus, ProviderType};
 use shared::deadline::RequestClock;
 use shared::link_removal::{self, Scope};
 use utoipa::OpenApi as _;
@@ -51,10 +52,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 struct ListQuery {
     provider_type: Option<ProviderType>,
     status: Option<ConnectionStatus>,
-    /// 1 to 200; 50 when absent.
-    limit: Option<u16>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    limit: Option<Limit>,
+    cursor: Option<Cursor>,
 }
 
 #[utoipa::path(
@@ -75,10 +74,10 @@ async fn list(
     caller: Caller,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<axum::Json<ListResponse<Connection>>, ApiError> {
-    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let page = page_request(q.limit, q.cursor.as_ref())?;
     let filter = ConnectionFilter { provider_type: q.provider_type, status: q.status, user_id: None };
     let rows = app.store.list_connections(caller.tenant_id, &filter, page).await?;
-    Ok(axum::Json(ListResponse::from_page(rows, |c| c)))
+    Ok(axum::Json(ListResponse::from(rows)))
 }
 
 #[utoipa::path(
@@ -98,7 +97,7 @@ async fn list(
 async fn read(
     State(app): State<Arc<App>>,
     caller: Caller,
-    PathId(id): PathId,
+    PathId(id): PathId<ConnectionId>,
 ) -> Result<axum::Json<Connection>, ApiError> {
     Ok(axum::Json(app.store.get_connection(caller.tenant_id, id).await?))
 }
@@ -165,7 +164,7 @@ impl PatchBody {
 async fn update(
     State(app): State<Arc<App>>,
     caller: Caller,
-    PathId(id): PathId,
+    PathId(id): PathId<ConnectionId>,
     JsonBody(body): JsonBody<PatchBody>,
 ) -> Result<axum::Json<Connection>, ApiError> {
     let patch = body.into_patch()?;
@@ -200,7 +199,7 @@ async fn disconnect(
     State(app): State<Arc<App>>,
     clock: RequestClock,
     caller: Caller,
-    PathId(id): PathId,
+    PathId(id): PathId<ConnectionId>,
 ) -> Result<axum::Json<Connection>, ApiError> {
     let connection = app.store.get_connection(caller.tenant_id, id).await?;
     // Both provider steps run under the request's deadline, measured from its arrival, and
@@ -211,7 +210,7 @@ async fn disconnect(
     let for_calls = deadline.remaining().saturating_sub(deadline.reserve());
     let for_links = for_calls.saturating_sub(REVOKE_ALLOWANCE.min(for_calls / 2));
     // Before the revocation, which ends the access token the removals use.
-    link_removal::remove_at_provider(&app, &connection, Scope::Connection, for_links).await;
+    link_removal::remove_links(&app, &connection, Scope::Connection, for_links).await;
     revoke::at_provider(&app, &connection, &deadline).await;
     Ok(axum::Json(app.store.delete_connection(caller.tenant_id, id).await?))
 }

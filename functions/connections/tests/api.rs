@@ -25,6 +25,7 @@ fn provider_config(server: &MockServer) -> Value {
     });
     for name in ["onedrive", "gdrive", "dropbox", "box"] {
         providers[name]["api_base_url"] = json!(uri);
+        providers[name]["token_url"] = json!(format!("{uri}/{name}/token"));
     }
     providers["gdrive"]["revoke_url"] = json!(format!("{uri}/google/revoke"));
     providers["box"]["revoke_url"] = json!(format!("{uri}/box/oauth2/revoke"));
@@ -117,8 +118,11 @@ async fn reads_a_connection_with_seed_names_and_no_token_fields() {
     assert_eq!(reply.body["provider_type"], "dropbox");
     assert_eq!(reply.body["status"], "active");
     assert_eq!(reply.body["display_name"], "Work OneDrive");
-    for column in ["index_id", "user_id", "provider_user_id", "token_expiry", "scope", "connection_metadata"] {
+    for column in ["id", "tenant_id", "user_id", "provider_user_id", "token_expiry", "scope", "connection_metadata"] {
         assert!(reply.body.get(column).is_some(), "{column} missing: {}", reply.text);
+    }
+    for internal in ["index_id", "is_deleted"] {
+        assert!(reply.body.get(internal).is_none(), "{internal} is storage, not API: {}", reply.text);
     }
     assert!(reply.body.get("encrypted_access_token").is_none());
     assert!(reply.body.get("encrypted_refresh_token").is_none());
@@ -225,7 +229,7 @@ async fn delete_revokes_at_google_then_deletes_the_connection_its_folders_and_li
     // Assert
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.body["status"], "revoked");
-    assert_eq!(reply.body["is_deleted"], true);
+    assert!(reply.body.get("is_deleted").is_none(), "deletion shows as the 404 after it: {}", reply.text);
     assert_no_tokens(&reply);
     assert_eq!(again.status, 404);
     assert!(t.store().get_folder(a.id, folder.base.id).await.is_err(), "folder deleted");
@@ -500,7 +504,8 @@ async fn delete_stands_when_google_does_not_remove_a_link_and_each_failure_is_re
 
 #[tokio::test]
 async fn delete_stops_removing_links_after_a_batch_when_the_provider_refuses_the_token() {
-    // Arrange: more links than one batch (100), and a token Dropbox no longer accepts.
+    // Arrange: more links than one batch (100), and a token Dropbox no longer accepts; the
+    // one refresh the 401 triggers is refused too (the user removed the app).
     let (t, server) = app_with_fake().await;
     let router = connections::router(t.app.clone());
     let a = t.tenant().await;
@@ -518,6 +523,14 @@ async fn delete_stops_removing_links_after_a_batch_when_the_provider_refuses_the
         .mount(&server)
         .await;
     Mock::given(method("POST"))
+        .and(path("/dropbox/token"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"error": "invalid_grant", "error_description": "refresh token is invalid or revoked"}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
         .and(path("/2/auth/token/revoke"))
         .respond_with(ResponseTemplate::new(200).set_body_raw("null", "application/json"))
         .expect(1)
@@ -532,9 +545,12 @@ async fn delete_stops_removing_links_after_a_batch_when_the_provider_refuses_the
     assert!(matches!(t.store().get_connection(a.id, c.base.id).await, Err(shared::db::DbError::NotFound)));
     let filter = SyncErrorFilter { connection_id: Some(c.base.id), ..Default::default() };
     let errors = t.store().list_errors(a.id, &filter, shared::db::PageRequest::first(200)).await.unwrap().items;
-    assert_eq!(errors.len(), 101, "one row per link tried in the first batch, one for the rest");
+    let removals: Vec<_> =
+        errors.iter().filter(|e| e.error_metadata.as_ref().unwrap()["operation"] == "remove_shared_link").collect();
+    assert_eq!(removals.len(), 101, "one row per link tried in the first batch, one for the rest");
+    assert_eq!(errors.len(), 102, "and one for the refresh the provider refused: {errors:#?}");
     assert!(errors.iter().all(|e| e.error_type == ErrorType::Auth));
-    let untried: Vec<_> = errors.iter().filter(|e| e.error_metadata.as_ref().unwrap()["link_id"].is_null()).collect();
+    let untried: Vec<_> = removals.iter().filter(|e| e.error_metadata.as_ref().unwrap()["link_id"].is_null()).collect();
     assert_eq!(untried.len(), 1);
     assert!(untried[0].error_message.contains("not tried"), "{}", untried[0].error_message);
 }

@@ -12,11 +12,13 @@ use axum::routing::get;
 use serde::{Deserialize, Deserializer};
 use shared::api::openapi::BearerJwt;
 use shared::api::{
-    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, PathId, QueryParams, Timestamp, bounded_text, page_request,
+    ApiError, Caller, Cursor, ErrorEnvelope, JsonBody, Limit, ListResponse, PathId, QueryParams, Timestamp,
+    bounded_text, page_request,
 };
 use shared::app::App;
 use shared::db::{
-    CloudFile, CloudFileFilter, CloudFilePatch, DbError, NewCloudFile, QuodsiFileType, SyncStatus, TenantId,
+    CloudFile, CloudFileFilter, CloudFilePatch, DbError, FileId, FolderId, NewCloudFile, QuodsiFileType, SyncStatus,
+    TenantId,
 };
 use shared::deadline::RequestClock;
 use shared::link_removal::{self, Scope};
@@ -100,7 +102,7 @@ fn metadata(value: Option<&serde_json::Value>) -> Result<(), ApiError> {
 #[serde(deny_unknown_fields)]
 #[schema(as = FileCreateRequest)]
 struct CreateBody {
-    folder_id: Uuid,
+    folder_id: FolderId,
     quodsi_file_type: QuodsiFileType,
     /// The Quodsi model, scenario or other entity the file belongs to.
     quodsi_entity_id: Option<Uuid>,
@@ -192,16 +194,13 @@ async fn create(
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Only the files of this folder.
-    folder_id: Option<Uuid>,
+    folder_id: Option<FolderId>,
     quodsi_file_type: Option<QuodsiFileType>,
     sync_status: Option<SyncStatus>,
     /// Only the files of this Quodsi entity.
     quodsi_entity_id: Option<Uuid>,
-    /// 1 to 200; 50 when absent.
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<u16>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    limit: Option<Limit>,
+    cursor: Option<Cursor>,
 }
 
 #[utoipa::path(
@@ -223,7 +222,7 @@ async fn list(
     caller: Caller,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<axum::Json<ListResponse<CloudFile>>, ApiError> {
-    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let page = page_request(q.limit, q.cursor.as_ref())?;
     // Another tenant's (or an unknown) folder is a 404, as everywhere, not an empty page;
     // a deleted one of the tenant's still filters: its history stays listed.
     if let Some(id) = q.folder_id {
@@ -236,7 +235,7 @@ async fn list(
         quodsi_entity_id: q.quodsi_entity_id,
     };
     let rows = app.store.list_files(caller.tenant_id, &filter, page).await?;
-    Ok(axum::Json(ListResponse::from_page(rows, |f| f)))
+    Ok(axum::Json(ListResponse::from(rows)))
 }
 
 #[utoipa::path(
@@ -256,7 +255,7 @@ async fn list(
 async fn read(
     State(app): State<Arc<App>>,
     caller: Caller,
-    PathId(id): PathId,
+    PathId(id): PathId<FileId>,
 ) -> Result<axum::Json<CloudFile>, ApiError> {
     Ok(axum::Json(app.store.get_file(caller.tenant_id, id).await?))
 }
@@ -339,7 +338,7 @@ impl PatchBody {
 async fn update(
     State(app): State<Arc<App>>,
     caller: Caller,
-    PathId(id): PathId,
+    PathId(id): PathId<FileId>,
     JsonBody(body): JsonBody<PatchBody>,
 ) -> Result<axum::Json<CloudFile>, ApiError> {
     let patch = body.into_patch()?;
@@ -364,7 +363,7 @@ async fn remove(
     State(app): State<Arc<App>>,
     clock: RequestClock,
     caller: Caller,
-    PathId(id): PathId,
+    PathId(id): PathId<FileId>,
 ) -> Result<axum::Json<CloudFile>, ApiError> {
     let file = app.store.get_file(caller.tenant_id, id).await?;
     // Deleting only deactivates the links here; at the provider they would keep working. A

@@ -12,17 +12,17 @@ use axum::routing::get;
 use serde::{Deserialize, Deserializer};
 use shared::api::openapi::BearerJwt;
 use shared::api::{
-    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, PathId, QueryParams, bounded_text, page_request,
+    ApiError, Caller, Cursor, ErrorEnvelope, JsonBody, Limit, ListResponse, PathId, QueryParams, bounded_text,
+    page_request,
 };
 use shared::app::App;
 use shared::db::{
-    Connection, ConnectionStatus, DbError, Folder, FolderFilter, FolderPatch, FolderPermissions, FolderType, NewFolder,
-    TenantId,
+    Connection, ConnectionId, ConnectionStatus, DbError, Folder, FolderFilter, FolderId, FolderPatch,
+    FolderPermissions, FolderType, NewFolder, TenantId,
 };
 use shared::deadline::RequestClock;
 use shared::link_removal::{self, Scope};
 use utoipa::OpenApi as _;
-use uuid::Uuid;
 
 pub fn router(app: Arc<App>) -> Router {
     shared::api::function_router(
@@ -84,7 +84,7 @@ fn check_sync(auto_sync_enabled: bool, minutes: Option<i32>) -> Result<(), ApiEr
 }
 
 /// The connection a folder is configured on: the caller's, and active.
-async fn active_connection(app: &App, tenant: TenantId, id: Uuid) -> Result<Connection, ApiError> {
+async fn active_connection(app: &App, tenant: TenantId, id: ConnectionId) -> Result<Connection, ApiError> {
     match app.store.get_connection(tenant, id).await {
         Ok(c) if c.status == ConnectionStatus::Active => Ok(c),
         Ok(c) => Err(ApiError::Conflict {
@@ -102,7 +102,7 @@ async fn active_connection(app: &App, tenant: TenantId, id: Uuid) -> Result<Conn
 #[serde(deny_unknown_fields)]
 #[schema(as = FolderCreateRequest)]
 struct CreateBody {
-    connection_id: Uuid,
+    connection_id: ConnectionId,
     /// At most 255 bytes, not blank.
     folder_name: String,
     /// The folder's id at the provider; at most 255 bytes, unique among the connection's live folders.
@@ -186,13 +186,10 @@ async fn create(
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Only the folders of this connection.
-    connection_id: Option<Uuid>,
+    connection_id: Option<ConnectionId>,
     folder_type: Option<FolderType>,
-    /// 1 to 200; 50 when absent.
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<u16>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    limit: Option<Limit>,
+    cursor: Option<Cursor>,
 }
 
 #[utoipa::path(
@@ -214,7 +211,7 @@ async fn list(
     caller: Caller,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<axum::Json<ListResponse<Folder>>, ApiError> {
-    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let page = page_request(q.limit, q.cursor.as_ref())?;
     // Another tenant's (or an unknown) connection is a 404, as everywhere, not an empty page;
     // a deleted one of the tenant's still filters: its history stays listed.
     if let Some(id) = q.connection_id {
@@ -222,7 +219,7 @@ async fn list(
     }
     let filter = FolderFilter { connection_id: q.connection_id, folder_type: q.folder_type };
     let rows = app.store.list_folders(caller.tenant_id, &filter, page).await?;
-    Ok(axum::Json(ListResponse::from_page(rows, |f| f)))
+    Ok(axum::Json(ListResponse::from(rows)))
 }
 
 #[utoipa::path(
@@ -239,7 +236,11 @@ async fn list(
     ),
     security(("bearer_jwt" = []))
 )]
-async fn read(State(app): State<Arc<App>>, caller: Caller, PathId(id): PathId) -> Result<axum::Json<Folder>, ApiError> {
+async fn read(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    PathId(id): PathId<FolderId>,
+) -> Result<axum::Json<Folder>, ApiError> {
     Ok(axum::Json(app.store.get_folder(caller.tenant_id, id).await?))
 }
 
@@ -317,7 +318,7 @@ impl PatchBody {
 async fn update(
     State(app): State<Arc<App>>,
     caller: Caller,
-    PathId(id): PathId,
+    PathId(id): PathId<FolderId>,
     JsonBody(body): JsonBody<PatchBody>,
 ) -> Result<axum::Json<Folder>, ApiError> {
     let current = app.store.get_folder(caller.tenant_id, id).await?;
@@ -343,7 +344,7 @@ async fn remove(
     State(app): State<Arc<App>>,
     clock: RequestClock,
     caller: Caller,
-    PathId(id): PathId,
+    PathId(id): PathId<FolderId>,
 ) -> Result<axum::Json<Folder>, ApiError> {
     let folder = app.store.get_folder(caller.tenant_id, id).await?;
     // Deleting only deactivates the links here; at the provider they would keep working.

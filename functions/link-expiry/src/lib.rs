@@ -22,18 +22,15 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use lambda_runtime::LambdaEvent;
-use secrecy::ExposeSecret as _;
-use serde_json::json;
 use shared::app::App;
-use shared::app::Current;
-use shared::db::{DbError, ErrorType, NewSyncError, ResourceType, SharedLink, TenantId};
-use shared::error_rows::{MAX_ERROR_CODE_BYTES, MAX_ERROR_MESSAGE_BYTES, scrub_error_row, scrub_error_text};
-use shared::providers::{ExistingLink, HttpSettings, LinkTarget, ProviderError, Registry};
+use shared::db::SharedLink;
+use shared::deadline::Deadline;
+use shared::link_removal::{self, LinkRemoval, Need};
 use shared::schedule::{Env, Report, SettingsError, chrono_duration};
-use shared::vault::TokenContext;
-use uuid::Uuid;
 
 pub const FUNCTION: &str = "link-expiry";
+/// The operation error rows name.
+const OPERATION: &str = "expire_shared_link";
 
 /// Settings read once at cold start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,10 +95,6 @@ pub async fn run(app: &App, settings: &Settings) -> Report {
     let started = Instant::now();
     let deadline = started + settings.time_budget;
     let mut report = Report::default();
-    let http = HttpSettings {
-        connect_timeout: settings.provider_timeout.min(shared::providers::DEFAULT_CONNECT_TIMEOUT),
-        total_timeout: settings.provider_timeout,
-    };
     // Without the configuration (or the provider clients) no link can be removed at its
     // provider, nor even told apart from one that needs no removal: leave them all, still
     // active, to the next run.
@@ -114,17 +107,14 @@ pub async fn run(app: &App, settings: &Settings) -> Report {
             return report;
         }
     };
-    let registry = match Registry::with_settings(&current.config.providers, None, http) {
-        Ok(r) => r,
-        Err(e) => {
+    if let Err(e) = current.providers() {
+        {
             tracing::error!(error = %shared::error_chain(&e), "cannot build the provider clients; expired links left to the next run");
             report.failed = 1;
             report.duration_ms = started.elapsed().as_millis() as u64;
             return report;
         }
-    };
-    let current = &*current;
-    let registry = &registry;
+    }
     let lease = settings.provider_timeout + LEASE_SLACK;
     while Instant::now() < deadline {
         let links = match app.store.scan_links_expired(app.store.now(), settings.batch_size).await {
@@ -142,7 +132,7 @@ pub async fn run(app: &App, settings: &Settings) -> Report {
                 if Instant::now() >= deadline {
                     return Handled { deactivated: false, failed: false };
                 }
-                expire_one(app, current, registry, &link, lease).await
+                expire_one(app, &link, lease, settings.provider_timeout).await
             })
             .buffer_unordered(settings.concurrency)
             .collect()
@@ -173,7 +163,7 @@ struct Handled {
 }
 
 /// Claims one expired link, removes it at its provider where needed, then deactivates it.
-async fn expire_one(app: &App, current: &Current, registry: &Registry, link: &SharedLink, lease: Duration) -> Handled {
+async fn expire_one(app: &App, link: &SharedLink, lease: Duration, provider_timeout: Duration) -> Handled {
     let store = &app.store;
     let id = link.base.id;
     match store.claim_link_expiry(id, store.now() + chrono_duration(lease)).await {
@@ -185,12 +175,21 @@ async fn expire_one(app: &App, current: &Current, registry: &Registry, link: &Sh
             return Handled { deactivated: false, failed: true };
         }
     }
-    let removed = remove_at_provider(app, current, registry, link).await;
-    if removed == Removal::Retry {
+    // Each removal gets the provider timeout; the lease outlives it with room to spare.
+    let deadline = Deadline::after(provider_timeout);
+    let removed =
+        link_removal::remove_link(app, link, Need::UnlessProviderExpiresIt, &deadline, Duration::ZERO, OPERATION).await;
+    let failed = match removed {
+        Ok(LinkRemoval::Removed | LinkRemoval::NotNeeded) => false,
+        // Not removed, and the error row is its record: the link is deactivated anyway.
+        Ok(LinkRemoval::Recorded(_)) => true,
         // Neither removed nor recorded: the link stays active for a later run.
-        return Handled { deactivated: false, failed: true };
-    }
-    let failed = removed == Removal::Recorded;
+        Ok(LinkRemoval::Unrecorded(_)) => return Handled { deactivated: false, failed: true },
+        Err(e) => {
+            tracing::warn!(link_id = %id, error = %shared::error_chain(&e), "cannot read the expired link's item; retried");
+            return Handled { deactivated: false, failed: true };
+        }
+    };
     match store.expire_link(id).await {
         Ok(deactivated) => Handled { deactivated, failed },
         Err(e) => {
@@ -198,138 +197,4 @@ async fn expire_one(app: &App, current: &Current, registry: &Registry, link: &Sh
             Handled { deactivated: false, failed: true }
         }
     }
-}
-
-/// How the provider side of an expired link ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Removal {
-    /// Removed, or nothing to remove (the provider expires links itself, or the link's file,
-    /// folder or connection is gone).
-    Done,
-    /// Not removed; an error row records it.
-    Recorded,
-    /// Not removed and not recorded: try again later.
-    Retry,
-}
-
-/// Why a link could not be removed at the provider.
-enum RemoveError {
-    /// Before the provider was called (not configured).
-    Provider(ProviderError),
-    /// The provider refused the removal; already scrubbed of the access token and the client
-    /// secret.
-    Refused {
-        error_type: ErrorType,
-        code: Option<String>,
-        message: String,
-    },
-    Db(DbError),
-    Token(shared::vault::VaultError),
-}
-
-/// Removes the link at its provider when the provider cannot expire it by itself.
-async fn remove_at_provider(app: &App, current: &Current, registry: &Registry, link: &SharedLink) -> Removal {
-    let tenant = link.base.tenant_id;
-    let (connection_id, outcome) = match try_remove(app, current, registry, link).await {
-        Ok(()) => return Removal::Done,
-        Err((None, RemoveError::Db(DbError::NotFound))) => {
-            // The file, folder or connection was deleted meanwhile; deleting them
-            // deactivated their links already, and there is no connection to record against.
-            return Removal::Done;
-        }
-        Err((connection, e)) => (connection, e),
-    };
-    let (error_type, code, message) = match &outcome {
-        RemoveError::Provider(e) => (e.error_type(), e.error_code(), e.to_string()),
-        RemoveError::Refused { error_type, code, message } => (*error_type, code.clone(), message.clone()),
-        RemoveError::Token(e) => (ErrorType::Validation, Some("token_undecryptable".into()), e.to_string()),
-        RemoveError::Db(e) => (ErrorType::Api, None, format!("database: {}", shared::error_chain(e))),
-    };
-    // A database error before the connection was known: nothing to record against.
-    let Some(connection_id) = connection_id else {
-        tracing::warn!(link_id = %link.base.id, error_type = error_type.as_str(), "expired link not removed at the provider");
-        return Removal::Retry;
-    };
-    let row = scrub_error_row(
-        NewSyncError {
-            tenant_id: tenant,
-            sync_job_id: None,
-            connection_id,
-            file_id: link.file_id,
-            error_type,
-            error_code: code,
-            error_message: format!("the expired shared link could not be removed at the provider: {message}"),
-            stack_trace: None,
-            error_metadata: Some(json!({ "source": FUNCTION, "link_id": link.base.id })),
-        },
-        &[],
-    );
-    tracing::warn!(
-        link_id = %link.base.id,
-        error_type = error_type.as_str(),
-        code = ?row.error_code,
-        "expired link not removed at the provider"
-    );
-    match app.store.create_error(&row).await {
-        Ok(_) => Removal::Recorded,
-        Err(e) => {
-            tracing::error!(link_id = %link.base.id, error = %shared::error_chain(&e), "cannot record the error; the link is retried");
-            Removal::Retry
-        }
-    }
-}
-
-/// Finds the item and connection behind a link and deletes the link at the provider if the
-/// provider needs that. The error carries the connection when it is known.
-async fn try_remove(
-    app: &App,
-    current: &Current,
-    registry: &Registry,
-    link: &SharedLink,
-) -> Result<(), (Option<Uuid>, RemoveError)> {
-    let store = &app.store;
-    let tenant: TenantId = link.base.tenant_id;
-    let db = |e: DbError| (None, RemoveError::Db(e));
-    let (item_id, folder_id) = match (link.resource_type, link.file_id, link.folder_id) {
-        (ResourceType::File, Some(file_id), _) => {
-            let file = store.get_file(tenant, file_id).await.map_err(db)?;
-            (file.provider_file_id, file.folder_id)
-        }
-        (ResourceType::Folder, _, Some(folder_id)) => (String::new(), folder_id),
-        // ck_cloud_shared_links_resource rules this out.
-        _ => return Ok(()),
-    };
-    let folder = store.get_folder(tenant, folder_id).await.map_err(db)?;
-    let item_id = if item_id.is_empty() { folder.provider_folder_id.clone() } else { item_id };
-    let conn = store.get_connection(tenant, folder.connection_id).await.map_err(db)?;
-    let known = Some(conn.base.id);
-    let provider = registry.get(conn.provider_type).map_err(|e| (known, RemoveError::Provider(e)))?;
-    if provider.expires_links_natively() {
-        return Ok(());
-    }
-    let access = current
-        .vault
-        .decrypt(TokenContext::access(tenant, conn.base.id), &conn.encrypted_access_token)
-        .map_err(|e| (known, RemoveError::Token(e)))?;
-    let target = LinkTarget {
-        resource_type: link.resource_type,
-        item_id: &item_id,
-        connection_metadata: conn.connection_metadata.as_ref(),
-    };
-    let existing = ExistingLink { provider_share_id: link.provider_share_id.as_deref(), share_url: &link.share_url };
-    provider.delete_shared_link(&access, &target, &existing).await.map_err(|e| {
-        // A provider may quote the request (the access token, the client secret) in its error.
-        let client_secret = current.config.providers.get(conn.provider_type).map(|p| p.client_secret.expose_secret());
-        let mut secrets = vec![access.expose_secret()];
-        secrets.extend(client_secret);
-        let scrub = |text: &str, max| scrub_error_text(text, &secrets, max);
-        let refused = RemoveError::Refused {
-            error_type: e.error_type(),
-            code: e.error_code().map(|c| scrub(&c, MAX_ERROR_CODE_BYTES)),
-            message: scrub(&e.to_string(), MAX_ERROR_MESSAGE_BYTES),
-        };
-        (known, refused)
-    })?;
-    tracing::debug!(link_id = %link.base.id, provider = conn.provider_type.as_str(), "expired link removed at the provider");
-    Ok(())
 }

@@ -53,7 +53,7 @@ async fn file_link(s: &Store, a: &Tenant, file: &CloudFile, share: &str, expires
 }
 
 async fn folder_link(s: &Store, a: &Tenant, folder: &Folder, share: &str, expires: Duration) -> SharedLink {
-    let mut l = new_file_link(a, Uuid::nil());
+    let mut l = new_file_link(a, FileId::from(Uuid::nil()));
     l.resource_type = ResourceType::Folder;
     l.file_id = None;
     l.folder_id = Some(folder.base.id);
@@ -66,7 +66,7 @@ async fn active(s: &Store, a: &Tenant, link: &SharedLink) -> bool {
     s.get_link(a.id, link.base.id).await.unwrap().is_active
 }
 
-async fn errors(s: &Store, a: &Tenant, connection: Uuid) -> Vec<SyncError> {
+async fn errors(s: &Store, a: &Tenant, connection: ConnectionId) -> Vec<SyncError> {
     let filter = SyncErrorFilter { connection_id: Some(connection), ..Default::default() };
     s.list_errors(a.id, &filter, PageRequest::first(200)).await.unwrap().items
 }

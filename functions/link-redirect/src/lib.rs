@@ -16,7 +16,7 @@ use axum::routing::get;
 use shared::api::openapi::BearerJwt;
 use shared::api::{ApiError, ErrorEnvelope, PathId};
 use shared::app::App;
-use shared::db::DbError;
+use shared::db::{DbError, LinkId};
 use utoipa::OpenApi as _;
 
 pub fn router(app: Arc<App>) -> Router {
@@ -52,7 +52,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         (status = 410, description = "The link was turned off or has expired", body = ErrorEnvelope),
     )
 )]
-async fn follow(State(app): State<Arc<App>>, PathId(id): PathId) -> Result<Response, ApiError> {
+async fn follow(State(app): State<Arc<App>>, PathId(id): PathId<LinkId>) -> Result<Response, ApiError> {
     let link = match app.store.record_link_access(id).await {
         Ok(link) => link,
         Err(DbError::NotFound) => return Err(gone_or_unknown(&app, id).await),
@@ -75,7 +75,7 @@ async fn follow(State(app): State<Arc<App>>, PathId(id): PathId) -> Result<Respo
 
 /// Tells a turned-off link (410) from an unknown or deleted one (404); either way nothing
 /// is redirected.
-async fn gone_or_unknown(app: &App, id: uuid::Uuid) -> ApiError {
+async fn gone_or_unknown(app: &App, id: LinkId) -> ApiError {
     match app.store.get_link_public(id).await {
         Ok(_) => ApiError::Gone("this shared link has expired or was turned off".into()),
         Err(DbError::NotFound) => ApiError::NotFound,

@@ -8,7 +8,7 @@
 
 use shared::app::App;
 use shared::db::{Connection, ConnectionFilter, DbError, ErrorType, NewSyncError, PageRequest};
-use shared::error_rows::{MAX_ERROR_CODE_BYTES, MAX_ERROR_MESSAGE_BYTES, scrub_error_text};
+use shared::error_rows::{ErrorRow, MAX_ERROR_CODE_BYTES, MAX_ERROR_MESSAGE_BYTES, scrub_error_text};
 use shared::oauth::OAuthState;
 use shared::providers::ProviderError;
 
@@ -143,9 +143,9 @@ impl Failure {
                 "provider_type": provider,
             })),
         };
-        if let Err(e) = app.store.create_error(&new).await {
-            tracing::error!(error = %shared::error_chain(&e), connection_id = %connection.base.id, "could not record a failed connect");
-        }
+        // Already scrubbed of the code, verifier and client secret above; recording scrubs any
+        // credential the provider's text quotes and logs a row that cannot be written.
+        ErrorRow::new(new, Vec::new()).record(&app.store).await;
     }
 
     async fn existing_connection(&self, app: &App, state: &OAuthState) -> Option<Connection> {

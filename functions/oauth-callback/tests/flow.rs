@@ -262,7 +262,7 @@ fn redirected(reply: &Reply) -> (String, HashMap<String, String>) {
     (location, query)
 }
 
-fn connection_id(reply: &Reply) -> uuid::Uuid {
+fn connection_id(reply: &Reply) -> shared::db::ConnectionId {
     let (_, q) = redirected(reply);
     q.get("connection_id").unwrap_or_else(|| panic!("no connection_id in {q:?}")).parse().unwrap()
 }

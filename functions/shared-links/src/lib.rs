@@ -21,20 +21,29 @@ use axum::routing::get;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use serde_json::json;
 use shared::api::openapi::BearerJwt;
 use shared::api::{
-    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, PathId, QueryParams, Timestamp, page_request,
+    ApiError, Caller, Cursor, ErrorEnvelope, JsonBody, Limit, ListResponse, PathId, QueryParams, Timestamp,
+    page_request,
 };
 use shared::app::App;
-use shared::db::{ConnectionStatus, NewSharedLink, ResourceType, ShareType, SharedLink, SharedLinkFilter};
+use shared::config::DEFAULT_REQUEST_BUDGET;
+use shared::db::{
+    ConnectionPatch, ConnectionStatus, FileId, FolderId, LinkId, NewSharedLink, ResourceType, ShareType, SharedLink,
+    SharedLinkFilter,
+};
 use shared::deadline::RequestClock;
+use shared::error_rows::ErrorRow;
+use shared::link_removal::{self, Need};
+use shared::provider_call::{CallError, ProviderCall};
 use shared::providers::{ExistingLink, ProviderError, SharedLinkRequest};
 use utoipa::OpenApi as _;
 use uuid::Uuid;
 
 mod provider;
 
-use provider::{ProviderCall, Resolved};
+use provider::Resolved;
 
 pub fn router(app: Arc<App>) -> Router {
     shared::api::function_router(
@@ -63,14 +72,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Only the links to this file.
-    file_id: Option<Uuid>,
+    file_id: Option<FileId>,
     /// Only the links to this folder.
-    folder_id: Option<Uuid>,
+    folder_id: Option<FolderId>,
     is_active: Option<bool>,
-    /// 1 to 200; 50 when absent.
-    limit: Option<u16>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    limit: Option<Limit>,
+    cursor: Option<Cursor>,
 }
 
 #[utoipa::path(
@@ -92,7 +99,7 @@ async fn list(
     caller: Caller,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<axum::Json<ListResponse<SharedLink>>, ApiError> {
-    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let page = page_request(q.limit, q.cursor.as_ref())?;
     // Another tenant's (or an unknown) file or folder is a 404, as everywhere, not an empty page;
     // a deleted one of the tenant's still filters: its history stays listed.
     if let Some(id) = q.file_id {
@@ -103,7 +110,7 @@ async fn list(
     }
     let filter = SharedLinkFilter { file_id: q.file_id, folder_id: q.folder_id, is_active: q.is_active };
     let rows = app.store.list_links(caller.tenant_id, &filter, page).await?;
-    Ok(axum::Json(ListResponse::from_page(rows, |l| l)))
+    Ok(axum::Json(ListResponse::from(rows)))
 }
 
 #[utoipa::path(
@@ -123,7 +130,7 @@ async fn list(
 async fn read(
     State(app): State<Arc<App>>,
     caller: Caller,
-    PathId(id): PathId,
+    PathId(id): PathId<LinkId>,
 ) -> Result<axum::Json<SharedLink>, ApiError> {
     Ok(axum::Json(app.store.get_link(caller.tenant_id, id).await?))
 }
@@ -241,33 +248,35 @@ async fn create(
             format!("the item's connection is {}; reconnect it to share its items", resolved.connection.status),
         ));
     }
-    let call = ProviderCall::prepare(&app, &resolved).await?;
+    let provider = resolved.connection.provider_type;
+    let call = ProviderCall::open(&app, resolved.connection.clone()).await?;
     if checked.request.password.is_some() && !call.provider().supports_link_password() {
-        return Err(ApiError::invalid_field(
-            "password",
-            format!("{} shared links cannot have a password", resolved.connection.provider_type),
-        ));
+        return Err(ApiError::invalid_field("password", format!("{provider} shared links cannot have a password")));
     }
-    let deadline = call.deadline(&clock);
+    if let Some(password) = &checked.request.password {
+        call.add_secret(password);
+    }
+    let deadline = clock.deadline(call.current().config.request_budget);
     let target = resolved.target();
-    let create = call.provider().create_shared_link(call.token(), &target, &checked.request);
-    let created = match deadline.call(create).await {
+    let request = &checked.request;
+    let created = match call.run(&deadline, |a| a.provider.create_shared_link(a.token, &target, request)).await {
         Ok(created) => created,
-        Err(ProviderError::Unsupported(message)) => {
-            return Err(ApiError::invalid_field(unsupported_field(&checked.request, &message), message));
+        Err(CallError::Provider(ProviderError::Unsupported(message))) => {
+            return Err(ApiError::invalid_field(unsupported_field(request, &message), message));
         }
         // Dropbox keeps one link per item and settings; a second one is the caller's conflict,
         // not a provider failure worth an error row.
-        Err(ProviderError::Rejected { status: 409, code: Some(code), .. }) if code == "shared_link_already_exists" => {
+        Err(CallError::Provider(ProviderError::Rejected { status: 409, code: Some(code), .. }))
+            if code == "shared_link_already_exists" =>
+        {
             return Err(ApiError::conflict(
                 "link_exists_at_provider",
-                format!("{} already has a shared link for this item", resolved.connection.provider_type),
+                format!("{provider} already has a shared link for this item"),
             ));
         }
         Err(e) => {
-            let secrets = call.secrets(&checked.request);
-            provider::record_failure(&app, &resolved, "create_shared_link", &e, None, &secrets).await;
-            return Err(provider::bad_gateway(&resolved, "create the link", &e));
+            record(&app, failure_row(&call, &resolved, "create_shared_link", &e)).await;
+            return Err(e.into());
         }
     };
     let new = NewSharedLink {
@@ -284,7 +293,7 @@ async fn create(
     };
     match app.store.create_link(&new).await {
         Ok(link) => {
-            call.touch_connection(&app).await;
+            touch_connection(&app, &resolved).await;
             Ok((StatusCode::CREATED, axum::Json(link)))
         }
         Err(e) => {
@@ -294,14 +303,42 @@ async fn create(
             // The undo may use half the reserve: the other half is for recording its failure.
             // A database that failed slowly may have left less than that; the undo is still
             // attempted, for at least MIN_UNDO but short of the Lambda's own deadline.
-            let undo = call.provider().delete_shared_link(call.token(), &target, &existing);
-            if let Err(undo) = deadline.undo_call(deadline.reserve() / 2, undo).await {
-                let secrets = call.secrets(&checked.request);
-                let op = "delete_unrecorded_shared_link";
-                provider::record_failure(&app, &resolved, op, &undo, None, &secrets).await;
+            let undo = call
+                .undo(&deadline, deadline.reserve() / 2, |a| a.provider.delete_shared_link(a.token, &target, &existing))
+                .await;
+            if let Err(undo) = undo {
+                record(&app, failure_row(&call, &resolved, "delete_unrecorded_shared_link", &undo)).await;
             }
             Err(e.into())
         }
+    }
+}
+
+/// The error row of a failed provider call about `resolved`'s item.
+fn failure_row(call: &ProviderCall, resolved: &Resolved, operation: &str, e: &CallError) -> ErrorRow {
+    let provider = resolved.connection.provider_type;
+    let mut row = call.error_row(operation, e, &format!("{operation} at {provider} failed")).metadata(json!({
+        "resource_type": resolved.resource_type,
+        "file_id": resolved.file_id(),
+        "folder_id": resolved.folder.base.id,
+        "shared_link_id": null,
+    }));
+    if let Some(file) = resolved.file_id() {
+        row = row.file(file);
+    }
+    row
+}
+
+async fn record(app: &App, row: ErrorRow) {
+    row.record(&app.store).await;
+}
+
+/// Stamps last_used_at; a failure only loses that stamp, so it is logged, not returned.
+async fn touch_connection(app: &App, resolved: &Resolved) {
+    let patch = ConnectionPatch { last_used_at: Some(app.store.now()), ..Default::default() };
+    let (tenant, id) = (resolved.connection.base.tenant_id, resolved.connection.base.id);
+    if let Err(e) = app.store.update_connection(tenant, id, &patch).await {
+        tracing::warn!(error = %shared::error_chain(&e), connection_id = %id, "could not stamp last_used_at");
     }
 }
 
@@ -326,11 +363,16 @@ async fn deactivate(
     State(app): State<Arc<App>>,
     clock: RequestClock,
     caller: Caller,
-    PathId(id): PathId,
+    PathId(id): PathId<LinkId>,
 ) -> Result<axum::Json<SharedLink>, ApiError> {
     let link = app.store.get_link(caller.tenant_id, id).await?;
     if link.is_active {
-        provider::remove_at_provider(&app, &link, &clock).await?;
+        // Whatever the provider says, the link is turned off here: a failure is recorded by
+        // the removal and the deactivation follows, keeping the deadline's reserve for it.
+        let budget = app.current().await.map(|c| c.config.request_budget).unwrap_or(DEFAULT_REQUEST_BUDGET);
+        let deadline = clock.deadline(budget);
+        link_removal::remove_link(&app, &link, Need::Always, &deadline, deadline.reserve(), "delete_shared_link")
+            .await?;
     }
     Ok(axum::Json(app.store.deactivate_link(caller.tenant_id, id).await?))
 }

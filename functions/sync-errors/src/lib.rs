@@ -10,12 +10,12 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use shared::api::openapi::BearerJwt;
 use shared::api::{
-    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, PathId, QueryParams, bounded_text, page_request,
+    ApiError, Caller, Cursor, ErrorEnvelope, JsonBody, Limit, ListResponse, PathId, QueryParams, bounded_text,
+    page_request,
 };
 use shared::app::App;
-use shared::db::{ErrorType, SyncError, SyncErrorFilter};
+use shared::db::{ConnectionId, ErrorType, SyncError, SyncErrorFilter, SyncErrorId};
 use utoipa::OpenApi as _;
-use uuid::Uuid;
 
 pub fn router(app: Arc<App>) -> Router {
     shared::api::function_router(
@@ -45,16 +45,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Only the errors of this connection.
-    connection_id: Option<Uuid>,
+    connection_id: Option<ConnectionId>,
     error_type: Option<ErrorType>,
     /// Only errors not yet resolved.
     #[serde(default)]
     unresolved: bool,
-    /// 1 to 200; 50 when absent.
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<u16>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    limit: Option<Limit>,
+    cursor: Option<Cursor>,
 }
 
 #[utoipa::path(
@@ -76,7 +73,7 @@ async fn list(
     caller: Caller,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<axum::Json<ListResponse<SyncError>>, ApiError> {
-    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let page = page_request(q.limit, q.cursor.as_ref())?;
     // Another tenant's (or an unknown) connection is a 404, as everywhere, not an empty page;
     // a deleted one of the tenant's still filters: its history stays listed.
     if let Some(id) = q.connection_id {
@@ -84,7 +81,7 @@ async fn list(
     }
     let filter = SyncErrorFilter { connection_id: q.connection_id, error_type: q.error_type, unresolved: q.unresolved };
     let rows = app.store.list_errors(caller.tenant_id, &filter, page).await?;
-    Ok(axum::Json(ListResponse::from_page(rows, |e| e)))
+    Ok(axum::Json(ListResponse::from(rows)))
 }
 
 #[utoipa::path(
@@ -104,7 +101,7 @@ async fn list(
 async fn read(
     State(app): State<Arc<App>>,
     caller: Caller,
-    PathId(id): PathId,
+    PathId(id): PathId<SyncErrorId>,
 ) -> Result<axum::Json<SyncError>, ApiError> {
     Ok(axum::Json(app.store.get_error(caller.tenant_id, id).await?))
 }
@@ -140,7 +137,7 @@ const MAX_NOTES_CHARS: usize = 4000;
 async fn resolve(
     State(app): State<Arc<App>>,
     caller: Caller,
-    PathId(id): PathId,
+    PathId(id): PathId<SyncErrorId>,
     body: Option<JsonBody<ResolveBody>>,
 ) -> Result<axum::Json<SyncError>, ApiError> {
     let body = body.map(|JsonBody(b)| b).unwrap_or_default();

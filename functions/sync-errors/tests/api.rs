@@ -179,14 +179,14 @@ async fn a_connection_filter_naming_another_tenants_or_an_unknown_connection_is_
     let a = t.tenant().await;
     let b = t.tenant().await;
     let g = Graph::create(t.store(), &a).await;
-    let list = |tenant, id: uuid::Uuid| {
+    let list = |tenant, id: &dyn std::fmt::Display| {
         ApiEvent::load("sync-errors/list").caller(tenant).query(&format!("connection_id={id}"))
     };
 
     // Act
-    let theirs = call(&router, &list(&b, g.connection.base.id)).await;
-    let unknown = call(&router, &list(&b, uuid::Uuid::new_v4())).await;
-    let own = call(&router, &list(&a, g.connection.base.id)).await;
+    let theirs = call(&router, &list(&b, &g.connection.base.id)).await;
+    let unknown = call(&router, &list(&b, &uuid::Uuid::new_v4())).await;
+    let own = call(&router, &list(&a, &g.connection.base.id)).await;
 
     // Assert
     for r in [&theirs, &unknown] {

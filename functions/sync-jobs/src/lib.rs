@@ -17,14 +17,15 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Deserializer};
 use shared::api::openapi::BearerJwt;
 use shared::api::{
-    ApiError, Caller, ErrorEnvelope, JsonBody, ListResponse, PathId, QueryParams, bounded_text, page_request,
+    ApiError, Caller, Cursor, ErrorEnvelope, JsonBody, Limit, ListResponse, PathId, QueryParams, bounded_text,
+    page_request,
 };
 use shared::app::App;
 use shared::db::{
-    ConnectionStatus, DbError, JobStatus, JobType, JobUpdate, NewSyncJob, Percent, SyncJob, SyncJobFilter, TenantId,
+    ConnectionStatus, DbError, FolderId, JobId, JobStatus, JobType, JobUpdate, NewSyncJob, Percent, SyncJob,
+    SyncJobFilter, TenantId,
 };
 use utoipa::OpenApi as _;
-use uuid::Uuid;
 
 pub fn router(app: Arc<App>) -> Router {
     shared::api::function_router(
@@ -76,7 +77,7 @@ fn not_negative<T: PartialOrd + Default>(field: &'static str, value: Option<T>) 
 #[serde(deny_unknown_fields)]
 #[schema(as = SyncJobCreateRequest)]
 struct CreateBody {
-    folder_id: Uuid,
+    folder_id: FolderId,
     /// Must fit the folder's permissions: a read_only folder is never written to
     /// (upload, export, bidirectional), a write_only folder never read from (download,
     /// import, bidirectional).
@@ -150,7 +151,7 @@ async fn create(
 
 /// The answer to a job the database refused to insert: what the checks before it would say
 /// now (404 for a deleted folder, 409 for a connection that is not active).
-async fn refused_job(app: &App, tenant: TenantId, folder_id: Uuid) -> ApiError {
+async fn refused_job(app: &App, tenant: TenantId, folder_id: FolderId) -> ApiError {
     let folder = match app.store.get_folder(tenant, folder_id).await {
         Err(DbError::NotFound) => return ApiError::not_found_field("folder_id"),
         Err(e) => return e.into(),
@@ -174,13 +175,10 @@ async fn refused_job(app: &App, tenant: TenantId, folder_id: Uuid) -> ApiError {
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Only the jobs of this folder.
-    folder_id: Option<Uuid>,
+    folder_id: Option<FolderId>,
     status: Option<JobStatus>,
-    /// 1 to 200; 50 when absent.
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<u16>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    limit: Option<Limit>,
+    cursor: Option<Cursor>,
 }
 
 #[utoipa::path(
@@ -202,7 +200,7 @@ async fn list(
     caller: Caller,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<axum::Json<ListResponse<SyncJob>>, ApiError> {
-    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let page = page_request(q.limit, q.cursor.as_ref())?;
     // Another tenant's (or an unknown) folder is a 404, as everywhere, not an empty page;
     // a deleted one of the tenant's still filters: its history stays listed.
     if let Some(id) = q.folder_id {
@@ -210,7 +208,7 @@ async fn list(
     }
     let filter = SyncJobFilter { folder_id: q.folder_id, status: q.status };
     let rows = app.store.list_jobs(caller.tenant_id, &filter, page).await?;
-    Ok(axum::Json(ListResponse::from_page(rows, |j| j)))
+    Ok(axum::Json(ListResponse::from(rows)))
 }
 
 #[utoipa::path(
@@ -230,7 +228,7 @@ async fn list(
 async fn read(
     State(app): State<Arc<App>>,
     caller: Caller,
-    PathId(id): PathId,
+    PathId(id): PathId<JobId>,
 ) -> Result<axum::Json<SyncJob>, ApiError> {
     Ok(axum::Json(app.store.get_job(caller.tenant_id, id).await?))
 }
@@ -317,7 +315,7 @@ impl PatchBody {
 async fn update(
     State(app): State<Arc<App>>,
     caller: Caller,
-    PathId(id): PathId,
+    PathId(id): PathId<JobId>,
     JsonBody(body): JsonBody<PatchBody>,
 ) -> Result<axum::Json<SyncJob>, ApiError> {
     let current = app.store.get_job(caller.tenant_id, id).await?;
@@ -343,7 +341,7 @@ async fn update(
 async fn cancel(
     State(app): State<Arc<App>>,
     caller: Caller,
-    PathId(id): PathId,
+    PathId(id): PathId<JobId>,
 ) -> Result<axum::Json<SyncJob>, ApiError> {
     let update = JobUpdate { status: Some(JobStatus::Cancelled), ..Default::default() };
     Ok(axum::Json(app.store.update_job(caller.tenant_id, id, &update).await?))

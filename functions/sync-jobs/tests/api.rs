@@ -3,13 +3,13 @@
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
-use shared::db::{ConnectionPatch, ConnectionStatus, FolderPermissions, JobStatus, JobUpdate};
+use shared::db::{ConnectionPatch, ConnectionStatus, FolderId, FolderPermissions, JobId, JobStatus, JobUpdate};
 use testkit::http::{ApiEvent, Reply, TestApp, call};
 use testkit::{Graph, Tenant, new_connection, new_folder, new_job};
 use uuid::Uuid;
 
 /// A folder of a fresh active connection, with no job yet.
-async fn folder(t: &TestApp, tenant: &Tenant, permissions: FolderPermissions) -> Uuid {
+async fn folder(t: &TestApp, tenant: &Tenant, permissions: FolderPermissions) -> FolderId {
     let conn = t.store().create_connection(&new_connection(tenant)).await.unwrap().base.id;
     let mut f = new_folder(tenant, conn);
     f.folder_permissions = permissions;
@@ -34,7 +34,7 @@ fn cancel(t: &Tenant, id: impl std::fmt::Display) -> ApiEvent {
     ApiEvent::load("sync-jobs/cancel").caller(t).path(&format!("/sync-jobs/{id}/cancel"))
 }
 
-fn id_of(reply: &Reply) -> Uuid {
+fn id_of(reply: &Reply) -> JobId {
     reply.body["id"].as_str().unwrap_or_else(|| panic!("no id in {}", reply.text)).parse().unwrap()
 }
 
@@ -265,7 +265,7 @@ async fn a_job_runs_reports_progress_and_completes_stamping_the_folder_and_conne
 }
 
 /// A job of a fresh folder, taken through the legal transitions to `status`.
-async fn job_in(t: &TestApp, a: &Tenant, status: JobStatus) -> Uuid {
+async fn job_in(t: &TestApp, a: &Tenant, status: JobStatus) -> JobId {
     let folder_id = folder(t, a, FolderPermissions::ReadWrite).await;
     let id = t.store().create_job(&new_job(a, folder_id)).await.unwrap().base.id;
     let path: &[JobStatus] = match status {

@@ -5,27 +5,13 @@
 //! refresh tokens die), and refreshes each at its provider, `concurrency` at a time, starting
 //! no new batch once the time budget is spent: the rest is picked up by the next run.
 //!
-//! Each connection is refreshed once, however many invocations overlap:
-//! 1. **Claim.** A conditional UPDATE sets `refresh_not_before` (a lease longer than any
-//!    invocation lives) only if the row still holds the access-token ciphertext that was read
-//!    and no lease or backoff is in force. Every token write re-encrypts under a fresh nonce,
-//!    so a row someone refreshed since the scan fails the claim and is skipped. The claim
-//!    returns the row as it now is; that copy is what gets refreshed.
-//! 2. **Refresh, then write first.** New access and refresh tokens are encrypted and stored in
-//!    one UPDATE before anything else that can fail (Box kills the old refresh token the moment
-//!    it issues a new one); a response without a refresh token keeps the stored one. The write
-//!    is retried with backoff on a database error until the invocation's deadline (less a
-//!    safety margin), since losing it loses a single-use token; the lease keeps the row ours
-//!    meanwhile. A refresh is started only while its provider call and a full database call
-//!    still fit before that deadline. A write that never succeeds is logged as an error (never
-//!    the token) and recorded as a `token_store_failed` error row when the database allows.
-//! 3. **Failures.** `invalid_grant` ends the connection: `revoked` when the provider module
-//!    reports the grant revoked, else `expired`, with one `auth` error row carrying the
-//!    provider's code; it is never attempted again (the scans read active rows only) until the
-//!    user reconnects. Anything else (429, 5xx, timeout, malformed response, a refused client)
-//!    leaves it active and backs off exponentially, honouring `Retry-After`; the failure
-//!    episode has one error row whose `retry_count` counts the further failures, resolved by
-//!    the next success.
+//! Each connection is refreshed once, however many invocations overlap, and however many
+//! provider calls elsewhere want its token fresh: the claim, the write-first token storage,
+//! `invalid_grant` ending the connection and the backoff of other failures are the protocol
+//! of [`shared::tokens`], which the provider-call path follows too. This function adds the
+//! scans, the concurrency, and the limits of one invocation: a refresh starts only while its
+//! provider call and a full database write ([`WRITE_RESERVE`]) still fit before the Lambda's
+//! deadline, and token writes are retried until that deadline less a safety margin.
 //!
 //! A connection without a refresh token is left alone until its access token expires, then
 //! marked `expired`.
@@ -33,49 +19,24 @@
 //! Tokens are decrypted and encrypted only through the vault of [`App::current`], with the
 //! row's [`TokenContext`]; none is ever logged or returned.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use chrono::{DateTime, Utc};
 use futures_util::StreamExt as _;
 use lambda_runtime::LambdaEvent;
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::ExposeSecret as _;
 use serde_json::json;
 use shared::app::App;
-use shared::db::{ConnectionStatus, DbError, ErrorType, NewSyncError, RefreshCandidate, RefreshedTokens};
+use shared::db::{NewSyncError, RefreshCandidate};
 use shared::error_rows::scrub_error_row;
-use shared::providers::{HttpSettings, ProviderError, Registry, TokenSet};
+use shared::providers::{HttpSettings, ProviderError, Registry};
 use shared::schedule::{Env, Report, RowOutcome, SettingsError, chrono_duration};
-use shared::vault::{TokenContext, Vault};
+use shared::tokens::{RefreshLimits, RefreshPolicy, Refreshed, Refresher, SAFETY_MARGIN};
+use shared::vault::Vault;
+use tokio::time::Instant;
 
 pub const FUNCTION: &str = "token-refresh";
 
-/// Access-token lifetime assumed when a provider does not state one: short enough that the
-/// token is refreshed again well before any provider's real lifetime ends.
-const ASSUMED_LIFETIME: Duration = Duration::from_secs(3600);
-/// A Retry-After beyond this is taken as this; the backoff is for a throttled provider, not a
-/// way for a bad header to park a connection for a year.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
-/// First pause between attempts to store refreshed tokens, doubled per attempt up to
-/// [`STORE_RETRY_MAX`]; attempts go on until the write deadline.
-const STORE_RETRY_FIRST: Duration = Duration::from_millis(200);
-const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
-/// The SQL Server pool's checkout timeout and per-command timeout, in seconds
-/// (`CHECKOUT_TIMEOUT` and `REQUEST_COMMAND_TIMEOUT` in shared/src/db/mssql/mod.rs, private
-/// there; keep these in step with them).
-const SQL_SERVER_CHECKOUT_SECS: u64 = 5;
-const SQL_SERVER_COMMAND_SECS: u64 = 20;
-/// Statements of one token write on SQL Server: BEGIN TRANSACTION, the UPDATE, COMMIT.
-const TOKEN_WRITE_STATEMENTS: u64 = 3;
-/// What one token write can take on SQL Server before it fails: a pool checkout (5 s) and a
-/// command timeout (20 s) for each of its statements, 65 s in all. A refresh starts only if
-/// its provider call and one such write still fit.
-pub const WRITE_RESERVE: Duration =
-    Duration::from_secs(SQL_SERVER_CHECKOUT_SECS + TOKEN_WRITE_STATEMENTS * SQL_SERVER_COMMAND_SECS);
-/// Left free before the invocation's deadline (and the lease's end) for the failure record,
-/// the report and the runtime's reply.
-const SAFETY_MARGIN: Duration = Duration::from_secs(5);
-/// How long recording a token write that never succeeded may take.
-const RECORD_TIMEOUT: Duration = Duration::from_secs(2);
+pub use shared::tokens::WRITE_RESERVE;
 
 /// Settings read once at cold start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,11 +133,14 @@ impl Settings {
         }
     }
 
+    /// The claim and backoff policy these settings make.
+    pub fn policy(&self) -> RefreshPolicy {
+        RefreshPolicy { lease: self.lease, backoff_base: self.backoff_base, backoff_max: self.backoff_max }
+    }
+
     /// The wait before the next attempt after `failures` consecutive failures.
     pub fn backoff(&self, failures: i32, retry_after: Option<Duration>) -> Duration {
-        let doublings = u32::try_from(failures.saturating_sub(1)).unwrap_or(0).min(20);
-        let exponential = self.backoff_base.saturating_mul(1 << doublings).min(self.backoff_max);
-        exponential.max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER))
+        self.policy().backoff(failures, retry_after)
     }
 }
 
@@ -238,7 +202,8 @@ struct Ctx<'a> {
     registry: &'a Registry,
     /// For the client secrets, cut out of anything a provider says.
     providers: &'a shared::config::Providers,
-    deadlines: RunLimits,
+    policy: RefreshPolicy,
+    limits: RunLimits,
 }
 
 /// Which connections a pass picks.
@@ -257,7 +222,7 @@ pub async fn run(app: &App, settings: &Settings) -> Report {
 /// One run of an invocation that ends at `end` (the Lambda deadline), if known.
 pub async fn run_until(app: &App, settings: &Settings, end: Option<Instant>) -> Report {
     let started = Instant::now();
-    let deadlines = RunLimits::new(settings, started, end);
+    let limits = RunLimits::new(settings, started, end);
     let mut report = Report::default();
     let current = match app.current().await {
         Ok(c) => c,
@@ -285,7 +250,8 @@ pub async fn run_until(app: &App, settings: &Settings, end: Option<Instant>) -> 
         vault: &current.vault,
         registry: &registry,
         providers: &current.config.providers,
-        deadlines,
+        policy: settings.policy(),
+        limits,
     };
     for pass in [Pass::Expiring, Pass::KeepAlive] {
         report.add(&run_pass(&ctx, pass).await);
@@ -297,7 +263,7 @@ pub async fn run_until(app: &App, settings: &Settings, end: Option<Instant>) -> 
 async fn run_pass(ctx: &Ctx<'_>, pass: Pass) -> Report {
     let store = &ctx.app.store;
     let mut report = Report::default();
-    let deadline = ctx.deadlines.start;
+    let deadline = ctx.limits.start;
     while Instant::now() < deadline {
         let now = store.now();
         let scanned = match pass {
@@ -340,265 +306,77 @@ async fn run_pass(ctx: &Ctx<'_>, pass: Pass) -> Report {
     report
 }
 
-/// An error row for the connection, scrubbed of `secrets` (and any credential the text quotes)
-/// and clipped to what the columns hold.
-fn error_row(
-    c: &RefreshCandidate,
-    error_type: ErrorType,
-    code: Option<String>,
-    message: String,
-    secrets: &[&str],
-) -> NewSyncError {
-    let conn = &c.connection;
-    let row = NewSyncError {
-        tenant_id: conn.base.tenant_id,
-        sync_job_id: None,
-        connection_id: conn.base.id,
-        file_id: None,
-        error_type,
-        error_code: code,
-        error_message: message,
-        stack_trace: None,
-        error_metadata: Some(json!({ "source": FUNCTION, "provider": conn.provider_type })),
-    };
-    scrub_error_row(row, secrets)
-}
-
 async fn refresh_one(ctx: &Ctx<'_>, pass: Pass, read: RefreshCandidate) -> RowOutcome {
-    let store = &ctx.app.store;
-    let (tenant, id) = (read.connection.base.tenant_id, read.connection.base.id);
-    let lease_until = store.now() + chrono_duration(ctx.settings.lease);
-    // The lease is the row's exclusivity: writes stop before it runs out.
-    let lease_end = (Instant::now() + ctx.settings.lease).checked_sub(SAFETY_MARGIN).unwrap_or_else(Instant::now);
-    let claimed = match store.claim_refresh(&read, lease_until).await {
-        Ok(Some(row)) => row,
-        // Another invocation holds it, or refreshed it since the scan.
-        Ok(None) => return RowOutcome::Skipped,
-        Err(e) => {
-            tracing::warn!(connection_id = %id, error = %shared::error_chain(&e), "claim failed");
-            return RowOutcome::Failed;
-        }
-    };
-    let conn = &claimed.connection;
-    let now = store.now();
-
-    let Some(encrypted_refresh) = conn.encrypted_refresh_token.as_deref() else {
-        return without_refresh_token(ctx, &claimed, now).await;
-    };
-    let refresh_token = match ctx.vault.decrypt(TokenContext::refresh(tenant, id), encrypted_refresh) {
-        Ok(t) => t,
-        Err(e) => {
-            let row =
-                error_row(&claimed, ErrorType::Validation, Some("token_undecryptable".into()), e.to_string(), &[]);
-            return record_failure(ctx, &claimed, row, None).await;
-        }
-    };
-    let provider = match ctx.registry.get(conn.provider_type) {
+    let id = read.connection.base.id;
+    let provider = match ctx.registry.get(read.connection.provider_type) {
         Ok(p) => p,
-        Err(e) => return provider_failure(ctx, &claimed, e, &refresh_token).await,
+        Err(e) => return not_configured(ctx, &read, e).await,
     };
-    // The claim may have taken a while: start the refresh only if its write still fits.
-    if Instant::now() >= ctx.deadlines.start {
-        return match store.release_refresh(tenant, id, store.now()).await {
-            Ok(()) => RowOutcome::Skipped,
-            Err(e) => {
-                tracing::warn!(connection_id = %id, error = %shared::error_chain(&e), "cannot release the claim");
-                RowOutcome::Failed
-            }
-        };
-    }
-    let issued_at = store.now();
-    let write_by = ctx.deadlines.write.min(lease_end);
-    match provider.refresh(&refresh_token).await {
-        Ok(tokens) => store_tokens(ctx, &claimed, tokens, issued_at, pass, write_by).await,
-        Err(e) => provider_failure(ctx, &claimed, e, &refresh_token).await,
-    }
-}
-
-async fn without_refresh_token(ctx: &Ctx<'_>, claimed: &RefreshCandidate, now: DateTime<Utc>) -> RowOutcome {
-    let store = &ctx.app.store;
-    let conn = &claimed.connection;
-    let (tenant, id) = (conn.base.tenant_id, conn.base.id);
-    if conn.token_expiry <= now {
-        let row = error_row(
-            claimed,
-            ErrorType::Auth,
-            Some("no_refresh_token".into()),
-            "the access token expired and the provider gave no refresh token; reconnect the account".into(),
-            &[],
-        );
-        return match store.end_refresh(tenant, id, ConnectionStatus::Expired, &row).await {
-            Ok(true) => {
-                tracing::info!(connection_id = %id, "expired: no refresh token");
-                RowOutcome::Acted
-            }
-            Ok(false) => RowOutcome::Skipped,
-            Err(e) => {
-                tracing::warn!(connection_id = %id, error = %shared::error_chain(&e), "cannot mark expired");
-                RowOutcome::Failed
-            }
-        };
-    }
-    // Nothing to refresh with: look again when the access token runs out.
-    match store.release_refresh(tenant, id, conn.token_expiry).await {
-        Ok(()) => RowOutcome::Skipped,
-        Err(e) => {
-            tracing::warn!(connection_id = %id, error = %shared::error_chain(&e), "cannot release the claim");
+    let client_secret = ctx.providers.get(read.connection.provider_type).map(|p| p.client_secret.expose_secret());
+    let refresher = Refresher {
+        store: &ctx.app.store,
+        vault: ctx.vault,
+        provider,
+        client_secret,
+        policy: &ctx.policy,
+        source: FUNCTION,
+    };
+    let limits = RefreshLimits { start_by: ctx.limits.start, write_by: ctx.limits.write };
+    match refresher.claim_and_refresh(&read, limits).await {
+        Refreshed::Stored { .. } => {
+            tracing::debug!(connection_id = %id, ?pass, "refreshed");
+            RowOutcome::Acted
+        }
+        Refreshed::Ended { recorded: true, .. } | Refreshed::NoRefreshToken { ended: true } => RowOutcome::Acted,
+        // Another invocation holds it, refreshed or ended it since the scan, or it was
+        // deleted; or it has no refresh token and waits for its access token to expire; or
+        // the run is out of time and gave the claim back.
+        Refreshed::NotClaimed
+        | Refreshed::Gone
+        | Refreshed::Ended { recorded: false, .. }
+        | Refreshed::NoRefreshToken { ended: false }
+        | Refreshed::Released => RowOutcome::Skipped,
+        Refreshed::Failed { .. } | Refreshed::Lost { .. } => RowOutcome::Failed,
+        Refreshed::Store(e) => {
+            tracing::warn!(connection_id = %id, error = %shared::error_chain(&e), "refresh bookkeeping failed");
             RowOutcome::Failed
         }
     }
 }
 
-async fn store_tokens(
-    ctx: &Ctx<'_>,
-    claimed: &RefreshCandidate,
-    tokens: TokenSet,
-    issued_at: DateTime<Utc>,
-    pass: Pass,
-    write_by: Instant,
-) -> RowOutcome {
+/// A connection of a provider the configuration lacks: claimed like any other (so overlapping
+/// runs record it once), then recorded as a failure that backs off.
+async fn not_configured(ctx: &Ctx<'_>, read: &RefreshCandidate, e: ProviderError) -> RowOutcome {
     let store = &ctx.app.store;
-    let conn = &claimed.connection;
-    let (tenant, id) = (conn.base.tenant_id, conn.base.id);
-    let encrypt = |ctx_: TokenContext, t: &SecretString| ctx.vault.encrypt(ctx_, t);
-    let refreshed = RefreshedTokens {
-        encrypted_access_token: encrypt(TokenContext::access(tenant, id), &tokens.access_token),
-        encrypted_refresh_token: tokens.refresh_token.as_ref().map(|r| encrypt(TokenContext::refresh(tenant, id), r)),
-        token_expiry: tokens.expires_at(issued_at).unwrap_or_else(|| issued_at + chrono_duration(ASSUMED_LIFETIME)),
-        scope: tokens.scope.clone().filter(|s| !s.trim().is_empty()),
-    };
-    // Retried until `write_by`, each attempt cut off there too: the lease keeps the row ours,
-    // and the Lambda timeout must not end the invocation in the middle of an attempt. A pause
-    // that would leave the next attempt less than half of what is left is shortened to that
-    // half, and the attempt after it is the last one.
-    let mut attempts = 0u32;
-    let mut pause = STORE_RETRY_FIRST;
-    let mut last = false;
-    let written = loop {
-        attempts += 1;
-        let left = write_by.saturating_duration_since(Instant::now());
-        let error = match tokio::time::timeout(left, store.store_refreshed_tokens(tenant, id, &refreshed)).await {
-            Ok(Ok(written)) => break written,
-            Ok(Err(e)) => shared::error_chain(&e).to_string(),
-            Err(_) => "cut off at the write deadline".to_owned(),
-        };
-        let left = write_by.saturating_duration_since(Instant::now());
-        if last || left.is_zero() {
-            return tokens_lost(ctx, claimed, refreshed.encrypted_refresh_token.is_some(), attempts, &error).await;
+    let id = read.connection.base.id;
+    let lease_until = store.now() + chrono_duration(ctx.policy.lease);
+    let claimed = match store.claim_refresh(read, lease_until).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return RowOutcome::Skipped,
+        Err(db) => {
+            tracing::warn!(connection_id = %id, error = %shared::error_chain(&db), "claim failed");
+            return RowOutcome::Failed;
         }
-        let wait = pause.min(left / 2);
-        last = wait < pause;
-        tracing::warn!(connection_id = %id, attempts, last, error, "storing tokens failed; retrying");
-        tokio::time::sleep(wait).await;
-        pause = (pause * 2).min(STORE_RETRY_MAX);
     };
-    if !written {
-        // Deleted while refreshing: nothing to keep the tokens for.
-        return RowOutcome::Skipped;
-    }
-    tracing::debug!(connection_id = %id, ?pass, "refreshed");
-    // Ends the failure episode. After the token write, so a failure here costs nothing.
-    if let Some(open) = claimed.refresh_error_id {
-        match store.resolve_error(tenant, open, Some("token refreshed")).await {
-            Ok(_) | Err(DbError::NotFound) | Err(DbError::State(_)) => {}
-            Err(e) => tracing::warn!(connection_id = %id, error = %shared::error_chain(&e), "cannot resolve the error"),
-        }
-    }
-    RowOutcome::Acted
-}
-
-/// The provider issued tokens that could not be stored by the write deadline. If it rotated
-/// the refresh token, the stored one is now dead and the connection will need reconnecting;
-/// say so loudly (never the token) and record it if the database takes the record.
-async fn tokens_lost(
-    ctx: &Ctx<'_>,
-    claimed: &RefreshCandidate,
-    rotated: bool,
-    attempts: u32,
-    error: &str,
-) -> RowOutcome {
     let conn = &claimed.connection;
-    tracing::error!(
-        connection_id = %conn.base.id,
-        tenant_id = %conn.base.tenant_id,
-        provider = conn.provider_type.as_str(),
-        rotated_refresh_token = rotated,
-        attempts,
-        error,
-        "REFRESHED TOKENS LOST: the provider issued new tokens that could not be stored"
+    let row = scrub_error_row(
+        NewSyncError {
+            tenant_id: conn.base.tenant_id,
+            sync_job_id: None,
+            connection_id: conn.base.id,
+            file_id: None,
+            error_type: e.error_type(),
+            error_code: e.error_code(),
+            error_message: e.to_string(),
+            stack_trace: None,
+            error_metadata: Some(json!({ "source": FUNCTION, "provider": conn.provider_type })),
+        },
+        &[],
     );
-    let message = if rotated {
-        "the provider issued a new refresh token that could not be stored; the connection may need to be reconnected"
-    } else {
-        "refreshed tokens could not be stored; the stored refresh token is kept"
-    };
-    let row = error_row(claimed, ErrorType::Auth, Some("token_store_failed".into()), message.into(), &[]);
-    let wait = ctx.settings.backoff(claimed.refresh_failures.saturating_add(1), None);
-    let retry_at = ctx.app.store.now() + chrono_duration(wait);
-    match tokio::time::timeout(RECORD_TIMEOUT, ctx.app.store.record_refresh_failure(claimed, &row, retry_at)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
-            tracing::error!(connection_id = %conn.base.id, error = %shared::error_chain(&e), "cannot record the lost tokens")
-        }
-        Err(_) => tracing::error!(connection_id = %conn.base.id, "cannot record the lost tokens: timed out"),
-    }
-    RowOutcome::Failed
-}
-
-async fn provider_failure(
-    ctx: &Ctx<'_>,
-    claimed: &RefreshCandidate,
-    e: ProviderError,
-    refresh_token: &SecretString,
-) -> RowOutcome {
-    let store = &ctx.app.store;
-    let conn = &claimed.connection;
-    let (tenant, id) = (conn.base.tenant_id, conn.base.id);
-    // A provider may quote the request (the refresh token, the client secret) in its error.
-    let client_secret = ctx.providers.get(conn.provider_type).map(|p| p.client_secret.expose_secret());
-    let mut secrets = vec![refresh_token.expose_secret()];
-    secrets.extend(client_secret);
-    if let ProviderError::InvalidGrant { revoked, .. } = &e {
-        let status = if *revoked { ConnectionStatus::Revoked } else { ConnectionStatus::Expired };
-        let row = error_row(claimed, ErrorType::Auth, e.error_code(), e.to_string(), &secrets);
-        return match store.end_refresh(tenant, id, status, &row).await {
-            Ok(true) => {
-                tracing::info!(connection_id = %id, status = status.as_str(), code = ?row.error_code, "grant refused");
-                RowOutcome::Acted
-            }
-            Ok(false) => RowOutcome::Skipped,
-            Err(db) => {
-                tracing::warn!(connection_id = %id, error = %shared::error_chain(&db), "cannot end the connection");
-                RowOutcome::Failed
-            }
-        };
-    }
-    let row = error_row(claimed, e.error_type(), e.error_code(), e.to_string(), &secrets);
-    record_failure(ctx, claimed, row, e.retry_after()).await
-}
-
-async fn record_failure(
-    ctx: &Ctx<'_>,
-    claimed: &RefreshCandidate,
-    row: NewSyncError,
-    retry_after: Option<Duration>,
-) -> RowOutcome {
-    let store = &ctx.app.store;
-    let id = claimed.connection.base.id;
-    let wait = ctx.settings.backoff(claimed.refresh_failures.saturating_add(1), retry_after);
-    let retry_at = store.now() + chrono_duration(wait);
-    match store.record_refresh_failure(claimed, &row, retry_at).await {
-        Ok(record) => {
-            tracing::warn!(
-                connection_id = %id,
-                error_type = row.error_type.as_str(),
-                code = ?row.error_code,
-                retry_in_s = wait.as_secs(),
-                ?record,
-                "refresh failed"
-            );
-        }
-        Err(e) => tracing::warn!(connection_id = %id, error = %shared::error_chain(&e), "cannot record the failure"),
+    let wait = ctx.policy.backoff(claimed.refresh_failures.saturating_add(1), None);
+    match store.record_refresh_failure(&claimed, &row, store.now() + chrono_duration(wait)).await {
+        Ok(record) => tracing::warn!(connection_id = %id, ?record, "refresh failed: provider not configured"),
+        Err(db) => tracing::warn!(connection_id = %id, error = %shared::error_chain(&db), "cannot record the failure"),
     }
     RowOutcome::Failed
 }

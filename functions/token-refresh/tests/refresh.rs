@@ -48,7 +48,7 @@ async fn connect(
     p: ProviderType,
     rt: Option<&str>,
     expires_in: Duration,
-) -> Uuid {
+) -> ConnectionId {
     let mut n = new_connection(a);
     n.provider_type = p;
     n.token_expiry = store.now() + expires_in;
@@ -61,7 +61,7 @@ async fn connect(
 }
 
 /// The stored (access, refresh) tokens, decrypted.
-async fn tokens(t: &ClockedApp, a: &Tenant, id: Uuid) -> (String, Option<String>) {
+async fn tokens(t: &ClockedApp, a: &Tenant, id: ConnectionId) -> (String, Option<String>) {
     let c = t.store().get_connection(a.id, id).await.unwrap();
     let vault = &t.app.current().await.unwrap().vault;
     let access = vault.decrypt(TokenContext::access(a.id, id), &c.encrypted_access_token).unwrap();
@@ -69,7 +69,7 @@ async fn tokens(t: &ClockedApp, a: &Tenant, id: Uuid) -> (String, Option<String>
     (access.expose_secret().to_owned(), refresh.map(|r| r.expose_secret().to_owned()))
 }
 
-async fn errors(t: &ClockedApp, a: &Tenant, id: Uuid) -> Vec<SyncError> {
+async fn errors(t: &ClockedApp, a: &Tenant, id: ConnectionId) -> Vec<SyncError> {
     let filter = SyncErrorFilter { connection_id: Some(id), ..Default::default() };
     t.store().list_errors(a.id, &filter, PageRequest::first(200)).await.unwrap().items
 }
@@ -564,22 +564,22 @@ async fn a_claim_fails_when_the_row_was_refreshed_since_it_was_read_or_is_held()
     let changed = connect(&t, s, &a, ProviderType::GDrive, Some("rt-changed"), Duration::minutes(5)).await;
     let held = connect(&t, s, &a, ProviderType::GDrive, Some("rt-held"), Duration::minutes(5)).await;
     let read = s.scan_refresh_due(s.now() + Duration::minutes(15), s.now(), 10).await.unwrap();
-    let row = |id: Uuid| read.iter().find(|r| r.connection.base.id == id).unwrap().clone();
+    let row = |id: Uuid| read.iter().find(|r| r.connection.base.id == ConnectionId::from(id)).unwrap().clone();
     let lease = s.now() + Duration::minutes(10);
     // Someone else refreshed `changed` after our read: its ciphertext is new.
     let vault = &t.app.current().await.unwrap().vault;
     let newer = vault.encrypt(TokenContext::access(a.id, changed), &secret("at-other"));
     assert!(
-        s.swap_connection_tokens(a.id, changed, &row(changed).connection.encrypted_access_token, newer, None)
+        s.swap_connection_tokens(a.id, changed, &row(changed.0).connection.encrypted_access_token, newer, None)
             .await
             .unwrap()
     );
 
     // Act
-    let stale_claim = s.claim_refresh(&row(changed), lease).await.unwrap();
-    let first = s.claim_refresh(&row(held), lease).await.unwrap();
-    let second = s.claim_refresh(&row(held), lease).await.unwrap();
-    let later = t.at(Duration::minutes(11)).await.store.claim_refresh(&row(held), lease).await.unwrap();
+    let stale_claim = s.claim_refresh(&row(changed.0), lease).await.unwrap();
+    let first = s.claim_refresh(&row(held.0), lease).await.unwrap();
+    let second = s.claim_refresh(&row(held.0), lease).await.unwrap();
+    let later = t.at(Duration::minutes(11)).await.store.claim_refresh(&row(held.0), lease).await.unwrap();
 
     // Assert
     assert!(stale_claim.is_none(), "refreshed since the read: skip");

@@ -154,17 +154,17 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParam {
     }
 }
 
-/// The one path parameter of a route as a UUID: a value that is not one, or does not
-/// decode, is a 400 naming the parameter (`id`).
+/// The one path parameter of a route as an id (`PathId<FolderId>`): a value that is not a
+/// UUID, or does not decode, is a 400 naming the parameter (`id`).
 #[derive(Debug, Clone, Copy)]
-pub struct PathId(pub Uuid);
+pub struct PathId<I>(pub I);
 
-impl<S: Send + Sync> FromRequestParts<S> for PathId {
+impl<I: From<Uuid>, S: Send + Sync> FromRequestParts<S> for PathId<I> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let (name, value) = path_param(parts).await?;
-        Uuid::parse_str(&value).map(PathId).map_err(|_| ApiError::invalid_field(name, "must be a UUID"))
+        Uuid::parse_str(&value).map(|id| PathId(id.into())).map_err(|_| ApiError::invalid_field(name, "must be a UUID"))
     }
 }
 

@@ -13,7 +13,7 @@ pub use error::{ApiError, ErrorBody, ErrorEnvelope};
 pub use extract::{
     JsonBody, MAX_BODY_BYTES, PathId, PathParam, QueryParams, bounded_text, no_route, parse_id, parse_json,
 };
-pub use page::{ListResponse, decode_cursor, encode_cursor, page_request};
+pub use page::{Cursor, Limit, ListResponse, decode_cursor, encode_cursor, page_request};
 pub use time::Timestamp;
 
 /// What every function's router ends with: the JSON 404 for paths it does not own, and the

@@ -26,13 +26,66 @@ pub fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
     Ok(n)
 }
 
-/// Builds the store's page request from the `limit` and `cursor` query parameters.
-pub fn page_request(limit: Option<u16>, cursor: Option<&str>) -> Result<PageRequest, ApiError> {
-    let limit = limit.unwrap_or(PageRequest::DEFAULT_LIMIT);
-    if limit == 0 || limit > PageRequest::MAX_LIMIT {
-        return Err(ApiError::invalid_field("limit", format!("must be between 1 and {}", PageRequest::MAX_LIMIT)));
+/// The `limit` query parameter of every list: 1 to 200 rows, 50 when absent. One type, so
+/// every list documents and enforces the same bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(u16);
+
+impl Limit {
+    pub fn new(n: u16) -> Option<Limit> {
+        (1..=PageRequest::MAX_LIMIT).contains(&n).then_some(Limit(n))
     }
-    let after = cursor.filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
+
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Limit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Limit, D::Error> {
+        let n = u16::deserialize(d)?;
+        Limit::new(n)
+            .ok_or_else(|| serde::de::Error::custom(format!("must be between 1 and {}", PageRequest::MAX_LIMIT)))
+    }
+}
+
+impl utoipa::PartialSchema for Limit {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(PageRequest::MAX_LIMIT))
+            .default(Some(PageRequest::DEFAULT_LIMIT.into()))
+            .description(Some("Rows per page, 1 to 200; 50 when absent."))
+            .build()
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Limit {}
+
+/// The `cursor` query parameter of every list: a `next_cursor` this API returned.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Cursor(String);
+
+impl utoipa::PartialSchema for Cursor {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[A-Za-z0-9_-]+$"))
+            .description(Some("`next_cursor` of the previous page, as it was returned."))
+            .build()
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Cursor {}
+
+/// Builds the store's page request from the `limit` and `cursor` query parameters.
+pub fn page_request(limit: Option<Limit>, cursor: Option<&Cursor>) -> Result<PageRequest, ApiError> {
+    let limit = limit.map_or(PageRequest::DEFAULT_LIMIT, Limit::get);
+    let after = cursor.map(|c| c.0.as_str()).filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
     Ok(PageRequest { after, limit })
 }
 
@@ -43,12 +96,9 @@ pub struct ListResponse<T> {
     pub next_cursor: Option<String>,
 }
 
-impl<T> ListResponse<T> {
-    pub fn from_page<U>(page: Page<U>, view: impl Fn(U) -> T) -> ListResponse<T> {
-        ListResponse {
-            items: page.items.into_iter().map(view).collect(),
-            next_cursor: page.next_after.map(encode_cursor),
-        }
+impl<T> From<Page<T>> for ListResponse<T> {
+    fn from(page: Page<T>) -> ListResponse<T> {
+        ListResponse { items: page.items, next_cursor: page.next_after.map(encode_cursor) }
     }
 }
 
@@ -66,11 +116,14 @@ mod tests {
 
     #[test]
     fn limits_outside_1_to_200_are_refused() {
+        let limit = |v: serde_json::Value| serde_json::from_value::<Limit>(v);
         assert_eq!(page_request(None, None).unwrap(), PageRequest { after: None, limit: 50 });
-        assert!(page_request(Some(0), None).is_err());
-        assert!(page_request(Some(201), None).is_err());
+        assert!(limit(serde_json::json!(0)).unwrap_err().to_string().contains("between 1 and 200"));
+        assert!(limit(serde_json::json!(201)).is_err());
+        assert!(limit(serde_json::json!(-1)).is_err());
+        let cursor = Cursor(encode_cursor(7));
         assert_eq!(
-            page_request(Some(200), Some(&encode_cursor(7))).unwrap(),
+            page_request(limit(serde_json::json!(200)).ok(), Some(&cursor)).unwrap(),
             PageRequest { after: Some(7), limit: 200 }
         );
     }

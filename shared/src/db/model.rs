@@ -24,6 +24,20 @@ macro_rules! id_newtype {
         impl From<Uuid> for $name {
             fn from(u: Uuid) -> Self { $name(u) }
         }
+
+        impl From<$name> for Uuid {
+            fn from(id: $name) -> Uuid { id.0 }
+        }
+
+        impl $name {
+            /// A fresh random (v4) id, for a row about to be inserted.
+            pub fn generate() -> Self { $name(Uuid::new_v4()) }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> { Uuid::parse_str(s).map($name) }
+        }
     };
 }
 
@@ -34,6 +48,30 @@ id_newtype!(
 id_newtype!(
     /// A user of the `users` table (owned by another schema).
     UserId
+);
+id_newtype!(
+    /// The id of a `cloud_connections` row.
+    ConnectionId
+);
+id_newtype!(
+    /// The id of a `cloud_folders` row.
+    FolderId
+);
+id_newtype!(
+    /// The id of a `cloud_sync_jobs` row.
+    JobId
+);
+id_newtype!(
+    /// The id of a `cloud_files` row.
+    FileId
+);
+id_newtype!(
+    /// The id of a `cloud_shared_links` row.
+    LinkId
+);
+id_newtype!(
+    /// The id of a `cloud_sync_errors` row.
+    SyncErrorId
 );
 
 /// `cloud_sync_jobs.progress_percentage`, DECIMAL(5,2) in 0..=100, held as hundredths so it
@@ -93,14 +131,19 @@ impl<'de> Deserialize<'de> for Percent {
     }
 }
 
-/// Columns every table has (the seed's BaseEntity).
+/// Columns every table has (the seed's BaseEntity), `I` being the table's id type. In the API
+/// a resource shows its id, tenant and timestamps; `index_id` (the keyset position, which the
+/// opaque list cursor carries) and `is_deleted` (a deleted row is never answered) are storage
+/// internals and stay out of it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Base {
-    pub id: Uuid,
+pub struct Base<I> {
+    pub id: I,
+    #[serde(skip)]
     pub index_id: i64,
     pub tenant_id: TenantId,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    #[serde(skip)]
     pub is_deleted: bool,
 }
 
@@ -108,7 +151,7 @@ pub struct Base {
 #[derive(Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Connection {
     #[serde(flatten)]
-    pub base: Base,
+    pub base: Base<ConnectionId>,
     pub user_id: UserId,
     pub provider_type: ProviderType,
     pub provider_user_id: String,
@@ -146,8 +189,8 @@ impl fmt::Debug for Connection {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Folder {
     #[serde(flatten)]
-    pub base: Base,
-    pub connection_id: Uuid,
+    pub base: Base<FolderId>,
+    pub connection_id: ConnectionId,
     pub folder_name: String,
     pub provider_folder_id: String,
     pub folder_path: Option<String>,
@@ -164,8 +207,8 @@ pub struct Folder {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SyncJob {
     #[serde(flatten)]
-    pub base: Base,
-    pub folder_id: Uuid,
+    pub base: Base<JobId>,
+    pub folder_id: FolderId,
     pub initiated_by_user_id: Option<UserId>,
     pub job_type: JobType,
     pub status: JobStatus,
@@ -183,8 +226,8 @@ pub struct SyncJob {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CloudFile {
     #[serde(flatten)]
-    pub base: Base,
-    pub folder_id: Uuid,
+    pub base: Base<FileId>,
+    pub folder_id: FolderId,
     pub quodsi_file_type: QuodsiFileType,
     pub quodsi_entity_id: Option<Uuid>,
     pub provider_file_id: String,
@@ -206,11 +249,11 @@ pub struct CloudFile {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SharedLink {
     #[serde(flatten)]
-    pub base: Base,
+    pub base: Base<LinkId>,
     pub created_by_user_id: UserId,
     pub resource_type: ResourceType,
-    pub file_id: Option<Uuid>,
-    pub folder_id: Option<Uuid>,
+    pub file_id: Option<FileId>,
+    pub folder_id: Option<FolderId>,
     pub provider_share_id: Option<String>,
     pub share_url: String,
     pub share_type: ShareType,
@@ -234,10 +277,10 @@ pub struct ConnectionLink {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SyncError {
     #[serde(flatten)]
-    pub base: Base,
-    pub sync_job_id: Option<Uuid>,
-    pub connection_id: Uuid,
-    pub file_id: Option<Uuid>,
+    pub base: Base<SyncErrorId>,
+    pub sync_job_id: Option<JobId>,
+    pub connection_id: ConnectionId,
+    pub file_id: Option<FileId>,
     pub error_type: ErrorType,
     pub error_code: Option<String>,
     pub error_message: String,
@@ -316,7 +359,7 @@ pub struct ConnectionPatch {
 #[derive(Debug, Clone)]
 pub struct NewFolder {
     pub tenant_id: TenantId,
-    pub connection_id: Uuid,
+    pub connection_id: ConnectionId,
     pub folder_name: String,
     pub provider_folder_id: String,
     pub folder_path: Option<String>,
@@ -344,7 +387,7 @@ pub struct FolderPatch {
 #[derive(Debug, Clone)]
 pub struct NewSyncJob {
     pub tenant_id: TenantId,
-    pub folder_id: Uuid,
+    pub folder_id: FolderId,
     pub initiated_by_user_id: Option<UserId>,
     pub job_type: JobType,
     pub job_metadata: Option<Json>,
@@ -366,7 +409,7 @@ pub struct JobUpdate {
 #[derive(Debug, Clone)]
 pub struct NewCloudFile {
     pub tenant_id: TenantId,
-    pub folder_id: Uuid,
+    pub folder_id: FolderId,
     pub quodsi_file_type: QuodsiFileType,
     pub quodsi_entity_id: Option<Uuid>,
     pub provider_file_id: String,
@@ -404,8 +447,8 @@ pub struct NewSharedLink {
     pub tenant_id: TenantId,
     pub created_by_user_id: UserId,
     pub resource_type: ResourceType,
-    pub file_id: Option<Uuid>,
-    pub folder_id: Option<Uuid>,
+    pub file_id: Option<FileId>,
+    pub folder_id: Option<FolderId>,
     pub provider_share_id: Option<String>,
     pub share_url: String,
     pub share_type: ShareType,
@@ -416,9 +459,9 @@ pub struct NewSharedLink {
 #[derive(Debug, Clone)]
 pub struct NewSyncError {
     pub tenant_id: TenantId,
-    pub sync_job_id: Option<Uuid>,
-    pub connection_id: Uuid,
-    pub file_id: Option<Uuid>,
+    pub sync_job_id: Option<JobId>,
+    pub connection_id: ConnectionId,
+    pub file_id: Option<FileId>,
     pub error_type: ErrorType,
     pub error_code: Option<String>,
     pub error_message: String,
@@ -467,19 +510,19 @@ pub struct ConnectionFilter {
 
 #[derive(Debug, Clone, Default)]
 pub struct FolderFilter {
-    pub connection_id: Option<Uuid>,
+    pub connection_id: Option<ConnectionId>,
     pub folder_type: Option<FolderType>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct SyncJobFilter {
-    pub folder_id: Option<Uuid>,
+    pub folder_id: Option<FolderId>,
     pub status: Option<JobStatus>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct CloudFileFilter {
-    pub folder_id: Option<Uuid>,
+    pub folder_id: Option<FolderId>,
     pub quodsi_file_type: Option<QuodsiFileType>,
     pub sync_status: Option<SyncStatus>,
     pub quodsi_entity_id: Option<Uuid>,
@@ -487,14 +530,14 @@ pub struct CloudFileFilter {
 
 #[derive(Debug, Clone, Default)]
 pub struct SharedLinkFilter {
-    pub file_id: Option<Uuid>,
-    pub folder_id: Option<Uuid>,
+    pub file_id: Option<FileId>,
+    pub folder_id: Option<FolderId>,
     pub is_active: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct SyncErrorFilter {
-    pub connection_id: Option<Uuid>,
+    pub connection_id: Option<ConnectionId>,
     pub error_type: Option<ErrorType>,
     /// Only errors with no resolved_at.
     pub unresolved: bool,
@@ -512,7 +555,7 @@ pub struct RefreshCandidate {
     pub refresh_not_before: Option<DateTime<Utc>>,
     pub refresh_failures: i32,
     /// The open error row of the current failure episode.
-    pub refresh_error_id: Option<Uuid>,
+    pub refresh_error_id: Option<SyncErrorId>,
 }
 
 /// Tokens a refresh returned, already encrypted by the vault. `encrypted_refresh_token: None`
@@ -538,7 +581,7 @@ impl fmt::Debug for RefreshedTokens {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureRecord {
     /// The episode's open error row counted one more retry.
-    Bumped(Uuid),
+    Bumped(SyncErrorId),
     /// A new episode: a new error row.
-    Opened(Uuid),
+    Opened(SyncErrorId),
 }

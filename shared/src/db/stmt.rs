@@ -83,6 +83,9 @@ statements! {
     ConnKeepAliveScan => true,
     /// cutoff, now, limit — active, live connections never refreshed, created at or before `cutoff`
     ConnKeepAliveNewScan => true,
+    /// tenant_id, id — one live connection with the refresh columns, whatever its status (the
+    /// provider-call path reads it before claiming a refresh on demand)
+    ConnRefreshGet => true,
     /// tenant_id, id, expected_access, now, lease_until — claims the refresh of a connection
     /// still holding the access token that was read, unless held off; returns it
     ConnRefreshClaim => true,

@@ -180,28 +180,28 @@ impl Store {
 
     /// Ok when the tenant has, or had, a connection with this id (soft-deleted ones count:
     /// their errors and history are still listed); NotFound otherwise.
-    pub async fn known_connection(&self, tenant: TenantId, id: Uuid) -> DbResult<()> {
+    pub async fn known_connection(&self, tenant: TenantId, id: ConnectionId) -> DbResult<()> {
         self.known(Stmt::ConnKnown, tenant, id).await
     }
 
     /// Ok when the tenant has, or had, a folder with this id; NotFound otherwise.
-    pub async fn known_folder(&self, tenant: TenantId, id: Uuid) -> DbResult<()> {
+    pub async fn known_folder(&self, tenant: TenantId, id: FolderId) -> DbResult<()> {
         self.known(Stmt::FolderKnown, tenant, id).await
     }
 
     /// Ok when the tenant has, or had, a file record with this id; NotFound otherwise.
-    pub async fn known_file(&self, tenant: TenantId, id: Uuid) -> DbResult<()> {
+    pub async fn known_file(&self, tenant: TenantId, id: FileId) -> DbResult<()> {
         self.known(Stmt::FileKnown, tenant, id).await
     }
 
-    async fn known(&self, stmt: Stmt, tenant: TenantId, id: Uuid) -> DbResult<()> {
+    async fn known(&self, stmt: Stmt, tenant: TenantId, id: impl Into<Value>) -> DbResult<()> {
         match self.count(stmt, vec![tenant.into(), id.into()]).await? {
             0 => Err(DbError::NotFound),
             _ => Ok(()),
         }
     }
 
-    pub async fn get_connection(&self, tenant: TenantId, id: Uuid) -> DbResult<Connection> {
+    pub async fn get_connection(&self, tenant: TenantId, id: ConnectionId) -> DbResult<Connection> {
         self.one(Stmt::ConnGet, vec![tenant.into(), id.into()]).await
     }
 
@@ -217,7 +217,12 @@ impl Store {
         Ok(paged(rows, page, |c| c.base.index_id))
     }
 
-    pub async fn update_connection(&self, tenant: TenantId, id: Uuid, p: &ConnectionPatch) -> DbResult<Connection> {
+    pub async fn update_connection(
+        &self,
+        tenant: TenantId,
+        id: ConnectionId,
+        p: &ConnectionPatch,
+    ) -> DbResult<Connection> {
         p.validate()?;
         let mut params = vec![tenant.into(), id.into(), self.now().into()];
         params.extend(patch(p.display_name.clone()));
@@ -230,7 +235,7 @@ impl Store {
 
     /// Marks the connection revoked and deleted, deletes its folders, cancels their live jobs
     /// and deactivates every link into them, in one transaction.
-    pub async fn delete_connection(&self, tenant: TenantId, id: Uuid) -> DbResult<Connection> {
+    pub async fn delete_connection(&self, tenant: TenantId, id: ConnectionId) -> DbResult<Connection> {
         let p = || vec![Value::from(tenant), id.into(), self.now().into()];
         self.script_row(
             vec![
@@ -250,7 +255,7 @@ impl Store {
     pub async fn list_connection_links(
         &self,
         tenant: TenantId,
-        connection: Uuid,
+        connection: ConnectionId,
         page: PageRequest,
     ) -> DbResult<Page<ConnectionLink>> {
         let mut params = page_params(tenant, page)?;
@@ -265,7 +270,7 @@ impl Store {
     pub async fn list_folder_links(
         &self,
         tenant: TenantId,
-        folder: Uuid,
+        folder: FolderId,
         page: PageRequest,
     ) -> DbResult<Page<ConnectionLink>> {
         let mut params = page_params(tenant, page)?;
@@ -290,7 +295,7 @@ impl Store {
     pub async fn swap_connection_tokens(
         &self,
         tenant: TenantId,
-        id: Uuid,
+        id: ConnectionId,
         expected_access: &[u8],
         access: Vec<u8>,
         refresh: Option<Vec<u8>>,
@@ -334,7 +339,7 @@ impl Store {
     pub async fn upsert_connection(
         &self,
         grant: &ConnectionGrant,
-        seal: impl Fn(Uuid) -> SealedTokens + Send + Sync,
+        seal: impl Fn(ConnectionId) -> SealedTokens + Send + Sync,
     ) -> DbResult<UpsertedConnection> {
         const UNIQUE_ACCOUNT: &str = "ix_cloud_connections_tenant_user_provider";
         let (tenant, user, provider) = (grant.tenant_id, grant.user_id, grant.provider_type);
@@ -371,7 +376,7 @@ impl Store {
                 }
                 // Deleted between the read and the update: the key is free, so insert.
             }
-            let id = Uuid::new_v4();
+            let id = ConnectionId::generate();
             let new = as_new(seal(id));
             match self.insert_connection(id, &new).await {
                 Ok(connection) => return Ok(UpsertedConnection { connection, created: true }),
@@ -382,7 +387,7 @@ impl Store {
         Err(DbError::State("the connection of this account changed during the update; try again".into()))
     }
 
-    async fn insert_connection(&self, id: Uuid, new: &NewConnection) -> DbResult<Connection> {
+    async fn insert_connection(&self, id: ConnectionId, new: &NewConnection) -> DbResult<Connection> {
         self.one(
             Stmt::ConnInsert,
             vec![
@@ -407,7 +412,14 @@ impl Store {
 
     // ---- folders --------------------------------------------------------------------
 
-    fn clear_defaults(&self, tenant: TenantId, connection: Uuid, keep: Uuid, export: bool, import: bool) -> Vec<Step> {
+    fn clear_defaults(
+        &self,
+        tenant: TenantId,
+        connection: ConnectionId,
+        keep: FolderId,
+        export: bool,
+        import: bool,
+    ) -> Vec<Step> {
         let p = || vec![Value::from(tenant), connection.into(), keep.into(), self.now().into()];
         let mut steps = Vec::new();
         if export {
@@ -426,7 +438,7 @@ impl Store {
     /// in flight is waited for and seen even under snapshot reads (see mssql/sql.rs).
     pub async fn create_folder(&self, new: &NewFolder) -> DbResult<Folder> {
         new.validate()?;
-        let id = Uuid::new_v4();
+        let id = FolderId::generate();
         let lock = || step(Stmt::FolderLockConnection, vec![new.tenant_id.into(), new.connection_id.into()]);
         let mut steps = vec![lock()];
         let clears = self.clear_defaults(
@@ -467,7 +479,7 @@ impl Store {
         self.script_row(steps, at).await
     }
 
-    pub async fn get_folder(&self, tenant: TenantId, id: Uuid) -> DbResult<Folder> {
+    pub async fn get_folder(&self, tenant: TenantId, id: FolderId) -> DbResult<Folder> {
         self.one(Stmt::FolderGet, vec![tenant.into(), id.into()]).await
     }
 
@@ -483,7 +495,7 @@ impl Store {
         Ok(paged(rows, page, |f| f.base.index_id))
     }
 
-    pub async fn update_folder(&self, tenant: TenantId, id: Uuid, p: &FolderPatch) -> DbResult<Folder> {
+    pub async fn update_folder(&self, tenant: TenantId, id: FolderId, p: &FolderPatch) -> DbResult<Folder> {
         p.validate()?;
         let becomes_export = p.is_default_export_folder == Some(true);
         let becomes_import = p.is_default_import_folder == Some(true);
@@ -510,7 +522,7 @@ impl Store {
     }
 
     /// Deletes the folder, cancels its live jobs and deactivates links into it.
-    pub async fn delete_folder(&self, tenant: TenantId, id: Uuid) -> DbResult<Folder> {
+    pub async fn delete_folder(&self, tenant: TenantId, id: FolderId) -> DbResult<Folder> {
         let p = || vec![Value::from(tenant), id.into(), self.now().into()];
         self.script_row(
             vec![
@@ -556,7 +568,7 @@ impl Store {
         .await
     }
 
-    pub async fn get_job(&self, tenant: TenantId, id: Uuid) -> DbResult<SyncJob> {
+    pub async fn get_job(&self, tenant: TenantId, id: JobId) -> DbResult<SyncJob> {
         self.one(Stmt::JobGet, vec![tenant.into(), id.into()]).await
     }
 
@@ -576,7 +588,7 @@ impl Store {
     /// running job. The write is conditional on the status the job was read in, so two
     /// racing updates cannot both apply; completion stamps last_sync_at on the folder and
     /// its connection in the same transaction.
-    pub async fn update_job(&self, tenant: TenantId, id: Uuid, u: &JobUpdate) -> DbResult<SyncJob> {
+    pub async fn update_job(&self, tenant: TenantId, id: JobId, u: &JobUpdate) -> DbResult<SyncJob> {
         let current = self.get_job(tenant, id).await?;
         let target = u.status.unwrap_or(current.status);
         if !current.status.can_become(target) {
@@ -605,7 +617,7 @@ impl Store {
         }
     }
 
-    pub async fn delete_job(&self, tenant: TenantId, id: Uuid) -> DbResult<SyncJob> {
+    pub async fn delete_job(&self, tenant: TenantId, id: JobId) -> DbResult<SyncJob> {
         self.one(Stmt::JobSoftDelete, vec![tenant.into(), id.into(), self.now().into()]).await
     }
 
@@ -650,7 +662,7 @@ impl Store {
         .await
     }
 
-    pub async fn get_file(&self, tenant: TenantId, id: Uuid) -> DbResult<CloudFile> {
+    pub async fn get_file(&self, tenant: TenantId, id: FileId) -> DbResult<CloudFile> {
         self.one(Stmt::FileGet, vec![tenant.into(), id.into()]).await
     }
 
@@ -671,7 +683,7 @@ impl Store {
         Ok(paged(rows, page, |f| f.base.index_id))
     }
 
-    pub async fn update_file(&self, tenant: TenantId, id: Uuid, p: &CloudFilePatch) -> DbResult<CloudFile> {
+    pub async fn update_file(&self, tenant: TenantId, id: FileId, p: &CloudFilePatch) -> DbResult<CloudFile> {
         p.validate()?;
         let mut params = vec![tenant.into(), id.into(), self.now().into()];
         params.extend(patch_some(p.file_name.clone()));
@@ -689,7 +701,7 @@ impl Store {
     }
 
     /// Deletes the file record and deactivates links to it.
-    pub async fn delete_file(&self, tenant: TenantId, id: Uuid) -> DbResult<CloudFile> {
+    pub async fn delete_file(&self, tenant: TenantId, id: FileId) -> DbResult<CloudFile> {
         let p = || vec![Value::from(tenant), id.into(), self.now().into()];
         self.script_row(
             vec![step(Stmt::FileSoftDelete, p()), step(Stmt::FileDeactivateLinks, p()).when(When::PrevNonEmpty)],
@@ -722,12 +734,12 @@ impl Store {
         .await
     }
 
-    pub async fn get_link(&self, tenant: TenantId, id: Uuid) -> DbResult<SharedLink> {
+    pub async fn get_link(&self, tenant: TenantId, id: LinkId) -> DbResult<SharedLink> {
         self.one(Stmt::LinkGet, vec![tenant.into(), id.into()]).await
     }
 
     /// The link behind the public redirect, whichever tenant owns it.
-    pub async fn get_link_public(&self, id: Uuid) -> DbResult<SharedLink> {
+    pub async fn get_link_public(&self, id: LinkId) -> DbResult<SharedLink> {
         self.one(Stmt::LinkGetPublic, vec![id.into()]).await
     }
 
@@ -745,15 +757,15 @@ impl Store {
 
     /// Counts one access of an active, unexpired link atomically and returns it; NotFound
     /// when the link is inactive, expired, deleted or unknown.
-    pub async fn record_link_access(&self, id: Uuid) -> DbResult<SharedLink> {
+    pub async fn record_link_access(&self, id: LinkId) -> DbResult<SharedLink> {
         self.one(Stmt::LinkRecordAccess, vec![id.into(), self.now().into()]).await
     }
 
-    pub async fn deactivate_link(&self, tenant: TenantId, id: Uuid) -> DbResult<SharedLink> {
+    pub async fn deactivate_link(&self, tenant: TenantId, id: LinkId) -> DbResult<SharedLink> {
         self.one(Stmt::LinkDeactivate, vec![tenant.into(), id.into(), self.now().into()]).await
     }
 
-    pub async fn delete_link(&self, tenant: TenantId, id: Uuid) -> DbResult<SharedLink> {
+    pub async fn delete_link(&self, tenant: TenantId, id: LinkId) -> DbResult<SharedLink> {
         self.one(Stmt::LinkSoftDelete, vec![tenant.into(), id.into(), self.now().into()]).await
     }
 
@@ -763,7 +775,7 @@ impl Store {
     }
 
     /// Deactivates an expired link if it is still active; true if this call did it.
-    pub async fn expire_link(&self, id: Uuid) -> DbResult<bool> {
+    pub async fn expire_link(&self, id: LinkId) -> DbResult<bool> {
         Ok(self.count(Stmt::LinkExpire, vec![id.into(), self.now().into()]).await? == 1)
     }
 
@@ -790,7 +802,7 @@ impl Store {
         .await
     }
 
-    pub async fn get_error(&self, tenant: TenantId, id: Uuid) -> DbResult<SyncError> {
+    pub async fn get_error(&self, tenant: TenantId, id: SyncErrorId) -> DbResult<SyncError> {
         self.one(Stmt::ErrorGet, vec![tenant.into(), id.into()]).await
     }
 
@@ -807,7 +819,7 @@ impl Store {
     }
 
     /// Resolves an open error; resolving twice is a State error, an unknown id NotFound.
-    pub async fn resolve_error(&self, tenant: TenantId, id: Uuid, notes: Option<&str>) -> DbResult<SyncError> {
+    pub async fn resolve_error(&self, tenant: TenantId, id: SyncErrorId, notes: Option<&str>) -> DbResult<SyncError> {
         match self.one(Stmt::ErrorResolve, vec![tenant.into(), id.into(), opt(notes), self.now().into()]).await {
             Err(DbError::NotFound) => {
                 self.get_error(tenant, id).await?;
@@ -817,7 +829,7 @@ impl Store {
         }
     }
 
-    pub async fn delete_error(&self, tenant: TenantId, id: Uuid) -> DbResult<SyncError> {
+    pub async fn delete_error(&self, tenant: TenantId, id: SyncErrorId) -> DbResult<SyncError> {
         self.one(Stmt::ErrorSoftDelete, vec![tenant.into(), id.into(), self.now().into()]).await
     }
 }

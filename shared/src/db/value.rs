@@ -80,6 +80,18 @@ impl From<TenantId> for Value {
         Value::Uuid(v.0)
     }
 }
+macro_rules! id_values {
+    ($($t:ty),+) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Self { Value::Uuid(v.0) }
+        }
+        impl Typed for $t {
+            const KIND: Kind = Kind::Uuid;
+        }
+    )+};
+}
+id_values!(ConnectionId, FolderId, JobId, FileId, LinkId, SyncErrorId);
+
 impl From<UserId> for Value {
     fn from(v: UserId) -> Self {
         Value::Uuid(v.0)
@@ -380,10 +392,10 @@ pub trait FromRow: Sized {
     fn from_row(r: &mut Row) -> Result<Self, DbError>;
 }
 
-impl FromRow for Base {
+impl<I: From<Uuid>> FromRow for Base<I> {
     fn from_row(r: &mut Row) -> Result<Self, DbError> {
         Ok(Base {
-            id: r.uuid()?,
+            id: r.uuid()?.into(),
             index_id: r.i64()?,
             tenant_id: TenantId(r.uuid()?),
             created_at: r.ts()?,
@@ -418,7 +430,7 @@ impl FromRow for Folder {
     fn from_row(r: &mut Row) -> Result<Self, DbError> {
         Ok(Folder {
             base: Base::from_row(r)?,
-            connection_id: r.uuid()?,
+            connection_id: r.uuid()?.into(),
             folder_name: r.text()?,
             provider_folder_id: r.text()?,
             folder_path: r.opt_text()?,
@@ -437,7 +449,7 @@ impl FromRow for SyncJob {
     fn from_row(r: &mut Row) -> Result<Self, DbError> {
         Ok(SyncJob {
             base: Base::from_row(r)?,
-            folder_id: r.uuid()?,
+            folder_id: r.uuid()?.into(),
             initiated_by_user_id: r.opt_uuid()?.map(UserId),
             job_type: r.parsed()?,
             status: r.parsed()?,
@@ -457,7 +469,7 @@ impl FromRow for CloudFile {
     fn from_row(r: &mut Row) -> Result<Self, DbError> {
         Ok(CloudFile {
             base: Base::from_row(r)?,
-            folder_id: r.uuid()?,
+            folder_id: r.uuid()?.into(),
             quodsi_file_type: r.parsed()?,
             quodsi_entity_id: r.opt_uuid()?,
             provider_file_id: r.text()?,
@@ -483,8 +495,8 @@ impl FromRow for SharedLink {
             base: Base::from_row(r)?,
             created_by_user_id: UserId(r.uuid()?),
             resource_type: r.parsed()?,
-            file_id: r.opt_uuid()?,
-            folder_id: r.opt_uuid()?,
+            file_id: r.opt_uuid()?.map(Into::into),
+            folder_id: r.opt_uuid()?.map(Into::into),
             provider_share_id: r.opt_text()?,
             share_url: r.text()?,
             share_type: r.parsed()?,
@@ -501,9 +513,9 @@ impl FromRow for SyncError {
     fn from_row(r: &mut Row) -> Result<Self, DbError> {
         Ok(SyncError {
             base: Base::from_row(r)?,
-            sync_job_id: r.opt_uuid()?,
-            connection_id: r.uuid()?,
-            file_id: r.opt_uuid()?,
+            sync_job_id: r.opt_uuid()?.map(Into::into),
+            connection_id: r.uuid()?.into(),
+            file_id: r.opt_uuid()?.map(Into::into),
             error_type: r.parsed()?,
             error_code: r.opt_text()?,
             error_message: r.text()?,

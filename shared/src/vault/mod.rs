@@ -29,9 +29,8 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt;
-use uuid::Uuid;
 
-use crate::db::TenantId;
+use crate::db::{ConnectionId, TenantId};
 
 /// Length of an AES-256 key.
 pub const KEY_LEN: usize = 32;
@@ -140,20 +139,20 @@ impl TokenKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenContext {
     pub tenant_id: TenantId,
-    pub connection_id: Uuid,
+    pub connection_id: ConnectionId,
     pub kind: TokenKind,
 }
 
 impl TokenContext {
-    pub fn new(tenant_id: TenantId, connection_id: Uuid, kind: TokenKind) -> TokenContext {
+    pub fn new(tenant_id: TenantId, connection_id: ConnectionId, kind: TokenKind) -> TokenContext {
         TokenContext { tenant_id, connection_id, kind }
     }
 
-    pub fn access(tenant_id: TenantId, connection_id: Uuid) -> TokenContext {
+    pub fn access(tenant_id: TenantId, connection_id: ConnectionId) -> TokenContext {
         TokenContext::new(tenant_id, connection_id, TokenKind::Access)
     }
 
-    pub fn refresh(tenant_id: TenantId, connection_id: Uuid) -> TokenContext {
+    pub fn refresh(tenant_id: TenantId, connection_id: ConnectionId) -> TokenContext {
         TokenContext::new(tenant_id, connection_id, TokenKind::Refresh)
     }
 }
@@ -194,7 +193,7 @@ fn token_ad(header: &[u8], ctx: &TokenContext) -> Vec<u8> {
     ad.extend_from_slice(TOKEN_AD_LABEL);
     ad.extend_from_slice(header);
     ad.extend_from_slice(ctx.tenant_id.0.as_bytes());
-    ad.extend_from_slice(ctx.connection_id.as_bytes());
+    ad.extend_from_slice(ctx.connection_id.0.as_bytes());
     ad.push(ctx.kind.ad_byte());
     ad
 }
@@ -350,6 +349,7 @@ impl TokenKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     fn key(byte: u8) -> TokenKey {
         SecretBox::init_with_mut(|k: &mut [u8; KEY_LEN]| k.fill(byte))
@@ -369,7 +369,7 @@ mod tests {
         let id = KeyId::new("k1").unwrap();
         let k = key(7);
         let vault = Vault::new(&id, [(&id, &k)]).unwrap();
-        let ctx = TokenContext::access(TenantId(Uuid::new_v4()), Uuid::new_v4());
+        let ctx = TokenContext::access(TenantId(Uuid::new_v4()), ConnectionId(Uuid::new_v4()));
         let stored = vault.encrypt(ctx, &SecretString::from("abc"));
         assert_eq!(stored[0], FORMAT_V1);
         assert_eq!(stored[1], 2);

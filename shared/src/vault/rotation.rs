@@ -10,10 +10,9 @@
 //! rotation never loses a refresh token.
 
 use std::future::Future;
-use uuid::Uuid;
 
 use super::{TokenContext, TokenKind, Vault, VaultError};
-use crate::db::{Connection, DbError, DbResult, TenantId};
+use crate::db::{Connection, ConnectionId, DbError, DbResult, TenantId};
 
 /// What a rotation needs from the data layer. Implemented for [`crate::db::Store`]; a trait
 /// so the rotation can be exercised against any backend.
@@ -27,7 +26,7 @@ pub trait TokenRowStore {
     fn swap_connection_tokens(
         &self,
         tenant: TenantId,
-        id: Uuid,
+        id: ConnectionId,
         expected_access: &[u8],
         access: Vec<u8>,
         refresh: Option<Vec<u8>>,
@@ -207,7 +206,7 @@ impl TokenRowStore for crate::db::Store {
     fn swap_connection_tokens(
         &self,
         tenant: TenantId,
-        id: Uuid,
+        id: ConnectionId,
         expected_access: &[u8],
         access: Vec<u8>,
         refresh: Option<Vec<u8>>,

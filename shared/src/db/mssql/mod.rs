@@ -431,6 +431,14 @@ pub async fn create_test_database(server_conn_str: &str) -> DbResult<(MssqlBacke
 /// (database_unavailable) instead of API Gateway's bare timeout.
 const REQUEST_COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The longest a single-statement write can take on SQL Server before it fails: a pool
+/// checkout, then a command timeout for each of BEGIN TRANSACTION, the statement and COMMIT.
+/// SQLite answers far sooner, so this bounds either engine. Callers that must finish a write
+/// (a refreshed token) keep this much time for it.
+pub const fn worst_case_single_write() -> Duration {
+    Duration::from_secs(CHECKOUT_TIMEOUT.as_secs() + 3 * REQUEST_COMMAND_TIMEOUT.as_secs())
+}
+
 fn pool_config(mut config: Config) -> Config {
     config.command_timeout(Some(REQUEST_COMMAND_TIMEOUT));
     config

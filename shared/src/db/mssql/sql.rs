@@ -193,6 +193,13 @@ pub fn sql(stmt: Stmt) -> &'static str {
         // The claim compares the access-token ciphertext that was read: every token write
         // re-encrypts it under a fresh nonce, so it changes whenever anyone refreshed (or
         // re-keyed) the row since.
+        Stmt::ConnRefreshGet => concat!(
+            "SELECT ",
+            connection_cols!(tsql),
+            ", ",
+            refresh_cols!(tsql),
+            " FROM dbo.cloud_connections WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        ),
         Stmt::ConnRefreshClaim => concat!(
             "UPDATE dbo.cloud_connections SET refresh_not_before = @P5, updated_at = @P4 OUTPUT ",
             connection_cols!(tsql INSERTED),

@@ -160,6 +160,13 @@ pub fn sql(stmt: Stmt) -> &'static str {
              AND created_at <= ?1 AND (refresh_not_before IS NULL OR refresh_not_before <= ?2) \
              ORDER BY created_at LIMIT ?3"
         ),
+        Stmt::ConnRefreshGet => concat!(
+            "SELECT ",
+            connection_cols!(),
+            ", ",
+            refresh_cols!(),
+            " FROM cloud_connections WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
+        ),
         Stmt::ConnRefreshClaim => concat!(
             "UPDATE cloud_connections SET refresh_not_before = ?5, updated_at = ?4 \
              WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 AND status = 'active' \

@@ -5,7 +5,6 @@
 //! work between them instead of doing it twice.
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::{Store, affected, decode_first, json, step};
 use crate::db::backend::When;
@@ -22,7 +21,7 @@ impl FromRow for RefreshCandidate {
             token_refreshed_at: r.opt_ts()?,
             refresh_not_before: r.opt_ts()?,
             refresh_failures: r.i32()?,
-            refresh_error_id: r.opt_uuid()?,
+            refresh_error_id: r.opt_uuid()?.map(SyncErrorId),
         })
     }
 }
@@ -40,7 +39,7 @@ fn limit(n: usize) -> Value {
     Value::I64(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
-fn error_insert(store: &Store, id: Uuid, new: &NewSyncError) -> DbResult<crate::db::backend::Step> {
+fn error_insert(store: &Store, id: SyncErrorId, new: &NewSyncError) -> DbResult<crate::db::backend::Step> {
     new.validate()?;
     Ok(step(
         Stmt::ErrorInsert,
@@ -94,6 +93,12 @@ impl Store {
         Ok(rows)
     }
 
+    /// One live connection with its refresh bookkeeping, whatever its status; NotFound when it
+    /// is deleted or another tenant's.
+    pub async fn get_refresh_candidate(&self, tenant: TenantId, id: ConnectionId) -> DbResult<RefreshCandidate> {
+        self.one(Stmt::ConnRefreshGet, vec![tenant.into(), id.into()]).await
+    }
+
     /// Claims the refresh of a connection as it was read: succeeds only if the row is still
     /// active, still holds the access token that was read and is not held off. Returns the
     /// row as claimed (re-read in the same statement), or `None` when another invocation got
@@ -121,7 +126,12 @@ impl Store {
 
     /// Stores refreshed tokens in one write (the refresh token only when a new one came) and
     /// clears the lease, backoff and open-error pointer. False if the connection is gone.
-    pub async fn store_refreshed_tokens(&self, tenant: TenantId, id: Uuid, t: &RefreshedTokens) -> DbResult<bool> {
+    pub async fn store_refreshed_tokens(
+        &self,
+        tenant: TenantId,
+        id: ConnectionId,
+        t: &RefreshedTokens,
+    ) -> DbResult<bool> {
         let now = self.now();
         let mut params = vec![tenant.into(), id.into(), now.into(), t.encrypted_access_token.clone().into()];
         params.extend(patch_some(t.encrypted_refresh_token.clone()));
@@ -135,20 +145,20 @@ impl Store {
     pub async fn end_refresh(
         &self,
         tenant: TenantId,
-        id: Uuid,
+        id: ConnectionId,
         status: ConnectionStatus,
         error: &NewSyncError,
     ) -> DbResult<bool> {
         let steps = vec![
             step(Stmt::ConnRefreshEnd, vec![tenant.into(), id.into(), self.now().into(), status.into()]),
-            error_insert(self, Uuid::new_v4(), error)?.when(When::PrevNonEmpty),
+            error_insert(self, SyncErrorId::generate(), error)?.when(When::PrevNonEmpty),
         ];
         let out = self.run(steps).await?;
         Ok(out.first().is_some_and(|o| affected(o) == 1))
     }
 
     /// Gives up a claim without a refresh; no attempt before `not_before`.
-    pub async fn release_refresh(&self, tenant: TenantId, id: Uuid, not_before: DateTime<Utc>) -> DbResult<()> {
+    pub async fn release_refresh(&self, tenant: TenantId, id: ConnectionId, not_before: DateTime<Utc>) -> DbResult<()> {
         self.count(Stmt::ConnRefreshRelease, vec![tenant.into(), id.into(), self.now().into(), not_before.into()])
             .await?;
         Ok(())
@@ -164,7 +174,7 @@ impl Store {
     ) -> DbResult<FailureRecord> {
         let c = &claimed.connection;
         let (tenant, id) = (c.base.tenant_id, c.base.id);
-        let failed = |error_id: Uuid| {
+        let failed = |error_id: SyncErrorId| {
             step(
                 Stmt::ConnRefreshFailed,
                 vec![tenant.into(), id.into(), self.now().into(), retry_at.into(), error_id.into()],
@@ -187,7 +197,7 @@ impl Store {
                 return Ok(FailureRecord::Bumped(open));
             }
         }
-        let new_id = Uuid::new_v4();
+        let new_id = SyncErrorId::generate();
         self.run(vec![error_insert(self, new_id, error)?, failed(new_id)]).await?;
         Ok(FailureRecord::Opened(new_id))
     }
@@ -244,7 +254,7 @@ impl Store {
                 Stmt::JobFailStale,
                 vec![job.base.tenant_id.into(), job.base.id.into(), updated_before.into(), now.into(), message.into()],
             ),
-            error_insert(self, Uuid::new_v4(), error)?.when(When::PrevNonEmpty),
+            error_insert(self, SyncErrorId::generate(), error)?.when(When::PrevNonEmpty),
         ];
         let mut out = self.run(steps).await?;
         if out.is_empty() {
@@ -257,7 +267,7 @@ impl Store {
 
     /// Holds an active, expired link for the caller until `lease_until`, unless another run
     /// holds it. True when claimed.
-    pub async fn claim_link_expiry(&self, id: Uuid, lease_until: DateTime<Utc>) -> DbResult<bool> {
+    pub async fn claim_link_expiry(&self, id: LinkId, lease_until: DateTime<Utc>) -> DbResult<bool> {
         Ok(self.count(Stmt::LinkExpiryClaim, vec![id.into(), self.now().into(), lease_until.into()]).await? == 1)
     }
 }
