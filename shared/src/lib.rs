@@ -3,6 +3,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod content_hash;
 pub mod db;
 pub mod deadline;
 pub mod error_rows;
