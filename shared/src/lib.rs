@@ -9,6 +9,7 @@ pub mod deadline;
 pub mod error_rows;
 pub mod link_removal;
 pub mod oauth;
+pub mod objects;
 pub mod providers;
 pub mod schedule;
 pub mod telemetry;
