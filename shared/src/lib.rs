@@ -7,6 +7,7 @@ pub mod content_hash;
 pub mod db;
 pub mod deadline;
 pub mod error_rows;
+pub mod job_queue;
 pub mod link_removal;
 pub mod oauth;
 pub mod objects;
