@@ -3,11 +3,14 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod content_hash;
 pub mod db;
 pub mod deadline;
 pub mod error_rows;
+pub mod job_queue;
 pub mod link_removal;
 pub mod oauth;
+pub mod objects;
 pub mod provider_call;
 pub mod providers;
 pub mod schedule;

@@ -1,9 +1,11 @@
-//! A real Secrets Manager emulator for tests: moto's server, from the repo's `.venv` (made by
-//! `scripts/test`), started on a free loopback port and killed on drop. With
-//! `QUODSI_MOTO_ENDPOINT` set, that server is used instead and nothing is started.
+//! A real AWS emulator for tests (Secrets Manager, and the S3 and SQS of the sync worker):
+//! moto's server, from the repo's `.venv` (made by `scripts/test`), started on a free loopback
+//! port and killed on drop. With `QUODSI_MOTO_ENDPOINT` set, that server is used instead and
+//! nothing is started.
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -110,6 +112,32 @@ impl Moto {
             .await
             .expect("create_secret on moto");
         out.arn().expect("moto returns the ARN").to_owned()
+    }
+
+    /// Creates an S3 bucket under a fresh name (`prefix` plus 32 hex digits, so at most 30
+    /// characters of lowercase letters, digits and hyphens) and returns the name. moto picks the
+    /// service from the credential scope of the Authorization header and checks no signature,
+    /// so one plain PUT does it and the test kit needs no S3 client.
+    pub fn create_bucket(&self, prefix: &str) -> String {
+        assert!(
+            prefix.len() <= 30 && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+            "bucket prefix {prefix:?}: at most 30 lowercase letters, digits and hyphens"
+        );
+        let bucket = format!("{prefix}-{}", uuid::Uuid::new_v4().simple());
+        let authority = self.endpoint.strip_prefix("http://").expect("moto's endpoint is plain http://host:port");
+        let mut stream =
+            TcpStream::connect(authority).unwrap_or_else(|e| panic!("connect to moto at {authority}: {e}"));
+        stream.set_read_timeout(Some(READY_TIMEOUT)).expect("read timeout");
+        let request = format!(
+            "PUT /{bucket} HTTP/1.1\r\nHost: {authority}\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, \
+             SignedHeaders=host, Signature=0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).expect("send CreateBucket to moto");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read moto's CreateBucket response");
+        assert!(response.starts_with("HTTP/1.1 200"), "moto refused CreateBucket {bucket}: {response}");
+        bucket
     }
 }
 

@@ -1,0 +1,840 @@
+//! Quodsi's side of a sync: the object store that synced files are written to and read from.
+//! It is S3 in AWS, a local directory for local runs, and moto's S3 in tests, all behind one
+//! small type, [`Objects`].
+//!
+//! **Why `object_store` rather than `aws-sdk-s3`.** One interface covers both the local
+//! directory and S3, so local runs and tests exercise the same code path as AWS. It has
+//! streaming multipart writes ([`WriteMultipart`]) and presigned URLs through its
+//! [`Signer`]. Its `aws` feature brings reqwest with rustls (aws-lc-rs), the same TLS stack as
+//! the rest of the workspace, so nothing pulls in OpenSSL. With `aws-sdk-s3` we would have to
+//! write and test a second, local implementation ourselves.
+//!
+//! **Atomic writes.** A reader never sees a partly written object. A small body is one `put`:
+//! on S3 a single PUT, locally a temporary file (`<name>#<n>`, which a key can never produce
+//! because `#` is escaped) renamed into place. A large body is a multipart upload: S3 shows the
+//! object only when the upload completes, and the local store writes a temporary file and
+//! renames it at the end. A write that fails part-way is aborted. On S3 an upload that is cut
+//! off without an abort (a Lambda timeout, for example) leaves invisible parts behind, so the
+//! bucket should carry an `AbortIncompleteMultipartUpload` lifecycle rule.
+//!
+//! **Keys.** [`ObjectKey::for_file`] is the only way to make a key. It puts every file under
+//! `{tenant}/{folder}/`, and turns the provider's file and folder names into segments that
+//! cannot leave that prefix. See [`ObjectKey`] for the rules.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt as _, TryStreamExt as _};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::signer::{Method, Signer as _};
+use object_store::{ObjectStore, ObjectStoreExt as _, PutPayloadMut, WriteMultipart};
+use sha2::{Digest as _, Sha256};
+use uuid::Uuid;
+
+use crate::db::TenantId;
+
+/// The URL type of presigned URLs (the `url` crate's, as object_store re-exports it).
+pub use object_store::signer::Url;
+
+/// Size of one part of a multipart upload, and the most a small body is buffered before the
+/// upload switches to multipart. S3 needs at least 5 MiB for every part but the last.
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Parts uploaded at the same time. With [`PART_SIZE`] this bounds the memory of one
+/// [`Objects::put_stream`] to about `PART_SIZE * (MAX_PARTS_IN_FLIGHT + 2)` (24 MiB here,
+/// plus the largest chunk the body stream yields), however large the object.
+pub const MAX_PARTS_IN_FLIGHT: usize = 2;
+
+/// The longest lifetime SigV4 allows for a presigned URL.
+pub const MAX_PRESIGN_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// The AWS environment variables an `s3://` store reads, besides the URL. These are the
+/// standard ones that `object_store` understands: static credentials (what Lambda sets), the
+/// container and web-identity providers, region, and endpoint overrides
+/// (`AWS_ENDPOINT_URL_S3` wins over `AWS_ENDPOINT_URL`).
+pub const S3_ENV_VARS: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ALLOW_HTTP",
+    "AWS_VIRTUAL_HOSTED_STYLE_REQUEST",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_METADATA_ENDPOINT",
+    "AWS_IMDSV1_FALLBACK",
+    "AWS_SERVER_SIDE_ENCRYPTION",
+    "AWS_SSE_KMS_KEY_ID",
+    "AWS_SSE_BUCKET_KEY_ENABLED",
+];
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// Why a key could not be made from a provider path. No variant repeats the name itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObjectKeyError {
+    #[error("a file key needs at least one path segment")]
+    NoSegments,
+    #[error("path segment {index} is empty")]
+    EmptySegment { index: usize },
+    #[error("path segment {index} is `{segment}`, which names no file and would leave its folder")]
+    DotSegment { index: usize, segment: &'static str },
+    #[error("key is {len} bytes, over the S3 maximum of {max}")]
+    TooLong { len: usize, max: usize },
+}
+
+/// The key of one synced file: `{tenant}/{folder}/{seg1}/{seg2}/…`, where the segments are the
+/// provider's folder and file names below the synced folder. A key never leaves its tenant's and
+/// folder's prefix, and two different provider paths never give the same key.
+///
+/// Each name becomes one segment:
+/// - **Escaped** (percent-encoded as `%XX` of its UTF-8 bytes, so the name stays readable and
+///   the mapping stays one-to-one). `/` and `\` are legal in Google Drive names, and an
+///   absolute path (`/etc/passwd`) becomes one harmless segment because its `/` are escaped.
+///   `:` is escaped so no segment reads as a Windows drive (`C:`) or stream. Control characters
+///   (NUL, CR, LF, DEL, C1) are escaped. `% ~ #` are escaped because `%` is the escape character,
+///   `~` marks shortened segments, and the local store uses `#<n>` for its temporary files.
+///   `? * " < > |` are escaped because Windows forbids them and `?` starts a URL query. Every
+///   other character, non-ASCII included, is kept.
+/// - **Refused**: an empty name, and `.` or `..`. No provider allows these as names, so one
+///   means a broken or hostile listing. The worker should record it as an error for that file
+///   rather than store the file under an invented name.
+/// - **Shortened** when a segment is over 255 bytes after escaping (the usual file-name limit
+///   of a local file system). It keeps a readable prefix, then `~` and 24 hex digits (96 bits)
+///   of the SHA-256 of the full name, then the extension if it has one of up to 16 bytes. A
+///   `~` is always escaped in a segment that is not shortened, so a shortened segment never
+///   equals an ordinary one. Two long names share a segment only if their hashes collide.
+/// - **Refused** as a whole when the key is over 1024 bytes (the S3 limit). There is no readable
+///   way to shorten a deep path without losing its shape. [`Objects`] also refuses a key that
+///   its `s3://bucket/prefix` would push over the limit.
+///
+/// Not handled: a case-insensitive local file system (macOS, Windows) merges names that differ
+/// only in case, and Windows also drops trailing dots and spaces and reserves names like `CON`.
+/// S3 and Linux keep all of these apart.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey(String);
+
+impl ObjectKey {
+    /// The S3 limit on a key, in bytes.
+    pub const MAX_LEN: usize = 1024;
+    /// The longest segment, in bytes.
+    pub const MAX_SEGMENT_LEN: usize = 255;
+    /// Hex digits of the name's SHA-256 in a shortened segment.
+    const SHORTENED_HASH_HEX: usize = 24;
+    /// Longest extension kept on a shortened segment (dot included).
+    const SHORTENED_MAX_EXT: usize = 16;
+
+    /// The key of the file at `relative_path` (folder names, then the file name) below the
+    /// synced folder `folder` of `tenant`.
+    pub fn for_file(tenant: TenantId, folder: Uuid, relative_path: &[&str]) -> Result<ObjectKey, ObjectKeyError> {
+        if relative_path.is_empty() {
+            return Err(ObjectKeyError::NoSegments);
+        }
+        let mut key = format!("{}/{}", tenant.0.hyphenated(), folder.hyphenated());
+        for (index, name) in relative_path.iter().enumerate() {
+            match *name {
+                "" => return Err(ObjectKeyError::EmptySegment { index }),
+                "." => return Err(ObjectKeyError::DotSegment { index, segment: "." }),
+                ".." => return Err(ObjectKeyError::DotSegment { index, segment: ".." }),
+                _ => {}
+            }
+            key.push('/');
+            key.push_str(&segment(name));
+        }
+        if key.len() > Self::MAX_LEN {
+            return Err(ObjectKeyError::TooLong { len: key.len(), max: Self::MAX_LEN });
+        }
+        Ok(ObjectKey(key))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for ObjectKey {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+fn escaped(c: char) -> bool {
+    c.is_control() || matches!(c, '%' | '/' | '\\' | ':' | '~' | '#' | '?' | '*' | '"' | '<' | '>' | '|')
+}
+
+/// One provider name as a key segment (see [`ObjectKey`]). `name` is neither empty nor a dot
+/// segment.
+fn segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if escaped(c) {
+            let mut utf8 = [0u8; 4];
+            for b in c.encode_utf8(&mut utf8).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    if out.len() <= ObjectKey::MAX_SEGMENT_LEN {
+        return out;
+    }
+    let digest = hex::encode(Sha256::digest(name.as_bytes()));
+    let hash = &digest[..ObjectKey::SHORTENED_HASH_HEX];
+    // The extension tells a reader (and a browser downloading through a presigned URL) what the
+    // file is; a "dot" at the start is a hidden-file name, not an extension.
+    let ext = match out.rfind('.') {
+        Some(dot) if dot > 0 && out.len() - dot <= ObjectKey::SHORTENED_MAX_EXT => &out[dot..],
+        _ => "",
+    };
+    let budget = ObjectKey::MAX_SEGMENT_LEN - 1 - hash.len() - ext.len();
+    let mut cut = budget;
+    while !out.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    // Do not split a `%XX` escape: back up to its `%`.
+    // Bytes, not str: the two bytes before the cut may end a multi-byte character.
+    if let Some(percent) = out.as_bytes()[cut.saturating_sub(2)..cut].iter().position(|&b| b == b'%') {
+        cut = cut.saturating_sub(2) + percent;
+    }
+    format!("{}~{hash}{ext}", &out[..cut])
+}
+
+/// What a write stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutResult {
+    /// Bytes written.
+    pub size: u64,
+    /// The store's entity tag (S3's quoted ETag, or the local store's file tag).
+    pub e_tag: Option<String>,
+}
+
+/// What is known about a stored object without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    pub e_tag: Option<String>,
+    pub last_modified: DateTime<Utc>,
+}
+
+impl From<object_store::ObjectMeta> for ObjectMeta {
+    fn from(m: object_store::ObjectMeta) -> Self {
+        ObjectMeta { size: m.size, e_tag: m.e_tag, last_modified: m.last_modified }
+    }
+}
+
+/// A stored object being read: its metadata and its bytes, streamed.
+pub struct ObjectBody {
+    pub meta: ObjectMeta,
+    pub stream: BoxStream<'static, Result<Bytes, ObjectsError>>,
+}
+
+impl fmt::Debug for ObjectBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectBody").field("meta", &self.meta).finish_non_exhaustive()
+    }
+}
+
+/// Why an object store operation failed. No variant carries a credential; the configuration
+/// URL is never repeated.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectsError {
+    #[error("object store URL is not valid: {problem}")]
+    InvalidUrl { problem: String },
+    #[error("object store URL scheme `{scheme}` is not supported (use s3://bucket/prefix, file:///path or a path)")]
+    UnsupportedScheme { scheme: String },
+    #[error("cannot create the local object directory {path}: {source}")]
+    LocalDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot configure the object store: {source}")]
+    Configure {
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("key {key} with the store's prefix is {len} bytes, over the S3 maximum of {max}")]
+    KeyTooLong { key: String, len: usize, max: usize },
+    #[error("object {key} not found")]
+    NotFound { key: String },
+    #[error("{operation} of object {key} failed: {source}")]
+    Store {
+        operation: &'static str,
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("reading the content to write to object {key} failed: {source}")]
+    Body {
+        key: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("presigned URL lifetime of {ttl:?} is not within 1 s and 7 days")]
+    PresignTtl { ttl: Duration },
+}
+
+impl ObjectsError {
+    fn store(operation: &'static str, key: &ObjectKey, source: object_store::Error) -> ObjectsError {
+        match source {
+            object_store::Error::NotFound { .. } => ObjectsError::NotFound { key: key.to_string() },
+            source => ObjectsError::Store { operation, key: key.to_string(), source },
+        }
+    }
+}
+
+/// Quodsi's object store: S3 or a local directory. Cheap to clone (an `Arc` inside).
+#[derive(Clone)]
+pub struct Objects {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn ObjectStore>,
+    backend: Backend,
+    /// The `s3://bucket/prefix` prefix put before every key; empty for none.
+    prefix: String,
+}
+
+enum Backend {
+    S3 { s3: AmazonS3, bucket: String },
+    Local { root: PathBuf },
+}
+
+impl fmt::Debug for Objects {
+    // Spelled out so no store's own Debug (credential providers included) can ever be printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner.backend {
+            Backend::S3 { bucket, .. } => {
+                f.debug_struct("Objects::S3").field("bucket", bucket).field("prefix", &self.inner.prefix).finish()
+            }
+            Backend::Local { root } => f.debug_struct("Objects::Local").field("root", root).finish(),
+        }
+    }
+}
+
+impl Objects {
+    /// The store named by `url`: `s3://bucket` or `s3://bucket/prefix` is S3, configured from the
+    /// standard AWS environment ([`S3_ENV_VARS`]); `file:///abs/path` or a plain path is a local
+    /// directory, created if missing.
+    pub fn from_url(url: &str) -> Result<Objects, ObjectsError> {
+        Objects::from_url_with(url, |name| std::env::var(name).ok())
+    }
+
+    /// [`Objects::from_url`] with the AWS variables read through `lookup`, so tests need not
+    /// change the process environment.
+    pub fn from_url_with(url: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Objects, ObjectsError> {
+        let url = url.trim();
+        if let Some(rest) = url.strip_prefix("s3://") {
+            return Objects::s3(rest, lookup);
+        }
+        if url.starts_with("file:") {
+            let parsed = Url::parse(url).map_err(|e| ObjectsError::InvalidUrl { problem: e.to_string() })?;
+            let path = parsed.to_file_path().map_err(|()| ObjectsError::InvalidUrl {
+                problem: "a file: URL needs an absolute local path (file:///path) and no host".into(),
+            })?;
+            return Objects::local(path);
+        }
+        if let Some((scheme, _)) = url.split_once("://") {
+            // Only the scheme is repeated: the rest might hold a user name or password.
+            let scheme = scheme.chars().take(16).collect();
+            return Err(ObjectsError::UnsupportedScheme { scheme });
+        }
+        if url.is_empty() {
+            return Err(ObjectsError::InvalidUrl { problem: "it is empty".into() });
+        }
+        Objects::local(PathBuf::from(url))
+    }
+
+    fn s3(rest: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Objects, ObjectsError> {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if !valid_bucket_name(bucket) {
+            return Err(ObjectsError::InvalidUrl {
+                problem: "the bucket name must be 3 to 63 lowercase letters, digits, dots and hyphens".into(),
+            });
+        }
+        let prefix = prefix.trim_matches('/');
+        if !prefix.is_empty() {
+            let bad = prefix
+                .split('/')
+                .any(|p| p.is_empty() || p == "." || p == ".." || p.chars().any(|c| c.is_control() || escaped(c)));
+            if bad {
+                return Err(ObjectsError::InvalidUrl {
+                    problem: "the prefix after the bucket must be plain segments (no empty, `.`, `..`, `%`, `:` or control characters)"
+                        .into(),
+                });
+            }
+        }
+
+        let mut builder = AmazonS3Builder::new().with_bucket_name(bucket);
+        for name in S3_ENV_VARS {
+            let Some(value) = lookup(name).filter(|v| !v.trim().is_empty()) else { continue };
+            let key: AmazonS3ConfigKey =
+                name.to_ascii_lowercase().parse().map_err(|source| ObjectsError::Configure { source })?;
+            builder = builder.with_config(key, value);
+        }
+        // An explicit plain-HTTP endpoint (moto, a local S3) is allowed without also setting
+        // AWS_ALLOW_HTTP, which the AWS SDKs do not know; real S3 endpoints are HTTPS.
+        let endpoint = lookup("AWS_ENDPOINT_URL_S3")
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| lookup("AWS_ENDPOINT_URL").filter(|v| !v.trim().is_empty()));
+        if endpoint.is_some_and(|e| e.trim_start().starts_with("http://")) {
+            builder = builder.with_allow_http(true);
+        }
+        let s3 = builder.build().map_err(|source| ObjectsError::Configure { source })?;
+        Ok(Objects {
+            inner: Arc::new(Inner {
+                store: Arc::new(s3.clone()),
+                backend: Backend::S3 { s3, bucket: bucket.to_owned() },
+                prefix: prefix.to_owned(),
+            }),
+        })
+    }
+
+    fn local(path: PathBuf) -> Result<Objects, ObjectsError> {
+        let root =
+            std::path::absolute(&path).map_err(|source| ObjectsError::LocalDir { path: path.clone(), source })?;
+        std::fs::create_dir_all(&root).map_err(|source| ObjectsError::LocalDir { path: root.clone(), source })?;
+        let fs = LocalFileSystem::new_with_prefix(&root)
+            .map_err(|source| ObjectsError::Configure { source })?
+            // Deleting a synced folder's last file removes its emptied directories (never the root).
+            .with_automatic_cleanup(true);
+        Ok(Objects {
+            inner: Arc::new(Inner { store: Arc::new(fs), backend: Backend::Local { root }, prefix: String::new() }),
+        })
+    }
+
+    /// `"s3"` or `"local"`, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self.inner.backend {
+            Backend::S3 { .. } => "s3",
+            Backend::Local { .. } => "local",
+        }
+    }
+
+    fn path_of(&self, key: &ObjectKey) -> Result<Path, ObjectsError> {
+        let full =
+            if self.inner.prefix.is_empty() { key.0.clone() } else { format!("{}/{}", self.inner.prefix, key.0) };
+        if full.len() > ObjectKey::MAX_LEN {
+            return Err(ObjectsError::KeyTooLong { key: key.to_string(), len: full.len(), max: ObjectKey::MAX_LEN });
+        }
+        // Keys and prefixes are built to parse; a failure here is a bug in ObjectKey.
+        Path::parse(&full).map_err(|e| ObjectsError::Store {
+            operation: "key check",
+            key: key.to_string(),
+            source: e.into(),
+        })
+    }
+
+    /// Writes `body` to `key`, replacing any object there, in bounded memory: a body up to
+    /// [`PART_SIZE`] is one request, a larger one a multipart upload of [`PART_SIZE`] parts with
+    /// at most [`MAX_PARTS_IN_FLIGHT`] uploading at once. Readers see the old object or the
+    /// whole new one, never a part (see the module documentation). An error from `body` aborts
+    /// the write.
+    pub async fn put_stream<S, E>(&self, key: &ObjectKey, body: S) -> Result<PutResult, ObjectsError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: Into<BoxError>,
+    {
+        let path = self.path_of(key)?;
+        let body_error = |e: E| ObjectsError::Body { key: key.to_string(), source: e.into() };
+        let mut body = std::pin::pin!(body);
+        let mut size = 0u64;
+
+        let mut first = PutPayloadMut::new();
+        while first.content_length() < PART_SIZE {
+            match body.next().await {
+                Some(chunk) => {
+                    let chunk = chunk.map_err(body_error)?;
+                    size += chunk.len() as u64;
+                    first.push(chunk);
+                }
+                None => {
+                    let put = self.inner.store.put(&path, first.freeze()).await;
+                    let put = put.map_err(|e| ObjectsError::store("write", key, e))?;
+                    return Ok(PutResult { size, e_tag: put.e_tag });
+                }
+            }
+        }
+
+        let upload = self.inner.store.put_multipart(&path).await.map_err(|e| ObjectsError::store("write", key, e))?;
+        let mut write = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        for chunk in first.freeze() {
+            write.put(chunk);
+        }
+        loop {
+            if let Err(e) = write.wait_for_capacity(MAX_PARTS_IN_FLIGHT).await {
+                abort(write).await;
+                return Err(ObjectsError::store("write", key, e));
+            }
+            match body.next().await {
+                Some(Ok(chunk)) => {
+                    size += chunk.len() as u64;
+                    write.put(chunk);
+                }
+                Some(Err(e)) => {
+                    abort(write).await;
+                    return Err(body_error(e));
+                }
+                None => break,
+            }
+        }
+        // finish() aborts the upload itself when a part or the completion fails.
+        let put = write.finish().await.map_err(|e| ObjectsError::store("write", key, e))?;
+        Ok(PutResult { size, e_tag: put.e_tag })
+    }
+
+    /// Reads the object at `key` as a stream of chunks. [`ObjectsError::NotFound`] if it is
+    /// not there.
+    pub async fn get_stream(&self, key: &ObjectKey) -> Result<ObjectBody, ObjectsError> {
+        let path = self.path_of(key)?;
+        let got = self.inner.store.get(&path).await.map_err(|e| ObjectsError::store("read", key, e))?;
+        let meta = ObjectMeta::from(got.meta.clone());
+        let owned = key.clone();
+        let stream = got.into_stream().map_err(move |e| ObjectsError::store("read", &owned, e)).boxed();
+        Ok(ObjectBody { meta, stream })
+    }
+
+    /// The object's metadata, or `None` if there is no object at `key`.
+    pub async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectMeta>, ObjectsError> {
+        let path = self.path_of(key)?;
+        match self.inner.store.head(&path).await {
+            Ok(meta) => Ok(Some(meta.into())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(ObjectsError::store("head", key, e)),
+        }
+    }
+
+    /// Removes the object at `key`. Removing an object that is not there succeeds, as on S3,
+    /// so a retried delete is harmless.
+    pub async fn delete(&self, key: &ObjectKey) -> Result<(), ObjectsError> {
+        let path = self.path_of(key)?;
+        match self.inner.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(ObjectsError::store("delete", key, e)),
+        }
+    }
+
+    /// A URL that lets its holder GET the object for `ttl` without credentials: `Some` on S3,
+    /// `None` on a local directory, whose bytes the local API serves itself.
+    pub async fn presigned_get(&self, key: &ObjectKey, ttl: Duration) -> Result<Option<Url>, ObjectsError> {
+        self.presign(Method::GET, key, ttl).await
+    }
+
+    /// A URL that lets its holder PUT the object's bytes for `ttl` (one request, so up to S3's
+    /// 5 GB single-PUT limit): `Some` on S3, `None` on a local directory.
+    pub async fn presigned_put(&self, key: &ObjectKey, ttl: Duration) -> Result<Option<Url>, ObjectsError> {
+        self.presign(Method::PUT, key, ttl).await
+    }
+
+    async fn presign(&self, method: Method, key: &ObjectKey, ttl: Duration) -> Result<Option<Url>, ObjectsError> {
+        let Backend::S3 { s3, .. } = &self.inner.backend else { return Ok(None) };
+        if ttl < Duration::from_secs(1) || ttl > MAX_PRESIGN_TTL {
+            return Err(ObjectsError::PresignTtl { ttl });
+        }
+        let path = self.path_of(key)?;
+        let url = s3.signed_url(method, &path, ttl).await.map_err(|e| ObjectsError::store("presign", key, e))?;
+        Ok(Some(url))
+    }
+}
+
+async fn abort(write: WriteMultipart) {
+    // The caller reports the error that made it abort; a failed abort only leaves parts that
+    // the bucket's lifecycle rule removes.
+    if let Err(e) = write.abort().await {
+        tracing::warn!(error = %e, "aborting a multipart upload failed");
+    }
+}
+
+/// S3's rules for (general purpose) bucket names, enough to refuse a URL with a user name,
+/// a port or a typo before any request is made.
+fn valid_bucket_name(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant() -> TenantId {
+        TenantId(Uuid::from_u128(0x1111_1111_1111_4111_8111_1111_1111_1111))
+    }
+
+    fn folder() -> Uuid {
+        Uuid::from_u128(0x2222_2222_2222_4222_8222_2222_2222_2222)
+    }
+
+    fn key(path: &[&str]) -> Result<String, ObjectKeyError> {
+        ObjectKey::for_file(tenant(), folder(), path).map(|k| k.0)
+    }
+
+    fn prefix() -> String {
+        format!("{}/{}/", tenant(), folder())
+    }
+
+    #[test]
+    fn an_ordinary_path_keeps_its_names_under_the_tenant_and_folder() {
+        // Arrange
+        let path = ["Scenarios", "line 2 (final) [v3].qsim"];
+
+        // Act
+        let got = key(&path).unwrap();
+
+        // Assert
+        assert_eq!(got, format!("{}Scenarios/line 2 (final) [v3].qsim", prefix()));
+    }
+
+    #[test]
+    fn separators_colons_and_control_characters_are_percent_encoded() {
+        // Arrange
+        let cases = [
+            ("a/b", "a%2Fb"),
+            ("a\\b", "a%5Cb"),
+            ("/etc/passwd", "%2Fetc%2Fpasswd"),
+            ("C:", "C%3A"),
+            ("C:\\Windows", "C%3A%5CWindows"),
+            ("nul\0byte", "nul%00byte"),
+            ("line\nbreak\r", "line%0Abreak%0D"),
+            ("del\u{7f}", "del%7F"),
+            ("c1\u{85}", "c1%C2%85"),
+            ("100%", "100%25"),
+            ("~$Budget.xlsx", "%7E$Budget.xlsx"),
+            ("a#1", "a%231"),
+            ("what?*\"<>|", "what%3F%2A%22%3C%3E%7C"),
+            ("...", "..."),
+            ("é 模型.qsim", "é 模型.qsim"),
+        ];
+
+        for (name, expected) in cases {
+            // Act
+            let got = key(&[name]).unwrap();
+
+            // Assert
+            assert_eq!(got, format!("{}{expected}", prefix()), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn empty_and_dot_segments_and_empty_paths_are_refused() {
+        // Arrange
+        let cases: [(&[&str], ObjectKeyError); 4] = [
+            (&[], ObjectKeyError::NoSegments),
+            (&["a", ""], ObjectKeyError::EmptySegment { index: 1 }),
+            (&["."], ObjectKeyError::DotSegment { index: 0, segment: "." }),
+            (&["a", "..", "b"], ObjectKeyError::DotSegment { index: 1, segment: ".." }),
+        ];
+
+        for (path, expected) in cases {
+            // Act
+            let got = key(path);
+
+            // Assert
+            assert_eq!(got, Err(expected), "{path:?}");
+        }
+    }
+
+    #[test]
+    fn a_long_name_keeps_a_readable_prefix_a_hash_and_its_extension() {
+        // Arrange
+        let long_a = format!("{}.qsim", "a".repeat(300));
+        let long_b = format!("{}b.qsim", "a".repeat(299));
+
+        // Act
+        let a = key(&[&long_a]).unwrap();
+        let b = key(&[&long_b]).unwrap();
+
+        // Assert
+        let seg_a = a.rsplit('/').next().unwrap();
+        let seg_b = b.rsplit('/').next().unwrap();
+        assert_eq!(seg_a.len(), ObjectKey::MAX_SEGMENT_LEN);
+        assert!(seg_a.starts_with(&"a".repeat(200)), "{seg_a}");
+        assert!(seg_a.ends_with(".qsim"), "{seg_a}");
+        assert_eq!(seg_a.matches('~').count(), 1);
+        assert_ne!(seg_a, seg_b, "two long names that share a prefix stay distinct");
+    }
+
+    #[test]
+    fn a_shortened_segment_never_splits_an_escape_or_a_character() {
+        for pad in 0..4 {
+            // Arrange: escapes and 3-byte characters straddling the cut at every offset.
+            let name = format!("{}{}", "x".repeat(pad), "/模".repeat(100));
+
+            // Act
+            let got = key(&[&name]).unwrap();
+
+            // Assert
+            let seg = got.rsplit('/').next().unwrap();
+            assert!(seg.len() <= ObjectKey::MAX_SEGMENT_LEN, "{pad}: {} bytes", seg.len());
+            let (readable, _) = seg.split_once('~').unwrap();
+            let bytes = readable.as_bytes();
+            for (i, b) in bytes.iter().enumerate() {
+                if *b == b'%' {
+                    assert!(i + 2 < bytes.len(), "{pad}: escape cut at the end: {readable}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_over_the_s3_limit_is_refused() {
+        // Arrange: five segments of 250 bytes are over 1024 with the prefix.
+        let name = "n".repeat(250);
+        let path = [name.as_str(); 5];
+
+        // Act
+        let got = key(&path);
+
+        // Assert
+        assert!(matches!(got, Err(ObjectKeyError::TooLong { max: 1024, .. })), "{got:?}");
+        assert!(key(&path[..3]).is_ok(), "three such segments fit");
+    }
+
+    /// Nasty names from a deterministic generator: pieces that have broken path handling
+    /// somewhere, glued at random.
+    fn nasty_names(count: usize) -> Vec<String> {
+        const PIECES: &[&str] = &[
+            "..", ".", "/", "\\", "%", "%2F", "%2E%2E", "~", "#1", "C:", "c:\\", ":", "\0", "\n", "\r", "\t", "\u{7f}",
+            "\u{85}", "\u{202e}", "a", "Z", "é", "模", "😀", " ", "?", "*", "\"", "<", ">", "|", "'", "$", "{", "}",
+            "[", "]", "^", "`", "NUL", "con", ".qsim", "/..", "../", "./", "//",
+        ];
+        let mut state = 0x9e37_79b9_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        (0..count)
+            .map(|_| {
+                let parts = 1 + (next() % 8) as usize;
+                (0..parts).map(|_| PIECES[(next() % PIECES.len() as u64) as usize]).collect::<String>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_nasty_name_stays_inside_the_tenant_and_folder_as_one_segment() {
+        for name in nasty_names(5000) {
+            // Act
+            let got = key(&["sub", &name]);
+
+            // Assert
+            let Ok(got) = got else {
+                assert!(matches!(name.as_str(), "." | ".."), "only dot names are refused: {name:?}");
+                continue;
+            };
+            let rest = got.strip_prefix(&prefix()).expect("tenant and folder prefix");
+            let segments: Vec<&str> = rest.split('/').collect();
+            assert_eq!(segments.len(), 2, "{name:?} -> {got}");
+            assert_eq!(segments[0], "sub");
+            let seg = segments[1];
+            assert!(!seg.is_empty() && seg != "." && seg != "..", "{name:?} -> {seg}");
+            assert!(!seg.chars().any(|c| c.is_control() || c == '\\' || c == ':'), "{name:?} -> {seg:?}");
+            assert!(Path::parse(&got).is_ok(), "object_store accepts {got:?}");
+        }
+    }
+
+    #[test]
+    fn different_names_never_share_a_key() {
+        // Arrange
+        let mut names = nasty_names(5000);
+        names.extend(["a/b", "a%2Fb", "a%252Fb", "a:b", "a%3Ab", "~x", "%7Ex"].map(String::from));
+        names.extend((0..50).map(|i| format!("{}{i}", "long".repeat(80))));
+        names.sort();
+        names.dedup();
+        let mut seen = std::collections::HashMap::new();
+
+        for name in &names {
+            // Act
+            let Ok(got) = key(&[name]) else { continue };
+
+            // Assert
+            if let Some(other) = seen.insert(got.clone(), name) {
+                panic!("{other:?} and {name:?} both map to {got}");
+            }
+        }
+        assert!(seen.len() > 1000, "the generator made enough distinct names ({})", seen.len());
+    }
+
+    #[test]
+    fn s3_urls_with_a_bad_bucket_or_prefix_are_refused_without_repeating_them() {
+        // Arrange
+        let urls = [
+            "s3://",
+            "s3://ab",
+            "s3://user:hunter2@bucket",
+            "s3://Bucket",
+            "s3://bucket/../escape",
+            "s3://bucket/a//b",
+            "s3://bucket/a%2Fb",
+        ];
+
+        for url in urls {
+            // Act
+            let got = Objects::from_url_with(url, |_| None);
+
+            // Assert
+            let err = got.expect_err(url).to_string();
+            assert!(err.starts_with("object store URL is not valid"), "{url}: {err}");
+            assert!(!err.contains("hunter2") && !err.contains(url), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn other_schemes_are_refused_naming_only_the_scheme() {
+        // Act
+        let got = Objects::from_url_with("https://user:hunter2@example.com/bucket", |_| None);
+
+        // Assert
+        let err = got.unwrap_err().to_string();
+        assert!(err.contains("`https`"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn an_s3_store_with_a_prefix_refuses_keys_the_prefix_pushes_over_the_limit() {
+        // Arrange
+        let objects = Objects::from_url_with("s3://quodsi-objects/some/prefix", |name| {
+            (name == "AWS_REGION").then(|| "eu-west-1".to_owned())
+        })
+        .unwrap();
+        // 73 + 4 × 201 + 143 = 1020 bytes: a valid key, 1032 with "some/prefix/".
+        let (long, last) = ("n".repeat(200), "n".repeat(142));
+        let key = ObjectKey::for_file(tenant(), folder(), &[&long, &long, &long, &long, &last]).unwrap();
+        assert_eq!(key.as_str().len(), 1020);
+
+        // Act
+        let got = objects.path_of(&key);
+
+        // Assert
+        assert!(matches!(got, Err(ObjectsError::KeyTooLong { max: 1024, .. })), "{got:?}");
+        assert_eq!(objects.kind(), "s3");
+        assert_eq!(format!("{objects:?}"), "Objects::S3 { bucket: \"quodsi-objects\", prefix: \"some/prefix\" }");
+    }
+}
