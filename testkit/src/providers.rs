@@ -69,7 +69,8 @@ impl Fake {
             entry["revoke_url"] = json!(format!("{uri}/revoke"));
         }
         let config = config(json!({ kind.as_str(): entry }));
-        let settings = HttpSettings { connect_timeout: Duration::from_secs(2), total_timeout };
+        let settings =
+            HttpSettings { connect_timeout: Duration::from_secs(2), total_timeout, ..HttpSettings::default() };
         let registry = Registry::with_settings(&config.providers, config.oauth_redirect_base_url.as_deref(), settings)
             .expect("registry");
         Fake { server, registry, kind }

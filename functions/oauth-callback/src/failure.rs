@@ -72,7 +72,7 @@ impl Failure {
                 ProviderError::Server { .. } => "provider_unavailable",
                 ProviderError::Timeout => "provider_timeout",
                 ProviderError::Network(_) => "provider_unreachable",
-                ProviderError::Malformed(_) => "provider_bad_response",
+                ProviderError::Malformed(_) | ProviderError::ResyncRequired(_) => "provider_bad_response",
                 ProviderError::Rejected { .. } | ProviderError::Unsupported(_) => "provider_rejected",
             },
             Failure::Store { .. } => "server_error",

@@ -130,6 +130,7 @@ impl Settings {
         HttpSettings {
             connect_timeout: self.provider_timeout.min(shared::providers::DEFAULT_CONNECT_TIMEOUT),
             total_timeout: self.provider_timeout,
+            ..HttpSettings::default()
         }
     }
 

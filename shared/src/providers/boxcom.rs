@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::http::{bearer, endpoint, expect_success, json_response, parse_url, path_id, required_str, send, str_field};
 use super::oauth_client::{OAuthClient, scopes_or};
 use super::{
-    AuthorizeRequest, CreatedLink, ExistingLink, Identity, LinkTarget, Pkce, Provider, ProviderError,
+    AuthorizeRequest, Clients, CreatedLink, ExistingLink, Identity, LinkTarget, Pkce, Provider, ProviderError,
     RefreshTokenRotation, SharedLinkRequest, TokenSet, share_type_unsupported,
 };
 use crate::config::ProviderConfig;
@@ -24,15 +24,18 @@ const SCOPES: &[&str] = &["root_readwrite"];
 #[derive(Debug)]
 pub(crate) struct BoxCom {
     oauth: OAuthClient,
+    /// File bodies (downloads, uploads): bounded by silence, not by total time.
+    transfer: reqwest::Client,
     api: Url,
     revoke_url: Url,
     scopes: Vec<String>,
 }
 
 impl BoxCom {
-    pub fn new(config: &ProviderConfig, http: reqwest::Client) -> Result<BoxCom, String> {
+    pub fn new(config: &ProviderConfig, http: &Clients) -> Result<BoxCom, String> {
         Ok(BoxCom {
-            oauth: OAuthClient::new(config, http, AUTHORIZE, TOKEN)?,
+            oauth: OAuthClient::new(config, http.api.clone(), AUTHORIZE, TOKEN)?,
+            transfer: http.transfer.clone(),
             api: parse_url(config.api_base_url.as_deref().unwrap_or(API), "api_base_url")?,
             revoke_url: parse_url(config.revoke_url.as_deref().unwrap_or(REVOKE), "revoke_url")?,
             scopes: scopes_or(config, SCOPES),

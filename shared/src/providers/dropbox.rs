@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::http::{bearer, endpoint, expect_success, json_response, parse_url, required_str, send, str_field};
 use super::oauth_client::{OAuthClient, scopes_or};
 use super::{
-    AuthorizeRequest, CreatedLink, ExistingLink, Identity, LinkTarget, Pkce, Provider, ProviderError,
+    AuthorizeRequest, Clients, CreatedLink, ExistingLink, Identity, LinkTarget, Pkce, Provider, ProviderError,
     RefreshTokenRotation, SharedLinkRequest, TokenSet,
 };
 use crate::config::ProviderConfig;
@@ -30,20 +30,22 @@ const SCOPES: &[&str] = &[
 #[derive(Debug)]
 pub(crate) struct Dropbox {
     oauth: OAuthClient,
+    /// File bodies (downloads, uploads): bounded by silence, not by total time.
+    transfer: reqwest::Client,
     api: Url,
     revoke_url: Url,
     scopes: Vec<String>,
 }
 
 impl Dropbox {
-    pub fn new(config: &ProviderConfig, http: reqwest::Client) -> Result<Dropbox, String> {
-        let oauth = OAuthClient::new(config, http, AUTHORIZE, TOKEN)?;
+    pub fn new(config: &ProviderConfig, http: &Clients) -> Result<Dropbox, String> {
+        let oauth = OAuthClient::new(config, http.api.clone(), AUTHORIZE, TOKEN)?;
         let api = parse_url(config.api_base_url.as_deref().unwrap_or(API), "api_base_url")?;
         let revoke_url = match &config.revoke_url {
             Some(url) => parse_url(url, "revoke_url")?,
             None => endpoint(&api, &["2", "auth", "token", "revoke"]),
         };
-        Ok(Dropbox { oauth, api, revoke_url, scopes: scopes_or(config, SCOPES) })
+        Ok(Dropbox { oauth, transfer: http.transfer.clone(), api, revoke_url, scopes: scopes_or(config, SCOPES) })
     }
 
     /// An RPC call. Endpoints without arguments take the JSON `null`, as the API explorer

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::http::{bearer, endpoint, expect_success, json_response, parse_url, path_id, required_str, send, str_field};
 use super::oauth_client::{OAuthClient, RevokedWhen, scopes_or};
 use super::{
-    AuthorizeRequest, CreatedLink, ExistingLink, Identity, LinkTarget, Pkce, Provider, ProviderError,
+    AuthorizeRequest, Clients, CreatedLink, ExistingLink, Identity, LinkTarget, Pkce, Provider, ProviderError,
     RefreshTokenRotation, SharedLinkRequest, TokenSet, password_unsupported,
 };
 use crate::config::ProviderConfig;
@@ -30,6 +30,8 @@ const SCOPES: &[&str] = &["openid", "email", "https://www.googleapis.com/auth/dr
 #[derive(Debug)]
 pub(crate) struct Google {
     oauth: OAuthClient,
+    /// File bodies (downloads, uploads): bounded by silence, not by total time.
+    transfer: reqwest::Client,
     revoke_url: Url,
     userinfo_base: Url,
     drive_base: Url,
@@ -37,12 +39,13 @@ pub(crate) struct Google {
 }
 
 impl Google {
-    pub fn new(config: &ProviderConfig, http: reqwest::Client) -> Result<Google, String> {
-        let mut oauth = OAuthClient::new(config, http, AUTHORIZE, TOKEN)?;
+    pub fn new(config: &ProviderConfig, http: &Clients) -> Result<Google, String> {
+        let mut oauth = OAuthClient::new(config, http.api.clone(), AUTHORIZE, TOKEN)?;
         oauth.revoked_when = RevokedWhen::DescriptionContains("expired or revoked");
         let api = |default: &str| parse_url(config.api_base_url.as_deref().unwrap_or(default), "api_base_url");
         Ok(Google {
             oauth,
+            transfer: http.transfer.clone(),
             revoke_url: parse_url(config.revoke_url.as_deref().unwrap_or(REVOKE), "revoke_url")?,
             userinfo_base: api(USERINFO_BASE)?,
             drive_base: api(DRIVE_BASE)?,

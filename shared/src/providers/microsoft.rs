@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::http::{bearer, endpoint, expect_success, json_response, parse_url, path_id, required_str, send, str_field};
 use super::oauth_client::{OAuthClient, scopes_or};
 use super::{
-    AuthorizeRequest, CreatedLink, ExistingLink, Identity, LinkTarget, Pkce, Provider, ProviderError,
+    AuthorizeRequest, Clients, CreatedLink, ExistingLink, Identity, LinkTarget, Pkce, Provider, ProviderError,
     RefreshTokenRotation, SharedLinkRequest, TokenSet, password_unsupported, share_type_unsupported,
 };
 use crate::config::ProviderConfig;
@@ -29,18 +29,20 @@ const SHAREPOINT_SCOPES: &[&str] = &[OFFLINE_ACCESS, "User.Read", "Sites.ReadWri
 pub(crate) struct Microsoft {
     kind: ProviderType,
     oauth: OAuthClient,
+    /// File bodies (downloads, upload fragments): bounded by silence, not by total time.
+    transfer: reqwest::Client,
     graph: Url,
     scopes: Vec<String>,
     scope_param: String,
 }
 
 impl Microsoft {
-    pub fn new(kind: ProviderType, config: &ProviderConfig, http: reqwest::Client) -> Result<Microsoft, String> {
+    pub fn new(kind: ProviderType, config: &ProviderConfig, http: &Clients) -> Result<Microsoft, String> {
         let tenant = config.tenant.as_deref().unwrap_or(DEFAULT_TENANT);
         let authority = endpoint(&parse_url(AUTHORITY, "authority")?, &[tenant, "oauth2", "v2.0"]);
         let oauth = OAuthClient::new(
             config,
-            http,
+            http.api.clone(),
             endpoint(&authority, &["authorize"]).as_str(),
             endpoint(&authority, &["token"]).as_str(),
         )?;
@@ -51,7 +53,7 @@ impl Microsoft {
         }
         let graph = parse_url(config.api_base_url.as_deref().unwrap_or(GRAPH), "api_base_url")?;
         let scope_param = scopes.join(" ");
-        Ok(Microsoft { kind, oauth, graph, scopes, scope_param })
+        Ok(Microsoft { kind, oauth, transfer: http.transfer.clone(), graph, scopes, scope_param })
     }
 
     async fn get(

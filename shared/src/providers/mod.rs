@@ -23,8 +23,10 @@ mod google;
 mod http;
 mod microsoft;
 mod oauth_client;
+pub mod sync;
 
 pub use http::parse_retry_after;
+pub use sync::{Change, ChangePage, ChildPage, Download, ItemKind, RemoteItem, SyncScope};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -47,17 +49,35 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// logs, and Microsoft's carry trace ids and timestamps that make them long.
 pub const MAX_DESCRIPTION_CHARS: usize = 300;
 
-/// Timeouts of the one HTTP client all providers share.
+/// The longest a transfer (a download or upload body) may go without a byte moving.
+pub const DEFAULT_TRANSFER_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Timeouts of the HTTP clients all providers share: one for API calls (bounded as a whole),
+/// one for file transfers (bounded by silence, since a large file takes long by right).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpSettings {
     pub connect_timeout: Duration,
     pub total_timeout: Duration,
+    pub transfer_read_timeout: Duration,
 }
 
 impl Default for HttpSettings {
     fn default() -> HttpSettings {
-        HttpSettings { connect_timeout: DEFAULT_CONNECT_TIMEOUT, total_timeout: DEFAULT_TOTAL_TIMEOUT }
+        HttpSettings {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            total_timeout: DEFAULT_TOTAL_TIMEOUT,
+            transfer_read_timeout: DEFAULT_TRANSFER_READ_TIMEOUT,
+        }
     }
+}
+
+/// The two HTTP clients every provider definition gets.
+#[derive(Debug, Clone)]
+pub(crate) struct Clients {
+    /// API calls: connect and total timeouts.
+    pub api: reqwest::Client,
+    /// File bodies: a connect timeout and a read timeout, no total one.
+    pub transfer: reqwest::Client,
 }
 
 /// What a refresh does to the refresh token.
@@ -222,6 +242,10 @@ pub enum ProviderError {
     /// Box, ...); the API answers 400.
     #[error("{0}")]
     Unsupported(String),
+    /// A change cursor the provider no longer honours (Graph 410, Dropbox `reset`, a rejected
+    /// Drive page token): the folder must be listed afresh from a new cursor.
+    #[error("the provider asks for a full resync: {0}")]
+    ResyncRequired(String),
 }
 
 impl From<crate::deadline::TimedOut> for ProviderError {
@@ -242,9 +266,10 @@ impl ProviderError {
             ProviderError::InvalidGrant { .. } => ErrorType::Auth,
             ProviderError::Timeout => ErrorType::Timeout,
             ProviderError::Network(_) => ErrorType::Network,
-            ProviderError::RateLimited { .. } | ProviderError::Server { .. } | ProviderError::Malformed(_) => {
-                ErrorType::Api
-            }
+            ProviderError::RateLimited { .. }
+            | ProviderError::Server { .. }
+            | ProviderError::Malformed(_)
+            | ProviderError::ResyncRequired(_) => ErrorType::Api,
             // Drive reports a full account as a 403, so the code is looked at before the status.
             ProviderError::Rejected { code: Some(code), .. } if is_storage_quota_code(code) => ErrorType::Quota,
             ProviderError::Rejected { status, .. } => match status {
@@ -264,6 +289,7 @@ impl ProviderError {
                 Some(sub_code.clone().unwrap_or_else(|| code.clone()))
             }
             ProviderError::RateLimited { .. } => Some("429".to_owned()),
+            ProviderError::ResyncRequired(_) => Some("resync_required".to_owned()),
             ProviderError::Server { status } => Some(status.to_string()),
             ProviderError::Rejected { status, code, .. } => Some(code.clone().unwrap_or_else(|| status.to_string())),
             ProviderError::NotConfigured { .. }
@@ -352,6 +378,52 @@ pub trait Provider: Send + Sync + fmt::Debug {
         target: &LinkTarget<'_>,
         link: &ExistingLink<'_>,
     ) -> Result<(), ProviderError>;
+
+    // ---- sync (see [`sync`]) ------------------------------------------------------------
+
+    /// A change cursor marking now, taken before a first crawl so that nothing changed during
+    /// the crawl is missed: the first `changes` call from it replays those changes.
+    async fn start_cursor(&self, access_token: &SecretString, scope: &SyncScope<'_>) -> Result<String, ProviderError> {
+        let _ = (access_token, scope);
+        Err(ProviderError::Unsupported(format!("{} cannot sync yet", self.provider_type())))
+    }
+
+    /// One page of the direct children of `folder_id` (the synced folder or one below it);
+    /// `page` is the previous page's `next`.
+    async fn list_children(
+        &self,
+        access_token: &SecretString,
+        scope: &SyncScope<'_>,
+        folder_id: &str,
+        page: Option<&str>,
+    ) -> Result<ChildPage, ProviderError> {
+        let _ = (access_token, scope, folder_id, page);
+        Err(ProviderError::Unsupported(format!("{} cannot sync yet", self.provider_type())))
+    }
+
+    /// One page of changes since `cursor` (a stored cursor, or the previous page's `next`). A
+    /// cursor the provider no longer honours is [`ProviderError::ResyncRequired`].
+    async fn changes(
+        &self,
+        access_token: &SecretString,
+        scope: &SyncScope<'_>,
+        cursor: &str,
+    ) -> Result<ChangePage, ProviderError> {
+        let _ = (access_token, scope, cursor);
+        Err(ProviderError::Unsupported(format!("{} cannot sync yet", self.provider_type())))
+    }
+
+    /// A file's bytes, streamed. A pre-authenticated URL the provider redirects to is followed
+    /// here, without the bearer token, and never returned, logged or stored.
+    async fn download(
+        &self,
+        access_token: &SecretString,
+        scope: &SyncScope<'_>,
+        item: &RemoteItem,
+    ) -> Result<Download, ProviderError> {
+        let _ = (access_token, scope, item);
+        Err(ProviderError::Unsupported(format!("{} cannot sync yet", self.provider_type())))
+    }
 }
 
 /// The configured providers, built once per cold start. Clones are cheap: the definitions and
@@ -377,25 +449,32 @@ impl Registry {
         redirect_base: Option<&str>,
         settings: HttpSettings,
     ) -> Result<Registry, ProviderError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.total_timeout)
+        let built_client = |b: reqwest::ClientBuilder| {
             // A 307/308 from a token endpoint would re-send the client secret and refresh token
-            // to wherever it points; no endpoint used here redirects on purpose.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("quodsi-cloud-connections/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ProviderError::Network(format!("cannot build the HTTP client: {}", crate::error_chain(&e))))?;
+            // to wherever it points; the downloads that redirect (Graph, Box) are followed by
+            // hand, without the bearer token.
+            b.connect_timeout(settings.connect_timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("quodsi-cloud-connections/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| {
+                    ProviderError::Network(format!("cannot build the HTTP client: {}", crate::error_chain(&e)))
+                })
+        };
+        let http = Clients {
+            api: built_client(reqwest::Client::builder().timeout(settings.total_timeout))?,
+            transfer: built_client(reqwest::Client::builder().read_timeout(settings.transfer_read_timeout))?,
+        };
         let mut built = HashMap::new();
         for provider in providers.configured() {
             let Some(config) = providers.get(provider) else { continue };
             let definition: Result<Arc<dyn Provider>, String> = match provider {
                 ProviderType::OneDrive | ProviderType::SharePoint => {
-                    microsoft::Microsoft::new(provider, config, http.clone()).map(|p| Arc::new(p) as _)
+                    microsoft::Microsoft::new(provider, config, &http).map(|p| Arc::new(p) as _)
                 }
-                ProviderType::GDrive => google::Google::new(config, http.clone()).map(|p| Arc::new(p) as _),
-                ProviderType::Dropbox => dropbox::Dropbox::new(config, http.clone()).map(|p| Arc::new(p) as _),
-                ProviderType::Box => boxcom::BoxCom::new(config, http.clone()).map(|p| Arc::new(p) as _),
+                ProviderType::GDrive => google::Google::new(config, &http).map(|p| Arc::new(p) as _),
+                ProviderType::Dropbox => dropbox::Dropbox::new(config, &http).map(|p| Arc::new(p) as _),
+                ProviderType::Box => boxcom::BoxCom::new(config, &http).map(|p| Arc::new(p) as _),
             };
             built.insert(provider, definition.map_err(|e| format!("{e} in `providers.{provider}`")));
         }
