@@ -77,6 +77,11 @@ cases!(
     stale_jobs_fail_once_with_one_error,
     link_expiry_claim_is_won_once_until_the_lease_ends,
     folder_links_lists_active_links_into_the_folder,
+    sync_cursors_are_kept_one_per_scope,
+    job_claims_are_won_once_and_leases_guard_every_write,
+    jobs_to_dispatch_are_the_unsent_and_the_abandoned,
+    synced_files_upsert_by_provider_id_and_deletes_wait_for_the_guard,
+    unseen_and_path_deletes_mark_only_their_folder,
 );
 
 // ---- helpers --------------------------------------------------------------------------
@@ -2107,6 +2112,225 @@ async fn known_ids_include_deleted_rows_of_the_tenant_only(store: Store) {
     assert!(matches!(store.known_folder(b.id, g.folder.base.id).await, Err(DbError::NotFound)));
     assert!(matches!(store.known_file(b.id, g.file.base.id).await, Err(DbError::NotFound)));
     assert!(matches!(store.known_connection(a.id, ConnectionId::generate()).await, Err(DbError::NotFound)));
+}
+
+// ---- the sync worker -----------------------------------------------------------------
+
+fn synced(t: &Tenant, folder: FolderId, provider_file_id: &str, hash: &str, job: Option<JobId>) -> SyncedFile {
+    SyncedFile {
+        tenant_id: t.id,
+        folder_id: folder,
+        quodsi_file_type: QuodsiFileType::Model,
+        provider_file_id: provider_file_id.to_owned(),
+        file_name: format!("{provider_file_id}.qsim"),
+        file_path: Some(format!("Scenarios/{provider_file_id}.qsim")),
+        file_size_bytes: 42,
+        content_hash: Some(hash.to_owned()),
+        mime_type: Some("application/octet-stream".into()),
+        cloud_created_at: Some(Utc::now() - Duration::days(1)),
+        cloud_modified_at: Some(Utc::now()),
+        sync_status: SyncStatus::NeedsDownload,
+        file_metadata: Some(serde_json::json!({"revision": "r1"})),
+        seen_by_job_id: job,
+    }
+}
+
+async fn sync_cursors_are_kept_one_per_scope(store: Store) {
+    // Arrange
+    let (a, b) = tenants(&store).await;
+    let g = Graph::create(&store, &a).await;
+    let (conn, folder) = (g.connection.base.id, Some(g.folder.base.id));
+    let first = NewSyncCursor {
+        tenant_id: a.id,
+        connection_id: conn,
+        folder_id: folder,
+        cursor_kind: CursorKind::DropboxListFolder,
+        cursor_value: format!("AAE{}", "x".repeat(5000)),
+        folder_map: Some(serde_json::json!({"1ry5": "Scenarios"})),
+        last_polled_at: Some(store.now()),
+    };
+    let connection_wide = NewSyncCursor { folder_id: None, cursor_kind: CursorKind::BoxEvents, ..first.clone() };
+
+    // Act
+    let none = store.get_cursor(a.id, conn, folder, CursorKind::DropboxListFolder).await.unwrap();
+    store.put_cursor(&first).await.unwrap();
+    store
+        .put_cursor(&NewSyncCursor { cursor_value: "second".into(), folder_map: None, ..first.clone() })
+        .await
+        .unwrap();
+    store.put_cursor(&connection_wide).await.unwrap();
+    let kept = store.get_cursor(a.id, conn, folder, CursorKind::DropboxListFolder).await.unwrap();
+    let wide = store.get_cursor(a.id, conn, None, CursorKind::BoxEvents).await.unwrap();
+    let other_kind = store.get_cursor(a.id, conn, folder, CursorKind::GraphDelta).await.unwrap();
+    let other_tenant = store.get_cursor(b.id, conn, folder, CursorKind::DropboxListFolder).await.unwrap();
+
+    // Assert
+    assert!(none.is_none());
+    let kept = kept.expect("the folder's cursor");
+    assert_eq!(kept.cursor_value, "second", "the second put replaced the first");
+    assert_eq!(kept.folder_map, None);
+    assert_eq!((kept.connection_id, kept.folder_id), (conn, folder));
+    assert_eq!(wide.expect("the connection-wide cursor").cursor_value.len(), 5003, "long cursors are kept whole");
+    assert!(other_kind.is_none() && other_tenant.is_none());
+}
+
+async fn job_claims_are_won_once_and_leases_guard_every_write(store: Store) {
+    // Arrange: a pending job.
+    let (a, _) = tenants(&store).await;
+    let g = Graph::create(&store, &a).await;
+    let id = g.job.base.id;
+    let lease_until = store.now() + Duration::minutes(5);
+    let progress = |lease_until| JobProgress {
+        lease_until,
+        progress_percentage: Percent::from_hundredths(2500).unwrap(),
+        files_processed: 1,
+        files_total: Some(4),
+        bytes_transferred: 1024,
+        job_metadata: Some(serde_json::json!({"checkpoint": {"phase": "download"}})),
+    };
+
+    // Act: two claims, a heartbeat under each lease, a release, a claim after it, the end.
+    let (first, second) =
+        futures_util::join!(store.claim_job(a.id, id, lease_until), store.claim_job(a.id, id, lease_until));
+    let winner = first.unwrap().or(second.unwrap()).expect("one claim wins");
+    let stranger = JobLease { lease_id: Uuid::new_v4(), ..winner.clone() };
+    let held = store.claim_job(a.id, id, lease_until).await.unwrap();
+    let beat = store.heartbeat_job(&winner, &progress(lease_until)).await.unwrap();
+    let stranger_beat = store.heartbeat_job(&stranger, &progress(lease_until)).await.unwrap();
+    let after_beat = store.get_job(a.id, id).await.unwrap();
+    let released = store.release_job(&winner).await.unwrap();
+    let next = store.claim_job(a.id, id, lease_until).await.unwrap().expect("a released job is claimed again");
+    let stale_end = store.end_job(&winner, JobStatus::Completed, None).await;
+    let ended = store.end_job(&next, JobStatus::Completed, None).await.unwrap();
+    let after_end = store.claim_job(a.id, id, lease_until).await.unwrap();
+
+    // Assert
+    assert_eq!(winner.job.status, JobStatus::Running);
+    assert!(winner.job.started_at.is_some());
+    assert!(held.is_none(), "a live lease is not claimed again");
+    assert!(beat && !stranger_beat, "only the lease holder writes");
+    assert_eq!((after_beat.files_processed, after_beat.files_total), (1, Some(4)));
+    assert_eq!(after_beat.progress_percentage.hundredths(), 2500);
+    assert_eq!(after_beat.job_metadata.as_ref().unwrap()["checkpoint"]["phase"], "download");
+    assert!(released);
+    assert_eq!(next.job.started_at, winner.job.started_at, "a job claimed again keeps its start");
+    assert_ne!(next.lease_id, winner.lease_id);
+    assert!(matches!(stale_end, Err(DbError::NotFound)), "a lost lease cannot end the job: {stale_end:?}");
+    assert_eq!(ended.status, JobStatus::Completed);
+    assert!(ended.completed_at.is_some());
+    assert!(
+        store.get_folder(a.id, g.folder.base.id).await.unwrap().last_sync_at.is_some(),
+        "completion stamps the folder"
+    );
+    assert!(store.get_connection(a.id, g.connection.base.id).await.unwrap().last_sync_at.is_some());
+    assert!(after_end.is_none(), "an ended job is never claimed");
+}
+
+async fn jobs_to_dispatch_are_the_unsent_and_the_abandoned(store: Store) {
+    // Arrange: a pending job never sent, a pending one sent, a running one whose lease runs
+    // out in a minute, and a running one holding its lease for an hour.
+    let (a, _) = tenants(&store).await;
+    let mut jobs = Vec::new();
+    for _ in 0..4 {
+        let c = store.create_connection(&new_connection(&a)).await.unwrap();
+        let f = store.create_folder(&new_folder(&a, c.base.id)).await.unwrap();
+        jobs.push(store.create_job(&new_job(&a, f.base.id)).await.unwrap());
+    }
+    let (unsent, sent, abandoned, live) = (&jobs[0], &jobs[1], &jobs[2], &jobs[3]);
+    let t0 = store.now();
+    store.mark_dispatched(a.id, sent.base.id).await.unwrap();
+    store.claim_job(a.id, abandoned.base.id, t0 + Duration::minutes(1)).await.unwrap().expect("claimed");
+    store.claim_job(a.id, live.base.id, t0 + Duration::hours(1)).await.unwrap().expect("claimed");
+    // Ten minutes on: the sweep looks for messages not sent in the last five.
+    let later = store.clone().with_clock(move || t0 + Duration::minutes(10));
+    let cutoff = t0 + Duration::minutes(5);
+    let ours = |jobs: Vec<SyncJob>| -> Vec<JobId> {
+        let mine: Vec<JobId> = [unsent, sent, abandoned, live].iter().map(|j| j.base.id).collect();
+        jobs.into_iter().map(|j| j.base.id).filter(|id| mine.contains(id)).collect()
+    };
+
+    // Act
+    let before_cutoff = ours(store.scan_jobs_to_dispatch(t0 - Duration::minutes(1), 1000).await.unwrap());
+    let due = ours(later.scan_jobs_to_dispatch(cutoff, 1000).await.unwrap());
+    for id in &due {
+        later.mark_dispatched(a.id, *id).await.unwrap();
+    }
+    let after_sending = ours(later.scan_jobs_to_dispatch(cutoff, 1000).await.unwrap());
+
+    // Assert
+    assert!(before_cutoff.is_empty(), "jobs younger than the cutoff are left to their first send: {before_cutoff:?}");
+    assert!(due.contains(&unsent.base.id), "never sent: {due:?}");
+    assert!(due.contains(&sent.base.id), "sent before the cutoff and still pending: {due:?}");
+    assert!(due.contains(&abandoned.base.id), "its lease ran out: {due:?}");
+    assert!(!due.contains(&live.base.id), "a held lease is not abandoned");
+    assert!(after_sending.is_empty(), "sent again just now: {after_sending:?}");
+}
+
+async fn synced_files_upsert_by_provider_id_and_deletes_wait_for_the_guard(store: Store) {
+    // Arrange
+    let (a, _) = tenants(&store).await;
+    let g = Graph::create(&store, &a).await;
+    let folder = g.folder.base.id;
+    let job = g.job.base.id;
+    let link_to = |file: FileId| NewSharedLink { file_id: Some(file), ..new_file_link(&a, file) };
+
+    // Act: two files listed, one listed again with a new hash, one marked deleted.
+    store.upsert_synced_file(&synced(&a, folder, "id:A", "aaaa", Some(job))).await.unwrap();
+    store.upsert_synced_file(&synced(&a, folder, "id:B", "bbbb", Some(job))).await.unwrap();
+    let changed = SyncedFile { sync_status: SyncStatus::Synced, ..synced(&a, folder, "id:A", "cccc", Some(job)) };
+    store.upsert_synced_file(&changed).await.unwrap();
+    let b = store.get_file_by_provider_id(a.id, folder, "id:B").await.unwrap().expect("B is stored");
+    let link = store.create_link(&link_to(b.base.id)).await.unwrap();
+    let live_before = store.count_live_files(a.id, folder).await.unwrap();
+    let marked = store.mark_file_deleted(a.id, folder, "id:B", job).await.unwrap();
+    let counted = store.count_marked_deleted(a.id, folder, job).await.unwrap();
+    let cleared = store.clear_marked_deletes(a.id, folder, job).await.unwrap();
+    store.mark_file_deleted(a.id, folder, "id:B", job).await.unwrap();
+    let applied = store.apply_marked_deletes(a.id, folder, job).await.unwrap();
+
+    // Assert
+    let a_row = store.get_file_by_provider_id(a.id, folder, "id:A").await.unwrap().expect("A is stored");
+    assert_eq!(a_row.content_hash.as_deref(), Some("cccc"), "the second listing updated the row");
+    assert_eq!(a_row.sync_status, SyncStatus::Synced);
+    assert_eq!(a_row.file_path.as_deref(), Some("Scenarios/id:A.qsim"));
+    assert_eq!(a_row.file_metadata.as_ref().unwrap()["revision"], "r1");
+    assert_eq!(live_before, 3, "the graph's own file and the two synced");
+    assert_eq!((marked, counted, cleared), (1, 1, 1));
+    assert_eq!(applied, 1);
+    assert!(store.get_file_by_provider_id(a.id, folder, "id:B").await.unwrap().is_none(), "B is deleted");
+    assert!(!store.get_link(a.id, link.base.id).await.unwrap().is_active, "its link went with it");
+    assert_eq!(store.count_live_files(a.id, folder).await.unwrap(), 2);
+    store.upsert_synced_file(&synced(&a, folder, "id:B", "bbbb", Some(job))).await.unwrap();
+    assert!(store.get_file_by_provider_id(a.id, folder, "id:B").await.unwrap().is_some(), "re-created as a new row");
+}
+
+async fn unseen_and_path_deletes_mark_only_their_folder(store: Store) {
+    // Arrange: two folders of one connection, each with files; one listing saw some.
+    let (a, _) = tenants(&store).await;
+    let g = Graph::create(&store, &a).await;
+    let other = store.create_folder(&new_folder(&a, g.connection.base.id)).await.unwrap();
+    let (folder, job) = (g.folder.base.id, g.job.base.id);
+    store.upsert_synced_file(&synced(&a, folder, "seen", "1", Some(job))).await.unwrap();
+    let mut in_dir = synced(&a, folder, "in-dir", "2", Some(job));
+    in_dir.file_path = Some("Old_Runs/deep/run.qres".into());
+    store.upsert_synced_file(&in_dir).await.unwrap();
+    let mut lookalike = synced(&a, folder, "lookalike", "3", Some(job));
+    lookalike.file_path = Some("OldXRuns/run.qres".into());
+    store.upsert_synced_file(&lookalike).await.unwrap();
+    store.upsert_synced_file(&synced(&a, other.base.id, "elsewhere", "4", None)).await.unwrap();
+
+    // Act
+    let by_path = store.mark_path_deleted(a.id, folder, "old_runs", job).await.unwrap();
+    let by_path_count = store.count_marked_deleted(a.id, folder, job).await.unwrap();
+    store.clear_marked_deletes(a.id, folder, job).await.unwrap();
+    let unseen = store.mark_unseen_deleted(a.id, folder, job).await.unwrap();
+    let elsewhere = store.count_marked_deleted(a.id, other.base.id, job).await.unwrap();
+
+    // Assert
+    assert_eq!(by_path, 1, "the file below the deleted folder, compared lower-cased; `_` is no wildcard");
+    assert_eq!(by_path_count, 1);
+    assert_eq!(unseen, 1, "the graph's file, which the listing did not see");
+    assert_eq!(elsewhere, 0, "another folder's files are never marked");
 }
 
 fn main() {

@@ -59,5 +59,6 @@ fn every_seed_name_is_in_the_sqlite_migrations_or_mapped() {
     }
     assert_eq!(absent.len(), 6, "one rowid mapping per table: {absent:?}");
     assert!(readme.contains("`ix_<table>_index_id` CLUSTERED") && readme.contains("the rowid"));
-    assert_eq!(sql.matches("    index_id INTEGER PRIMARY KEY AUTOINCREMENT,\n").count(), 6);
+    // The seed's six tables and cloud_sync_cursors (V5), each keyed by its rowid.
+    assert_eq!(sql.matches("    index_id INTEGER PRIMARY KEY AUTOINCREMENT,\n").count(), 7);
 }

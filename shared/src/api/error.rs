@@ -254,6 +254,17 @@ const CONSTRAINTS: &[(&str, Option<&str>, &str)] = &[
     ),
     ("ck_cloud_shared_links_share_type", Some("share_type"), "is not a known share type"),
     ("ck_cloud_sync_errors_error_type", Some("error_type"), "is not a known error type"),
+    // The sync worker's cursors (V5): written by the worker only, so no request field.
+    ("ix_cloud_sync_cursors_id", None, "a row with this id already exists"),
+    ("ix_cloud_sync_cursors_index_id", None, "a row with this id already exists"),
+    ("ix_cloud_sync_cursors_tenant_id_lookup", None, "a row with this id already exists"),
+    ("ix_cloud_sync_cursors_scope", None, "the folder already has a cursor of this kind"),
+    ("fk_cloud_sync_cursors_tenant", None, "no such tenant"),
+    ("fk_cloud_sync_cursors_connection", None, "no such connection"),
+    ("fk_cloud_sync_cursors_folder", None, "no such folder"),
+    ("ck_cloud_sync_cursors_tenant_consistency", None, "no such connection"),
+    ("fk_cloud_sync_cursors_folder_tenant", None, "no such folder"),
+    ("ck_cloud_sync_cursors_kind", None, "is not a known cursor kind"),
 ];
 
 /// What a violated constraint means to an API client: the field at fault and a sentence.

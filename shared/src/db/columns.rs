@@ -91,3 +91,7 @@ define_columns!(error_cols:
 // The token-refresh bookkeeping added by migration V2, read after connection_cols.
 define_columns!(refresh_cols:
     token_refreshed_at, refresh_not_before, refresh_failures, refresh_error_id);
+
+define_columns!(cursor_cols:
+    id, index_id, tenant_id, created_at, updated_at, is_deleted,
+    connection_id, folder_id, cursor_kind, cursor_value, folder_map, last_polled_at);

@@ -214,6 +214,43 @@ impl JobStatus {
     }
 }
 
+string_enum!(
+    /// `cloud_sync_cursors.cursor_kind` (ck_cloud_sync_cursors_kind): which provider feed a
+    /// cursor belongs to.
+    CursorKind {
+        GraphDelta => "graph_delta",
+        DriveChanges => "drive_changes",
+        DropboxListFolder => "dropbox_list_folder",
+        BoxEvents => "box_events",
+    }
+);
+
+impl CursorKind {
+    /// The feed a provider's changes come from.
+    pub fn of(provider: ProviderType) -> CursorKind {
+        match provider {
+            ProviderType::OneDrive | ProviderType::SharePoint => CursorKind::GraphDelta,
+            ProviderType::GDrive => CursorKind::DriveChanges,
+            ProviderType::Dropbox => CursorKind::DropboxListFolder,
+            ProviderType::Box => CursorKind::BoxEvents,
+        }
+    }
+}
+
+impl FolderType {
+    /// What a file synced from a folder of this type is to Quodsi (`quodsi_file_type`), when
+    /// nothing about the file itself says otherwise.
+    pub fn file_type(self) -> QuodsiFileType {
+        match self {
+            FolderType::Models => QuodsiFileType::Model,
+            FolderType::Results => QuodsiFileType::Result,
+            FolderType::Export => QuodsiFileType::Export,
+            FolderType::Import => QuodsiFileType::Import,
+            FolderType::Archive | FolderType::General => QuodsiFileType::Document,
+        }
+    }
+}
+
 impl FolderPermissions {
     /// Whether a job of this type may run against a folder with these permissions: a
     /// read_only folder is never written to, a write_only folder never read from.

@@ -585,3 +585,76 @@ pub enum FailureRecord {
     /// A new episode: a new error row.
     Opened(SyncErrorId),
 }
+
+// ---- the sync worker ------------------------------------------------------------------
+
+/// A `cloud_sync_cursors` row (migration V5): where a folder's sync left off at its provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncCursor {
+    pub base: Base<Uuid>,
+    pub connection_id: ConnectionId,
+    /// `None`: a connection-wide cursor.
+    pub folder_id: Option<FolderId>,
+    pub cursor_kind: CursorKind,
+    /// The provider's opaque cursor text, whole.
+    pub cursor_value: String,
+    /// The synced subtree's folders (provider id → path under the synced folder), for feeds
+    /// that name parents by id.
+    pub folder_map: Option<Json>,
+    /// When the cursor was last read to its end.
+    pub last_polled_at: Option<DateTime<Utc>>,
+}
+
+/// A cursor to keep, replacing the one of its scope.
+#[derive(Debug, Clone)]
+pub struct NewSyncCursor {
+    pub tenant_id: TenantId,
+    pub connection_id: ConnectionId,
+    pub folder_id: Option<FolderId>,
+    pub cursor_kind: CursorKind,
+    pub cursor_value: String,
+    pub folder_map: Option<Json>,
+    pub last_polled_at: Option<DateTime<Utc>>,
+}
+
+/// A provider file as a sync run found it, for its folder's `cloud_files` row (found by
+/// `provider_file_id`, or made).
+#[derive(Debug, Clone)]
+pub struct SyncedFile {
+    pub tenant_id: TenantId,
+    pub folder_id: FolderId,
+    /// Used only when the row is made: a file's type to Quodsi does not change with a sync.
+    pub quodsi_file_type: QuodsiFileType,
+    pub provider_file_id: String,
+    pub file_name: String,
+    /// The path under the synced folder (`Scenarios/line-2.qsim`).
+    pub file_path: Option<String>,
+    pub file_size_bytes: i64,
+    pub content_hash: Option<String>,
+    pub mime_type: Option<String>,
+    pub cloud_created_at: Option<DateTime<Utc>>,
+    pub cloud_modified_at: Option<DateTime<Utc>>,
+    pub sync_status: SyncStatus,
+    pub file_metadata: Option<Json>,
+    /// The job whose full listing saw the file (`None` for a change feed's view).
+    pub seen_by_job_id: Option<JobId>,
+}
+
+/// A job as the worker that claimed it holds it: every write under the lease names it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobLease {
+    pub job: SyncJob,
+    pub lease_id: Uuid,
+}
+
+/// What a worker reports with each heartbeat: the lease's new end, progress and the
+/// checkpoint (the job's metadata).
+#[derive(Debug, Clone)]
+pub struct JobProgress {
+    pub lease_until: DateTime<Utc>,
+    pub progress_percentage: Percent,
+    pub files_processed: i32,
+    pub files_total: Option<i32>,
+    pub bytes_transferred: i64,
+    pub job_metadata: Option<Json>,
+}

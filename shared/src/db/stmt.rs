@@ -232,6 +232,69 @@ statements! {
     /// tenant_id, id, now, error_type, error_code, error_message — counts one more failure on
     /// an open error (retry_count + 1)
     ErrorBump => false,
+
+    // ---- the sync worker ----
+    /// tenant_id, connection_id, folder_id?, cursor_kind — the live cursor of that scope
+    CursorGet => true,
+    /// tenant_id, connection_id, folder_id?, cursor_kind, now, cursor_value, folder_map,
+    /// last_polled_at — replaces the live cursor of that scope (affected 0: there is none)
+    CursorUpdate => false,
+    /// id, tenant_id, connection_id, folder_id, cursor_kind, cursor_value, folder_map,
+    /// last_polled_at, now
+    CursorInsert => false,
+    /// tenant_id, id, now, lease_id, lease_until — claims a pending job, or a running one whose
+    /// lease ran out: running, started_at kept or set, the lease taken; returns it
+    JobClaim => true,
+    /// tenant_id, id, lease_id, now, lease_until, progress_percentage, files_processed,
+    /// files_total, bytes_transferred, job_metadata — renews the lease and records progress and
+    /// the checkpoint, only under the lease that claimed the job and while it runs
+    JobHeartbeat => false,
+    /// tenant_id, id, lease_id, now — gives the lease up (the job stays running, claimable at
+    /// once by the next delivery of its message)
+    JobRelease => false,
+    /// tenant_id, id, lease_id, now, status, error_message — ends a running job under its
+    /// lease (completed or failed), clearing the lease; returns it
+    JobEnd => true,
+    /// tenant_id, id, now — the job's message was sent to the queue now
+    JobDispatched => false,
+    /// before, limit — live pending jobs created before `before` whose message was never sent
+    /// or last sent before it, oldest first
+    JobUndispatchedScan => true,
+    /// before, limit — live running jobs whose lease ran out before `before` and whose message
+    /// was not sent since, oldest lease first
+    JobLeaseExpiredScan => true,
+    /// tenant_id, folder_id, provider_file_id — the folder's live file with this provider id
+    FileGetByProvider => true,
+    /// tenant_id, folder_id, provider_file_id, now, file_name, file_path, file_size_bytes,
+    /// content_hash, mime_type, cloud_created_at, cloud_modified_at, sync_status, file_metadata,
+    /// seen_by_job_id — a sync's view of a file on its live row (and no pending delete)
+    FileSyncUpdate => false,
+    /// id, tenant_id, folder_id, quodsi_file_type, provider_file_id, file_name, file_path,
+    /// file_size_bytes, content_hash, mime_type, cloud_created_at, cloud_modified_at,
+    /// sync_status, file_metadata, seen_by_job_id, now
+    FileSyncInsert => false,
+    /// tenant_id, folder_id, provider_file_id, job_id, now — marks the live file for deletion
+    /// by the job
+    FileMarkDeleteById => false,
+    /// tenant_id, folder_id, path_lower, path_prefix_pattern, job_id, now — marks the live files
+    /// at a path (lower-cased, under the folder) or below it for deletion by the job
+    FileMarkDeleteByPath => false,
+    /// tenant_id, folder_id, job_id, now — marks the live files the job's full listing did not
+    /// see for deletion by the job
+    FileMarkUnseen => false,
+    /// tenant_id, folder_id — how many live files the folder has
+    FileCountLive => true,
+    /// tenant_id, folder_id, job_id — how many live files the job marked for deletion
+    FileCountDeleting => true,
+    /// tenant_id, folder_id, job_id, now — deactivates the links of the files the job marked
+    FileDeactivateDeletingLinks => false,
+    /// tenant_id, folder_id, job_id, now — soft-deletes the files the job marked
+    FileApplyDeletes => false,
+    /// tenant_id, folder_id, job_id, now — drops the job's deletion marks (the guard refused)
+    FileClearDeleting => false,
+    /// tenant_id, folder_id, after, limit — live files of the folder waiting for a download,
+    /// in index order
+    FileNeedsDownloadScan => true,
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ use super::value::{FromRow, Value, micros, opt, patch, patch_some};
 
 // The scans and claims of the scheduled functions (token refresh, auto-sync, link expiry).
 mod scheduled;
+// What the sync worker reads and writes: cursors, job leases, files as synced.
+mod sync;
 
 type Clock = dyn Fn() -> DateTime<Utc> + Send + Sync;
 

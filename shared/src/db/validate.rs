@@ -118,6 +118,17 @@ impl NewCloudFile {
     }
 }
 
+impl SyncedFile {
+    pub fn validate(&self) -> Result<(), DbError> {
+        non_empty("provider_file_id", &self.provider_file_id)?;
+        varchar("provider_file_id", &self.provider_file_id, 255)?;
+        non_empty("file_name", &self.file_name)?;
+        nvarchar("file_name", &self.file_name, 255)?;
+        opt(&self.content_hash, |v| varchar("content_hash", v, 64))?;
+        opt(&self.mime_type, |v| varchar("mime_type", v, 255))
+    }
+}
+
 impl CloudFilePatch {
     pub fn validate(&self) -> Result<(), DbError> {
         if let Some(name) = &self.file_name {

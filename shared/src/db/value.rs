@@ -142,7 +142,8 @@ enum_values!(
     SyncStatus,
     ResourceType,
     ShareType,
-    ErrorType
+    ErrorType,
+    CursorKind
 );
 
 /// A value of a type with a fixed NULL kind.

@@ -545,6 +545,119 @@ pub fn sql(stmt: Stmt) -> &'static str {
              error_message = @P6, updated_at = @P3 \
              WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0 AND resolved_at IS NULL"
         }
+
+        Stmt::CursorGet => concat!(
+            "SELECT ",
+            cursor_cols!(tsql),
+            " FROM dbo.cloud_sync_cursors WHERE tenant_id = @P1 AND connection_id = @P2 \
+             AND (folder_id = @P3 OR (folder_id IS NULL AND @P3 IS NULL)) \
+             AND cursor_kind = CAST(@P4 AS VARCHAR(50)) AND is_deleted = 0"
+        ),
+        Stmt::CursorUpdate => {
+            "UPDATE dbo.cloud_sync_cursors SET cursor_value = @P6, folder_map = @P7, last_polled_at = @P8, \
+             updated_at = @P5 WHERE tenant_id = @P1 AND connection_id = @P2 \
+             AND (folder_id = @P3 OR (folder_id IS NULL AND @P3 IS NULL)) \
+             AND cursor_kind = CAST(@P4 AS VARCHAR(50)) AND is_deleted = 0"
+        }
+        Stmt::CursorInsert => {
+            "INSERT INTO dbo.cloud_sync_cursors (id, tenant_id, connection_id, folder_id, cursor_kind, cursor_value, \
+             folder_map, last_polled_at, created_at, updated_at) VALUES (@P1, @P2, @P3, @P4, @P5, @P6, @P7, @P8, @P9, @P9)"
+        }
+        Stmt::JobClaim => concat!(
+            "UPDATE dbo.cloud_sync_jobs SET status = 'running', started_at = COALESCE(started_at, @P3), \
+             worker_lease_id = @P4, worker_lease_until = @P5, updated_at = @P3 OUTPUT ",
+            job_cols!(tsql INSERTED),
+            " WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0 \
+             AND (status = 'pending' OR (status = 'running' AND (worker_lease_until IS NULL OR worker_lease_until <= @P3)))"
+        ),
+        Stmt::JobHeartbeat => {
+            "UPDATE dbo.cloud_sync_jobs SET worker_lease_until = @P5, progress_percentage = @P6, files_processed = @P7, \
+             files_total = @P8, bytes_transferred = @P9, job_metadata = @P10, updated_at = @P4 \
+             WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0 AND status = 'running' AND worker_lease_id = @P3"
+        }
+        Stmt::JobRelease => {
+            "UPDATE dbo.cloud_sync_jobs SET worker_lease_until = @P4, updated_at = @P4 \
+             WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0 AND status = 'running' AND worker_lease_id = @P3"
+        }
+        Stmt::JobEnd => concat!(
+            "UPDATE dbo.cloud_sync_jobs SET status = @P5, completed_at = @P4, error_message = @P6, \
+             worker_lease_id = NULL, worker_lease_until = NULL, updated_at = @P4 OUTPUT ",
+            job_cols!(tsql INSERTED),
+            " WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0 AND status = 'running' AND worker_lease_id = @P3"
+        ),
+        Stmt::JobDispatched => {
+            "UPDATE dbo.cloud_sync_jobs SET dispatched_at = @P3 WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        }
+        Stmt::JobUndispatchedScan => concat!(
+            "SELECT TOP (@P2) ",
+            job_cols!(tsql),
+            " FROM dbo.cloud_sync_jobs WHERE status = 'pending' AND is_deleted = 0 AND created_at < @P1 \
+             AND (dispatched_at IS NULL OR dispatched_at < @P1) ORDER BY created_at, index_id"
+        ),
+        Stmt::JobLeaseExpiredScan => concat!(
+            "SELECT TOP (@P2) ",
+            job_cols!(tsql),
+            " FROM dbo.cloud_sync_jobs WHERE status = 'running' AND is_deleted = 0 AND worker_lease_until < @P1 \
+             AND (dispatched_at IS NULL OR dispatched_at < @P1) ORDER BY worker_lease_until, index_id"
+        ),
+        Stmt::FileGetByProvider => concat!(
+            "SELECT ",
+            file_cols!(tsql),
+            " FROM dbo.cloud_files WHERE tenant_id = @P1 AND folder_id = @P2 \
+             AND provider_file_id = CAST(@P3 AS VARCHAR(255)) AND is_deleted = 0"
+        ),
+        Stmt::FileSyncUpdate => {
+            "UPDATE dbo.cloud_files SET file_name = @P5, file_path = @P6, file_size_bytes = @P7, content_hash = @P8, \
+             mime_type = @P9, cloud_created_at = @P10, cloud_modified_at = @P11, sync_status = @P12, \
+             file_metadata = @P13, seen_by_job_id = @P14, deleting_by_job_id = NULL, updated_at = @P4 \
+             WHERE tenant_id = @P1 AND folder_id = @P2 AND provider_file_id = CAST(@P3 AS VARCHAR(255)) AND is_deleted = 0"
+        }
+        Stmt::FileSyncInsert => {
+            "INSERT INTO dbo.cloud_files (id, tenant_id, folder_id, quodsi_file_type, provider_file_id, file_name, \
+             file_path, file_size_bytes, content_hash, mime_type, cloud_created_at, cloud_modified_at, sync_status, \
+             file_metadata, seen_by_job_id, created_at, updated_at) \
+             VALUES (@P1, @P2, @P3, @P4, @P5, @P6, @P7, @P8, @P9, @P10, @P11, @P12, @P13, @P14, @P15, @P16, @P16)"
+        }
+        Stmt::FileMarkDeleteById => {
+            "UPDATE dbo.cloud_files SET deleting_by_job_id = @P4, updated_at = @P5 \
+             WHERE tenant_id = @P1 AND folder_id = @P2 AND provider_file_id = CAST(@P3 AS VARCHAR(255)) AND is_deleted = 0"
+        }
+        Stmt::FileMarkDeleteByPath => {
+            "UPDATE dbo.cloud_files SET deleting_by_job_id = @P5, updated_at = @P6 \
+             WHERE tenant_id = @P1 AND folder_id = @P2 AND is_deleted = 0 \
+             AND (LOWER(file_path) = @P3 OR LOWER(file_path) LIKE @P4 ESCAPE '\\')"
+        }
+        Stmt::FileMarkUnseen => {
+            "UPDATE dbo.cloud_files SET deleting_by_job_id = @P3, updated_at = @P4 \
+             WHERE tenant_id = @P1 AND folder_id = @P2 AND is_deleted = 0 \
+             AND (seen_by_job_id IS NULL OR seen_by_job_id <> @P3)"
+        }
+        Stmt::FileCountLive => {
+            "SELECT COUNT_BIG(*) FROM dbo.cloud_files WHERE tenant_id = @P1 AND folder_id = @P2 AND is_deleted = 0"
+        }
+        Stmt::FileCountDeleting => {
+            "SELECT COUNT_BIG(*) FROM dbo.cloud_files WHERE tenant_id = @P1 AND folder_id = @P2 AND is_deleted = 0 \
+             AND deleting_by_job_id = @P3"
+        }
+        Stmt::FileDeactivateDeletingLinks => {
+            "UPDATE dbo.cloud_shared_links SET is_active = 0, updated_at = @P4 WHERE tenant_id = @P1 AND is_active = 1 \
+             AND file_id IN (SELECT id FROM dbo.cloud_files WHERE tenant_id = @P1 AND folder_id = @P2 \
+             AND is_deleted = 0 AND deleting_by_job_id = @P3)"
+        }
+        Stmt::FileApplyDeletes => {
+            "UPDATE dbo.cloud_files SET is_deleted = 1, deleting_by_job_id = NULL, updated_at = @P4 \
+             WHERE tenant_id = @P1 AND folder_id = @P2 AND is_deleted = 0 AND deleting_by_job_id = @P3"
+        }
+        Stmt::FileClearDeleting => {
+            "UPDATE dbo.cloud_files SET deleting_by_job_id = NULL, updated_at = @P4 \
+             WHERE tenant_id = @P1 AND folder_id = @P2 AND is_deleted = 0 AND deleting_by_job_id = @P3"
+        }
+        Stmt::FileNeedsDownloadScan => concat!(
+            "SELECT TOP (@P4) ",
+            file_cols!(tsql),
+            " FROM dbo.cloud_files WHERE tenant_id = @P1 AND folder_id = @P2 AND is_deleted = 0 \
+             AND sync_status = 'needs_download' AND index_id > @P3 ORDER BY index_id"
+        ),
     }
 }
 
@@ -568,6 +681,7 @@ mod tests {
         ("resource_type", "ck_cloud_shared_links_resource"),
         ("share_type", "ck_cloud_shared_links_share_type"),
         ("error_type", "ck_cloud_sync_errors_error_type"),
+        ("cursor_kind", "ck_cloud_sync_cursors_kind"),
     ];
 
     /// Names a statement returns that carry a text column under another name: the link

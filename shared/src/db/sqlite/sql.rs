@@ -499,5 +499,116 @@ pub fn sql(stmt: Stmt) -> &'static str {
              error_message = ?6, updated_at = ?3 \
              WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 AND resolved_at IS NULL"
         }
+
+        Stmt::CursorGet => concat!(
+            "SELECT ",
+            cursor_cols!(),
+            " FROM cloud_sync_cursors WHERE tenant_id = ?1 AND connection_id = ?2 \
+             AND (folder_id = ?3 OR (folder_id IS NULL AND ?3 IS NULL)) AND cursor_kind = ?4 AND is_deleted = 0"
+        ),
+        Stmt::CursorUpdate => {
+            "UPDATE cloud_sync_cursors SET cursor_value = ?6, folder_map = ?7, last_polled_at = ?8, updated_at = ?5 \
+             WHERE tenant_id = ?1 AND connection_id = ?2 AND (folder_id = ?3 OR (folder_id IS NULL AND ?3 IS NULL)) \
+             AND cursor_kind = ?4 AND is_deleted = 0"
+        }
+        Stmt::CursorInsert => {
+            "INSERT INTO cloud_sync_cursors (id, tenant_id, connection_id, folder_id, cursor_kind, cursor_value, \
+             folder_map, last_polled_at, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)"
+        }
+        Stmt::JobClaim => concat!(
+            "UPDATE cloud_sync_jobs SET status = 'running', started_at = COALESCE(started_at, ?3), \
+             worker_lease_id = ?4, worker_lease_until = ?5, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 \
+             AND (status = 'pending' OR (status = 'running' AND (worker_lease_until IS NULL OR worker_lease_until <= ?3))) \
+             RETURNING ",
+            job_cols!()
+        ),
+        Stmt::JobHeartbeat => {
+            "UPDATE cloud_sync_jobs SET worker_lease_until = ?5, progress_percentage = ?6, files_processed = ?7, \
+             files_total = ?8, bytes_transferred = ?9, job_metadata = ?10, updated_at = ?4 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 AND status = 'running' AND worker_lease_id = ?3"
+        }
+        Stmt::JobRelease => {
+            "UPDATE cloud_sync_jobs SET worker_lease_until = ?4, updated_at = ?4 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 AND status = 'running' AND worker_lease_id = ?3"
+        }
+        Stmt::JobEnd => concat!(
+            "UPDATE cloud_sync_jobs SET status = ?5, completed_at = ?4, error_message = ?6, worker_lease_id = NULL, \
+             worker_lease_until = NULL, updated_at = ?4 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 AND status = 'running' AND worker_lease_id = ?3 \
+             RETURNING ",
+            job_cols!()
+        ),
+        Stmt::JobDispatched => {
+            "UPDATE cloud_sync_jobs SET dispatched_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
+        }
+        Stmt::JobUndispatchedScan => concat!(
+            "SELECT ",
+            job_cols!(),
+            " FROM cloud_sync_jobs WHERE status = 'pending' AND is_deleted = 0 AND created_at < ?1 \
+             AND (dispatched_at IS NULL OR dispatched_at < ?1) ORDER BY created_at LIMIT ?2"
+        ),
+        Stmt::JobLeaseExpiredScan => concat!(
+            "SELECT ",
+            job_cols!(),
+            " FROM cloud_sync_jobs WHERE status = 'running' AND is_deleted = 0 AND worker_lease_until < ?1 \
+             AND (dispatched_at IS NULL OR dispatched_at < ?1) ORDER BY worker_lease_until LIMIT ?2"
+        ),
+        Stmt::FileGetByProvider => concat!(
+            "SELECT ",
+            file_cols!(),
+            " FROM cloud_files WHERE tenant_id = ?1 AND folder_id = ?2 AND provider_file_id = ?3 AND is_deleted = 0"
+        ),
+        Stmt::FileSyncUpdate => {
+            "UPDATE cloud_files SET file_name = ?5, file_path = ?6, file_size_bytes = ?7, content_hash = ?8, \
+             mime_type = ?9, cloud_created_at = ?10, cloud_modified_at = ?11, sync_status = ?12, file_metadata = ?13, \
+             seen_by_job_id = ?14, deleting_by_job_id = NULL, updated_at = ?4 \
+             WHERE tenant_id = ?1 AND folder_id = ?2 AND provider_file_id = ?3 AND is_deleted = 0"
+        }
+        Stmt::FileSyncInsert => {
+            "INSERT INTO cloud_files (id, tenant_id, folder_id, quodsi_file_type, provider_file_id, file_name, \
+             file_path, file_size_bytes, content_hash, mime_type, cloud_created_at, cloud_modified_at, sync_status, \
+             file_metadata, seen_by_job_id, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16)"
+        }
+        Stmt::FileMarkDeleteById => {
+            "UPDATE cloud_files SET deleting_by_job_id = ?4, updated_at = ?5 \
+             WHERE tenant_id = ?1 AND folder_id = ?2 AND provider_file_id = ?3 AND is_deleted = 0"
+        }
+        Stmt::FileMarkDeleteByPath => {
+            "UPDATE cloud_files SET deleting_by_job_id = ?5, updated_at = ?6 \
+             WHERE tenant_id = ?1 AND folder_id = ?2 AND is_deleted = 0 \
+             AND (lower(file_path) = ?3 OR lower(file_path) LIKE ?4 ESCAPE '\\')"
+        }
+        Stmt::FileMarkUnseen => {
+            "UPDATE cloud_files SET deleting_by_job_id = ?3, updated_at = ?4 \
+             WHERE tenant_id = ?1 AND folder_id = ?2 AND is_deleted = 0 AND (seen_by_job_id IS NULL OR seen_by_job_id <> ?3)"
+        }
+        Stmt::FileCountLive => {
+            "SELECT COUNT(*) FROM cloud_files WHERE tenant_id = ?1 AND folder_id = ?2 AND is_deleted = 0"
+        }
+        Stmt::FileCountDeleting => {
+            "SELECT COUNT(*) FROM cloud_files WHERE tenant_id = ?1 AND folder_id = ?2 AND is_deleted = 0 \
+             AND deleting_by_job_id = ?3"
+        }
+        Stmt::FileDeactivateDeletingLinks => {
+            "UPDATE cloud_shared_links SET is_active = 0, updated_at = ?4 WHERE tenant_id = ?1 AND is_active = 1 \
+             AND file_id IN (SELECT id FROM cloud_files WHERE tenant_id = ?1 AND folder_id = ?2 AND is_deleted = 0 \
+             AND deleting_by_job_id = ?3)"
+        }
+        Stmt::FileApplyDeletes => {
+            "UPDATE cloud_files SET is_deleted = 1, deleting_by_job_id = NULL, updated_at = ?4 \
+             WHERE tenant_id = ?1 AND folder_id = ?2 AND is_deleted = 0 AND deleting_by_job_id = ?3"
+        }
+        Stmt::FileClearDeleting => {
+            "UPDATE cloud_files SET deleting_by_job_id = NULL, updated_at = ?4 \
+             WHERE tenant_id = ?1 AND folder_id = ?2 AND is_deleted = 0 AND deleting_by_job_id = ?3"
+        }
+        Stmt::FileNeedsDownloadScan => concat!(
+            "SELECT ",
+            file_cols!(),
+            " FROM cloud_files WHERE tenant_id = ?1 AND folder_id = ?2 AND is_deleted = 0 \
+             AND sync_status = 'needs_download' AND index_id > ?3 ORDER BY index_id LIMIT ?4"
+        ),
     }
 }
