@@ -53,6 +53,7 @@ pub const ROUTES: &[Route] = &[
     private("files", "POST", "/files"),
     private("files", "GET", "/files"),
     private("files", "GET", "/files/{id}"),
+    private("files", "GET", "/files/{id}/content"),
     private("files", "PATCH", "/files/{id}"),
     private("files", "DELETE", "/files/{id}"),
     private("shared-links", "POST", "/shared-links"),
@@ -99,12 +100,13 @@ pub const SCHEDULES: &[(&str, std::time::Duration)] = &[
     (link_expiry::FUNCTION, std::time::Duration::from_secs(15 * 60)),
 ];
 
-/// Settings of the timed functions, read from the environment once, as each Lambda does at
-/// cold start.
+/// Settings of the timed functions and the sync worker, read from the environment once, as
+/// each Lambda does at cold start.
 pub struct TimedSettings {
     token_refresh: token_refresh::Settings,
     auto_sync_trigger: auto_sync_trigger::Settings,
     link_expiry: link_expiry::Settings,
+    sync_worker: sync_worker::Settings,
 }
 
 impl TimedSettings {
@@ -113,6 +115,7 @@ impl TimedSettings {
             token_refresh: token_refresh::Settings::from_env().map_err(|e| e.to_string())?,
             auto_sync_trigger: auto_sync_trigger::Settings::from_env().map_err(|e| e.to_string())?,
             link_expiry: link_expiry::Settings::from_env().map_err(|e| e.to_string())?,
+            sync_worker: sync_worker::Settings::from_env().map_err(|e| e.to_string())?,
         })
     }
 }
@@ -123,8 +126,36 @@ pub async fn run_timed(app: &App, settings: &TimedSettings, name: &str) -> Optio
         token_refresh::FUNCTION => token_refresh::run(app, &settings.token_refresh).await,
         auto_sync_trigger::FUNCTION => auto_sync_trigger::run(app, &settings.auto_sync_trigger).await,
         link_expiry::FUNCTION => link_expiry::run(app, &settings.link_expiry).await,
+        sync_worker::FUNCTION => sync_worker::run_waiting(app, &settings.sync_worker, WORKER_BATCH).await,
         _ => return None,
     })
+}
+
+/// Jobs the local worker takes per round.
+const WORKER_BATCH: u16 = 10;
+/// How often the local worker looks for waiting jobs: no queue wakes it, so it polls.
+pub const WORKER_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The sync worker, in-process: every [`WORKER_POLL`] it runs the jobs waiting for a worker
+/// (in AWS an SQS queue hands them to the `sync-worker` function).
+pub fn spawn_worker(app: Arc<App>, settings: Arc<TimedSettings>) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(WORKER_POLL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let report = sync_worker::run_waiting(&app, &settings.sync_worker, WORKER_BATCH).await;
+            if report.scanned > 0 {
+                tracing::info!(
+                    function = sync_worker::FUNCTION,
+                    scanned = report.scanned,
+                    acted = report.acted,
+                    failed = report.failed,
+                    "sync jobs run"
+                );
+            }
+        }
+    });
 }
 
 /// Fires every timed function on its schedule until the process ends.

@@ -4,8 +4,11 @@
 //!   template.yaml), timed functions on their schedules; files under `.local/`.
 //! * `quodsi-local token --tenant <uuid> --user <uuid>` — prints a bearer token for that
 //!   user and creates the tenant and user rows if missing.
-//! * `quodsi-local run <token-refresh|auto-sync-trigger|link-expiry>` — one run of a timed
-//!   function now, printing its report.
+//! * `quodsi-local run <token-refresh|auto-sync-trigger|link-expiry|sync-worker>` — one run of
+//!   a timed function (or of the sync worker over the waiting jobs) now, printing its report.
+//!
+//! `serve` also runs the sync worker in-process, on the jobs waiting for one, and keeps the
+//! synced files' bytes under `.local/objects/`.
 //! * `quodsi-local demo-connection --tenant <uuid> --user <uuid>` — a connection row to try
 //!   the API with when no provider is configured (its tokens are placeholders, encrypted
 //!   like real ones; refreshing it fails and is recorded, as it would for a revoked grant).
@@ -51,7 +54,7 @@ enum Command {
     },
     /// Runs a timed function once and prints its report.
     Run {
-        /// token-refresh, auto-sync-trigger or link-expiry.
+        /// token-refresh, auto-sync-trigger, link-expiry, or sync-worker (runs the waiting jobs).
         function: String,
     },
     /// Creates a placeholder OneDrive connection for a tenant's user and prints its id.
@@ -66,8 +69,15 @@ enum Command {
 async fn app(dir: &std::path::Path) -> Result<(Arc<App>, quodsi_local::DevAuth), String> {
     let files = quodsi_local::setup::ensure(dir).map_err(|e| format!("cannot prepare {}: {e}", dir.display()))?;
     let cache = ConfigCache::new(ConfigSource::File(files.config.clone()), DEFAULT_TTL);
-    let app =
+    let mut app =
         App::from_cache(cache).await.map_err(|e| format!("{}: {}", files.config.display(), shared::error_chain(&e)))?;
+    // Quodsi's copies of synced files: a directory beside the database, unless the
+    // environment names another store.
+    if std::env::var(shared::app::OBJECTS_URL_ENV).is_err() {
+        let objects = shared::objects::Objects::from_url(&files.objects.to_string_lossy())
+            .map_err(|e| format!("{}: {}", files.objects.display(), shared::error_chain(&e)))?;
+        app = app.with_objects(objects);
+    }
     let secret = quodsi_local::setup::read_jwt_secret(&files.jwt_secret).map_err(|e| e.to_string())?;
     let claim = app.current().await.map_err(|e| e.to_string())?.config.tenant_claim.clone();
     Ok((Arc::new(app), quodsi_local::DevAuth::new(secret, claim)))
@@ -116,7 +126,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             shared::telemetry::init();
             let (app, auth) = app(&cli.dir).await?;
             let settings = Arc::new(quodsi_local::TimedSettings::from_env()?);
-            quodsi_local::spawn_schedules(Arc::clone(&app), settings);
+            quodsi_local::spawn_schedules(Arc::clone(&app), Arc::clone(&settings));
+            quodsi_local::spawn_worker(Arc::clone(&app), settings);
             let listener =
                 tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             tracing::info!(%addr, "local API listening");

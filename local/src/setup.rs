@@ -11,6 +11,8 @@ use serde_json::json;
 pub struct LocalFiles {
     pub config: PathBuf,
     pub jwt_secret: PathBuf,
+    /// Quodsi's copies of synced files (the local object store).
+    pub objects: PathBuf,
 }
 
 fn random_key() -> [u8; 32] {
@@ -35,7 +37,11 @@ fn write_new(path: &Path, contents: &str) -> std::io::Result<()> {
 /// Makes `dir` and the files in it that are missing; never overwrites one.
 pub fn ensure(dir: &Path) -> std::io::Result<LocalFiles> {
     std::fs::create_dir_all(dir)?;
-    let files = LocalFiles { config: dir.join("config.json"), jwt_secret: dir.join("dev-jwt-secret") };
+    let files = LocalFiles {
+        config: dir.join("config.json"),
+        jwt_secret: dir.join("dev-jwt-secret"),
+        objects: dir.join("objects"),
+    };
     if !files.config.exists() {
         let db = dir.join("quodsi.db");
         let doc = json!({

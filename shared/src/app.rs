@@ -12,6 +12,8 @@ use secrecy::ExposeSecret;
 use crate::api::{ApiError, TenantClaim};
 use crate::config::{Config, ConfigCache, ConfigError};
 use crate::db::{DbError, Store};
+use crate::job_queue::JobQueue;
+use crate::objects::Objects;
 use crate::providers::{ProviderError, Registry};
 use crate::vault::{StateSealer, Vault};
 
@@ -53,6 +55,10 @@ impl Current {
     }
 }
 
+/// Where Quodsi's copies of synced files live: `s3://bucket/prefix` in AWS, a directory
+/// locally (see [`crate::objects`]).
+pub const OBJECTS_URL_ENV: &str = "QUODSI_OBJECTS_URL";
+
 /// The per-process context of a function.
 pub struct App {
     pub store: Store,
@@ -60,6 +66,12 @@ pub struct App {
     /// Read at cold start: which JWT claim names the tenant. Changing it is a deploy.
     tenant_claim: String,
     current: Mutex<Arc<Current>>,
+    /// Built on first use from the environment (only the functions that move file bytes use
+    /// it), or given by a test or the local run.
+    objects: std::sync::OnceLock<Result<Objects, String>>,
+    /// The sync-job queue, built on first use from the environment (`Disabled` when no queue is
+    /// configured, as in the local run), or given by a test.
+    queue: tokio::sync::OnceCell<JobQueue>,
 }
 
 impl std::fmt::Debug for App {
@@ -92,7 +104,53 @@ impl App {
 
     fn new(store: Store, cache: ConfigCache, config: Arc<Config>) -> App {
         let tenant_claim = config.tenant_claim.clone();
-        App { store, config: cache, tenant_claim, current: Mutex::new(Arc::new(Current::derive(config))) }
+        App {
+            store,
+            config: cache,
+            tenant_claim,
+            current: Mutex::new(Arc::new(Current::derive(config))),
+            objects: std::sync::OnceLock::new(),
+            queue: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// This context with `objects` as its object store instead of the environment's.
+    pub fn with_objects(self, objects: Objects) -> App {
+        let _ = self.objects.set(Ok(objects));
+        self
+    }
+
+    /// This context with `queue` as its sync-job queue instead of the environment's.
+    pub fn with_queue(self, queue: JobQueue) -> App {
+        let _ = self.queue.set(queue);
+        self
+    }
+
+    /// Quodsi's object store, from [`OBJECTS_URL_ENV`]. The error names the problem, never a
+    /// credential.
+    pub fn objects(&self) -> Result<&Objects, String> {
+        self.objects
+            .get_or_init(|| match std::env::var(OBJECTS_URL_ENV) {
+                Ok(url) if !url.trim().is_empty() => {
+                    Objects::from_url(&url).map_err(|e| format!("{OBJECTS_URL_ENV}: {}", crate::error_chain(&e)))
+                }
+                _ => Err(format!("{OBJECTS_URL_ENV} is not set: no object store is configured")),
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The sync-job queue, from the environment; a queue that cannot be configured is logged
+    /// and taken as none (the auto-sync sweep dispatches what could not be sent).
+    pub async fn queue(&self) -> &JobQueue {
+        self.queue
+            .get_or_init(|| async {
+                JobQueue::from_env().await.unwrap_or_else(|e| {
+                    tracing::error!(error = %crate::error_chain(&e), "the sync queue cannot be configured");
+                    JobQueue::Disabled
+                })
+            })
+            .await
     }
 
     /// The configuration in force, with its vault and state sealer; re-read after the

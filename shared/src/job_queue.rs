@@ -12,9 +12,8 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
-use crate::db::TenantId;
+use crate::db::{JobId, TenantId};
 
 /// URL of the sync-job queue. Absent or empty: no queue ([`JobQueue::Disabled`]).
 pub const SYNC_QUEUE_URL_ENV: &str = "QUODSI_SYNC_QUEUE_URL";
@@ -26,7 +25,7 @@ pub const MAX_DELAY: Duration = Duration::from_secs(900);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct JobMessage {
     pub tenant_id: TenantId,
-    pub job_id: Uuid,
+    pub job_id: JobId,
 }
 
 impl JobMessage {
@@ -74,7 +73,7 @@ pub enum QueueError {
     #[error("environment variable {var} {problem}")]
     Env { var: &'static str, problem: &'static str },
     #[error("cannot send sync job {job_id} to queue {queue_url}: {message}")]
-    Send { queue_url: String, job_id: Uuid, message: String },
+    Send { queue_url: String, job_id: JobId, message: String },
 }
 
 /// What [`JobQueue::send`] did.
@@ -181,11 +180,12 @@ fn sqs_delay(asked: Duration) -> (Duration, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     fn message() -> JobMessage {
         JobMessage {
             tenant_id: TenantId(Uuid::parse_str("6f1c2b7e-3d4a-4e5f-8a9b-0c1d2e3f4a5b").unwrap()),
-            job_id: Uuid::parse_str("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d").unwrap(),
+            job_id: JobId(Uuid::parse_str("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d").unwrap()),
         }
     }
 

@@ -6,6 +6,7 @@ pub mod config;
 pub mod content_hash;
 pub mod db;
 pub mod deadline;
+pub mod dispatch;
 pub mod error_rows;
 pub mod job_queue;
 pub mod link_removal;

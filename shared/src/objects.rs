@@ -37,9 +37,8 @@ use object_store::path::Path;
 use object_store::signer::{Method, Signer as _};
 use object_store::{ObjectStore, ObjectStoreExt as _, PutPayloadMut, WriteMultipart};
 use sha2::{Digest as _, Sha256};
-use uuid::Uuid;
 
-use crate::db::TenantId;
+use crate::db::{FolderId, TenantId};
 
 /// The URL type of presigned URLs (the `url` crate's, as object_store re-exports it).
 pub use object_store::signer::Url;
@@ -142,11 +141,11 @@ impl ObjectKey {
 
     /// The key of the file at `relative_path` (folder names, then the file name) below the
     /// synced folder `folder` of `tenant`.
-    pub fn for_file(tenant: TenantId, folder: Uuid, relative_path: &[&str]) -> Result<ObjectKey, ObjectKeyError> {
+    pub fn for_file(tenant: TenantId, folder: FolderId, relative_path: &[&str]) -> Result<ObjectKey, ObjectKeyError> {
         if relative_path.is_empty() {
             return Err(ObjectKeyError::NoSegments);
         }
-        let mut key = format!("{}/{}", tenant.0.hyphenated(), folder.hyphenated());
+        let mut key = format!("{}/{}", tenant.0.hyphenated(), folder.0.hyphenated());
         for (index, name) in relative_path.iter().enumerate() {
             match *name {
                 "" => return Err(ObjectKeyError::EmptySegment { index }),
@@ -161,6 +160,17 @@ impl ObjectKey {
             return Err(ObjectKeyError::TooLong { len: key.len(), max: Self::MAX_LEN });
         }
         Ok(ObjectKey(key))
+    }
+
+    /// A key read back from storage (a row's `object_key`), accepted only if it is exactly what
+    /// [`ObjectKey::for_file`] makes under this tenant and folder: a stored value is data, and
+    /// nothing outside the prefix is read or deleted on its say-so.
+    pub fn stored_under(stored: &str, tenant: TenantId, folder: FolderId) -> Option<ObjectKey> {
+        let prefix = format!("{}/{}/", tenant.0.hyphenated(), folder.0.hyphenated());
+        let rest = stored.strip_prefix(&prefix)?;
+        let segments: Vec<&str> = rest.split('/').collect();
+        let key = ObjectKey::for_file(tenant, folder, &segments).ok()?;
+        (key.0 == stored).then_some(key)
     }
 
     pub fn as_str(&self) -> &str {
@@ -528,6 +538,14 @@ impl Objects {
         }
     }
 
+    /// Moves the object at `from` to `to`, replacing any object there: an atomic rename on a
+    /// local directory, a server-side copy and a delete on S3 (a reader of `to` sees the old
+    /// or the whole new object either way).
+    pub async fn rename(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), ObjectsError> {
+        let (source, target) = (self.path_of(from)?, self.path_of(to)?);
+        self.inner.store.rename(&source, &target).await.map_err(|e| ObjectsError::store("rename", from, e))
+    }
+
     /// Removes the object at `key`. Removing an object that is not there succeeds, as on S3,
     /// so a retried delete is harmless.
     pub async fn delete(&self, key: &ObjectKey) -> Result<(), ObjectsError> {
@@ -581,13 +599,14 @@ fn valid_bucket_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     fn tenant() -> TenantId {
         TenantId(Uuid::from_u128(0x1111_1111_1111_4111_8111_1111_1111_1111))
     }
 
-    fn folder() -> Uuid {
-        Uuid::from_u128(0x2222_2222_2222_4222_8222_2222_2222_2222)
+    fn folder() -> FolderId {
+        FolderId(Uuid::from_u128(0x2222_2222_2222_4222_8222_2222_2222_2222))
     }
 
     fn key(path: &[&str]) -> Result<String, ObjectKeyError> {

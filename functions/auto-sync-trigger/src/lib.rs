@@ -10,6 +10,11 @@
 //!    frequency ago (those leave `last_sync_at` as it was, so a sync that keeps failing is
 //!    retried once per frequency, not every minute).
 //!
+//! 3. Jobs whose message to the sync worker may be lost (a pending job never sent, or sent
+//!    more than five minutes ago; a running job whose worker's lease ran out) are sent to the
+//!    queue again ([`shared::dispatch::sweep`]), so nothing stays pending for ever. A job made
+//!    in step 2 is sent as soon as it is committed.
+//!
 //! Overlapping invocations are safe: the unique index `ix_cloud_sync_jobs_folder_live` admits
 //! one live job per folder, so the loser of a race gets a Conflict, counted as skipped; a
 //! stale job is failed by a write conditional on it still being stale.
@@ -90,6 +95,9 @@ pub async fn run(app: &App, settings: &Settings) -> Report {
     let deadline = started + settings.time_budget;
     let mut report = fail_stale_jobs(app, settings, deadline).await;
     report.add(&queue_due_folders(app, settings, deadline).await);
+    if Instant::now() < deadline {
+        report.add(&shared::dispatch::sweep(app, settings.batch_size).await);
+    }
     report.duration_ms = started.elapsed().as_millis() as u64;
     report
 }
@@ -223,6 +231,7 @@ async fn queue_one(app: &App, folder: &Folder) -> RowOutcome {
     match app.store.create_job(&job).await {
         Ok(created) => {
             tracing::debug!(job_id = %created.base.id, folder_id = %folder.base.id, "auto-sync job queued");
+            shared::dispatch::dispatch(app, &created, std::time::Duration::ZERO).await;
             RowOutcome::Acted
         }
         // Another invocation (or a user) queued one first: the folder has its live job.

@@ -1,6 +1,6 @@
 //! The files API: `GET /files` (folder_id, quodsi_file_type, sync_status, quodsi_entity_id,
-//! limit, cursor), `GET /files/{id}`, `POST /files`, `PATCH /files/{id}` and
-//! `DELETE /files/{id}`. Every query is scoped to the caller's tenant; another tenant's id is
+//! limit, cursor), `GET /files/{id}`, `GET /files/{id}/content` (the bytes Quodsi holds, see
+//! [`content`]), `POST /files`, `PATCH /files/{id}` and `DELETE /files/{id}`. Every query is scoped to the caller's tenant; another tenant's id is
 //! a 404 like an unknown one. A file is recorded only in a live folder of the caller's tenant.
 
 use std::sync::Arc;
@@ -25,11 +25,14 @@ use shared::link_removal::{self, Scope};
 use utoipa::OpenApi as _;
 use uuid::Uuid;
 
+mod content;
+
 pub fn router(app: Arc<App>) -> Router {
     shared::api::function_router(
         Router::new()
             .route("/files", get(list).post(create))
-            .route("/files/{id}", get(read).patch(update).delete(remove)),
+            .route("/files/{id}", get(read).patch(update).delete(remove))
+            .route("/files/{id}/content", get(content::content)),
         app,
     )
 }
@@ -37,7 +40,7 @@ pub fn router(app: Arc<App>) -> Router {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "files", description = "Files synchronised between Quodsi and the caller's cloud folders."),
-    paths(create, list, read, update, remove),
+    paths(create, list, read, content::content, update, remove),
     modifiers(&BearerJwt)
 )]
 struct ApiDoc;

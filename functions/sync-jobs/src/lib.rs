@@ -71,6 +71,39 @@ fn not_negative<T: PartialOrd + Default>(field: &'static str, value: Option<T>) 
     }
 }
 
+/// The most provider files one import job may name.
+const MAX_IMPORT_FILES: usize = 1000;
+/// `cloud_files.provider_file_id` is VARCHAR(255).
+const MAX_PROVIDER_ID_BYTES: usize = 255;
+
+/// An import names the provider files it pulls: `job_metadata.file_ids`, 1 to 1000 distinct
+/// provider ids. Checked before anything is written, so a bad list is a 400 naming it.
+fn check_import(metadata: Option<&serde_json::Value>) -> Result<(), ApiError> {
+    const FIELD: &str = "job_metadata.file_ids";
+    let ids = metadata
+        .and_then(|m| m.get("file_ids"))
+        .ok_or_else(|| ApiError::invalid_field(FIELD, "is required for an import: the provider ids of the files to pull"))?;
+    let ids = ids.as_array().ok_or_else(|| ApiError::invalid_field(FIELD, "must be an array of provider file ids"))?;
+    if ids.is_empty() || ids.len() > MAX_IMPORT_FILES {
+        return Err(ApiError::invalid_field(FIELD, format!("must name 1 to {MAX_IMPORT_FILES} files")));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, id) in ids.iter().enumerate() {
+        let field = format!("{FIELD}[{i}]");
+        let id = id.as_str().ok_or_else(|| ApiError::invalid_field(field.clone(), "must be a string"))?;
+        if id.trim().is_empty() || id.len() > MAX_PROVIDER_ID_BYTES || id.chars().any(char::is_control) {
+            return Err(ApiError::invalid_field(
+                field,
+                format!("must be a provider file id of 1 to {MAX_PROVIDER_ID_BYTES} bytes without control characters"),
+            ));
+        }
+        if !seen.insert(id) {
+            return Err(ApiError::invalid_field(field, "names a file already in the list"));
+        }
+    }
+    Ok(())
+}
+
 /// A job to start on one of the caller's folders. The tenant and the initiating user come from
 /// the token, never from the body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -82,8 +115,9 @@ struct CreateBody {
     /// (upload, export, bidirectional), a write_only folder never read from (download,
     /// import, bidirectional).
     job_type: JobType,
-    /// Free-form details for the worker; a JSON object.
-    #[schema(value_type = Option<Object>)]
+    /// Details for the worker; a JSON object. An import names the provider files to pull in
+    /// `file_ids` (1 to 1000 distinct ids); other keys are kept as given.
+    #[schema(value_type = Option<Object>, example = json!({"file_ids": ["id:a4ayc_80_OEAAAAAAAAAXw"]}))]
     job_metadata: Option<serde_json::Value>,
 }
 
@@ -111,6 +145,9 @@ async fn create(
         && !(meta.is_object() || meta.is_null())
     {
         return Err(ApiError::invalid_field("job_metadata", "must be a JSON object or null"));
+    }
+    if body.job_type == JobType::Import {
+        check_import(body.job_metadata.as_ref())?;
     }
     let folder = match app.store.get_folder(caller.tenant_id, body.folder_id).await {
         Err(DbError::NotFound) => return Err(ApiError::not_found_field("folder_id")),
@@ -146,6 +183,9 @@ async fn create(
         Err(DbError::NotFound) => return Err(refused_job(&app, caller.tenant_id, folder.base.id).await),
         other => other?,
     };
+    // Committed: now the worker may have it. A send that fails is logged, and
+    // auto-sync-trigger's sweep sends the job again.
+    shared::dispatch::dispatch(&app, &job, std::time::Duration::ZERO).await;
     Ok((StatusCode::CREATED, axum::Json(job)))
 }
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{Store, decode_first, json, step};
 use crate::db::backend::When;
-use crate::db::enums::{JobStatus, SyncStatus};
+use crate::db::enums::JobStatus;
 use crate::db::error::{DbError, DbResult};
 use crate::db::model::*;
 use crate::db::stmt::Stmt;
@@ -306,11 +306,6 @@ impl Store {
         let params = vec![tenant.into(), folder.into(), Value::I64(after), limit(max)];
         self.all(Stmt::FileNeedsDownloadScan, params).await
     }
-}
-
-/// `sync_status` of a file a sync run has just listed.
-pub fn listed_status(needs_download: bool) -> SyncStatus {
-    if needs_download { SyncStatus::NeedsDownload } else { SyncStatus::Synced }
 }
 
 #[cfg(test)]
