@@ -42,7 +42,8 @@ pub fn config_json(database_url: &str, extra: Value) -> String {
     doc.to_string()
 }
 
-/// A function's context over a fresh SQLite database in a temporary folder.
+/// A function's context over a fresh SQLite database in a temporary folder, with Quodsi's
+/// object store in a directory beside it.
 pub struct TestApp {
     pub app: Arc<App>,
     _dir: tempfile::TempDir,
@@ -61,8 +62,15 @@ impl TestApp {
             ConfigSource::Inline(config_json(&url, extra).into()),
             std::time::Duration::from_secs(300),
         );
-        let app = App::from_cache(cache).await.expect("test app");
+        let objects = shared::objects::Objects::from_url(&dir.path().join("objects").to_string_lossy())
+            .expect("a local object store");
+        let app = App::from_cache(cache).await.expect("test app").with_objects(objects);
         TestApp { app: Arc::new(app), _dir: dir }
+    }
+
+    /// The local object store's directory (keys are paths under it).
+    pub fn objects_dir(&self) -> PathBuf {
+        self._dir.path().join("objects")
     }
 
     pub fn store(&self) -> &Store {

@@ -58,6 +58,33 @@ pub fn new_connection(t: &Tenant) -> NewConnection {
     }
 }
 
+/// A connection of `provider` for `t`'s user whose tokens are really encrypted by the app's
+/// vault for its own row (the vault binds a ciphertext to the row id, so the tokens are written
+/// after the insert), with `metadata` as its connection metadata.
+pub async fn connect_with_tokens(
+    app: &shared::app::App,
+    t: &Tenant,
+    provider: ProviderType,
+    access: &str,
+    refresh: Option<&str>,
+    metadata: Option<serde_json::Value>,
+) -> Connection {
+    use secrecy::SecretString;
+    let store = &app.store;
+    let mut new = new_connection(t);
+    new.provider_type = provider;
+    new.connection_metadata = metadata;
+    let created = store.create_connection(&new).await.expect("connection");
+    let vault = &app.current().await.expect("configuration").vault;
+    let id = created.base.id;
+    let access = vault.encrypt(shared::vault::TokenContext::access(t.id, id), &SecretString::from(access.to_owned()));
+    let refresh = refresh
+        .map(|r| vault.encrypt(shared::vault::TokenContext::refresh(t.id, id), &SecretString::from(r.to_owned())));
+    let swapped = store.swap_connection_tokens(t.id, id, &created.encrypted_access_token, access, refresh).await;
+    assert!(swapped.expect("token write"), "the new connection's tokens were replaced");
+    store.get_connection(t.id, id).await.expect("the connection")
+}
+
 pub fn new_folder(t: &Tenant, connection_id: ConnectionId) -> NewFolder {
     NewFolder {
         tenant_id: t.id,

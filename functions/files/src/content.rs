@@ -62,11 +62,17 @@ pub(crate) async fn content(
     }
     let objects = app.objects().map_err(|why| {
         tracing::error!(error = %why, "object store unavailable");
-        ApiError::Unavailable { code: "object_store_unavailable", message: "file contents cannot be read right now".into() }
+        ApiError::Unavailable {
+            code: "object_store_unavailable",
+            message: "file contents cannot be read right now".into(),
+        }
     })?;
     let unavailable = |e: ObjectsError| {
         tracing::error!(file_id = %id, error = %shared::error_chain(&e), "reading a file's copy failed");
-        ApiError::Unavailable { code: "object_store_unavailable", message: "file contents cannot be read right now".into() }
+        ApiError::Unavailable {
+            code: "object_store_unavailable",
+            message: "file contents cannot be read right now".into(),
+        }
     };
     if let Some(url) = objects.presigned_get(&key, URL_TTL).await.map_err(unavailable)? {
         let location = HeaderValue::from_str(url.as_str()).map_err(ApiError::internal)?;

@@ -80,9 +80,9 @@ const MAX_PROVIDER_ID_BYTES: usize = 255;
 /// provider ids. Checked before anything is written, so a bad list is a 400 naming it.
 fn check_import(metadata: Option<&serde_json::Value>) -> Result<(), ApiError> {
     const FIELD: &str = "job_metadata.file_ids";
-    let ids = metadata
-        .and_then(|m| m.get("file_ids"))
-        .ok_or_else(|| ApiError::invalid_field(FIELD, "is required for an import: the provider ids of the files to pull"))?;
+    let ids = metadata.and_then(|m| m.get("file_ids")).ok_or_else(|| {
+        ApiError::invalid_field(FIELD, "is required for an import: the provider ids of the files to pull")
+    })?;
     let ids = ids.as_array().ok_or_else(|| ApiError::invalid_field(FIELD, "must be an array of provider file ids"))?;
     if ids.is_empty() || ids.len() > MAX_IMPORT_FILES {
         return Err(ApiError::invalid_field(FIELD, format!("must name 1 to {MAX_IMPORT_FILES} files")));

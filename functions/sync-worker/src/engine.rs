@@ -68,7 +68,9 @@ pub enum Ran {
     /// The job was cancelled (or its lease taken) while it ran; the run stopped.
     Stopped,
     /// Out of time, or asked to wait: the job goes on in another invocation after `delay`.
-    Continued { delay: Duration },
+    Continued {
+        delay: Duration,
+    },
 }
 
 /// Why a job could not be handled at all: the database failed. The message is delivered again.
@@ -85,7 +87,11 @@ enum Stop {
     /// The lease is no longer ours: write nothing more.
     LeaseLost,
     /// The job fails: the error row's type and code, and the message.
-    Fail { error_type: ErrorType, code: Option<String>, message: String },
+    Fail {
+        error_type: ErrorType,
+        code: Option<String>,
+        message: String,
+    },
     Store(DbError),
 }
 
@@ -135,7 +141,9 @@ async fn finish_early(app: &App, lease: &JobLease, stop: Stop) -> Result<Ran, Ru
                         tracing::error!(job_id = %job.base.id, error = %shared::error_chain(&e), "cannot record why the job failed");
                     }
                 }
-                Err(e) => tracing::warn!(job_id = %job.base.id, error = %shared::error_chain(&e), "the failed job's folder cannot be read"),
+                Err(e) => {
+                    tracing::warn!(job_id = %job.base.id, error = %shared::error_chain(&e), "the failed job's folder cannot be read")
+                }
             }
             match app.store.end_job(lease, JobStatus::Failed, Some(&message)).await {
                 Ok(_) | Err(DbError::NotFound) => Ok(Ran::Failed),
@@ -195,11 +203,13 @@ impl<'a> Run<'a> {
         lease: JobLease,
         stop_at: Instant,
     ) -> Result<Run<'a>, (JobLease, Stop)> {
-        let fail = |error_type, code: &str, message: String| Stop::Fail { error_type, code: Some(code.into()), message };
+        let fail =
+            |error_type, code: &str, message: String| Stop::Fail { error_type, code: Some(code.into()), message };
         let job = &lease.job;
         let tenant = job.base.tenant_id;
         if matches!(job.job_type, JobType::Upload | JobType::Export) {
-            let message = format!("{} jobs push Quodsi's files to the provider, which this worker does not do yet", job.job_type);
+            let message =
+                format!("{} jobs push Quodsi's files to the provider, which this worker does not do yet", job.job_type);
             return Err((lease, fail(ErrorType::Validation, "job_type_not_supported", message)));
         }
         let folder = match app.store.get_folder(tenant, job.folder_id).await {
@@ -304,7 +314,8 @@ impl<'a> Run<'a> {
         };
         let fresh_enough = |c: &shared::db::SyncCursor| {
             kind != CursorKind::BoxEvents
-                || c.last_polled_at.is_some_and(|at| store.now() - at < chrono_duration(self.settings.box_cursor_max_age))
+                || c.last_polled_at
+                    .is_some_and(|at| store.now() - at < chrono_duration(self.settings.box_cursor_max_age))
         };
         match stored {
             Some(cursor) if fresh_enough(&cursor) => {
@@ -334,6 +345,10 @@ impl<'a> Run<'a> {
             let scope = self.scope();
             Some(self.provider(|a| a.provider.start_cursor(a.token, &scope), "take the change cursor").await?)
         };
+        // The crawl learns the subtree afresh: a folder map kept from an earlier cursor would
+        // make it skip folders it believes it knows.
+        self.checkpoint.folders.clear();
+        self.checkpoint.folders.insert(self.folder.provider_folder_id.clone(), String::new());
         let root = (self.folder.provider_folder_id.clone(), String::new());
         self.checkpoint.listing = Some(Listing::Crawl { start_cursor, queue: VecDeque::from([root]), page: None });
         self.checkpoint.files_seen = 0;
@@ -350,7 +365,10 @@ impl<'a> Run<'a> {
                 };
                 let scope = self.scope();
                 let listed = self
-                    .provider(|a| a.provider.list_children(a.token, &scope, &folder_id, page.as_deref()), "list the folder")
+                    .provider(
+                        |a| a.provider.list_children(a.token, &scope, &folder_id, page.as_deref()),
+                        "list the folder",
+                    )
                     .await?;
                 for item in &listed.items {
                     if folder_id == self.folder.provider_folder_id && self.checkpoint.root_path_lower.is_none() {
@@ -447,7 +465,8 @@ impl<'a> Run<'a> {
                     }
                 }
                 Change::Deleted { id: None, path_lower: Some(lower) } => {
-                    let relative = self.checkpoint.root_path_lower.as_deref().and_then(|root| relative_path(&lower, root));
+                    let relative =
+                        self.checkpoint.root_path_lower.as_deref().and_then(|root| relative_path(&lower, root));
                     if let Some(relative) = relative {
                         self.app.store.mark_path_deleted(tenant, folder_id, relative, job_id).await?;
                     }
@@ -502,7 +521,13 @@ impl<'a> Run<'a> {
             // A name or id the schema cannot hold (over 255 bytes): that file is skipped, the
             // rest of the folder goes on.
             Err(DbError::Validation { field, message }) => {
-                self.record_file_error(None, ErrorType::Validation, Some("unstorable_item"), &format!("{field}: {message}")).await;
+                self.record_file_error(
+                    None,
+                    ErrorType::Validation,
+                    Some("unstorable_item"),
+                    &format!("{field}: {message}"),
+                )
+                .await;
                 return Ok(());
             }
             Err(e) => return Err(e.into()),
@@ -515,8 +540,11 @@ impl<'a> Run<'a> {
 
     async fn download_batch(&mut self) -> Result<(), Stop> {
         let (tenant, folder_id) = (self.job().base.tenant_id, self.folder.base.id);
-        let waiting =
-            self.app.store.list_files_to_download(tenant, folder_id, self.checkpoint.download_after, DOWNLOAD_BATCH).await?;
+        let waiting = self
+            .app
+            .store
+            .list_files_to_download(tenant, folder_id, self.checkpoint.download_after, DOWNLOAD_BATCH)
+            .await?;
         if waiting.is_empty() {
             self.checkpoint.stage = Stage::Finishing;
             return Ok(());
@@ -529,7 +557,8 @@ impl<'a> Run<'a> {
             }
             self.download(&file).await?;
             self.checkpoint.download_after = file.base.index_id;
-            self.checkpoint.files_processed = (self.checkpoint.files_processed + 1).min(self.checkpoint.files_total.max(1));
+            self.checkpoint.files_processed =
+                (self.checkpoint.files_processed + 1).min(self.checkpoint.files_total.max(1));
         }
         Ok(())
     }
@@ -639,7 +668,13 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    async fn file_failed(&mut self, file: &CloudFile, error_type: ErrorType, code: Option<&str>, why: &str) -> Result<(), Stop> {
+    async fn file_failed(
+        &mut self,
+        file: &CloudFile,
+        error_type: ErrorType,
+        code: Option<&str>,
+        why: &str,
+    ) -> Result<(), Stop> {
         let patch = CloudFilePatch { sync_status: Some(SyncStatus::Error), ..CloudFilePatch::default() };
         self.app.store.update_file(self.job().base.tenant_id, file.base.id, &patch).await?;
         let message = format!("{} ({}): {why}", file.file_name, file.provider_file_id);
@@ -647,7 +682,13 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    async fn record_file_error(&self, file: Option<&CloudFile>, error_type: ErrorType, code: Option<&str>, message: &str) {
+    async fn record_file_error(
+        &self,
+        file: Option<&CloudFile>,
+        error_type: ErrorType,
+        code: Option<&str>,
+        message: &str,
+    ) {
         let mut row = job_error(self.job(), &self.folder, error_type, code.map(str::to_owned), message);
         row.file_id = file.map(|f| f.base.id);
         if let Some(Value::Object(meta)) = &mut row.error_metadata
@@ -676,11 +717,19 @@ impl<'a> Run<'a> {
             if marked > 0 && (empty_crawl || marked * 2 > tracked) {
                 store.clear_marked_deletes(tenant, folder_id, job_id).await?;
                 let message = if empty_crawl {
-                    format!("the provider listed no file in the folder while {tracked} are tracked; nothing was deleted")
+                    format!(
+                        "the provider listed no file in the folder while {tracked} are tracked; nothing was deleted"
+                    )
                 } else {
-                    format!("the run would delete {marked} of the folder's {tracked} tracked files; nothing was deleted")
+                    format!(
+                        "the run would delete {marked} of the folder's {tracked} tracked files; nothing was deleted"
+                    )
                 };
-                return Err(Stop::Fail { error_type: ErrorType::Validation, code: Some("mass_delete_guard".into()), message });
+                return Err(Stop::Fail {
+                    error_type: ErrorType::Validation,
+                    code: Some("mass_delete_guard".into()),
+                    message,
+                });
             }
             if marked > 0 {
                 store.apply_marked_deletes(tenant, folder_id, job_id).await?;
@@ -794,7 +843,7 @@ impl<'a> Run<'a> {
     }
 
     /// Ends the run the way `outcome` says.
-    async fn conclude(self, outcome: Result<(), Stop>) -> Result<Ran, RunError> {
+    async fn conclude(mut self, outcome: Result<(), Stop>) -> Result<Ran, RunError> {
         let store = &self.app.store;
         let job = self.job().clone();
         match outcome {
@@ -804,6 +853,13 @@ impl<'a> Run<'a> {
                 Err(e) => Err(e.into()),
             },
             Err(Stop::Continue(delay)) => {
+                // The checkpoint first, so the next invocation goes on from here.
+                match self.heartbeat().await {
+                    Ok(()) => {}
+                    Err(Stop::Store(e)) => return Err(e.into()),
+                    Err(_) => return Ok(Ran::Stopped),
+                }
+                let store = &self.app.store;
                 if !store.release_job(&self.lease).await? {
                     return Ok(Ran::Stopped);
                 }

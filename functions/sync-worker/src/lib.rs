@@ -86,7 +86,9 @@ impl Settings {
             local_run: env.seconds("SYNC_LOCAL_RUN_SECONDS", 600, 1, 86_400)?,
             max_inline_wait: env.seconds("SYNC_MAX_INLINE_WAIT_SECONDS", 30, 0, 600)?,
             call_attempts: env.number("SYNC_CALL_ATTEMPTS", 5, 1, 20)? as u32,
-            box_cursor_max_age: env.number("SYNC_BOX_CURSOR_MAX_AGE_DAYS", 14, 1, 60).map(|d| Duration::from_secs(d * 86_400))?,
+            box_cursor_max_age: env
+                .number("SYNC_BOX_CURSOR_MAX_AGE_DAYS", 14, 1, 60)
+                .map(|d| Duration::from_secs(d * 86_400))?,
         };
         if s.heartbeat >= s.lease {
             return Err(SettingsError {

@@ -111,11 +111,21 @@ mod tests {
         let at_root = place(&item("f2", "a.qsim", Some("root"), None, None), "root", &checkpoint);
         let elsewhere = place(&item("f3", "x", Some("other"), None, None), "root", &checkpoint);
         let by_path = place(
-            &item("id:9", "Öl.qsim", None, Some("/quodsi/models/scenarios/öl.qsim"), Some("/Quodsi/Models/Scenarios/Öl.qsim")),
+            &item(
+                "id:9",
+                "Öl.qsim",
+                None,
+                Some("/quodsi/models/scenarios/öl.qsim"),
+                Some("/Quodsi/Models/Scenarios/Öl.qsim"),
+            ),
             "root",
             &checkpoint,
         );
-        let lookalike = place(&item("id:8", "x", None, Some("/quodsi/models-old/x"), Some("/Quodsi/Models-old/x")), "root", &checkpoint);
+        let lookalike = place(
+            &item("id:8", "x", None, Some("/quodsi/models-old/x"), Some("/Quodsi/Models-old/x")),
+            "root",
+            &checkpoint,
+        );
         let root = place(&item("root", "Models", None, None, None), "root", &checkpoint);
 
         // Assert

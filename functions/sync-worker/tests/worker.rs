@@ -1,0 +1,414 @@
+//! The sync worker against SQLite, a local object store and wiremock fakes of the providers
+//! that serve a model drive (`testkit::sync_fakes`) with the bodies each provider documents:
+//! first syncs and later ones, resync signals, the mass-delete guard, hash checks, claims and
+//! duplicate deliveries, throttling and time running out, cancellation, imports, and the SQS
+//! handler fed the event in `events/sync-worker/`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+use shared::db::*;
+use shared::job_queue::JobMessage;
+use sync_worker::{Ran, Settings};
+use testkit::http::TestApp;
+use testkit::providers::{ACCESS_TOKEN, CLIENT_SECRET, REFRESH_TOKEN};
+use testkit::sync_fakes::{Endpoint, Fault, RemoteTree, mount};
+use testkit::{Tenant, connect_with_tokens};
+use tokio::time::Instant;
+use wiremock::MockServer;
+
+/// A tenant's folder synced from a fake provider.
+struct World {
+    t: TestApp,
+    server: MockServer,
+    tree: RemoteTree,
+    tenant: Tenant,
+    folder: Folder,
+    connection: Connection,
+}
+
+fn settings() -> Settings {
+    Settings { max_inline_wait: Duration::from_secs(2), ..Settings::default() }
+}
+
+async fn world(provider: ProviderType, tree: RemoteTree) -> World {
+    let server = MockServer::start().await;
+    let uri = server.uri();
+    let providers = json!({ "providers": { provider.as_str(): {
+        "client_id": "sync-client",
+        "client_secret": CLIENT_SECRET,
+        "token_url": format!("{uri}/token"),
+        "api_base_url": uri,
+    }}});
+    let t = TestApp::with_config(providers).await;
+    mount(&server, &tree).await;
+    let tenant = t.tenant().await;
+    let scope = tree.scope();
+    let connection = connect_with_tokens(
+        &t.app,
+        &tenant,
+        provider,
+        ACCESS_TOKEN,
+        Some(REFRESH_TOKEN),
+        Some(scope.connection_metadata.clone()),
+    )
+    .await;
+    let mut new = testkit::new_folder(&tenant, connection.base.id);
+    new.provider_folder_id = scope.folder_id.clone();
+    new.folder_path = scope.folder_path.clone();
+    new.folder_type = FolderType::Models;
+    let folder = t.store().create_folder(&new).await.unwrap();
+    World { t, server, tree, tenant, folder, connection }
+}
+
+impl World {
+    async fn job(&self, job_type: JobType, metadata: Option<Value>) -> SyncJob {
+        let new = NewSyncJob {
+            tenant_id: self.tenant.id,
+            folder_id: self.folder.base.id,
+            initiated_by_user_id: Some(self.tenant.user),
+            job_type,
+            job_metadata: metadata,
+        };
+        self.t.store().create_job(&new).await.unwrap()
+    }
+
+    fn message(&self, job: &SyncJob) -> JobMessage {
+        JobMessage { tenant_id: self.tenant.id, job_id: job.base.id }
+    }
+
+    async fn run(&self, job: &SyncJob) -> Ran {
+        sync_worker::engine::run(&self.t.app, &settings(), self.message(job), None).await.unwrap()
+    }
+
+    /// Runs the job to its end over as many runs as it takes (each continuation re-claims it).
+    async fn run_to_end(&self, job: &SyncJob) -> (Ran, usize) {
+        let mut runs = 0;
+        loop {
+            runs += 1;
+            let ran = self.run(job).await;
+            if !matches!(ran, Ran::Continued { .. }) || runs > 50 {
+                return (ran, runs);
+            }
+        }
+    }
+
+    async fn files(&self) -> Vec<CloudFile> {
+        let filter = CloudFileFilter { folder_id: Some(self.folder.base.id), ..Default::default() };
+        let mut files =
+            self.t.store().list_files(self.tenant.id, &filter, PageRequest::first(200)).await.unwrap().items;
+        files.sort_by(|a, b| a.file_path.cmp(&b.file_path));
+        files
+    }
+
+    async fn file(&self, path: &str) -> Option<CloudFile> {
+        self.files().await.into_iter().find(|f| f.file_path.as_deref() == Some(path))
+    }
+
+    async fn errors(&self) -> Vec<SyncError> {
+        let filter = SyncErrorFilter { connection_id: Some(self.connection.base.id), ..Default::default() };
+        self.t.store().list_errors(self.tenant.id, &filter, PageRequest::first(200)).await.unwrap().items
+    }
+
+    /// The bytes Quodsi holds for a file, read from the local object store's directory.
+    fn stored_bytes(&self, file: &CloudFile) -> Vec<u8> {
+        let key = file.file_metadata.as_ref().unwrap()["object_key"].as_str().expect("an object key").to_owned();
+        assert!(key.starts_with(&format!("{}/{}/", self.tenant.id, self.folder.base.id)), "{key}");
+        std::fs::read(self.t.objects_dir().join(&key)).unwrap_or_else(|e| panic!("{key}: {e}"))
+    }
+
+    /// How many times the provider was asked for a file's bytes.
+    async fn downloads(&self) -> usize {
+        let requests = self.server.received_requests().await.unwrap_or_default();
+        requests.iter().filter(|r| r.url.path().ends_with("/files/download")).count()
+    }
+
+    async fn cursor(&self) -> Option<SyncCursor> {
+        let kind = CursorKind::of(self.connection.provider_type);
+        self.t
+            .store()
+            .get_cursor(self.tenant.id, self.connection.base.id, Some(self.folder.base.id), kind)
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_first_sync_crawls_the_subtree_downloads_every_file_and_keeps_the_cursor() {
+    // Arrange
+    let w = world(ProviderType::Dropbox, RemoteTree::scenario(ProviderType::Dropbox)).await;
+    let job = w.job(JobType::Download, None).await;
+
+    // Act
+    let (ran, _) = w.run_to_end(&job).await;
+
+    // Assert
+    assert_eq!(ran, Ran::Completed);
+    let files = w.files().await;
+    let paths: Vec<_> = files.iter().map(|f| f.file_path.clone().unwrap()).collect();
+    assert_eq!(
+        paths,
+        ["Scenarios/baseline.qsim", "factory-line.qsim", "throughput-results.csv", "warehouse-layout.qsim"],
+        "the subtree's files, and nothing from outside the folder"
+    );
+    for file in &files {
+        let remote = w.tree.expect(file.file_path.as_deref().unwrap());
+        assert_eq!(file.provider_file_id, remote.id);
+        assert_eq!(file.sync_status, SyncStatus::Synced, "{}", file.file_name);
+        assert_eq!(file.content_hash, remote.hash, "{}: lowercase hex of Dropbox's content hash", file.file_name);
+        assert_eq!(file.content_hash.as_ref().unwrap().len(), 64);
+        assert_eq!(file.file_size_bytes, remote.size);
+        assert!(file.last_synced_at.is_some());
+        assert_eq!(file.quodsi_file_type, QuodsiFileType::Model, "a models folder's files are models");
+        assert_eq!(w.stored_bytes(file), remote.content, "{}: the bytes in Quodsi's store", file.file_name);
+    }
+    let done = w.t.store().get_job(w.tenant.id, job.base.id).await.unwrap();
+    assert_eq!(done.status, JobStatus::Completed);
+    assert_eq!((done.files_total, done.files_processed), (Some(4), 4));
+    assert_eq!(done.bytes_transferred, files.iter().map(|f| f.file_size_bytes).sum::<i64>());
+    assert_eq!(done.progress_percentage.hundredths(), 10_000);
+    assert!(w.cursor().await.is_some(), "the change cursor is kept for the next sync");
+    assert!(w.t.store().get_folder(w.tenant.id, w.folder.base.id).await.unwrap().last_sync_at.is_some());
+    assert!(w.errors().await.is_empty(), "{:?}", w.errors().await);
+}
+
+#[tokio::test]
+async fn a_later_sync_reads_only_the_changes_and_soft_deletes_what_the_provider_deleted() {
+    // Arrange: a first sync, then an edit, a new file and a deletion at the provider.
+    let w = world(ProviderType::Dropbox, RemoteTree::scenario(ProviderType::Dropbox)).await;
+    let first = w.job(JobType::Download, None).await;
+    assert_eq!(w.run_to_end(&first).await.0, Ran::Completed);
+    let downloads_before = w.downloads().await;
+    let deleted = w.file("throughput-results.csv").await.unwrap();
+    w.tree.modify("factory-line.qsim", b"a new version of the line\n".repeat(100));
+    w.tree.add_file("Scenarios/line-2.qsim", b"line two\n".repeat(50));
+    w.tree.delete("throughput-results.csv");
+    let second = w.job(JobType::Download, None).await;
+
+    // Act
+    let (ran, _) = w.run_to_end(&second).await;
+
+    // Assert
+    assert_eq!(ran, Ran::Completed);
+    assert_eq!(w.downloads().await - downloads_before, 2, "the edited and the new file, nothing else");
+    let changed = w.file("factory-line.qsim").await.unwrap();
+    assert_eq!(w.stored_bytes(&changed), b"a new version of the line\n".repeat(100));
+    assert_eq!(changed.content_hash, w.tree.expect("factory-line.qsim").hash);
+    assert!(w.file("Scenarios/line-2.qsim").await.is_some());
+    assert!(w.file("throughput-results.csv").await.is_none(), "deleted at the provider: gone from the list");
+    let gone = w.t.store().get_file(w.tenant.id, deleted.base.id).await;
+    assert!(matches!(gone, Err(DbError::NotFound)), "soft-deleted, not hard-deleted: {gone:?}");
+    assert!(w.t.store().known_file(w.tenant.id, deleted.base.id).await.is_ok(), "the row stays as history");
+    let done = w.t.store().get_job(w.tenant.id, second.base.id).await.unwrap();
+    assert_eq!((done.files_total, done.files_processed), (Some(2), 2));
+}
+
+#[tokio::test]
+async fn a_resync_signal_starts_a_fresh_crawl_without_losing_or_duplicating_rows() {
+    // Arrange: a first sync, a change, and the provider refusing the stored cursor once.
+    let w = world(ProviderType::Dropbox, RemoteTree::scenario(ProviderType::Dropbox)).await;
+    assert_eq!(w.run_to_end(&w.job(JobType::Download, None).await).await.0, Ran::Completed);
+    let before = w.files().await;
+    w.tree.modify("warehouse-layout.qsim", b"rearranged\n".repeat(10));
+    w.tree.inject(Endpoint::Changes, Fault::Resync);
+    let job = w.job(JobType::Download, None).await;
+
+    // Act
+    let (ran, _) = w.run_to_end(&job).await;
+
+    // Assert
+    assert_eq!(ran, Ran::Completed);
+    assert!(w.tree.faults_served(), "the reset was served");
+    let after = w.files().await;
+    assert_eq!(after.len(), before.len(), "no lost and no duplicated rows");
+    let ids_before: Vec<_> = before.iter().map(|f| f.base.id).collect();
+    assert!(after.iter().all(|f| ids_before.contains(&f.base.id)), "the same rows, updated in place");
+    let changed = w.file("warehouse-layout.qsim").await.unwrap();
+    assert_eq!(w.stored_bytes(&changed), b"rearranged\n".repeat(10));
+}
+
+#[tokio::test]
+async fn a_run_that_would_delete_most_tracked_files_fails_and_deletes_nothing() {
+    // Arrange: a first sync, then three of the four files deleted at the provider.
+    let w = world(ProviderType::Dropbox, RemoteTree::scenario(ProviderType::Dropbox)).await;
+    assert_eq!(w.run_to_end(&w.job(JobType::Download, None).await).await.0, Ran::Completed);
+    let cursor_before = w.cursor().await.unwrap();
+    for path in ["factory-line.qsim", "throughput-results.csv", "warehouse-layout.qsim"] {
+        w.tree.delete(path);
+    }
+    let job = w.job(JobType::Download, None).await;
+
+    // Act
+    let (ran, _) = w.run_to_end(&job).await;
+
+    // Assert
+    assert_eq!(ran, Ran::Failed);
+    assert_eq!(w.files().await.len(), 4, "nothing was deleted");
+    let failed = w.t.store().get_job(w.tenant.id, job.base.id).await.unwrap();
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert!(failed.error_message.as_deref().unwrap().contains("3 of the folder's 4"), "{:?}", failed.error_message);
+    let errors = w.errors().await;
+    assert_eq!(errors.len(), 1);
+    assert_eq!(
+        (errors[0].error_code.as_deref(), errors[0].sync_job_id),
+        (Some("mass_delete_guard"), Some(job.base.id))
+    );
+    assert_eq!(w.cursor().await.unwrap().cursor_value, cursor_before.cursor_value, "the cursor did not move");
+}
+
+#[tokio::test]
+async fn two_deliveries_of_one_job_run_it_once() {
+    // Arrange
+    let w = world(ProviderType::Dropbox, RemoteTree::scenario(ProviderType::Dropbox)).await;
+    let job = w.job(JobType::Download, None).await;
+
+    // Act
+    let (a, b) = tokio::join!(w.run(&job), w.run(&job));
+    let again = w.run(&job).await;
+
+    // Assert
+    let ran = [a, b];
+    assert_eq!(ran.iter().filter(|r| **r == Ran::Completed).count(), 1, "{ran:?}");
+    assert_eq!(ran.iter().filter(|r| **r == Ran::NotClaimed).count(), 1, "{ran:?}");
+    assert_eq!(again, Ran::NotClaimed, "a completed job is not run again");
+    assert_eq!(w.downloads().await, 4, "each file downloaded once");
+}
+
+#[tokio::test]
+async fn a_throttled_provider_is_waited_for_in_place_or_the_job_continues_after_the_wait() {
+    // Arrange: a short Retry-After, waited in place; then a long one, which continues the job.
+    let w = world(ProviderType::Dropbox, RemoteTree::scenario(ProviderType::Dropbox)).await;
+    w.tree.inject(Endpoint::Children, Fault::RateLimited { retry_after_secs: 1 });
+    let short = w.job(JobType::Download, None).await;
+    let started = Instant::now();
+    let short_ran = w.run(&short).await;
+    let waited = started.elapsed();
+    w.tree.modify("factory-line.qsim", b"v3\n".repeat(9));
+    w.tree.inject(Endpoint::Changes, Fault::RateLimited { retry_after_secs: 120 });
+    let long = w.job(JobType::Download, None).await;
+
+    // Act
+    let long_ran = w.run(&long).await;
+    let held = w.t.store().get_job(w.tenant.id, long.base.id).await.unwrap();
+    let resumed = w.run(&long).await;
+
+    // Assert
+    assert_eq!(short_ran, Ran::Completed);
+    assert!(waited >= Duration::from_secs(1), "the provider's Retry-After was honoured: {waited:?}");
+    assert_eq!(long_ran, Ran::Continued { delay: Duration::from_secs(120) });
+    assert_eq!(held.status, JobStatus::Running, "the job waits, still its folder's live job");
+    assert!(held.job_metadata.as_ref().unwrap().get("checkpoint").is_some(), "with its checkpoint");
+    assert_eq!(resumed, Ran::Completed, "the next delivery claims it again and finishes");
+    assert!(w.errors().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_folder_too_big_for_one_invocation_finishes_over_several_and_completes_once() {
+    // Arrange: every run stops at once after its first step.
+    let w = world(ProviderType::Dropbox, RemoteTree::scenario(ProviderType::Dropbox)).await;
+    let job = w.job(JobType::Download, None).await;
+    let hurried = Settings { stop_margin: Duration::from_secs(1), ..settings() };
+    let mut runs = Vec::new();
+
+    // Act: each invocation ends a second before its (simulated) Lambda deadline.
+    loop {
+        let end = Instant::now() + Duration::from_millis(1_050);
+        let ran = sync_worker::engine::run(&w.t.app, &hurried, w.message(&job), Some(end)).await.unwrap();
+        runs.push(ran.clone());
+        if !matches!(ran, Ran::Continued { .. }) || runs.len() > 40 {
+            break;
+        }
+    }
+
+    // Assert
+    assert_eq!(runs.last(), Some(&Ran::Completed));
+    assert_eq!(runs.iter().filter(|r| **r == Ran::Completed).count(), 1);
+    assert_eq!(w.downloads().await, 4, "no file downloaded twice across the invocations");
+    assert!(w.files().await.iter().all(|f| f.sync_status == SyncStatus::Synced));
+}
+
+#[tokio::test]
+async fn a_cancelled_job_stops_at_its_next_step_and_stays_cancelled() {
+    // Arrange: the job is cancelled while the provider keeps it waiting.
+    let w = world(ProviderType::Dropbox, RemoteTree::scenario(ProviderType::Dropbox)).await;
+    w.tree.inject(Endpoint::Children, Fault::RateLimited { retry_after_secs: 1 });
+    let job = w.job(JobType::Download, None).await;
+    let store = w.t.store().clone();
+    let (tenant, id) = (w.tenant.id, job.base.id);
+    let cancel = async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        store.update_job(tenant, id, &JobUpdate { status: Some(JobStatus::Cancelled), ..Default::default() }).await
+    };
+    let fast_beats = Settings { heartbeat: Duration::from_millis(1), ..settings() };
+
+    // Act
+    let (ran, cancelled) = tokio::join!(sync_worker::engine::run(&w.t.app, &fast_beats, w.message(&job), None), cancel);
+
+    // Assert
+    assert_eq!(cancelled.unwrap().status, JobStatus::Cancelled);
+    assert_eq!(ran.unwrap(), Ran::Stopped);
+    assert_eq!(w.t.store().get_job(w.tenant.id, job.base.id).await.unwrap().status, JobStatus::Cancelled);
+    assert_eq!(w.downloads().await, 0, "nothing was transferred after the cancel");
+}
+
+#[tokio::test]
+async fn an_import_pulls_only_the_named_files_and_leaves_the_cursor_alone() {
+    // Arrange
+    let w = world(ProviderType::Dropbox, RemoteTree::scenario(ProviderType::Dropbox)).await;
+    let wanted = w.tree.expect("Scenarios/baseline.qsim").id;
+    let job = w.job(JobType::Import, Some(json!({ "file_ids": [wanted] }))).await;
+
+    // Act
+    let (ran, _) = w.run_to_end(&job).await;
+
+    // Assert
+    assert_eq!(ran, Ran::Completed);
+    let files = w.files().await;
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].provider_file_id, wanted);
+    assert_eq!(w.downloads().await, 1);
+    assert!(w.cursor().await.is_none(), "an import reads what it names; the folder's sync state is untouched");
+}
+
+#[tokio::test]
+async fn jobs_this_worker_does_not_run_fail_with_a_reason() {
+    // Arrange
+    let w = world(ProviderType::Dropbox, RemoteTree::scenario(ProviderType::Dropbox)).await;
+    let job = w.job(JobType::Upload, None).await;
+
+    // Act
+    let ran = w.run(&job).await;
+
+    // Assert
+    assert_eq!(ran, Ran::Failed);
+    let failed = w.t.store().get_job(w.tenant.id, job.base.id).await.unwrap();
+    assert!(failed.error_message.unwrap().contains("does not do yet"));
+    assert_eq!(w.errors().await[0].error_code.as_deref(), Some("job_type_not_supported"));
+}
+
+#[tokio::test]
+async fn the_handler_runs_the_job_of_each_sqs_message_and_drops_unreadable_ones() {
+    // Arrange: the event of events/sync-worker, naming a real job, plus a message that is not one.
+    let w = world(ProviderType::Dropbox, RemoteTree::scenario(ProviderType::Dropbox)).await;
+    let job = w.job(JobType::Download, None).await;
+    let path = testkit::http::repo_root().join("events/sync-worker/sqs.json");
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let record = event["Records"][0].clone();
+    event["Records"][0]["body"] = json!(w.message(&job).to_json());
+    let mut junk = record;
+    junk["messageId"] = json!("junk-1");
+    junk["body"] = json!("not json");
+    event["Records"].as_array_mut().unwrap().push(junk);
+    let event: SqsEvent = serde_json::from_value(event).unwrap();
+
+    // Act
+    let app = Arc::clone(&w.t.app);
+    let response = sync_worker::handler(&app, &settings(), LambdaEvent::new(event, Context::default())).await.unwrap();
+
+    // Assert
+    assert!(response.batch_item_failures.is_empty(), "nothing to deliver again");
+    assert_eq!(w.t.store().get_job(w.tenant.id, job.base.id).await.unwrap().status, JobStatus::Completed);
+}
