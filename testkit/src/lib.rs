@@ -2,7 +2,8 @@
 //! name. Valid rows of every table and the tenants and users they belong to (this module),
 //! API Gateway events through a function's real router (`http`), the scheduled functions'
 //! clock and fault helpers (`scheduled`), wiremock fakes of the five providers (`providers`),
-//! capture of every `tracing` event (`logs`), and moto's Secrets Manager (`moto`). The suites
+//! capture of every `tracing` event (`logs`), fakes of the providers' sync endpoints over a model
+//! remote tree (`sync_fakes`), and moto's Secrets Manager (`moto`). The suites
 //! that cut across crates (conformance, T-SQL parse, SQLite plans, OpenAPI, schema names,
 //! secrets end to end) are this crate's own tests.
 
@@ -11,6 +12,7 @@ pub mod logs;
 pub mod moto;
 pub mod providers;
 pub mod scheduled;
+pub mod sync_fakes;
 
 use chrono::{Duration, Utc};
 use shared::db::*;

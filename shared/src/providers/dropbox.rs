@@ -1,23 +1,39 @@
-//! Dropbox: OAuth 2 with PKCE and `token_access_type=offline`, and the API v2 RPC endpoints
-//! (`POST` with a JSON argument) for identity, revocation and shared links.
+//! Dropbox: OAuth 2 with PKCE and `token_access_type=offline`, the API v2 RPC endpoints
+//! (`POST` with a JSON argument) for identity, revocation, shared links and folder listings,
+//! and the content endpoint `/2/files/download` (argument in the `Dropbox-API-Arg` header).
+//!
+//! Sync (research note §1.3): the crawl is `list_folder` without recursion, one folder at a
+//! time; the change cursor is `list_folder/get_latest_cursor` on the synced folder, recursive
+//! and with deleted entries, so `list_folder/continue` from it yields the whole subtree's
+//! changes. Deleted entries carry a path and no id. A `reset` (409) on a cursor means it is no
+//! longer honoured: [`ProviderError::ResyncRequired`].
 
 use async_trait::async_trait;
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use super::http::{bearer, endpoint, expect_success, json_response, parse_url, required_str, send, str_field};
+use super::http::{
+    Answer, bearer, download_response, endpoint, expect_success, int_field, json_response, parse_url, required_str,
+    send, str_field, time_field,
+};
 use super::oauth_client::{OAuthClient, scopes_or};
 use super::{
-    AuthorizeRequest, Clients, CreatedLink, ExistingLink, Identity, LinkTarget, Pkce, Provider, ProviderError,
-    RefreshTokenRotation, SharedLinkRequest, TokenSet,
+    AuthorizeRequest, Change, ChangePage, ChildPage, Clients, CreatedLink, Download, ExistingLink, Identity, ItemKind,
+    LinkTarget, Pkce, Provider, ProviderError, RefreshTokenRotation, RemoteItem, SharedLinkRequest, SyncScope,
+    TokenSet,
 };
 use crate::config::ProviderConfig;
+use crate::content_hash::{HashAlg, normalize};
 use crate::db::{ProviderType, ShareType};
 
 const AUTHORIZE: &str = "https://www.dropbox.com/oauth2/authorize";
 const TOKEN: &str = "https://api.dropboxapi.com/oauth2/token";
 const API: &str = "https://api.dropboxapi.com";
+/// Content-upload and content-download endpoints live on their own host.
+const CONTENT: &str = "https://content.dropboxapi.com";
+/// The most entries Dropbox returns in one `list_folder` page ("approximate", 1..=2000).
+const LIST_LIMIT: u32 = 2000;
 const SCOPES: &[&str] = &[
     "account_info.read",
     "files.metadata.read",
@@ -33,6 +49,8 @@ pub(crate) struct Dropbox {
     /// File bodies (downloads, uploads): bounded by silence, not by total time.
     transfer: reqwest::Client,
     api: Url,
+    /// `content.dropboxapi.com`, or `api_base_url` when that is set (a fake serves both).
+    content: Url,
     revoke_url: Url,
     scopes: Vec<String>,
 }
@@ -41,11 +59,36 @@ impl Dropbox {
     pub fn new(config: &ProviderConfig, http: &Clients) -> Result<Dropbox, String> {
         let oauth = OAuthClient::new(config, http.api.clone(), AUTHORIZE, TOKEN)?;
         let api = parse_url(config.api_base_url.as_deref().unwrap_or(API), "api_base_url")?;
+        let content = parse_url(config.api_base_url.as_deref().unwrap_or(CONTENT), "api_base_url")?;
         let revoke_url = match &config.revoke_url {
             Some(url) => parse_url(url, "revoke_url")?,
             None => endpoint(&api, &["2", "auth", "token", "revoke"]),
         };
-        Ok(Dropbox { oauth, transfer: http.transfer.clone(), api, revoke_url, scopes: scopes_or(config, SCOPES) })
+        Ok(Dropbox {
+            oauth,
+            transfer: http.transfer.clone(),
+            api,
+            content,
+            revoke_url,
+            scopes: scopes_or(config, SCOPES),
+        })
+    }
+
+    /// A `files/list_folder*` call. A cursor Dropbox no longer honours (409 `reset`) is a
+    /// resync; a 429 without `Retry-After` takes the wait from the body's `retry_after`.
+    async fn list_call(
+        &self,
+        access_token: &SecretString,
+        route: &[&str],
+        argument: &Value,
+    ) -> Result<Value, ProviderError> {
+        let mut path = vec!["2", "files"];
+        path.extend_from_slice(route);
+        let answer = Answer::read(send(self.rpc(endpoint(&self.api, &path), access_token, argument)).await?).await?;
+        if answer.status.as_u16() == 409 && answer.code().as_deref() == Some("reset") {
+            return Err(ProviderError::ResyncRequired("Dropbox reset the list_folder cursor".to_owned()));
+        }
+        answer.json("Dropbox folder listing").map_err(|e| with_body_retry_after(e, &answer.body))
     }
 
     /// An RPC call. Endpoints without arguments take the JSON `null`, as the API explorer
@@ -53,6 +96,94 @@ impl Dropbox {
     fn rpc(&self, url: Url, access_token: &SecretString, argument: &Value) -> reqwest::RequestBuilder {
         bearer(self.oauth.http.post(url), access_token).json(argument)
     }
+}
+
+/// Dropbox's `RateLimitError` carries `retry_after` (seconds) in the body as well; the header
+/// wins when both are there, since that is what HTTP clients and proxies honour.
+fn with_body_retry_after(error: ProviderError, body: &[u8]) -> ProviderError {
+    match error {
+        ProviderError::RateLimited { retry_after: None } => {
+            let seconds = serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|b| b.get("error").and_then(|e| e.get("retry_after")).and_then(Value::as_u64));
+            ProviderError::RateLimited { retry_after: seconds.map(std::time::Duration::from_secs) }
+        }
+        other => other,
+    }
+}
+
+/// JSON made "HTTP header safe" for `Dropbox-API-Arg`: the character 0x7F and every non-ASCII
+/// character written as a JSON `\uXXXX` escape (UTF-16 code units, so a character beyond the
+/// Basic Multilingual Plane becomes a surrogate pair), as Dropbox's JSON-encoding reference
+/// asks. serde_json already escapes the control characters below 0x20.
+fn header_safe_json(value: &Value) -> String {
+    let json = value.to_string();
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() && c != '\u{7f}' {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// A `list_folder` page: its entries, and the cursor with whether more follow.
+struct ListPage {
+    entries: Vec<Value>,
+    cursor: String,
+    has_more: bool,
+}
+
+fn list_page(mut page: Value) -> Result<ListPage, ProviderError> {
+    let cursor = required_str(&page, "cursor", "Dropbox folder listing")?;
+    let has_more = page.get("has_more").and_then(Value::as_bool).unwrap_or(false);
+    let entries = match page.get_mut("entries").map(Value::take) {
+        Some(Value::Array(entries)) => entries,
+        _ => return Err(ProviderError::Malformed("Dropbox folder listing has no `entries`".to_owned())),
+    };
+    Ok(ListPage { entries, cursor, has_more })
+}
+
+/// A `FileMetadata` or `FolderMetadata` entry. `parent_id` is known only to the caller (a
+/// listing of one folder); a change names paths, not parents.
+fn item(entry: &Value, kind: ItemKind, parent_id: Option<&str>) -> Result<RemoteItem, ProviderError> {
+    let what = "Dropbox metadata entry";
+    let file = kind == ItemKind::File;
+    Ok(RemoteItem {
+        id: required_str(entry, "id", what)?,
+        name: required_str(entry, "name", what)?,
+        kind,
+        parent_id: parent_id.map(str::to_owned),
+        path_lower: str_field(entry, "path_lower").map(str::to_owned),
+        path_display: str_field(entry, "path_display").map(str::to_owned),
+        size: if file { int_field(entry, "size") } else { None },
+        hash: str_field(entry, "content_hash").and_then(|h| normalize(HashAlg::Dropbox, h)),
+        revision: str_field(entry, "rev").map(str::to_owned),
+        mime_type: None,
+        // Dropbox keeps no creation time; `client_modified` is "not verified" and for display only.
+        created_at: None,
+        modified_at: time_field(entry, "server_modified"),
+        // Files that must be exported (Paper docs, ...) say `is_downloadable: false`.
+        downloadable: file && entry.get("is_downloadable").and_then(Value::as_bool).unwrap_or(true),
+    })
+}
+
+fn change(entry: &Value) -> Result<Option<Change>, ProviderError> {
+    Ok(match str_field(entry, ".tag") {
+        Some("file") => Some(Change::Upsert(item(entry, ItemKind::File, None)?)),
+        Some("folder") => Some(Change::Upsert(item(entry, ItemKind::Folder, None)?)),
+        Some("deleted") => Some(Change::Deleted {
+            id: None,
+            path_lower: Some(required_str(entry, "path_lower", "Dropbox deleted entry")?),
+        }),
+        // A tag added after this was written: not something the worker can place.
+        _ => None,
+    })
 }
 
 #[async_trait]
@@ -170,5 +301,126 @@ impl Provider for Dropbox {
             }
             other => other,
         }
+    }
+
+    /// `list_folder/get_latest_cursor`, recursive with deleted entries, on the synced folder
+    /// (its path when the folder has one, else its id).
+    async fn start_cursor(&self, access_token: &SecretString, scope: &SyncScope<'_>) -> Result<String, ProviderError> {
+        // Dropbox names its root "", and refuses "/".
+        let path = match scope.folder_path {
+            Some("/") => "",
+            Some(path) => path,
+            None => scope.folder_id,
+        };
+        let argument = json!({
+            "path": path,
+            "recursive": true,
+            "include_deleted": true,
+        });
+        let answer = self.list_call(access_token, &["list_folder", "get_latest_cursor"], &argument).await?;
+        required_str(&answer, "cursor", "Dropbox latest cursor")
+    }
+
+    async fn list_children(
+        &self,
+        access_token: &SecretString,
+        _scope: &SyncScope<'_>,
+        folder_id: &str,
+        page: Option<&str>,
+    ) -> Result<ChildPage, ProviderError> {
+        let answer = match page {
+            None => {
+                let argument = json!({
+                    "path": folder_id,
+                    "recursive": false,
+                    "include_deleted": false,
+                    "limit": LIST_LIMIT,
+                });
+                self.list_call(access_token, &["list_folder"], &argument).await?
+            }
+            Some(cursor) => {
+                self.list_call(access_token, &["list_folder", "continue"], &json!({ "cursor": cursor })).await?
+            }
+        };
+        let page = list_page(answer)?;
+        let mut items = Vec::with_capacity(page.entries.len());
+        for entry in &page.entries {
+            let kind = match str_field(entry, ".tag") {
+                Some("file") => ItemKind::File,
+                Some("folder") => ItemKind::Folder,
+                _ => continue,
+            };
+            items.push(item(entry, kind, Some(folder_id))?);
+        }
+        Ok(ChildPage { items, next: page.has_more.then_some(page.cursor) })
+    }
+
+    async fn changes(
+        &self,
+        access_token: &SecretString,
+        _scope: &SyncScope<'_>,
+        cursor: &str,
+    ) -> Result<ChangePage, ProviderError> {
+        let answer = self.list_call(access_token, &["list_folder", "continue"], &json!({ "cursor": cursor })).await?;
+        let page = list_page(answer)?;
+        let mut changes = Vec::with_capacity(page.entries.len());
+        for entry in &page.entries {
+            changes.extend(change(entry)?);
+        }
+        // Dropbox's cursor is one value: it pages while `has_more`, and the last one is kept.
+        let (next, cursor) = if page.has_more { (Some(page.cursor), None) } else { (None, Some(page.cursor)) };
+        Ok(ChangePage { changes, next, cursor })
+    }
+
+    /// `POST /2/files/download` on the content host, the file named by its id.
+    async fn download(
+        &self,
+        access_token: &SecretString,
+        _scope: &SyncScope<'_>,
+        item: &RemoteItem,
+    ) -> Result<Download, ProviderError> {
+        if item.kind != ItemKind::File || !item.downloadable {
+            return Err(ProviderError::Unsupported(format!(
+                "Dropbox item `{}` has no bytes to download (export-only file or folder)",
+                item.id
+            )));
+        }
+        let url = endpoint(&self.content, &["2", "files", "download"]);
+        let argument = header_safe_json(&json!({ "path": item.id }));
+        let request = bearer(self.transfer.post(url), access_token).header("Dropbox-API-Arg", argument);
+        let response = send(request).await?;
+        if response.status().as_u16() == 429 {
+            let answer = Answer::read(response).await?;
+            return Err(with_body_retry_after(answer.error(), &answer.body));
+        }
+        download_response(&self.transfer, response).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_arguments_escape_0x7f_and_non_ascii() {
+        // Dropbox's JSON-encoding reference: {"field": "some_üñîcødé_and_" + chr(0x7F)}.
+        let value = json!({ "field": "some_üñîcødé_and_\u{7f}" });
+        assert_eq!(header_safe_json(&value), r#"{"field":"some_\u00fc\u00f1\u00eec\u00f8d\u00e9_and_\u007f"}"#);
+        // Beyond the Basic Multilingual Plane: a UTF-16 surrogate pair, as JSON requires.
+        assert_eq!(header_safe_json(&json!({ "path": "/a😀" })), r#"{"path":"/a\ud83d\ude00"}"#);
+        // Quotes and backslashes stay escaped the JSON way, and the result parses back.
+        let tricky = json!({ "path": "/\"quoted\" \\ Modèle" });
+        let safe = header_safe_json(&tricky);
+        assert!(safe.is_ascii(), "{safe}");
+        assert_eq!(serde_json::from_str::<Value>(&safe).unwrap(), tricky);
+    }
+
+    #[test]
+    fn a_rate_limit_without_retry_after_header_takes_the_bodys_wait() {
+        let body = br#"{"error_summary":"too_many_requests/..","error":{"reason":{".tag":"too_many_requests"},"retry_after":300}}"#;
+        let from_body = with_body_retry_after(ProviderError::RateLimited { retry_after: None }, body);
+        assert_eq!(from_body, ProviderError::RateLimited { retry_after: Some(std::time::Duration::from_secs(300)) });
+        let header = ProviderError::RateLimited { retry_after: Some(std::time::Duration::from_secs(10)) };
+        assert_eq!(with_body_retry_after(header.clone(), body), header);
     }
 }

@@ -1,16 +1,22 @@
 //! The HTTP plumbing every provider definition shares: endpoint URLs built from ids that
 //! cannot change the path, sending with timeouts turned into [`ProviderError`]s, JSON answers,
-//! the providers' error bodies, and `Retry-After`.
+//! the providers' error bodies, and `Retry-After`; for sync, answers read whole so a caller can
+//! look at a failure body itself (resync signals), and downloads: a redirect to a
+//! pre-authenticated URL followed by hand without the bearer token, and a body streamed chunk
+//! by chunk.
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use futures_util::StreamExt as _;
+use futures_util::stream::BoxStream;
+use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::time::Duration;
 
-use super::{MAX_DESCRIPTION_CHARS, ProviderError};
+use super::{Download, MAX_DESCRIPTION_CHARS, ProviderError};
 
 /// Parses an endpoint URL at start-up; the message names the configuration field.
 pub(crate) fn parse_url(url: &str, field: &str) -> Result<Url, String> {
@@ -46,7 +52,7 @@ pub(super) async fn read_body(response: Response) -> Result<Vec<u8>, ProviderErr
     response.bytes().await.map(|b| b.to_vec()).map_err(transport_error)
 }
 
-fn transport_error(e: reqwest::Error) -> ProviderError {
+pub(crate) fn transport_error(e: reqwest::Error) -> ProviderError {
     if e.is_timeout() {
         ProviderError::Timeout
     } else {
@@ -77,6 +83,116 @@ pub(crate) async fn expect_success(response: Response, missing_ok: bool) -> Resu
     let headers = response.headers().clone();
     let body = read_body(response).await?;
     Err(api_error(status, &headers, &body))
+}
+
+/// A response read whole, for calls whose failure body the caller inspects before the usual
+/// classification (a delta token's 410, Dropbox's `reset`, a rejected Drive page token).
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub async fn read(response: Response) -> Result<Answer, ProviderError> {
+        let status = response.status();
+        let headers = response.headers().clone();
+        Ok(Answer { status, headers, body: read_body(response).await? })
+    }
+
+    /// The success body as JSON, or the failure classified as [`json_response`] does.
+    pub fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T, ProviderError> {
+        if !self.status.is_success() {
+            return Err(self.error());
+        }
+        serde_json::from_slice(&self.body).map_err(|e| malformed(what, &e))
+    }
+
+    pub fn error(&self) -> ProviderError {
+        api_error(self.status, &self.headers, &self.body)
+    }
+
+    /// The provider's error code, as [`api_error`] reads it.
+    pub fn code(&self) -> Option<String> {
+        api_error_fields(&self.body).0
+    }
+}
+
+/// How many redirects a download may take before it is given up: Graph and Box send one.
+const MAX_DOWNLOAD_REDIRECTS: usize = 5;
+
+/// Turns the answer to an authenticated download request into the file's bytes. A redirect is
+/// followed by hand with a plain GET that carries no `Authorization` header: the provider's
+/// `Location` is a pre-authenticated URL (Graph, Box), and it appears in no error, log or
+/// returned value, since anyone holding it can read the file for a while.
+pub(crate) async fn download_response(client: &reqwest::Client, response: Response) -> Result<Download, ProviderError> {
+    let mut response = response;
+    let mut hops = 0;
+    while response.status().is_redirection() {
+        if hops == MAX_DOWNLOAD_REDIRECTS {
+            return Err(ProviderError::Malformed(format!("the download redirected more than {hops} times")));
+        }
+        hops += 1;
+        let target = redirect_target(&response)?;
+        // The pre-authenticated host's own error bodies may echo the URL: only the status is kept.
+        response = send(client.get(target)).await?;
+        if !response.status().is_success() && !response.status().is_redirection() {
+            let status = response.status();
+            return Err(throttled_or_server(status, response.headers()).unwrap_or(ProviderError::Rejected {
+                status: status.as_u16(),
+                code: None,
+                description: Some("the pre-authenticated download URL refused the request".to_owned()),
+            }));
+        }
+    }
+    if !response.status().is_success() {
+        let answer = Answer::read(response).await?;
+        return Err(answer.error());
+    }
+    Ok(Download { size: response.content_length(), body: body_stream(response) })
+}
+
+/// The `Location` of a redirect, resolved against the URL that answered. Only HTTPS is
+/// followed, or HTTP when the answering URL was HTTP too (a local fake), never a downgrade.
+fn redirect_target(response: &Response) -> Result<Url, ProviderError> {
+    let location = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ProviderError::Malformed("a download redirect has no usable Location".to_owned()))?;
+    let target = response
+        .url()
+        .join(location)
+        .map_err(|_| ProviderError::Malformed("a download redirect's Location is not a URL".to_owned()))?;
+    match (response.url().scheme(), target.scheme()) {
+        (_, "https") | ("http", "http") => Ok(target),
+        _ => Err(ProviderError::Malformed("a download redirect leads to a scheme that is not followed".to_owned())),
+    }
+}
+
+/// A response body as a stream of chunks as they arrive, so a file is never held whole in
+/// memory; a failure mid-body ends the stream with the error.
+pub(crate) fn body_stream(response: Response) -> BoxStream<'static, Result<Bytes, ProviderError>> {
+    futures_util::stream::try_unfold(response, |mut response| async move {
+        Ok(response.chunk().await.map_err(transport_error)?.map(|chunk| (chunk, response)))
+    })
+    .boxed()
+}
+
+/// A non-negative integer field sent as a JSON number (Graph, Dropbox, Box) or as a decimal
+/// string (Drive's int64 `size`).
+pub(crate) fn int_field(value: &Value, key: &str) -> Option<i64> {
+    match value.get(key)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// An RFC 3339 timestamp field; a missing or unreadable one is `None` (times are informative,
+/// the revision and hash decide what changed).
+pub(crate) fn time_field(value: &Value, key: &str) -> Option<DateTime<Utc>> {
+    str_field(value, key).and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| t.with_timezone(&Utc))
 }
 
 /// serde_json's message can quote a value from the body, and a body may hold a token, so only

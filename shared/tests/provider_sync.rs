@@ -1,0 +1,487 @@
+//! The providers' sync calls (start cursor, children pages, change pages, streamed downloads)
+//! through the `Registry` against the test kit's tree fakes (`testkit::sync_fakes`), and
+//! known-answer parsing of the documented bodies in `testkit/fixtures/`.
+//!
+//! Expected items come from the fake's model (`RemoteTree::expect`), and the hashes of the
+//! fixture contents are also checked against the fixture README's table, so a model and a
+//! parser that agree on a wrong value still fail.
+
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use serde_json::{Value, json};
+use shared::content_hash::{ContentHasher, HashAlg};
+use shared::db::ProviderType;
+use shared::providers::{Change, ChangePage, ItemKind, Provider, ProviderError, Registry, RemoteItem, SyncScope};
+use testkit::providers::ACCESS_TOKEN;
+use testkit::sync_fakes::{
+    Endpoint, Family, Fault, RemoteTree, Scope, TreeItem, access_token, fixture, fixture_content, mount, registry,
+};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// A fake of one provider with its tree mounted, and a registry pointed at it.
+struct Setup {
+    server: MockServer,
+    tree: RemoteTree,
+    registry: Registry,
+    kind: ProviderType,
+    scope: Scope,
+}
+
+impl Setup {
+    async fn scenario(kind: ProviderType) -> Setup {
+        Setup::with_tree(RemoteTree::scenario(kind)).await
+    }
+
+    async fn with_tree(tree: RemoteTree) -> Setup {
+        let server = MockServer::start().await;
+        mount(&server, &tree).await;
+        let kind = tree.kind();
+        let registry = registry(&server, kind);
+        let scope = tree.scope();
+        Setup { server, tree, registry, kind, scope }
+    }
+
+    fn provider(&self) -> &dyn Provider {
+        self.registry.get(self.kind).expect("configured provider")
+    }
+
+    fn scope(&self) -> SyncScope<'_> {
+        self.scope.as_scope()
+    }
+
+    /// Every page of `folder_id`'s children, and how many pages there were.
+    async fn crawl_folder(&self, folder_id: &str) -> (Vec<RemoteItem>, usize) {
+        let (mut items, mut pages, mut next) = (Vec::new(), 0, None::<String>);
+        loop {
+            let page = self
+                .provider()
+                .list_children(&access_token(), &self.scope(), folder_id, next.as_deref())
+                .await
+                .unwrap_or_else(|e| panic!("{}: children of {folder_id}: {e}", self.kind));
+            pages += 1;
+            items.extend(page.items);
+            match page.next {
+                Some(n) => next = Some(n),
+                None => return (items, pages),
+            }
+            assert!(pages < 100, "{}: paging does not end", self.kind);
+        }
+    }
+
+    /// Every change page from `cursor` until the one that carries the next cursor (Box's
+    /// stream pages carry it on every page: followed while `next` is set).
+    async fn changes_from(&self, cursor: &str) -> (Vec<Change>, Vec<ChangePage>, String) {
+        let (mut changes, mut pages, mut at) = (Vec::new(), Vec::new(), cursor.to_owned());
+        loop {
+            let page = self
+                .provider()
+                .changes(&access_token(), &self.scope(), &at)
+                .await
+                .unwrap_or_else(|e| panic!("{}: changes: {e}", self.kind));
+            changes.extend(page.changes.clone());
+            pages.push(page.clone());
+            match (page.next, page.cursor) {
+                (Some(next), _) => at = next,
+                (None, Some(cursor)) => return (changes, pages, cursor),
+                (None, None) => panic!("{}: a change page with neither next nor cursor", self.kind),
+            }
+            assert!(pages.len() < 100, "{}: change paging does not end", self.kind);
+        }
+    }
+
+    async fn start_cursor(&self) -> String {
+        self.provider()
+            .start_cursor(&access_token(), &self.scope())
+            .await
+            .unwrap_or_else(|e| panic!("{}: start cursor: {e}", self.kind))
+    }
+
+    async fn one_change_page(&self, cursor: &str) -> Result<ChangePage, ProviderError> {
+        self.provider().changes(&access_token(), &self.scope(), cursor).await
+    }
+}
+
+/// What the provider must report for an item of the model. Dropbox names no parent in a
+/// change (`in_change`); in a listing the parent is the folder listed.
+fn expected(kind: ProviderType, item: &TreeItem, in_change: bool) -> RemoteItem {
+    let dropbox = Family::of(kind) == Family::Dropbox;
+    let file = item.kind == ItemKind::File;
+    RemoteItem {
+        id: item.id.clone(),
+        name: item.name.clone(),
+        kind: item.kind,
+        parent_id: (!(dropbox && in_change)).then(|| item.parent_id.clone()),
+        path_lower: dropbox.then(|| item.path.to_lowercase()),
+        path_display: dropbox.then(|| item.path.clone()),
+        size: file.then_some(item.size),
+        hash: item.hash.clone(),
+        revision: item.revision.clone(),
+        mime_type: item.mime_type.clone(),
+        created_at: item.created_at,
+        modified_at: item.modified_at,
+        downloadable: item.downloadable,
+    }
+}
+
+fn by_name(items: &[RemoteItem], name: &str) -> RemoteItem {
+    items.iter().find(|i| i.name == name).cloned().unwrap_or_else(|| panic!("no `{name}` in {items:#?}"))
+}
+
+/// The fixture README's hashes of the scenario's contents, for `kind`'s algorithm (hex).
+fn readme_hash(kind: ProviderType, unit: &str) -> &'static str {
+    let table: &[(&str, [&str; 4])] = &[
+        // (unit, [md5, sha1, dropbox, quickXor hex])
+        (
+            "factory-line.qsim",
+            [
+                "80f04d187565e0859384366ef0e35af1",
+                "f56e4f9049be25e44cc4880f82f6623a51ef52f0",
+                "33bb8ecab82ab0c39912a1539a84a213ba3a5f8d14b6038183d764e2787b0370",
+                "79dc4f749276d0261aa5dbc3f0ddcd8b2cc4e8fc",
+            ],
+        ),
+        (
+            "factory-line.qsim v2",
+            [
+                "f8da00468c2048e1e5a21d09e3714f3a",
+                "712342dba881d11a12648548ce3899607b4371d2",
+                "bc786784c479622f7ff963dd7a11586e29c0b8d2a5712900ee461cf90fab18c0",
+                "55f4f6ff05423b557750ef9155d77b523b21d321",
+            ],
+        ),
+        (
+            "throughput-results.csv",
+            [
+                "1571e51f399add6f27dbc39f0bb6ba1f",
+                "7f72b56b5b29a8f5df458d66b44f301ffa933afe",
+                "447df9e8bbdc8f9c1badd0c01d6db1caa34d9494e870afec599ce3283d713b7c",
+                "a18a535a283eb2672e176fcfeab695543bad5134",
+            ],
+        ),
+        (
+            "baseline.qsim",
+            [
+                "b831c1bc359ce8d39ddf2a2d9cce54b7",
+                "86b63575aad7c50a5e55d3c305b65c00a7a99d15",
+                "40119745fcce93211aa36a3126c173940c75e759e76314af252e66193b4a90e1",
+                "5696331c86e344d175df976549ea7e9aaad25459",
+            ],
+        ),
+    ];
+    let column = match HashAlg::for_provider(kind) {
+        HashAlg::Md5 => 0,
+        HashAlg::Sha1 => 1,
+        HashAlg::Dropbox => 2,
+        HashAlg::QuickXor => 3,
+    };
+    table.iter().find(|(u, _)| *u == unit).map(|(_, h)| h[column]).unwrap_or_else(|| panic!("no README row {unit}"))
+}
+
+/// Reads a download to the end: the bytes and the number of chunks the stream yielded.
+async fn read_download(download: shared::providers::Download) -> (Vec<u8>, usize) {
+    let mut body = download.body;
+    let (mut bytes, mut chunks) = (Vec::new(), 0);
+    while let Some(chunk) = body.next().await {
+        bytes.extend_from_slice(&chunk.expect("download chunk"));
+        chunks += 1;
+    }
+    (bytes, chunks)
+}
+
+fn provider_hash(kind: ProviderType, bytes: &[u8]) -> String {
+    let mut hasher = ContentHasher::new(HashAlg::for_provider(kind));
+    hasher.update(bytes);
+    hasher.finish().provider
+}
+
+fn upserted(changes: &[Change]) -> Vec<&RemoteItem> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Upsert(item) => Some(item),
+            Change::Deleted { .. } => None,
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dropbox
+
+#[tokio::test]
+async fn dropbox_crawl_pages_through_both_levels() {
+    // Arrange
+    let s = Setup::scenario(ProviderType::Dropbox).await;
+    let synced = s.tree.synced_folder_id();
+
+    // Act
+    let (top, top_pages) = s.crawl_folder(&synced).await;
+    let scenarios = by_name(&top, "Scenarios");
+    let (below, below_pages) = s.crawl_folder(&scenarios.id).await;
+
+    // Assert
+    assert_eq!(top_pages, 2, "4 children in pages of 2");
+    assert_eq!(below_pages, 1);
+    let expected_top: Vec<RemoteItem> =
+        ["Scenarios", "factory-line.qsim", "throughput-results.csv", "warehouse-layout.qsim"]
+            .iter()
+            .map(|p| expected(s.kind, &s.tree.expect(p), false))
+            .collect();
+    assert_eq!(top, expected_top);
+    assert_eq!(below, vec![expected(s.kind, &s.tree.expect("Scenarios/baseline.qsim"), false)]);
+    // Anchors independent of the model: the README's hash, Dropbox's path keys, the types.
+    let factory = by_name(&top, "factory-line.qsim");
+    assert_eq!(factory.hash.as_deref(), Some(readme_hash(s.kind, "factory-line.qsim")));
+    assert_eq!(factory.size, Some(48213));
+    assert_eq!(factory.path_lower.as_deref(), Some("/quodsi models/factory-line.qsim"));
+    assert_eq!(factory.parent_id.as_deref(), Some(synced.as_str()));
+    assert_eq!(below[0].hash.as_deref(), Some(readme_hash(s.kind, "baseline.qsim")));
+    assert_eq!(below[0].parent_id.as_deref(), Some(scenarios.id.as_str()));
+    assert_eq!(
+        (scenarios.kind, scenarios.size, scenarios.hash.clone(), scenarios.revision.clone()),
+        (ItemKind::Folder, None, None, None)
+    );
+    assert!(!scenarios.downloadable);
+
+    // The documented request shapes: a non-recursive first page with the maximum limit, then
+    // `continue` with the cursor.
+    let requests = s.server.received_requests().await.unwrap();
+    let first = requests.iter().find(|r| r.url.path() == "/2/files/list_folder").unwrap();
+    assert_eq!(
+        first.body_json::<Value>().unwrap(),
+        json!({ "path": synced, "recursive": false, "include_deleted": false, "limit": 2000 })
+    );
+    assert!(requests.iter().any(|r| r.url.path() == "/2/files/list_folder/continue"));
+}
+
+#[tokio::test]
+async fn dropbox_changes_are_the_edit_the_move_the_rename_and_the_delete_only() {
+    // Arrange
+    let s = Setup::scenario(ProviderType::Dropbox).await;
+    s.tree.set_page_size(100);
+    let cursor = s.start_cursor().await;
+    s.tree.modify("factory-line.qsim", fixture_content("factory-line.qsim v2", 49877));
+    s.tree.move_to("warehouse-layout.qsim", "Scenarios");
+    s.tree.rename("Scenarios/baseline.qsim", "baseline-v1.qsim");
+    s.tree.delete("throughput-results.csv");
+    s.tree.modify("/Elsewhere/notes.txt", "outside the synced folder");
+
+    // Act
+    let (changes, pages, next_cursor) = s.changes_from(&cursor).await;
+
+    // Assert
+    let deleted = |path: &str| Change::Deleted { id: None, path_lower: Some(path.to_owned()) };
+    let upsert = |p: &str| Change::Upsert(expected(s.kind, &s.tree.expect(p), true));
+    assert_eq!(
+        changes,
+        vec![
+            deleted("/quodsi models/scenarios/baseline.qsim"),
+            deleted("/quodsi models/throughput-results.csv"),
+            deleted("/quodsi models/warehouse-layout.qsim"),
+            upsert("factory-line.qsim"),
+            upsert("Scenarios/baseline-v1.qsim"),
+            upsert("Scenarios/warehouse-layout.qsim"),
+        ]
+    );
+    assert_eq!(pages.len(), 1);
+    let factory = upserted(&changes)[0].clone();
+    assert_eq!(factory.hash.as_deref(), Some(readme_hash(s.kind, "factory-line.qsim v2")));
+    assert_eq!(factory.parent_id, None, "Dropbox changes name paths, not parents");
+    assert_ne!(next_cursor, cursor);
+    let (after, _, _) = s.changes_from(&next_cursor).await;
+    assert_eq!(after, vec![], "nothing changed since the new cursor");
+
+    // The cursor was taken recursively on the folder's path, with deleted entries.
+    let requests = s.server.received_requests().await.unwrap();
+    let latest = requests.iter().find(|r| r.url.path() == "/2/files/list_folder/get_latest_cursor").unwrap();
+    assert_eq!(
+        latest.body_json::<Value>().unwrap(),
+        json!({ "path": "/Quodsi Models", "recursive": true, "include_deleted": true })
+    );
+}
+
+#[tokio::test]
+async fn dropbox_change_pages_carry_next_until_the_last_carries_the_cursor() {
+    // Arrange
+    let s = Setup::scenario(ProviderType::Dropbox).await;
+    let cursor = s.start_cursor().await;
+    for i in 0..5 {
+        s.tree.add_file(&format!("new-{i}.qsim"), format!("model {i}"));
+    }
+
+    // Act
+    let (changes, pages, _) = s.changes_from(&cursor).await;
+
+    // Assert: 5 entries in pages of 2: next, next, then the cursor.
+    let shape: Vec<(usize, bool, bool)> =
+        pages.iter().map(|p| (p.changes.len(), p.next.is_some(), p.cursor.is_some())).collect();
+    assert_eq!(shape, vec![(2, true, false), (2, true, false), (1, false, true)]);
+    let names: Vec<&str> = upserted(&changes).iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["new-0.qsim", "new-1.qsim", "new-2.qsim", "new-3.qsim", "new-4.qsim"]);
+}
+
+#[tokio::test]
+async fn dropbox_reset_is_a_resync() {
+    // Arrange
+    let s = Setup::scenario(ProviderType::Dropbox).await;
+    let cursor = s.start_cursor().await;
+    s.tree.inject(Endpoint::Changes, Fault::Resync);
+
+    // Act
+    let error = s.one_change_page(&cursor).await.unwrap_err();
+
+    // Assert
+    assert!(matches!(error, ProviderError::ResyncRequired(_)), "{error:?}");
+    assert_eq!(error.error_code().as_deref(), Some("resync_required"));
+    assert!(s.tree.faults_served());
+}
+
+#[tokio::test]
+async fn dropbox_download_streams_the_bytes_whose_hash_was_listed() {
+    // Arrange: a file over one 4 MiB block, so Dropbox's block hash and the streaming matter.
+    let s = Setup::scenario(ProviderType::Dropbox).await;
+    let content = fixture_content("big.qsim", 4 * 1024 * 1024 + 1000);
+    s.tree.add_file("big.qsim", content.clone());
+    let (items, _) = s.crawl_folder(&s.tree.synced_folder_id()).await;
+    let big = by_name(&items, "big.qsim");
+
+    // Act
+    let download = s.provider().download(&access_token(), &s.scope(), &big).await.unwrap();
+    let size = download.size;
+    let (bytes, chunks) = read_download(download).await;
+
+    // Assert
+    assert_eq!(bytes, content);
+    assert_eq!(size, Some(content.len() as u64));
+    assert!(chunks > 1, "the body arrives in chunks, not as one buffer ({chunks})");
+    assert_eq!(Some(provider_hash(s.kind, &bytes)), big.hash);
+    let requests = s.server.received_requests().await.unwrap();
+    let call = requests.iter().find(|r| r.url.path() == "/2/files/download").unwrap();
+    assert_eq!(call.headers["dropbox-api-arg"].to_str().unwrap(), format!(r#"{{"path":"{}"}}"#, big.id));
+    assert_eq!(call.headers["authorization"].to_str().unwrap(), format!("Bearer {ACCESS_TOKEN}"));
+}
+
+#[tokio::test]
+async fn dropbox_throttling_and_expired_tokens_are_classified() {
+    // Arrange
+    let s = Setup::scenario(ProviderType::Dropbox).await;
+    let cursor = s.start_cursor().await;
+    s.tree.inject(Endpoint::Changes, Fault::RateLimited { retry_after_secs: 7 });
+    s.tree.inject(Endpoint::Changes, Fault::Unauthorized);
+    s.tree.inject(Endpoint::Download, Fault::RateLimited { retry_after_secs: 3 });
+    let file = expected(s.kind, &s.tree.expect("factory-line.qsim"), false);
+
+    // Act
+    let throttled = s.one_change_page(&cursor).await.unwrap_err();
+    let expired = s.one_change_page(&cursor).await.unwrap_err();
+    let throttled_download = s.provider().download(&access_token(), &s.scope(), &file).await.unwrap_err();
+    let recovered = s.one_change_page(&cursor).await;
+
+    // Assert
+    assert_eq!(throttled, ProviderError::RateLimited { retry_after: Some(Duration::from_secs(7)) });
+    assert!(
+        matches!(&expired, ProviderError::Rejected { status: 401, code: Some(c), .. } if c == "expired_access_token"),
+        "{expired:?}"
+    );
+    assert_eq!(throttled_download, ProviderError::RateLimited { retry_after: Some(Duration::from_secs(3)) });
+    assert!(recovered.is_ok(), "each fault is served once: {recovered:?}");
+}
+
+#[tokio::test]
+async fn dropbox_rate_limit_without_header_takes_the_bodys_retry_after() {
+    // Arrange: the fixture body (retry_after 300) without a Retry-After header.
+    let s = Setup::scenario(ProviderType::Dropbox).await;
+    Mock::given(method("POST"))
+        .and(path("/2/files/list_folder/continue"))
+        .respond_with(ResponseTemplate::new(429).set_body_json(fixture("dropbox/error_429.json", &s.server.uri())))
+        .mount(&s.server)
+        .await;
+
+    // Act
+    let error = s.one_change_page("AAF-any-cursor").await.unwrap_err();
+
+    // Assert
+    assert_eq!(error, ProviderError::RateLimited { retry_after: Some(Duration::from_secs(300)) });
+}
+
+#[tokio::test]
+async fn dropbox_fixture_continue_page_is_read_as_documented() {
+    // Arrange: list_folder_continue.json: a changed file and a deleted entry, has_more false.
+    let server = MockServer::start().await;
+    let body = fixture("dropbox/list_folder_continue.json", &server.uri());
+    Mock::given(method("POST"))
+        .and(path("/2/files/list_folder/continue"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body.clone()))
+        .mount(&server)
+        .await;
+    let registry = registry(&server, ProviderType::Dropbox);
+    let scope = SyncScope { folder_id: "id:QM", folder_path: Some("/Quodsi/Models"), connection_metadata: None };
+
+    // Act
+    let page =
+        registry.get(ProviderType::Dropbox).unwrap().changes(&access_token(), &scope, "AAF-cursor").await.unwrap();
+
+    // Assert
+    let modified = |s: &str| Some(chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc));
+    assert_eq!(
+        page.changes,
+        vec![
+            Change::Upsert(RemoteItem {
+                id: "id:elUUpH6GYEycDyd_Mnt27R".into(),
+                name: "factory-line.qsim".into(),
+                kind: ItemKind::File,
+                parent_id: None,
+                path_lower: Some("/quodsi/models/factory-line.qsim".into()),
+                path_display: Some("/Quodsi/Models/factory-line.qsim".into()),
+                size: Some(49877),
+                hash: Some("bc786784c479622f7ff963dd7a11586e29c0b8d2a5712900ee461cf90fab18c0".into()),
+                revision: Some("6cd2872c08687c97852c746666ca6".into()),
+                mime_type: None,
+                created_at: None,
+                modified_at: modified("2026-03-02T09:14:27Z"),
+                downloadable: true,
+            }),
+            Change::Deleted { id: None, path_lower: Some("/quodsi/models/throughput-results.csv".into()) },
+        ]
+    );
+    assert_eq!(page.next, None);
+    assert_eq!(page.cursor.as_deref(), body["cursor"].as_str());
+}
+
+#[tokio::test]
+async fn dropbox_fixture_list_folder_with_more_pages_gives_next() {
+    // Arrange: list_folder.json (has_more true) answers the first page of a crawl.
+    let server = MockServer::start().await;
+    let body = fixture("dropbox/list_folder.json", &server.uri());
+    Mock::given(method("POST"))
+        .and(path("/2/files/list_folder"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body.clone()))
+        .mount(&server)
+        .await;
+    let registry = registry(&server, ProviderType::Dropbox);
+    let scope = SyncScope { folder_id: "id:QM", folder_path: None, connection_metadata: None };
+
+    // Act
+    let page = registry
+        .get(ProviderType::Dropbox)
+        .unwrap()
+        .list_children(&access_token(), &scope, "id:QM", None)
+        .await
+        .unwrap();
+
+    // Assert
+    let kinds: Vec<(&str, ItemKind, Option<&str>)> =
+        page.items.iter().map(|i| (i.name.as_str(), i.kind, i.parent_id.as_deref())).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("factory-line.qsim", ItemKind::File, Some("id:QM")),
+            ("throughput-results.csv", ItemKind::File, Some("id:QM")),
+            ("Scenarios", ItemKind::Folder, Some("id:QM")),
+            ("baseline.qsim", ItemKind::File, Some("id:QM")),
+        ]
+    );
+    assert_eq!(page.items[0].hash.as_deref(), Some(readme_hash(ProviderType::Dropbox, "factory-line.qsim")));
+    assert_eq!(page.next.as_deref(), body["cursor"].as_str());
+}

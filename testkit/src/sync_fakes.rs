@@ -1,0 +1,1132 @@
+//! Fakes of the providers' sync endpoints (listing, change feeds, downloads) over one model of
+//! a remote drive, so the sync worker's tests can run the same scenario against every provider
+//! family and change the remote tree between two syncs.
+//!
+//! A [`RemoteTree`] is a drive: its root, the synced folder ([`SYNCED_FOLDER`]) under it, and
+//! whatever files and folders a test adds, inside the synced folder or outside it. Every change
+//! (add, modify, rename, move, delete) is one step in a journal that keeps a snapshot of the
+//! whole tree after it, so a cursor is just a step number: the fake answers "changes since a
+//! cursor" by comparing two snapshots the way the provider reports them (Graph: the latest
+//! state of each changed item with its parent chain; Drive: one change per item; Dropbox: by
+//! path, a move being a delete at the old path and an entry at the new; Box: one event per
+//! step). Revisions and hashes are recomputed with `shared::content_hash` on every change.
+//!
+//! `mount_*` registers one catch-all wiremock responder per family that answers from the
+//! tree's shared state, so a test changes the tree and syncs again without mounting anything.
+//! The responders have a low priority: a test can still put its own `Mock` in front of one
+//! endpoint. Bodies follow the fixtures in `testkit/fixtures/` (field names, nesting, types);
+//! URLs in them point at the fake. Faults ([`Fault`]) are injected per [`Endpoint`] and served
+//! once. Every API request must carry `Bearer` [`ACCESS_TOKEN`] or [`NEW_ACCESS_TOKEN`] (what
+//! the fake's `/token` endpoint hands out on refresh), or it gets the provider's 401.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::{DateTime, TimeZone, Utc};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use shared::content_hash::{ContentHasher, HashAlg};
+use shared::db::ProviderType;
+use shared::providers::{HttpSettings, ItemKind, Registry, SyncScope};
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::providers::{ACCESS_TOKEN, CLIENT_SECRET, NEW_ACCESS_TOKEN, ROTATED_REFRESH_TOKEN, config, tokens};
+
+/// The name of the synced folder, directly under the drive root.
+pub const SYNCED_FOLDER: &str = "Quodsi Models";
+/// The secret part of every pre-authenticated download URL the fakes hand out (Graph, Box):
+/// no error, log or returned value may contain it.
+pub const PREAUTH_SECRET: &str = "tempauth-FAKE-preauth-5e1d";
+/// Path prefix of the fakes' pre-authenticated download URLs.
+pub const PREAUTH_PATH: &str = "/preauth/";
+/// The fakes' priority (wiremock: lower wins, default 5): a test's own mocks come first.
+const PRIORITY: u8 = 10;
+/// Box's stream positions are large numbers; step `n` of the journal is at `BOX_STREAM_BASE + n`.
+pub const BOX_STREAM_BASE: u64 = 1_152_922_976_252_290_886;
+
+/// The content rule of the fixtures (testkit/fixtures/README.md, "Hashes are real"): the line
+/// `"<unit>\n"` repeated and cut to `size` bytes, so the README's hashes are known answers.
+pub fn fixture_content(unit: &str, size: usize) -> Vec<u8> {
+    format!("{unit}\n").into_bytes().into_iter().cycle().take(size).collect()
+}
+
+/// The API hosts that fixture bodies name, replaced by a fake's base URL by [`fixture`].
+const FIXTURE_HOSTS: &[&str] = &[
+    "https://graph.microsoft.com",
+    "https://www.googleapis.com",
+    "https://api.dropboxapi.com",
+    "https://content.dropboxapi.com",
+    "https://api.box.com",
+    "https://upload.box.com",
+];
+
+/// A fixture body from `testkit/fixtures/` (`"graph/delta_page.json"`), with the provider API
+/// hosts in its URLs replaced by `base` (a fake's `server.uri()`), so follow-up links reach the
+/// fake. Pre-authenticated download hosts (SharePoint, `dl.boxcloud.com`) are left alone.
+pub fn fixture(name: &str, base: &str) -> Value {
+    let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"));
+    for host in FIXTURE_HOSTS {
+        text = text.replace(host, base);
+    }
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("fixture {path} is not JSON: {e}"))
+}
+
+/// The provider families: OneDrive and SharePoint are both Microsoft Graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    Graph,
+    Drive,
+    Dropbox,
+    Box,
+}
+
+impl Family {
+    pub fn of(kind: ProviderType) -> Family {
+        match kind {
+            ProviderType::OneDrive | ProviderType::SharePoint => Family::Graph,
+            ProviderType::GDrive => Family::Drive,
+            ProviderType::Dropbox => Family::Dropbox,
+            ProviderType::Box => Family::Box,
+        }
+    }
+}
+
+/// Which call an injected [`Fault`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Graph `delta?token=latest`, Drive `changes/startPageToken`, Dropbox `get_latest_cursor`,
+    /// Box `events?stream_position=now`.
+    StartCursor,
+    /// A page of a folder's children.
+    Children,
+    /// A page of changes from a cursor (Box: from a stream position other than `now`).
+    Changes,
+    /// The authenticated download call (Graph/Box `/content`, Drive `alt=media`, Dropbox
+    /// `files/download`); [`Fault::PreauthRefused`] answers the pre-authenticated URL instead.
+    Download,
+}
+
+/// A failure served once, in the provider's own shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 429 with `Retry-After` (Drive: reason `rateLimitExceeded`; Dropbox: `retry_after` in
+    /// the body as well).
+    RateLimited { retry_after_secs: u64 },
+    /// Drive's 403 `userRateLimitExceeded`, without `Retry-After`.
+    UserRateLimit403,
+    /// The provider's "this cursor is no longer honoured": Graph 410 `resyncChangesApplyDifferences`
+    /// with a `Location`, Drive 400 `invalid` on `pageToken`, Dropbox 409 `reset`, Box 400
+    /// `invalid_parameter` on `stream_position` (Box documents no signal; see the providers).
+    Resync,
+    /// The provider's 401 for an expired access token.
+    Unauthorized,
+    /// 503.
+    ServerError,
+    /// Box's 202 + `Retry-After` for a file not ready to download.
+    NotReady { retry_after_secs: u64 },
+    /// The pre-authenticated URL (Graph, Box) answers 403 with a body that quotes the URL.
+    PreauthRefused,
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    id: String,
+    name: String,
+    /// `None` for the drive root only.
+    parent: Option<String>,
+    kind: ItemKind,
+    content: Arc<Vec<u8>>,
+    /// A Google Docs editor file: a size, but no bytes, checksum or head revision.
+    google_doc: bool,
+    /// Bumped on every change to the item itself (content, name, parent).
+    version: u64,
+    created: DateTime<Utc>,
+    modified: DateTime<Utc>,
+}
+
+type Snapshot = Arc<BTreeMap<String, Node>>;
+
+#[derive(Debug)]
+struct State {
+    kind: ProviderType,
+    family: Family,
+    graph_personal: bool,
+    drive_id: String,
+    root_id: String,
+    synced_id: String,
+    nodes: BTreeMap<String, Node>,
+    /// The tree before the first step (root and synced folder).
+    base: Snapshot,
+    /// The tree after each step.
+    steps: Vec<Snapshot>,
+    clock: DateTime<Utc>,
+    issued: u64,
+    page_size: usize,
+    faults: Vec<(Endpoint, Fault)>,
+    duplicate_events: bool,
+}
+
+/// A model drive shared by a test and the fake's responders. Clones share the same tree.
+///
+/// Paths are relative to the synced folder (`"Scenarios/baseline.qsim"`); a path that starts
+/// with `/` is relative to the drive root instead, for items outside the synced folder
+/// (`"/Elsewhere/notes.txt"`). Methods panic on a path that does not exist: that is a mistake
+/// in the test.
+#[derive(Debug, Clone)]
+pub struct RemoteTree {
+    state: Arc<Mutex<State>>,
+}
+
+/// An item of the model as the provider reports it, for a test's expectations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeItem {
+    pub id: String,
+    pub name: String,
+    pub kind: ItemKind,
+    pub parent_id: String,
+    /// From the drive root: `/Quodsi Models/Scenarios/baseline.qsim` (Dropbox's `path_display`).
+    pub path: String,
+    pub size: i64,
+    /// The provider's hash as `content_hash::normalize` stores it; `None` for folders and
+    /// Google Docs.
+    pub hash: Option<String>,
+    /// Graph `eTag`, Drive `headRevisionId`, Dropbox `rev`, Box `etag`, where the provider
+    /// gives one for this kind of item.
+    pub revision: Option<String>,
+    pub mime_type: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    /// `None` for Dropbox folders, which carry no time.
+    pub modified_at: Option<DateTime<Utc>>,
+    /// False for folders and Google Docs (no bytes of their own).
+    pub downloadable: bool,
+    pub content: Vec<u8>,
+}
+
+/// A [`SyncScope`]'s parts, owned.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub folder_id: String,
+    pub folder_path: Option<String>,
+    pub connection_metadata: Value,
+}
+
+impl Scope {
+    pub fn as_scope(&self) -> SyncScope<'_> {
+        SyncScope {
+            folder_id: &self.folder_id,
+            folder_path: self.folder_path.as_deref(),
+            connection_metadata: Some(&self.connection_metadata),
+        }
+    }
+}
+
+impl RemoteTree {
+    /// An empty synced folder under the drive root.
+    pub fn new(kind: ProviderType) -> RemoteTree {
+        let family = Family::of(kind);
+        let start = Utc.with_ymd_and_hms(2026, 2, 11, 8, 0, 0).unwrap();
+        let root_id = match family {
+            Family::Graph => "01QDSIFAKEROOT0000000000000000000A".to_owned(),
+            Family::Drive => "0AQdsiFakeRootFolderUk9PVA".to_owned(),
+            // Dropbox's root has no id; "" is its path.
+            Family::Dropbox => String::new(),
+            Family::Box => "0".to_owned(),
+        };
+        let mut state = State {
+            kind,
+            family,
+            graph_personal: false,
+            drive_id: "b!QdsiFakeDrive-RIj2DuyvEyV1T4NlOaMHk8XkS_I8MdFlUCq1BlcjgmhRfAj3".to_owned(),
+            root_id: root_id.clone(),
+            synced_id: String::new(),
+            nodes: BTreeMap::new(),
+            base: Arc::new(BTreeMap::new()),
+            steps: Vec::new(),
+            clock: start,
+            issued: 0,
+            page_size: 2,
+            faults: Vec::new(),
+            duplicate_events: false,
+        };
+        let root_name = if family == Family::Box { "All Files" } else { "root" };
+        state.nodes.insert(root_id.clone(), Node::folder(root_id.clone(), root_name, None, start));
+        let synced_id = state.new_id(ItemKind::Folder);
+        state.nodes.insert(synced_id.clone(), Node::folder(synced_id.clone(), SYNCED_FOLDER, Some(root_id), start));
+        state.synced_id = synced_id;
+        state.base = Arc::new(state.nodes.clone());
+        RemoteTree { state: Arc::new(Mutex::new(state)) }
+    }
+
+    /// The fixtures' tree (testkit/fixtures/README.md): `factory-line.qsim`,
+    /// `throughput-results.csv`, `warehouse-layout.qsim` and `Scenarios/baseline.qsim`, with
+    /// the README's contents (so its hashes are known answers), Drive's Google Doc
+    /// `Model assumptions`, and one file outside the synced folder, `/Elsewhere/notes.txt`.
+    pub fn scenario(kind: ProviderType) -> RemoteTree {
+        let tree = RemoteTree::new(kind);
+        for (path, unit, size) in [
+            ("factory-line.qsim", "factory-line.qsim", 48213),
+            ("throughput-results.csv", "throughput-results.csv", 7412),
+            ("warehouse-layout.qsim", "warehouse-layout.qsim", 15987),
+            ("Scenarios/baseline.qsim", "baseline.qsim", 20480),
+        ] {
+            tree.add_file(path, fixture_content(unit, size));
+        }
+        if Family::of(kind) == Family::Drive {
+            tree.add_google_doc("Model assumptions");
+        }
+        tree.add_file("/Elsewhere/notes.txt", fixture_content("notes.txt", 1000));
+        tree
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn kind(&self) -> ProviderType {
+        self.lock().kind
+    }
+
+    /// Items per page of children and of changes (default 2, so paging is always exercised).
+    /// A request asking for fewer gets fewer.
+    pub fn set_page_size(&self, items: usize) {
+        self.lock().page_size = items.max(1);
+    }
+
+    /// Box: serve every event twice in a page, as Box may ("events more than once").
+    pub fn set_duplicate_events(&self, duplicate: bool) {
+        self.lock().duplicate_events = duplicate;
+    }
+
+    /// Answers the next request to `endpoint` with `fault`, once. Faults queue in order.
+    pub fn inject(&self, endpoint: Endpoint, fault: Fault) {
+        self.lock().faults.push((endpoint, fault));
+    }
+
+    /// Whether every injected fault has been served.
+    pub fn faults_served(&self) -> bool {
+        self.lock().faults.is_empty()
+    }
+
+    /// Graph's drive id (in the connection metadata and every Graph URL).
+    pub fn drive_id(&self) -> String {
+        self.lock().drive_id.clone()
+    }
+
+    pub fn synced_folder_id(&self) -> String {
+        self.lock().synced_id.clone()
+    }
+
+    /// The synced folder as the sync worker addresses it, with the connection metadata the
+    /// provider's identity call would have stored (Graph: drive id and type).
+    pub fn scope(&self) -> Scope {
+        let state = self.lock();
+        let connection_metadata = match state.family {
+            Family::Graph => json!({
+                "drive_id": state.drive_id,
+                "drive_type": state.graph_drive_type(),
+                "account_type": if state.graph_personal { "personal" } else { "business" },
+            }),
+            Family::Drive => json!({ "account_type": "consumer" }),
+            Family::Dropbox => json!({ "account_type": "basic" }),
+            Family::Box => json!({ "account_type": "personal" }),
+        };
+        Scope {
+            folder_id: state.synced_id.clone(),
+            folder_path: Some(format!("/{SYNCED_FOLDER}")),
+            connection_metadata,
+        }
+    }
+
+    /// Adds a file (and any missing folder on its path); returns its id.
+    pub fn add_file(&self, path: &str, content: impl Into<Vec<u8>>) -> String {
+        self.lock().add(path, ItemKind::File, content.into(), false)
+    }
+
+    /// Adds a folder (and any missing folder above it); returns its id.
+    pub fn add_folder(&self, path: &str) -> String {
+        self.lock().add(path, ItemKind::Folder, Vec::new(), false)
+    }
+
+    /// Adds a Google Docs editor file (Drive): it has a size but no bytes of its own.
+    pub fn add_google_doc(&self, path: &str) -> String {
+        self.lock().add(path, ItemKind::File, fixture_content("Model assumptions", 1024), true)
+    }
+
+    /// New content for a file: a new revision and hash.
+    pub fn modify(&self, path: &str, content: impl Into<Vec<u8>>) {
+        let mut state = self.lock();
+        let id = state.resolve_or_panic(path);
+        let now = state.tick();
+        let node = state.nodes.get_mut(&id).expect("resolved node");
+        assert_eq!(node.kind, ItemKind::File, "modify `{path}`: not a file");
+        node.content = Arc::new(content.into());
+        node.version += 1;
+        node.modified = now;
+        state.record(&id);
+    }
+
+    pub fn rename(&self, path: &str, new_name: &str) {
+        let mut state = self.lock();
+        let id = state.resolve_or_panic(path);
+        let now = state.tick();
+        let node = state.nodes.get_mut(&id).expect("resolved node");
+        node.name = new_name.to_owned();
+        node.version += 1;
+        node.modified = now;
+        state.record(&id);
+    }
+
+    /// Moves an item into the folder at `new_parent` (`""` is the synced folder, `"/"` the
+    /// drive root).
+    pub fn move_to(&self, path: &str, new_parent: &str) {
+        let mut state = self.lock();
+        let id = state.resolve_or_panic(path);
+        let parent = state.resolve_or_panic(new_parent);
+        let now = state.tick();
+        let node = state.nodes.get_mut(&id).expect("resolved node");
+        node.parent = Some(parent);
+        node.version += 1;
+        node.modified = now;
+        state.record(&id);
+    }
+
+    /// Deletes an item and, for a folder, everything below it (one step: Box trashes the folder).
+    pub fn delete(&self, path: &str) {
+        let mut state = self.lock();
+        let id = state.resolve_or_panic(path);
+        let doomed: Vec<String> = state.nodes.keys().filter(|n| is_within(&state.nodes, n, &id)).cloned().collect();
+        state.tick();
+        for n in doomed {
+            state.nodes.remove(&n);
+        }
+        state.record(&id);
+    }
+
+    /// The item at `path` now, as the provider reports it.
+    pub fn item(&self, path: &str) -> Option<TreeItem> {
+        let state = self.lock();
+        let id = state.resolve(&state.nodes, path)?;
+        Some(state.tree_item(&state.nodes, &state.nodes[&id]))
+    }
+
+    /// Like [`RemoteTree::item`], panicking when nothing is at `path`.
+    pub fn expect(&self, path: &str) -> TreeItem {
+        self.item(path).unwrap_or_else(|| panic!("no item at `{path}` in the remote tree"))
+    }
+}
+
+impl Node {
+    fn folder(id: String, name: &str, parent: Option<String>, at: DateTime<Utc>) -> Node {
+        Node {
+            id,
+            name: name.to_owned(),
+            parent,
+            kind: ItemKind::Folder,
+            content: Arc::new(Vec::new()),
+            google_doc: false,
+            version: 1,
+            created: at,
+            modified: at,
+        }
+    }
+
+    fn is_file(&self) -> bool {
+        self.kind == ItemKind::File
+    }
+
+    fn mime_type(&self) -> &'static str {
+        if self.google_doc {
+            return "application/vnd.google-apps.document";
+        }
+        match self.name.rsplit_once('.').map(|(_, ext)| ext) {
+            Some("csv") => "text/csv",
+            Some("txt") => "text/plain",
+            _ => "application/octet-stream",
+        }
+    }
+
+    fn digests(&self, alg: HashAlg) -> shared::content_hash::Digests {
+        let mut hasher = ContentHasher::new(alg);
+        hasher.update(&self.content);
+        hasher.finish()
+    }
+}
+
+/// Whether `id` is `ancestor` or below it in `nodes`.
+fn is_within(nodes: &BTreeMap<String, Node>, id: &str, ancestor: &str) -> bool {
+    let mut at = Some(id);
+    while let Some(current) = at {
+        if current == ancestor {
+            return true;
+        }
+        at = nodes.get(current).and_then(|n| n.parent.as_deref());
+    }
+    false
+}
+
+/// A stable 64-bit digest of a string (FNV-1a), for made-up but repeatable revision tokens.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+impl State {
+    fn tick(&mut self) -> DateTime<Utc> {
+        self.clock += chrono::Duration::seconds(97);
+        self.clock
+    }
+
+    fn new_id(&mut self, kind: ItemKind) -> String {
+        self.issued += 1;
+        let n = self.issued;
+        match self.family {
+            Family::Graph if self.graph_personal => format!("D4648F06C91D9D3D!{}", 1000 + n),
+            Family::Graph => format!("01QDSIFAKE{n:024}"),
+            Family::Drive => format!("1QdsiFake{n:024}"),
+            Family::Dropbox => format!("id:QdsiFake{n:012}"),
+            Family::Box if kind == ItemKind::Folder => format!("{}", 246_813_580_000_u64 + n),
+            Family::Box => format!("{}", 1_357_924_690_000_u64 + n),
+        }
+    }
+
+    fn record(&mut self, _id: &str) {
+        self.steps.push(Arc::new(self.nodes.clone()));
+    }
+
+    /// The journal position now.
+    fn seq(&self) -> u64 {
+        self.steps.len() as u64
+    }
+
+    fn snapshot(&self, seq: u64) -> Option<Snapshot> {
+        match seq {
+            0 => Some(self.base.clone()),
+            n => self.steps.get(usize::try_from(n - 1).ok()?).cloned(),
+        }
+    }
+
+    fn take_fault(&mut self, endpoint: Endpoint, preauth: bool) -> Option<Fault> {
+        let at = self.faults.iter().position(|(e, f)| *e == endpoint && (*f == Fault::PreauthRefused) == preauth)?;
+        Some(self.faults.remove(at).1)
+    }
+
+    fn graph_drive_type(&self) -> &'static str {
+        match (self.graph_personal, self.kind) {
+            (true, _) => "personal",
+            (false, ProviderType::SharePoint) => "documentLibrary",
+            (false, _) => "business",
+        }
+    }
+
+    fn child_named<'n>(&self, nodes: &'n BTreeMap<String, Node>, parent: &str, name: &str) -> Option<&'n Node> {
+        nodes.values().find(|n| n.parent.as_deref() == Some(parent) && n.name == name)
+    }
+
+    fn resolve(&self, nodes: &BTreeMap<String, Node>, path: &str) -> Option<String> {
+        let (mut at, rest) = match path.strip_prefix('/') {
+            Some(rest) => (self.root_id.clone(), rest),
+            None => (self.synced_id.clone(), path),
+        };
+        for part in rest.split('/').filter(|p| !p.is_empty()) {
+            at = self.child_named(nodes, &at, part)?.id.clone();
+        }
+        Some(at)
+    }
+
+    fn resolve_or_panic(&self, path: &str) -> String {
+        self.resolve(&self.nodes, path).unwrap_or_else(|| panic!("no item at `{path}` in the remote tree"))
+    }
+
+    fn add(&mut self, path: &str, kind: ItemKind, content: Vec<u8>, google_doc: bool) -> String {
+        let (parent_path, name) = match path.trim_end_matches('/').rsplit_once('/') {
+            Some((parent, name)) => (if parent.is_empty() && path.starts_with('/') { "/" } else { parent }, name),
+            None => ("", path),
+        };
+        let parent = match self.resolve(&self.nodes, parent_path) {
+            Some(parent) => parent,
+            None => self.add(parent_path, ItemKind::Folder, Vec::new(), false),
+        };
+        assert!(self.child_named(&self.nodes, &parent, name).is_none(), "`{path}` already exists in the remote tree");
+        let now = self.tick();
+        let id = self.new_id(kind);
+        let mut node = Node::folder(id.clone(), name, Some(parent), now);
+        node.kind = kind;
+        node.content = Arc::new(content);
+        node.google_doc = google_doc;
+        self.nodes.insert(id.clone(), node);
+        self.record(&id);
+        id
+    }
+
+    /// Path from the drive root, `/`-separated; the root itself is `""` (as in Dropbox).
+    fn path_of(&self, nodes: &BTreeMap<String, Node>, id: &str) -> String {
+        let mut names = Vec::new();
+        let mut at = nodes.get(id);
+        while let Some(node) = at {
+            if node.parent.is_none() {
+                break;
+            }
+            names.push(node.name.as_str());
+            at = node.parent.as_deref().and_then(|p| nodes.get(p));
+        }
+        names.reverse();
+        names.iter().fold(String::new(), |mut path, name| {
+            let _ = write!(path, "/{name}");
+            path
+        })
+    }
+
+    fn size_of(&self, nodes: &BTreeMap<String, Node>, node: &Node) -> i64 {
+        match node.kind {
+            ItemKind::File => node.content.len() as i64,
+            ItemKind::Folder => nodes
+                .values()
+                .filter(|n| n.is_file() && n.id != node.id && is_within(nodes, &n.id, &node.id))
+                .map(|n| n.content.len() as i64)
+                .sum(),
+        }
+    }
+
+    /// Direct children, folders first, then by name (a stable order for paging).
+    fn children<'n>(&self, nodes: &'n BTreeMap<String, Node>, parent: &str) -> Vec<&'n Node> {
+        let mut children: Vec<&Node> = nodes.values().filter(|n| n.parent.as_deref() == Some(parent)).collect();
+        children.sort_by(|a, b| (a.is_file(), &a.name).cmp(&(b.is_file(), &b.name)));
+        children
+    }
+
+    fn hash_alg(&self) -> HashAlg {
+        HashAlg::for_provider(self.kind)
+    }
+
+    /// The provider's hash of a file, lowercase hex (what `normalize` stores).
+    fn hash_hex(&self, node: &Node) -> Option<String> {
+        (node.is_file() && !node.google_doc).then(|| node.digests(self.hash_alg()).provider)
+    }
+
+    fn revision(&self, node: &Node) -> Option<String> {
+        match self.family {
+            Family::Graph => Some(graph_etag(node)),
+            Family::Drive => (node.is_file() && !node.google_doc).then(|| drive_revision(node)),
+            Family::Dropbox => node.is_file().then(|| dropbox_rev(node)),
+            Family::Box => Some(box_etag(node)),
+        }
+    }
+
+    fn tree_item(&self, nodes: &BTreeMap<String, Node>, node: &Node) -> TreeItem {
+        let mime_type = match self.family {
+            Family::Graph => node.is_file().then(|| node.mime_type().to_owned()),
+            Family::Drive if node.is_file() => Some(node.mime_type().to_owned()),
+            Family::Drive => Some(DRIVE_FOLDER.to_owned()),
+            Family::Dropbox | Family::Box => None,
+        };
+        TreeItem {
+            id: node.id.clone(),
+            name: node.name.clone(),
+            kind: node.kind,
+            parent_id: node.parent.clone().unwrap_or_default(),
+            path: self.path_of(nodes, &node.id),
+            size: self.size_of(nodes, node),
+            hash: self.hash_hex(node),
+            revision: self.revision(node),
+            mime_type,
+            created_at: (self.family != Family::Dropbox).then_some(node.created),
+            modified_at: (self.family != Family::Dropbox || node.is_file()).then_some(node.modified),
+            downloadable: node.is_file() && !node.google_doc,
+            content: node.content.to_vec(),
+        }
+    }
+}
+
+fn graph_guid(node: &Node) -> String {
+    let h = fnv(&node.id);
+    format!("{{{:08X}-{:04X}-4{:03X}-8{:03X}-{:012X}}}", h >> 32, (h >> 16) & 0xffff, h & 0xfff, (h >> 4) & 0xfff, h)
+}
+
+fn graph_etag(node: &Node) -> String {
+    format!("\"{},{}\"", graph_guid(node), node.version)
+}
+
+fn drive_revision(node: &Node) -> String {
+    format!("0BQdsi{:016x}r{}", fnv(&node.id), node.version)
+}
+
+fn dropbox_rev(node: &Node) -> String {
+    format!("{:011x}{:04x}", fnv(&node.id) & 0xff_ffff_ffff, node.version)
+}
+
+fn box_etag(node: &Node) -> String {
+    (node.version - 1).to_string()
+}
+
+const DRIVE_FOLDER: &str = "application/vnd.google-apps.folder";
+
+// ---------------------------------------------------------------------------------------------
+// Configuration and mounting
+
+/// A registry whose `kind` has every endpoint on `server` (`api_base_url`, token, authorize and
+/// revocation URLs), with short timeouts.
+pub fn registry(server: &MockServer, kind: ProviderType) -> Registry {
+    let uri = server.uri();
+    let mut entry = json!({
+        "client_id": format!("{kind}-client-id"),
+        "client_secret": CLIENT_SECRET,
+        "authorize_url": format!("{uri}/authorize"),
+        "token_url": format!("{uri}/token"),
+        "api_base_url": uri,
+    });
+    if kind != ProviderType::Dropbox {
+        entry["revoke_url"] = json!(format!("{uri}/revoke"));
+    }
+    let config = config(json!({ kind.as_str(): entry }));
+    let settings = HttpSettings {
+        connect_timeout: Duration::from_secs(2),
+        total_timeout: Duration::from_secs(10),
+        transfer_read_timeout: Duration::from_secs(10),
+    };
+    Registry::with_settings(&config.providers, config.oauth_redirect_base_url.as_deref(), settings).expect("registry")
+}
+
+/// The access token the fakes accept.
+pub fn access_token() -> SecretString {
+    SecretString::from(ACCESS_TOKEN)
+}
+
+/// Mounts the fake of `tree`'s provider family on `server` (one family per server).
+pub async fn mount(server: &MockServer, tree: &RemoteTree) {
+    let family = tree.lock().family;
+    match family {
+        Family::Dropbox => mount_dropbox(server, tree).await,
+        other => panic!("the {other:?} sync fake is not built yet"),
+    }
+}
+
+/// Dropbox: `list_folder`, `list_folder/continue`, `list_folder/get_latest_cursor` and the
+/// content endpoint `files/download`, all on `server` (the provider sends content calls to
+/// `api_base_url` when it is set).
+pub async fn mount_dropbox(server: &MockServer, tree: &RemoteTree) {
+    mount_family(server, tree, Family::Dropbox).await;
+}
+
+async fn mount_family(server: &MockServer, tree: &RemoteTree, family: Family) {
+    assert_eq!(tree.lock().family, family, "the tree belongs to another provider family");
+    let responder = Fake { tree: tree.clone() };
+    Mock::given(any()).respond_with(responder).with_priority(PRIORITY).mount(server).await;
+}
+
+struct Fake {
+    tree: RemoteTree,
+}
+
+impl Respond for Fake {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut state = self.tree.lock();
+        if request.method.as_str() == "POST" && request.url.path() == "/token" {
+            return ResponseTemplate::new(200).set_body_json(tokens(
+                state.kind,
+                NEW_ACCESS_TOKEN,
+                ROTATED_REFRESH_TOKEN,
+            ));
+        }
+        let http = Http { request };
+        match state.family {
+            Family::Dropbox => dropbox::respond(&mut state, &http),
+            _ => ResponseTemplate::new(501),
+        }
+    }
+}
+
+/// One request, with the helpers every family's router uses.
+struct Http<'r> {
+    request: &'r Request,
+}
+
+impl Http<'_> {
+    fn method(&self) -> &str {
+        self.request.method.as_str()
+    }
+
+    /// The path's segments, percent-decoded.
+    fn segments(&self) -> Vec<String> {
+        self.request.url.path().split('/').filter(|s| !s.is_empty()).map(percent_decode).collect()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.request.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn authorized(&self) -> bool {
+        let accepted = [format!("Bearer {ACCESS_TOKEN}"), format!("Bearer {NEW_ACCESS_TOKEN}")];
+        self.header("authorization").is_some_and(|h| accepted.iter().any(|a| a == h))
+    }
+
+    fn body_json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.request.body).ok()
+    }
+}
+
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) =
+                (bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b)))
+        {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn opaque(text: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+fn unopaque(token: &str) -> Option<String> {
+    String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?).ok()
+}
+
+fn page_len(state: &State, asked: Option<usize>) -> usize {
+    asked.map_or(state.page_size, |a| a.clamp(1, state.page_size))
+}
+
+fn bytes_response(content: &[u8]) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_raw(content.to_vec(), "application/octet-stream")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dropbox
+
+mod dropbox {
+    use super::*;
+
+    /// A Dropbox cursor: a listing (pages of one folder's children as of `from`), or changes
+    /// since `from` in a folder (recursive or not), `to` fixed by the first page.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Cursor {
+        listing: bool,
+        folder: String,
+        recursive: bool,
+        from: u64,
+        to: Option<u64>,
+        offset: usize,
+    }
+
+    impl Cursor {
+        fn encode(&self) -> String {
+            let to = self.to.map(|t| t.to_string()).unwrap_or_default();
+            let text = format!(
+                "{}|{}|{}|{}|{}|{}",
+                if self.listing { "list" } else { "changes" },
+                self.folder,
+                self.recursive,
+                self.from,
+                to,
+                self.offset
+            );
+            format!("AAF{}", opaque(&text))
+        }
+
+        fn decode(text: &str) -> Option<Cursor> {
+            let plain = unopaque(text.strip_prefix("AAF")?)?;
+            let parts: Vec<&str> = plain.split('|').collect();
+            let [mode, folder, recursive, from, to, offset] = parts.as_slice() else { return None };
+            Some(Cursor {
+                listing: *mode == "list",
+                folder: (*folder).to_owned(),
+                recursive: recursive.parse().ok()?,
+                from: from.parse().ok()?,
+                to: if to.is_empty() { None } else { Some(to.parse().ok()?) },
+                offset: offset.parse().ok()?,
+            })
+        }
+    }
+
+    pub(super) fn respond(state: &mut State, http: &Http<'_>) -> ResponseTemplate {
+        if http.method() != "POST" {
+            return not_found();
+        }
+        let segments = http.segments();
+        let route: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let endpoint = match route.as_slice() {
+            ["2", "files", "list_folder"] => Endpoint::Children,
+            ["2", "files", "list_folder", "get_latest_cursor"] => Endpoint::StartCursor,
+            ["2", "files", "list_folder", "continue"] => {
+                let listing = http
+                    .body_json()
+                    .and_then(|b| b.get("cursor").and_then(Value::as_str).and_then(Cursor::decode))
+                    .is_some_and(|c| c.listing);
+                if listing { Endpoint::Children } else { Endpoint::Changes }
+            }
+            ["2", "files", "download"] => Endpoint::Download,
+            _ => return not_found(),
+        };
+        if let Some(fault) = state.take_fault(endpoint, false) {
+            return fault_response(fault);
+        }
+        if !http.authorized() {
+            return fault_response(Fault::Unauthorized);
+        }
+        match route.as_slice() {
+            ["2", "files", "download"] => download(state, http),
+            _ => {
+                let Some(body) = http.body_json() else {
+                    return ResponseTemplate::new(400).set_body_string("Error in call: request body is not JSON");
+                };
+                match route.as_slice() {
+                    ["2", "files", "list_folder"] => list_folder(state, &body),
+                    ["2", "files", "list_folder", "get_latest_cursor"] => latest_cursor(state, &body),
+                    _ => continue_listing(state, &body),
+                }
+            }
+        }
+    }
+
+    fn not_found() -> ResponseTemplate {
+        ResponseTemplate::new(404).set_body_string("Unknown API function")
+    }
+
+    fn error_409(summary: &str, error: Value) -> ResponseTemplate {
+        ResponseTemplate::new(409).set_body_json(json!({ "error_summary": summary, "error": error }))
+    }
+
+    fn path_not_found() -> ResponseTemplate {
+        error_409("path/not_found/..", json!({ ".tag": "path", "path": { ".tag": "not_found" } }))
+    }
+
+    pub(super) fn fault_response(fault: Fault) -> ResponseTemplate {
+        match fault {
+            Fault::RateLimited { retry_after_secs } => ResponseTemplate::new(429)
+                .insert_header("Retry-After", retry_after_secs.to_string().as_str())
+                .set_body_json(json!({
+                    "error_summary": "too_many_requests/..",
+                    "error": { "reason": { ".tag": "too_many_requests" }, "retry_after": retry_after_secs },
+                })),
+            Fault::UserRateLimit403 => super::drive_user_rate_limit(),
+            Fault::Resync => error_409("reset/..", json!({ ".tag": "reset" })),
+            Fault::Unauthorized => ResponseTemplate::new(401).set_body_json(json!({
+                "error_summary": "expired_access_token/..",
+                "error": { ".tag": "expired_access_token" },
+            })),
+            Fault::ServerError => ResponseTemplate::new(503).set_body_string("Service Unavailable"),
+            Fault::NotReady { retry_after_secs } => {
+                ResponseTemplate::new(202).insert_header("Retry-After", retry_after_secs.to_string().as_str())
+            }
+            Fault::PreauthRefused => ResponseTemplate::new(403),
+        }
+    }
+
+    /// A `path` argument: `""` (the root), `id:…`, or a path (case-insensitive).
+    fn lookup(state: &State, nodes: &BTreeMap<String, Node>, path: &str) -> Option<String> {
+        if path.is_empty() {
+            return Some(state.root_id.clone());
+        }
+        if path.starts_with("id:") {
+            return nodes.contains_key(path).then(|| path.to_owned());
+        }
+        let wanted = path.to_lowercase();
+        nodes.keys().find(|id| state.path_of(nodes, id).to_lowercase() == wanted).cloned()
+    }
+
+    pub(super) fn entry(state: &State, nodes: &BTreeMap<String, Node>, node: &Node, tagged: bool) -> Value {
+        let path = state.path_of(nodes, &node.id);
+        let mut entry = if node.is_file() {
+            json!({
+                ".tag": "file",
+                "name": node.name,
+                "path_lower": path.to_lowercase(),
+                "path_display": path,
+                "id": node.id,
+                "client_modified": (node.modified - chrono::Duration::seconds(5)).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "server_modified": node.modified.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "rev": dropbox_rev(node),
+                "size": node.content.len(),
+                "is_downloadable": true,
+                "content_hash": state.hash_hex(node),
+            })
+        } else {
+            json!({
+                ".tag": "folder",
+                "name": node.name,
+                "path_lower": path.to_lowercase(),
+                "path_display": path,
+                "id": node.id,
+            })
+        };
+        if !tagged && let Some(map) = entry.as_object_mut() {
+            map.remove(".tag");
+        }
+        entry
+    }
+
+    fn deleted_entry(name: &str, path: &str) -> Value {
+        json!({ ".tag": "deleted", "name": name, "path_lower": path.to_lowercase(), "path_display": path })
+    }
+
+    fn list_folder(state: &State, body: &Value) -> ResponseTemplate {
+        let path = body.get("path").and_then(Value::as_str).unwrap_or_default();
+        let Some(folder) = lookup(state, &state.nodes, path) else { return path_not_found() };
+        if state.nodes[&folder].is_file() {
+            return error_409("path/not_folder/..", json!({ ".tag": "path", "path": { ".tag": "not_folder" } }));
+        }
+        let recursive = body.get("recursive").and_then(Value::as_bool).unwrap_or(false);
+        let limit = body.get("limit").and_then(Value::as_u64).map(|l| l as usize);
+        let cursor = Cursor { listing: true, folder, recursive, from: state.seq(), to: None, offset: 0 };
+        listing_page(state, &cursor, limit)
+    }
+
+    fn latest_cursor(state: &State, body: &Value) -> ResponseTemplate {
+        let path = body.get("path").and_then(Value::as_str).unwrap_or_default();
+        let Some(folder) = lookup(state, &state.nodes, path) else { return path_not_found() };
+        let recursive = body.get("recursive").and_then(Value::as_bool).unwrap_or(false);
+        let cursor = Cursor { listing: false, folder, recursive, from: state.seq(), to: None, offset: 0 };
+        ResponseTemplate::new(200).set_body_json(json!({ "cursor": cursor.encode() }))
+    }
+
+    fn continue_listing(state: &State, body: &Value) -> ResponseTemplate {
+        let cursor = body.get("cursor").and_then(Value::as_str).and_then(Cursor::decode);
+        match cursor {
+            Some(cursor) if cursor.from <= state.seq() && cursor.to.is_none_or(|t| t <= state.seq()) => {
+                if cursor.listing { listing_page(state, &cursor, None) } else { changes_page(state, &cursor) }
+            }
+            // A cursor this fake never handed out: the one answer Dropbox documents for it.
+            _ => error_409("reset/..", json!({ ".tag": "reset" })),
+        }
+    }
+
+    fn within_scope(nodes: &BTreeMap<String, Node>, id: &str, folder: &str, recursive: bool) -> bool {
+        id != folder
+            && match recursive {
+                true => is_within(nodes, id, folder),
+                false => nodes.get(id).and_then(|n| n.parent.as_deref()) == Some(folder),
+            }
+    }
+
+    fn listing_page(state: &State, cursor: &Cursor, limit: Option<usize>) -> ResponseTemplate {
+        let Some(nodes) = state.snapshot(cursor.from) else { return error_409("reset/..", json!({ ".tag": "reset" })) };
+        let ids: Vec<&Node> = if cursor.recursive {
+            let mut all: Vec<&Node> =
+                nodes.values().filter(|n| within_scope(&nodes, &n.id, &cursor.folder, true)).collect();
+            all.sort_by_key(|n| state.path_of(&nodes, &n.id).to_lowercase());
+            all
+        } else {
+            state.children(&nodes, &cursor.folder)
+        };
+        let take = page_len(state, limit);
+        let page: Vec<Value> =
+            ids.iter().skip(cursor.offset).take(take).map(|n| entry(state, &nodes, n, true)).collect();
+        let has_more = cursor.offset + page.len() < ids.len();
+        let next = if has_more {
+            Cursor { offset: cursor.offset + page.len(), ..cursor.clone() }
+        } else {
+            // The last listing cursor is a change cursor for the folder, as Dropbox's is.
+            Cursor { listing: false, to: None, offset: 0, ..cursor.clone() }
+        };
+        ResponseTemplate::new(200)
+            .set_body_json(json!({ "entries": page, "cursor": next.encode(), "has_more": has_more }))
+    }
+
+    /// Changes by path, as Dropbox reports them: a path that is gone or holds another item is
+    /// `deleted` (once for a folder and what was below it), and a new or changed item is an
+    /// entry at its path now, so a rename or move is a delete plus an entry.
+    fn changes(state: &State, cursor: &Cursor, to: u64) -> Vec<Value> {
+        let (Some(old), Some(new)) = (state.snapshot(cursor.from), state.snapshot(to)) else { return Vec::new() };
+        let by_path = |nodes: &BTreeMap<String, Node>| -> BTreeMap<String, Node> {
+            nodes
+                .values()
+                .filter(|n| within_scope(nodes, &n.id, &cursor.folder, cursor.recursive))
+                .map(|n| (state.path_of(nodes, &n.id).to_lowercase(), n.clone()))
+                .collect()
+        };
+        let (before, after) = (by_path(&old), by_path(&new));
+        let mut gone: Vec<(&String, &Node)> = before
+            .iter()
+            .filter(|(path, node)| after.get(*path).is_none_or(|now| now.id != node.id || now.kind != node.kind))
+            .collect();
+        let gone_paths: BTreeSet<&String> = gone.iter().map(|(p, _)| *p).collect();
+        gone.retain(|(path, _)| !gone_paths.iter().any(|other| path.starts_with(&format!("{other}/"))));
+        let mut out: Vec<Value> =
+            gone.iter().map(|(_, node)| deleted_entry(&node.name, &state.path_of(&old, &node.id))).collect();
+        for (path, node) in &after {
+            let changed = before.get(path).is_none_or(|was| was.id != node.id || was.version != node.version);
+            if changed {
+                out.push(entry(state, &new, node, true));
+            }
+        }
+        out
+    }
+
+    fn changes_page(state: &State, cursor: &Cursor) -> ResponseTemplate {
+        let to = cursor.to.unwrap_or_else(|| state.seq());
+        let all = changes(state, cursor, to);
+        let take = page_len(state, None);
+        let page: Vec<Value> = all.iter().skip(cursor.offset).take(take).cloned().collect();
+        let has_more = cursor.offset + page.len() < all.len();
+        let next = if has_more {
+            Cursor { to: Some(to), offset: cursor.offset + page.len(), ..cursor.clone() }
+        } else {
+            Cursor { from: to, to: None, offset: 0, ..cursor.clone() }
+        };
+        ResponseTemplate::new(200)
+            .set_body_json(json!({ "entries": page, "cursor": next.encode(), "has_more": has_more }))
+    }
+
+    fn download(state: &State, http: &Http<'_>) -> ResponseTemplate {
+        // Dropbox refuses a header that is not HTTP-header-safe JSON.
+        let Some(argument) = http.header("dropbox-api-arg").filter(|a| a.is_ascii()) else {
+            return ResponseTemplate::new(400).set_body_string(
+                "Error in call to API function \"files/download\": Bad HTTP \"Dropbox-API-Arg\" header",
+            );
+        };
+        let Ok(argument) = serde_json::from_str::<Value>(argument) else {
+            return ResponseTemplate::new(400).set_body_string(
+                "Error in call to API function \"files/download\": HTTP header \"Dropbox-API-Arg\": could not decode input as JSON",
+            );
+        };
+        let path = argument.get("path").and_then(Value::as_str).unwrap_or_default();
+        let Some(id) = lookup(state, &state.nodes, path) else { return path_not_found() };
+        let node = &state.nodes[&id];
+        if !node.is_file() {
+            return error_409("path/not_file/..", json!({ ".tag": "path", "path": { ".tag": "not_file" } }));
+        }
+        let result = header_safe(&entry(state, &state.nodes, node, false));
+        bytes_response(&node.content).insert_header("Dropbox-API-Result", result.as_str())
+    }
+
+    /// HTTP-header-safe JSON (0x7F and non-ASCII as `\uXXXX`), as Dropbox sends its result.
+    fn header_safe(value: &Value) -> String {
+        let mut out = String::new();
+        for c in value.to_string().chars() {
+            if c.is_ascii() && c != '\u{7f}' {
+                out.push(c);
+            } else {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Drive's 403 for a user over its rate (the handle-errors guide's sample, as in the fixture).
+fn drive_user_rate_limit() -> ResponseTemplate {
+    ResponseTemplate::new(403).set_body_json(json!({
+        "error": {
+            "errors": [{ "domain": "usageLimits", "reason": "userRateLimitExceeded", "message": "User Rate Limit Exceeded" }],
+            "code": 403,
+            "message": "User Rate Limit Exceeded",
+        }
+    }))
+}
