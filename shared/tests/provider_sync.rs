@@ -15,7 +15,8 @@ use shared::db::ProviderType;
 use shared::providers::{Change, ChangePage, ItemKind, Provider, ProviderError, Registry, RemoteItem, SyncScope};
 use testkit::providers::ACCESS_TOKEN;
 use testkit::sync_fakes::{
-    Endpoint, Family, Fault, RemoteTree, Scope, TreeItem, access_token, fixture, fixture_content, mount, registry,
+    Endpoint, Family, Fault, PREAUTH_PATH, PREAUTH_SECRET, RemoteTree, Scope, TreeItem, access_token, fixture,
+    fixture_content, mount, registry,
 };
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -112,7 +113,7 @@ fn expected(kind: ProviderType, item: &TreeItem, in_change: bool) -> RemoteItem 
         id: item.id.clone(),
         name: item.name.clone(),
         kind: item.kind,
-        parent_id: (!(dropbox && in_change)).then(|| item.parent_id.clone()),
+        parent_id: if dropbox && in_change { None } else { item.parent_id.clone() },
         path_lower: dropbox.then(|| item.path.to_lowercase()),
         path_display: dropbox.then(|| item.path.clone()),
         size: file.then_some(item.size),
@@ -194,6 +195,12 @@ fn provider_hash(kind: ProviderType, bytes: &[u8]) -> String {
     let mut hasher = ContentHasher::new(HashAlg::for_provider(kind));
     hasher.update(bytes);
     hasher.finish().provider
+}
+
+fn assert_no_secret(kind: ProviderType, text: &str) {
+    for secret in [ACCESS_TOKEN, PREAUTH_SECRET, PREAUTH_PATH] {
+        assert!(!text.contains(secret), "{kind}: `{secret}` leaked into: {text}");
+    }
 }
 
 fn upserted(changes: &[Change]) -> Vec<&RemoteItem> {
@@ -484,4 +491,408 @@ async fn dropbox_fixture_list_folder_with_more_pages_gives_next() {
     );
     assert_eq!(page.items[0].hash.as_deref(), Some(readme_hash(ProviderType::Dropbox, "factory-line.qsim")));
     assert_eq!(page.next.as_deref(), body["cursor"].as_str());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Microsoft Graph (OneDrive for Business, SharePoint, OneDrive Personal)
+
+/// The model items at `paths`, as a Graph change feed or listing reports them.
+fn graph_upserts(s: &Setup, paths: &[&str]) -> Vec<Change> {
+    paths.iter().map(|p| Change::Upsert(expected(s.kind, &s.tree.expect(p), true))).collect()
+}
+
+#[tokio::test]
+async fn graph_crawl_pages_through_both_levels() {
+    // Arrange
+    let s = Setup::scenario(ProviderType::SharePoint).await;
+    let synced = s.tree.synced_folder_id();
+
+    // Act
+    let (top, top_pages) = s.crawl_folder(&synced).await;
+    let scenarios = by_name(&top, "Scenarios");
+    let (below, below_pages) = s.crawl_folder(&scenarios.id).await;
+
+    // Assert
+    assert_eq!((top_pages, below_pages), (2, 1));
+    let expected_top: Vec<RemoteItem> =
+        ["Scenarios", "factory-line.qsim", "throughput-results.csv", "warehouse-layout.qsim"]
+            .iter()
+            .map(|p| expected(s.kind, &s.tree.expect(p), false))
+            .collect();
+    assert_eq!(top, expected_top);
+    assert_eq!(below, vec![expected(s.kind, &s.tree.expect("Scenarios/baseline.qsim"), false)]);
+    let factory = by_name(&top, "factory-line.qsim");
+    assert_eq!(factory.hash.as_deref(), Some(readme_hash(s.kind, "factory-line.qsim")), "quickXorHash as 40 hex");
+    assert_eq!(factory.mime_type.as_deref(), Some("application/octet-stream"));
+    assert_eq!(factory.parent_id.as_deref(), Some(synced.as_str()));
+    assert!(factory.revision.as_deref().is_some_and(|e| e.starts_with("\"{") && e.ends_with(",1\"")), "{factory:?}");
+    assert_eq!((scenarios.kind, scenarios.size, scenarios.hash.clone()), (ItemKind::Folder, None, None));
+
+    // `$top` and `$select` on the first page; the next page is the nextLink as given.
+    let requests = s.server.received_requests().await.unwrap();
+    let first = &requests[0];
+    assert_eq!(first.url.path(), format!("/v1.0/drives/{}/items/{synced}/children", s.tree.drive_id()));
+    let query: Vec<(String, String)> = first.url.query_pairs().into_owned().collect();
+    assert!(query.contains(&("$top".into(), "1000".into())), "{query:?}");
+    assert!(query.iter().any(|(k, v)| k == "$select" && v.contains("parentReference")), "{query:?}");
+    assert_eq!(
+        requests[1].url.query_pairs().find(|(k, _)| k == "$skiptoken").map(|(_, v)| v.into_owned()).as_deref(),
+        Some("2")
+    );
+}
+
+#[tokio::test]
+async fn graph_business_changes_come_from_the_root_delta_with_parents_and_outside_items() {
+    // Arrange
+    let s = Setup::scenario(ProviderType::OneDrive).await;
+    s.tree.set_page_size(100);
+    let cursor = s.start_cursor().await;
+    s.tree.modify("factory-line.qsim", fixture_content("factory-line.qsim v2", 49877));
+    s.tree.move_to("warehouse-layout.qsim", "Scenarios");
+    s.tree.rename("Scenarios/baseline.qsim", "baseline-v1.qsim");
+    let gone = s.tree.expect("throughput-results.csv").id;
+    s.tree.delete("throughput-results.csv");
+    s.tree.modify("/Elsewhere/notes.txt", "outside the synced folder");
+
+    // Act
+    let (changes, pages, next_cursor) = s.changes_from(&cursor).await;
+
+    // Assert: the latest state of each changed item after its parent chain (Graph returns
+    // the hierarchy), the delete by id, and the change outside the folder (a root delta sees
+    // the whole drive; the worker keeps what is in the folder).
+    let mut want = graph_upserts(&s, &["/", "", "factory-line.qsim", "Scenarios", "Scenarios/warehouse-layout.qsim"]);
+    want.extend(graph_upserts(&s, &["Scenarios/baseline-v1.qsim"]));
+    want.push(Change::Deleted { id: Some(gone), path_lower: None });
+    want.extend(graph_upserts(&s, &["/Elsewhere", "/Elsewhere/notes.txt"]));
+    assert_eq!(changes, want);
+    assert_eq!(pages.len(), 1);
+    let factory = upserted(&changes)[2].clone();
+    assert_eq!(factory.hash.as_deref(), Some(readme_hash(s.kind, "factory-line.qsim v2")));
+    assert_eq!(factory.revision, s.tree.expect("factory-line.qsim").revision);
+    assert!(cursor.starts_with(&format!("{}/v1.0/drives/", s.server.uri())), "the whole deltaLink: {cursor}");
+    assert_ne!(next_cursor, cursor);
+    let (after, _, _) = s.changes_from(&next_cursor).await;
+    assert_eq!(after, vec![]);
+
+    // Business: the start cursor is the root's delta, never the folder's.
+    let requests = s.server.received_requests().await.unwrap();
+    assert_eq!(requests[0].url.path(), format!("/v1.0/drives/{}/root/delta", s.tree.drive_id()));
+    assert_eq!(requests[0].url.query_pairs().find(|(k, _)| k == "token").unwrap().1, "latest");
+}
+
+#[tokio::test]
+async fn graph_personal_changes_come_from_the_folders_own_delta() {
+    // Arrange
+    let s = Setup::with_tree(RemoteTree::new_onedrive_personal().with_scenario()).await;
+    s.tree.set_page_size(100);
+    let cursor = s.start_cursor().await;
+    s.tree.modify("factory-line.qsim", fixture_content("factory-line.qsim v2", 49877));
+    s.tree.move_to("warehouse-layout.qsim", "Scenarios");
+    let gone = s.tree.expect("throughput-results.csv").id;
+    s.tree.delete("throughput-results.csv");
+    s.tree.modify("/Elsewhere/notes.txt", "outside the synced folder");
+
+    // Act
+    let (changes, _, _) = s.changes_from(&cursor).await;
+
+    // Assert: scoped to the folder, so nothing from outside it.
+    let mut want = graph_upserts(&s, &["", "factory-line.qsim", "Scenarios", "Scenarios/warehouse-layout.qsim"]);
+    want.push(Change::Deleted { id: Some(gone), path_lower: None });
+    assert_eq!(changes, want);
+    let synced = s.tree.synced_folder_id();
+    assert!(synced.contains('!'), "Personal ids look like Personal's: {synced}");
+    let requests = s.server.received_requests().await.unwrap();
+    assert_eq!(requests[0].url.path(), format!("/v1.0/drives/{}/items/{synced}/delta", s.tree.drive_id()));
+}
+
+#[tokio::test]
+async fn graph_change_pages_follow_next_links_until_the_delta_link() {
+    // Arrange
+    let s = Setup::scenario(ProviderType::SharePoint).await;
+    let cursor = s.start_cursor().await;
+    for i in 0..5 {
+        s.tree.add_file(&format!("new-{i}.qsim"), format!("model {i}"));
+    }
+
+    // Act
+    let (changes, pages, _) = s.changes_from(&cursor).await;
+
+    // Assert: root and folder, then 5 files, in pages of 2.
+    let shape: Vec<(usize, bool, bool)> =
+        pages.iter().map(|p| (p.changes.len(), p.next.is_some(), p.cursor.is_some())).collect();
+    assert_eq!(shape, vec![(2, true, false), (2, true, false), (2, true, false), (1, false, true)]);
+    let names: Vec<&str> = upserted(&changes).iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["root", "Quodsi Models", "new-0.qsim", "new-1.qsim", "new-2.qsim", "new-3.qsim", "new-4.qsim"]);
+}
+
+#[tokio::test]
+async fn graph_410_and_resync_codes_are_a_resync() {
+    // Arrange: the injected 410 (Location + resyncChangesApplyDifferences), then 410s with the
+    // other documented code, the observed `resyncRequired`, no body at all, and a resync code
+    // under another status.
+    let s = Setup::scenario(ProviderType::OneDrive).await;
+    let cursor = s.start_cursor().await;
+    s.tree.inject(Endpoint::Changes, Fault::Resync);
+    let base = s.server.uri();
+    let answers = [
+        ResponseTemplate::new(410).set_body_json(fixture("graph/error_resync_410_upload.json", &base)),
+        ResponseTemplate::new(410).set_body_json(fixture("graph/error_resync_410_observed.json", &base)),
+        ResponseTemplate::new(410),
+        ResponseTemplate::new(400).set_body_json(
+            json!({ "error": { "code": "x", "innerError": { "code": "resyncChangesApplyDifferences" } } }),
+        ),
+    ];
+
+    // Act
+    let injected = s.one_change_page(&cursor).await.unwrap_err();
+    let mut others = Vec::new();
+    for (i, answer) in answers.into_iter().enumerate() {
+        let route = format!("/v1.0/drives/{}/root/delta/expired-{i}", s.tree.drive_id());
+        Mock::given(method("GET")).and(path(route.clone())).respond_with(answer).mount(&s.server).await;
+        others.push(s.one_change_page(&format!("{base}{route}")).await.unwrap_err());
+    }
+
+    // Assert
+    for error in std::iter::once(&injected).chain(&others) {
+        assert!(matches!(error, ProviderError::ResyncRequired(_)), "{error:?}");
+    }
+    assert_eq!(
+        injected.to_string(),
+        "the provider asks for a full resync: Graph delta answered resyncChangesApplyDifferences"
+    );
+    assert!(!injected.to_string().contains(&base), "no link in the message: {injected}");
+}
+
+#[tokio::test]
+async fn graph_delta_link_on_another_host_is_never_sent_the_token() {
+    // Arrange
+    let s = Setup::scenario(ProviderType::OneDrive).await;
+
+    // Act
+    let error = s.one_change_page("https://graph.example.net/v1.0/drives/x/root/delta?token=abc").await.unwrap_err();
+    let garbage = s.one_change_page("not a link").await.unwrap_err();
+
+    // Assert: a new cursor can be taken; nothing was sent anywhere.
+    assert!(matches!(error, ProviderError::ResyncRequired(_)), "{error:?}");
+    assert!(matches!(garbage, ProviderError::ResyncRequired(_)), "{garbage:?}");
+    assert!(s.server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn graph_download_follows_the_redirect_without_the_token() {
+    for tree in [RemoteTree::scenario(ProviderType::SharePoint), RemoteTree::new_onedrive_personal().with_scenario()] {
+        // Arrange
+        let s = Setup::with_tree(tree).await;
+        let (items, _) = s.crawl_folder(&s.tree.synced_folder_id()).await;
+        let file = by_name(&items, "factory-line.qsim");
+
+        // Act
+        let download = s.provider().download(&access_token(), &s.scope(), &file).await.unwrap();
+        let (bytes, _) = read_download(download).await;
+
+        // Assert
+        assert_eq!(bytes, fixture_content("factory-line.qsim", 48213));
+        assert_eq!(Some(provider_hash(s.kind, &bytes)), file.hash);
+        let requests = s.server.received_requests().await.unwrap();
+        let content = requests.iter().find(|r| r.url.path().ends_with("/content")).unwrap();
+        assert_eq!(content.headers["authorization"].to_str().unwrap(), format!("Bearer {ACCESS_TOKEN}"));
+        let preauth = requests.iter().find(|r| r.url.path().starts_with(PREAUTH_PATH)).unwrap();
+        assert!(preauth.headers.get("authorization").is_none(), "the bearer token went to the pre-authenticated URL");
+    }
+}
+
+#[tokio::test]
+async fn graph_download_failures_never_show_the_preauthenticated_url() {
+    // Arrange: the pre-authenticated host refuses, with a body that quotes its URL.
+    let s = Setup::scenario(ProviderType::SharePoint).await;
+    let file = expected(s.kind, &s.tree.expect("factory-line.qsim"), false);
+    s.tree.inject(Endpoint::Download, Fault::PreauthRefused);
+
+    // Act
+    let error = s.provider().download(&access_token(), &s.scope(), &file).await.unwrap_err();
+
+    // Assert
+    assert!(matches!(error, ProviderError::Rejected { status: 403, .. }), "{error:?}");
+    assert_no_secret(s.kind, &format!("{error} {error:?}"));
+    assert!(s.tree.faults_served(), "the refusal came from the pre-authenticated URL");
+}
+
+#[tokio::test]
+async fn graph_download_to_an_unreachable_preauthenticated_url_never_shows_it() {
+    // Arrange: /content redirects to a port nothing listens on.
+    let s = Setup::scenario(ProviderType::OneDrive).await;
+    let file = expected(s.kind, &s.tree.expect("factory-line.qsim"), false);
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let location = format!("http://{dead}{PREAUTH_PATH}graph/x?tempauth={PREAUTH_SECRET}");
+    Mock::given(method("GET"))
+        .and(path(format!("/v1.0/drives/{}/items/{}/content", s.tree.drive_id(), file.id)))
+        .respond_with(ResponseTemplate::new(302).insert_header("Location", location.as_str()))
+        .mount(&s.server)
+        .await;
+
+    // Act
+    let error = s.provider().download(&access_token(), &s.scope(), &file).await.unwrap_err();
+
+    // Assert
+    assert!(matches!(error, ProviderError::Network(_)), "{error:?}");
+    assert_no_secret(s.kind, &format!("{error} {error:?}"));
+    assert!(!format!("{error:?}").contains(&dead.to_string()), "{error:?}");
+}
+
+#[tokio::test]
+async fn graph_throttling_and_expired_tokens_are_classified() {
+    // Arrange
+    let s = Setup::scenario(ProviderType::SharePoint).await;
+    s.tree.inject(Endpoint::StartCursor, Fault::RateLimited { retry_after_secs: 7 });
+    s.tree.inject(Endpoint::Children, Fault::Unauthorized);
+    s.tree.inject(Endpoint::Download, Fault::RateLimited { retry_after_secs: 2 });
+    let file = expected(s.kind, &s.tree.expect("factory-line.qsim"), false);
+
+    // Act
+    let throttled = s.provider().start_cursor(&access_token(), &s.scope()).await.unwrap_err();
+    let synced = s.tree.synced_folder_id();
+    let expired = s.provider().list_children(&access_token(), &s.scope(), &synced, None).await.unwrap_err();
+    let throttled_download = s.provider().download(&access_token(), &s.scope(), &file).await.unwrap_err();
+
+    // Assert
+    assert_eq!(throttled, ProviderError::RateLimited { retry_after: Some(Duration::from_secs(7)) });
+    assert!(
+        matches!(&expired, ProviderError::Rejected { status: 401, code: Some(c), .. } if c == "InvalidAuthenticationToken"),
+        "{expired:?}"
+    );
+    assert_eq!(throttled_download, ProviderError::RateLimited { retry_after: Some(Duration::from_secs(2)) });
+}
+
+#[tokio::test]
+async fn graph_fixture_delta_pages_are_read_as_documented() {
+    // Arrange: delta_page.json (root, folder, changed file, deleted file, nextLink) and
+    // delta_last.json (a folder and a new file, deltaLink).
+    let server = MockServer::start().await;
+    let base = server.uri();
+    let (page, last) = (fixture("graph/delta_page.json", &base), fixture("graph/delta_last.json", &base));
+    let drive = "b!-RIj2DuyvEyV1T4NlOaMHk8XkS_I8MdFlUCq1BlcjgmhRfAj3-Z8RY2VpuvV_tpd";
+    Mock::given(method("GET"))
+        .and(path(format!("/v1.0/drives/{drive}/root/delta")))
+        .and(wiremock::matchers::query_param("token", "first"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page.clone()))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v1.0/drives/{drive}/root/delta")))
+        .and(wiremock::matchers::query_param("token", "last"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(last.clone()))
+        .mount(&server)
+        .await;
+    let registry = registry(&server, ProviderType::SharePoint);
+    let provider = registry.get(ProviderType::SharePoint).unwrap();
+    let metadata = json!({ "drive_id": drive, "drive_type": "documentLibrary" });
+    let scope = SyncScope {
+        folder_id: "01NKDM7HBBQA4EIE2C2QOUN5GTXJNATFQP",
+        folder_path: None,
+        connection_metadata: Some(&metadata),
+    };
+    let link = |token: &str| format!("{base}/v1.0/drives/{drive}/root/delta?token={token}");
+
+    // Act
+    let first = provider.changes(&access_token(), &scope, &link("first")).await.unwrap();
+    let second = provider.changes(&access_token(), &scope, &link("last")).await.unwrap();
+
+    // Assert
+    let at = |s: &str| Some(chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc));
+    let summary: Vec<(Option<&str>, Option<&str>, Option<ItemKind>)> = first
+        .changes
+        .iter()
+        .map(|c| match c {
+            Change::Upsert(i) => (Some(i.id.as_str()), Some(i.name.as_str()), Some(i.kind)),
+            Change::Deleted { id, .. } => (id.as_deref(), None, None),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (Some("01NKDM7HMOJTVYMDOSXFDK2QJDXCDI3WUK"), Some("root"), Some(ItemKind::Folder)),
+            (Some("01NKDM7HBBQA4EIE2C2QOUN5GTXJNATFQP"), Some("Quodsi Models"), Some(ItemKind::Folder)),
+            (Some("01NKDM7HKP7XY67AEMFYZEKICTPMXTIFNL"), Some("factory-line.qsim"), Some(ItemKind::File)),
+            (Some("01NKDM7HZGOFF6FHUI6DILMBYEZHZYXEQ6"), None, None),
+        ]
+    );
+    assert_eq!(
+        first.changes[2],
+        Change::Upsert(RemoteItem {
+            id: "01NKDM7HKP7XY67AEMFYZEKICTPMXTIFNL".into(),
+            name: "factory-line.qsim".into(),
+            kind: ItemKind::File,
+            parent_id: Some("01NKDM7HBBQA4EIE2C2QOUN5GTXJNATFQP".into()),
+            path_lower: None,
+            path_display: None,
+            size: Some(49877),
+            hash: Some(readme_hash(ProviderType::SharePoint, "factory-line.qsim v2").into()),
+            revision: Some("\"{FEA61336-0C4C-E49F-7485-5287CFCD35C4},5\"".into()),
+            mime_type: Some("application/octet-stream".into()),
+            created_at: at("2026-02-11T08:02:17Z"),
+            modified_at: at("2026-03-02T09:14:27Z"),
+            downloadable: true,
+        })
+    );
+    let Change::Upsert(root) = &first.changes[0] else { panic!("the root is an upsert: {:?}", first.changes[0]) };
+    assert_eq!(root.parent_id, None, "the root has no parent id");
+    assert_eq!(first.next.as_deref(), page["@odata.nextLink"].as_str());
+    assert_eq!(first.cursor, None);
+    assert_eq!(second.next, None);
+    assert_eq!(second.cursor.as_deref(), last["@odata.deltaLink"].as_str());
+    let new_file = upserted(&second.changes).into_iter().find(|i| i.name == "line-2.qsim").unwrap();
+    assert_eq!(new_file.parent_id.as_deref(), Some("01NKDM7H43ZUU2JBJSISCPD3JSU2IXJ2CG"));
+    assert_eq!(new_file.hash.as_deref(), Some("8a979eb3fcc4394a4dc27b16344a0741a378e939"));
+}
+
+#[tokio::test]
+async fn graph_fixture_children_page_is_read_as_documented() {
+    // Arrange
+    let server = MockServer::start().await;
+    let page = fixture("graph/children_page1.json", &server.uri());
+    let drive = "b!-RIj2DuyvEyV1T4NlOaMHk8XkS_I8MdFlUCq1BlcjgmhRfAj3-Z8RY2VpuvV_tpd";
+    let folder = "01NKDM7HBBQA4EIE2C2QOUN5GTXJNATFQP";
+    Mock::given(method("GET"))
+        .and(path(format!("/v1.0/drives/{drive}/items/{folder}/children")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page.clone()))
+        .mount(&server)
+        .await;
+    let registry = registry(&server, ProviderType::SharePoint);
+    let metadata = json!({ "drive_id": drive, "drive_type": "documentLibrary" });
+    let scope = SyncScope { folder_id: folder, folder_path: None, connection_metadata: Some(&metadata) };
+
+    // Act
+    let children = registry
+        .get(ProviderType::SharePoint)
+        .unwrap()
+        .list_children(&access_token(), &scope, folder, None)
+        .await
+        .unwrap();
+
+    // Assert
+    let names: Vec<(&str, ItemKind, Option<i64>, Option<&str>)> =
+        children.items.iter().map(|i| (i.name.as_str(), i.kind, i.size, i.hash.as_deref())).collect();
+    assert_eq!(
+        names,
+        [
+            (
+                "factory-line.qsim",
+                ItemKind::File,
+                Some(48213),
+                Some(readme_hash(ProviderType::SharePoint, "factory-line.qsim"))
+            ),
+            (
+                "throughput-results.csv",
+                ItemKind::File,
+                Some(7412),
+                Some(readme_hash(ProviderType::SharePoint, "throughput-results.csv"))
+            ),
+            ("Scenarios", ItemKind::Folder, None, None),
+        ]
+    );
+    assert!(children.items.iter().all(|i| i.parent_id.as_deref() == Some(folder)));
+    assert_eq!(children.next.as_deref(), page["@odata.nextLink"].as_str());
 }

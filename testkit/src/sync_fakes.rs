@@ -152,6 +152,14 @@ struct Node {
 type Snapshot = Arc<BTreeMap<String, Node>>;
 
 #[derive(Debug)]
+struct Step {
+    /// The item the step changed.
+    id: String,
+    /// The tree after the step.
+    after: Snapshot,
+}
+
+#[derive(Debug)]
 struct State {
     kind: ProviderType,
     family: Family,
@@ -162,8 +170,7 @@ struct State {
     nodes: BTreeMap<String, Node>,
     /// The tree before the first step (root and synced folder).
     base: Snapshot,
-    /// The tree after each step.
-    steps: Vec<Snapshot>,
+    steps: Vec<Step>,
     clock: DateTime<Utc>,
     issued: u64,
     page_size: usize,
@@ -188,7 +195,8 @@ pub struct TreeItem {
     pub id: String,
     pub name: String,
     pub kind: ItemKind,
-    pub parent_id: String,
+    /// `None` for the drive root.
+    pub parent_id: Option<String>,
     /// From the drive root: `/Quodsi Models/Scenarios/baseline.qsim` (Dropbox's `path_display`).
     pub path: String,
     pub size: i64,
@@ -226,8 +234,19 @@ impl Scope {
 }
 
 impl RemoteTree {
-    /// An empty synced folder under the drive root.
+    /// An empty synced folder under the drive root. OneDrive and SharePoint trees are
+    /// OneDrive for Business / SharePoint drives; see [`RemoteTree::new_onedrive_personal`].
     pub fn new(kind: ProviderType) -> RemoteTree {
+        RemoteTree::build(kind, false)
+    }
+
+    /// An empty OneDrive Personal drive: `drive_type` "personal" in the connection metadata,
+    /// ids in Personal's `{drive}!{n}` form, and delta scoped to the synced folder.
+    pub fn new_onedrive_personal() -> RemoteTree {
+        RemoteTree::build(ProviderType::OneDrive, true)
+    }
+
+    fn build(kind: ProviderType, graph_personal: bool) -> RemoteTree {
         let family = Family::of(kind);
         let start = Utc.with_ymd_and_hms(2026, 2, 11, 8, 0, 0).unwrap();
         let root_id = match family {
@@ -240,8 +259,12 @@ impl RemoteTree {
         let mut state = State {
             kind,
             family,
-            graph_personal: false,
-            drive_id: "b!QdsiFakeDrive-RIj2DuyvEyV1T4NlOaMHk8XkS_I8MdFlUCq1BlcjgmhRfAj3".to_owned(),
+            graph_personal,
+            drive_id: if graph_personal {
+                "d4648f06c91d9d3d".to_owned()
+            } else {
+                "b!QdsiFakeDrive-RIj2DuyvEyV1T4NlOaMHk8XkS_I8MdFlUCq1BlcjgmhRfAj3".to_owned()
+            },
             root_id: root_id.clone(),
             synced_id: String::new(),
             nodes: BTreeMap::new(),
@@ -267,7 +290,14 @@ impl RemoteTree {
     /// the README's contents (so its hashes are known answers), Drive's Google Doc
     /// `Model assumptions`, and one file outside the synced folder, `/Elsewhere/notes.txt`.
     pub fn scenario(kind: ProviderType) -> RemoteTree {
-        let tree = RemoteTree::new(kind);
+        RemoteTree::new(kind).with_scenario()
+    }
+
+    /// Adds [`RemoteTree::scenario`]'s items to this tree (to build the scenario on a
+    /// [`RemoteTree::new_onedrive_personal`] drive).
+    pub fn with_scenario(self) -> RemoteTree {
+        let tree = self;
+        let kind = tree.kind();
         for (path, unit, size) in [
             ("factory-line.qsim", "factory-line.qsim", 48213),
             ("throughput-results.csv", "throughput-results.csv", 7412),
@@ -493,8 +523,8 @@ impl State {
         }
     }
 
-    fn record(&mut self, _id: &str) {
-        self.steps.push(Arc::new(self.nodes.clone()));
+    fn record(&mut self, id: &str) {
+        self.steps.push(Step { id: id.to_owned(), after: Arc::new(self.nodes.clone()) });
     }
 
     /// The journal position now.
@@ -505,7 +535,7 @@ impl State {
     fn snapshot(&self, seq: u64) -> Option<Snapshot> {
         match seq {
             0 => Some(self.base.clone()),
-            n => self.steps.get(usize::try_from(n - 1).ok()?).cloned(),
+            n => self.steps.get(usize::try_from(n - 1).ok()?).map(|s| s.after.clone()),
         }
     }
 
@@ -627,7 +657,7 @@ impl State {
             id: node.id.clone(),
             name: node.name.clone(),
             kind: node.kind,
-            parent_id: node.parent.clone().unwrap_or_default(),
+            parent_id: node.parent.clone(),
             path: self.path_of(nodes, &node.id),
             size: self.size_of(nodes, node),
             hash: self.hash_hex(node),
@@ -699,9 +729,19 @@ pub fn access_token() -> SecretString {
 pub async fn mount(server: &MockServer, tree: &RemoteTree) {
     let family = tree.lock().family;
     match family {
+        Family::Graph => mount_graph(server, tree).await,
         Family::Dropbox => mount_dropbox(server, tree).await,
         other => panic!("the {other:?} sync fake is not built yet"),
     }
+}
+
+/// Microsoft Graph (OneDrive, SharePoint): `/drives/{d}/items/{id}/children` with `$top` and
+/// `@odata.nextLink`, `root/delta` (and, on a [`RemoteTree::new_onedrive_personal`] drive,
+/// the folder's own `items/{id}/delta`; Business refuses it with `notSupported`), and
+/// `/content` answering 302 to a pre-authenticated URL on the same server that refuses any
+/// request carrying `Authorization`. `/me/drive/...` is the same drive.
+pub async fn mount_graph(server: &MockServer, tree: &RemoteTree) {
+    mount_family(server, tree, Family::Graph).await;
 }
 
 /// Dropbox: `list_folder`, `list_folder/continue`, `list_folder/get_latest_cursor` and the
@@ -713,12 +753,13 @@ pub async fn mount_dropbox(server: &MockServer, tree: &RemoteTree) {
 
 async fn mount_family(server: &MockServer, tree: &RemoteTree, family: Family) {
     assert_eq!(tree.lock().family, family, "the tree belongs to another provider family");
-    let responder = Fake { tree: tree.clone() };
+    let responder = Fake { tree: tree.clone(), base: server.uri() };
     Mock::given(any()).respond_with(responder).with_priority(PRIORITY).mount(server).await;
 }
 
 struct Fake {
     tree: RemoteTree,
+    base: String,
 }
 
 impl Respond for Fake {
@@ -731,8 +772,9 @@ impl Respond for Fake {
                 ROTATED_REFRESH_TOKEN,
             ));
         }
-        let http = Http { request };
+        let http = Http { request, base: &self.base };
         match state.family {
+            Family::Graph => graph::respond(&mut state, &http),
             Family::Dropbox => dropbox::respond(&mut state, &http),
             _ => ResponseTemplate::new(501),
         }
@@ -742,6 +784,8 @@ impl Respond for Fake {
 /// One request, with the helpers every family's router uses.
 struct Http<'r> {
     request: &'r Request,
+    /// The fake's base URL, for the absolute links in bodies and headers.
+    base: &'r str,
 }
 
 impl Http<'_> {
@@ -752,6 +796,10 @@ impl Http<'_> {
     /// The path's segments, percent-decoded.
     fn segments(&self) -> Vec<String> {
         self.request.url.path().split('/').filter(|s| !s.is_empty()).map(percent_decode).collect()
+    }
+
+    fn query(&self, key: &str) -> Option<String> {
+        self.request.url.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
     }
 
     fn header(&self, name: &str) -> Option<&str> {
@@ -802,6 +850,339 @@ fn page_len(state: &State, asked: Option<usize>) -> usize {
 
 fn bytes_response(content: &[u8]) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_raw(content.to_vec(), "application/octet-stream")
+}
+
+/// Which ids changed between two snapshots, in the order they were last touched: the latest
+/// state of each (`Some`), or the state before it was deleted (`None` in `to`).
+fn changed_ids(state: &State, from: u64, to: u64) -> Vec<(Option<Node>, Option<Node>)> {
+    let (Some(old), Some(new)) = (state.snapshot(from), state.snapshot(to)) else { return Vec::new() };
+    let mut order: Vec<String> = Vec::new();
+    for step in &state.steps[from as usize..to as usize] {
+        order.retain(|id| *id != step.id);
+        order.push(step.id.clone());
+    }
+    // Items removed with a deleted folder were not touched by a step of their own.
+    let untouched: BTreeSet<String> = old
+        .keys()
+        .chain(new.keys())
+        .filter(|id| !order.contains(id) && old.get(*id).map(|n| n.version) != new.get(*id).map(|n| n.version))
+        .cloned()
+        .collect();
+    order.extend(untouched);
+    order
+        .into_iter()
+        .filter_map(|id| {
+            let before = old.get(&id).cloned();
+            let after = new.get(&id).cloned();
+            match (&before, &after) {
+                (None, None) => None,
+                (Some(b), Some(a)) if b.version == a.version => None,
+                _ => Some((before, after)),
+            }
+        })
+        .collect()
+}
+
+/// The pre-authenticated URL of a file's bytes (Graph, Box).
+fn preauth_url(base: &str, family: &str, id: &str) -> String {
+    format!("{base}{PREAUTH_PATH}{family}/{id}?tempauth={PREAUTH_SECRET}")
+}
+
+/// The pre-authenticated download: no `Authorization` accepted, the secret required.
+fn preauth(state: &mut State, http: &Http<'_>, id: &str) -> ResponseTemplate {
+    if http.header("authorization").is_some() {
+        return ResponseTemplate::new(401).set_body_string("a pre-authenticated URL takes no Authorization header");
+    }
+    if http.query("tempauth").as_deref() != Some(PREAUTH_SECRET) {
+        return ResponseTemplate::new(403).set_body_string("Access denied");
+    }
+    if state.take_fault(Endpoint::Download, true).is_some() {
+        // A host that echoes the URL in its error: the provider must not repeat it.
+        return ResponseTemplate::new(403).set_body_string(format!("Access denied to {}", http.request.url));
+    }
+    match state.nodes.get(id) {
+        Some(node) if node.is_file() => bytes_response(&node.content),
+        _ => ResponseTemplate::new(404).set_body_string("File Not Found"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Microsoft Graph
+
+mod graph {
+    use super::*;
+
+    /// A delta token: changes from `from` (`None`: the whole enumeration) to `to` (fixed by
+    /// the first page), starting at `offset`.
+    #[derive(Debug, Clone, Copy)]
+    struct Token {
+        from: Option<u64>,
+        to: Option<u64>,
+        offset: usize,
+    }
+
+    impl Token {
+        fn encode(self) -> String {
+            let num = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+            opaque(&format!("{}|{}|{}", num(self.from), num(self.to), self.offset))
+        }
+
+        fn decode(text: &str) -> Option<Token> {
+            let plain = unopaque(text)?;
+            let [from, to, offset] = plain.split('|').collect::<Vec<_>>()[..] else { return None };
+            let num = |s: &str| if s.is_empty() { Ok(None) } else { s.parse().map(Some) };
+            Some(Token { from: num(from).ok()?, to: num(to).ok()?, offset: offset.parse().ok()? })
+        }
+    }
+
+    pub(super) fn respond(state: &mut State, http: &Http<'_>) -> ResponseTemplate {
+        let segments = http.segments();
+        let route: Vec<&str> = segments.iter().map(String::as_str).collect();
+        if let ["preauth", "graph", id] = route.as_slice() {
+            return preauth(state, http, id);
+        }
+        if http.method() != "GET" {
+            return item_not_found();
+        }
+        let drive = state.drive_id.clone();
+        let rest: &[&str] = match route.as_slice() {
+            ["v1.0", "drives", d, rest @ ..] if *d == drive => rest,
+            ["v1.0", "me", "drive", rest @ ..] => rest,
+            _ => return item_not_found(),
+        };
+        let endpoint = match rest {
+            ["root", "delta"] | ["items", _, "delta"] if http.query("token").as_deref() == Some("latest") => {
+                Endpoint::StartCursor
+            }
+            ["root", "delta"] | ["items", _, "delta"] => Endpoint::Changes,
+            ["items", _, "children"] => Endpoint::Children,
+            ["items", _, "content"] => Endpoint::Download,
+            _ => return item_not_found(),
+        };
+        if let Some(fault) = state.take_fault(endpoint, false) {
+            return fault_response(state, http, fault);
+        }
+        if !http.authorized() {
+            return fault_response(state, http, Fault::Unauthorized);
+        }
+        match rest {
+            ["root", "delta"] => {
+                let root = state.root_id.clone();
+                delta(state, http, &root, &format!("/v1.0/drives/{drive}/root/delta"))
+            }
+            ["items", id, "delta"] if state.graph_personal => match state.nodes.get(*id) {
+                Some(node) if !node.is_file() => {
+                    delta(state, http, id, &format!("/v1.0/drives/{drive}/items/{id}/delta"))
+                }
+                _ => item_not_found(),
+            },
+            ["items", _, "delta"] => ResponseTemplate::new(400).set_body_json(json!({
+                "error": { "code": "notSupported", "message": "view.delta can only be called on the root." }
+            })),
+            ["items", id, "children"] => children(state, http, id),
+            ["items", id, "content"] => match state.nodes.get(*id) {
+                Some(node) if node.is_file() => {
+                    ResponseTemplate::new(302).insert_header("Location", preauth_url(http.base, "graph", id).as_str())
+                }
+                _ => item_not_found(),
+            },
+            _ => item_not_found(),
+        }
+    }
+
+    fn item_not_found() -> ResponseTemplate {
+        ResponseTemplate::new(404).set_body_json(json!({
+            "error": { "code": "itemNotFound", "message": "The resource could not be found." }
+        }))
+    }
+
+    fn fault_response(state: &State, http: &Http<'_>, fault: Fault) -> ResponseTemplate {
+        match fault {
+            Fault::RateLimited { retry_after_secs } => ResponseTemplate::new(429)
+                .insert_header("Retry-After", retry_after_secs.to_string().as_str())
+                .set_body_json(fixture("graph/error_429.json", http.base)),
+            Fault::UserRateLimit403 => drive_user_rate_limit(),
+            Fault::Resync => ResponseTemplate::new(410)
+                .insert_header("Location", format!("{}/v1.0/drives/{}/root/delta", http.base, state.drive_id).as_str())
+                .set_body_json(fixture("graph/error_resync_410.json", http.base)),
+            Fault::Unauthorized => ResponseTemplate::new(401)
+                .insert_header(
+                    "WWW-Authenticate",
+                    "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"",
+                )
+                .set_body_json(fixture("graph/error_401.json", http.base)),
+            Fault::ServerError => ResponseTemplate::new(503).set_body_json(json!({
+                "error": { "code": "serviceNotAvailable", "message": "Service Unavailable" }
+            })),
+            Fault::NotReady { retry_after_secs } => {
+                ResponseTemplate::new(202).insert_header("Retry-After", retry_after_secs.to_string().as_str())
+            }
+            Fault::PreauthRefused => ResponseTemplate::new(403),
+        }
+    }
+
+    fn time(at: DateTime<Utc>) -> String {
+        at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    }
+
+    /// A driveItem as Graph shows it: in a listing with `cTag`, the parent's name and path and
+    /// a `@microsoft.graph.downloadUrl`; in a Business delta without `cTag` or parent path.
+    fn item(state: &State, nodes: &BTreeMap<String, Node>, node: &Node, base: &str, listing: bool) -> Value {
+        let mut parent = json!({ "driveType": state.graph_drive_type(), "driveId": state.drive_id });
+        if let Some(parent_node) = node.parent.as_deref().and_then(|p| nodes.get(p)) {
+            parent["id"] = json!(parent_node.id);
+            if listing {
+                parent["name"] = json!(parent_node.name);
+                let path = state.path_of(nodes, &parent_node.id);
+                parent["path"] = json!(format!("/drives/{}/root:{path}", state.drive_id));
+            }
+        }
+        let mut value = json!({
+            "createdDateTime": time(node.created),
+            "eTag": graph_etag(node),
+            "id": node.id,
+            "lastModifiedDateTime": time(node.modified),
+            "name": node.name,
+            "parentReference": parent,
+            "webUrl": format!("https://contoso.sharepoint.com/sites/siteA/Shared%20Documents{}", state.path_of(nodes, &node.id).replace(' ', "%20")),
+            "fileSystemInfo": { "createdDateTime": time(node.created), "lastModifiedDateTime": time(node.modified) },
+            "size": state.size_of(nodes, node),
+        });
+        if node.is_file() {
+            let mut quick_xor = shared::content_hash::QuickXorHash::new();
+            quick_xor.update(&node.content);
+            let hash = base64::engine::general_purpose::STANDARD.encode(quick_xor.finish());
+            value["file"] = json!({ "mimeType": node.mime_type(), "hashes": { "quickXorHash": hash } });
+            if listing || state.graph_personal {
+                value["cTag"] = json!(format!("\"c:{},{}\"", graph_guid(node), node.version));
+            }
+            if listing {
+                value["@microsoft.graph.downloadUrl"] = json!(preauth_url(base, "graph", &node.id));
+            }
+        } else {
+            value["folder"] = json!({ "childCount": state.children(nodes, &node.id).len() });
+        }
+        if node.parent.is_none() {
+            value["root"] = json!({});
+        }
+        value
+    }
+
+    /// A deleted item: Business keeps only the id, the parent reference and the facet; Personal
+    /// keeps the name too (delta reference, Remarks).
+    fn deleted(state: &State, node: &Node) -> Value {
+        let mut value = json!({
+            "id": node.id,
+            "parentReference": { "driveType": state.graph_drive_type(), "driveId": state.drive_id, "id": node.parent },
+            "deleted": {},
+        });
+        if state.graph_personal {
+            value["name"] = json!(node.name);
+        }
+        value
+    }
+
+    /// The delta feed from `token` within `top` (the drive root, or a Personal folder): the
+    /// latest state of each changed item, preceded by its parent chain (Graph returns "the
+    /// parent hierarchy of the changed items"); a deleted item, or one moved out of `top`, as
+    /// `deleted`. Without `from`, every item under `top`.
+    fn feed(state: &State, top: &str, token: Token, to: u64, base: &str) -> Vec<Value> {
+        let Some(now) = state.snapshot(to) else { return Vec::new() };
+        let Some(from) = token.from else {
+            let mut all: Vec<&Node> = now.values().filter(|n| is_within(&now, &n.id, top)).collect();
+            all.sort_by_key(|n| (state.path_of(&now, &n.id).matches('/').count(), state.path_of(&now, &n.id)));
+            return all.into_iter().map(|n| item(state, &now, n, base, false)).collect();
+        };
+        let Some(then) = state.snapshot(from) else { return Vec::new() };
+        let mut emitted = BTreeSet::new();
+        let mut out = Vec::new();
+        for (before, after) in changed_ids(state, from, to) {
+            match after {
+                Some(node) if is_within(&now, &node.id, top) => {
+                    let mut chain = Vec::new();
+                    let mut at = node.parent.clone();
+                    while let Some(parent) = at.filter(|p| is_within(&now, p, top)) {
+                        chain.push(parent.clone());
+                        at = now.get(&parent).and_then(|p| p.parent.clone());
+                    }
+                    for id in chain.into_iter().rev().chain(std::iter::once(node.id.clone())) {
+                        if emitted.insert(id.clone()) {
+                            out.push(item(state, &now, &now[&id], base, false));
+                        }
+                    }
+                }
+                _ => {
+                    if let Some(node) = before.filter(|b| is_within(&then, &b.id, top))
+                        && emitted.insert(node.id.clone())
+                    {
+                        out.push(deleted(state, &node));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn delta(state: &State, http: &Http<'_>, top: &str, path: &str) -> ResponseTemplate {
+        let link = |token: Token| format!("{}{path}?token={}", http.base, token.encode());
+        let context = json!("https://graph.microsoft.com/v1.0/$metadata#Collection(driveItem)");
+        let token = match http.query("token") {
+            Some(t) if t == "latest" => {
+                let latest = Token { from: Some(state.seq()), to: None, offset: 0 };
+                return ResponseTemplate::new(200).set_body_json(json!({
+                    "@odata.context": context,
+                    "@odata.deltaLink": link(latest),
+                    "value": [],
+                }));
+            }
+            None => Token { from: None, to: None, offset: 0 },
+            Some(t) => match Token::decode(&t) {
+                Some(token)
+                    if token.from.is_none_or(|f| f <= state.seq()) && token.to.is_none_or(|t| t <= state.seq()) =>
+                {
+                    token
+                }
+                // A token this fake never handed out: what Graph answers for an expired one.
+                _ => return fault_response(state, http, Fault::Resync),
+            },
+        };
+        let to = token.to.unwrap_or_else(|| state.seq());
+        let all = feed(state, top, token, to, http.base);
+        let page: Vec<Value> = all.iter().skip(token.offset).take(page_len(state, None)).cloned().collect();
+        let mut body = json!({ "@odata.context": context, "value": page });
+        if token.offset + page.len() < all.len() {
+            body["@odata.nextLink"] = json!(link(Token { to: Some(to), offset: token.offset + page.len(), ..token }));
+        } else {
+            body["@odata.deltaLink"] = json!(link(Token { from: Some(to), to: None, offset: 0 }));
+        }
+        ResponseTemplate::new(200).set_body_json(body)
+    }
+
+    fn children(state: &State, http: &Http<'_>, id: &str) -> ResponseTemplate {
+        match state.nodes.get(id) {
+            Some(node) if !node.is_file() => {}
+            _ => return item_not_found(),
+        }
+        let top = http.query("$top").and_then(|t| t.parse().ok());
+        let offset: usize = http.query("$skiptoken").and_then(|t| t.parse().ok()).unwrap_or(0);
+        let all = state.children(&state.nodes, id);
+        let take = page_len(state, top);
+        let page: Vec<Value> =
+            all.iter().skip(offset).take(take).map(|n| item(state, &state.nodes, n, http.base, true)).collect();
+        let mut body = json!({
+            "@odata.context": format!("https://graph.microsoft.com/v1.0/$metadata#drives('{}')/items('{id}')/children", state.drive_id),
+            "value": page,
+        });
+        if offset + page.len() < all.len() {
+            body["@odata.nextLink"] = json!(format!(
+                "{}/v1.0/drives/{}/items/{id}/children?$top={take}&$skiptoken={}",
+                http.base,
+                state.drive_id,
+                offset + page.len()
+            ));
+        }
+        ResponseTemplate::new(200).set_body_json(body)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
