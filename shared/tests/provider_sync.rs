@@ -896,3 +896,275 @@ async fn graph_fixture_children_page_is_read_as_documented() {
     assert!(children.items.iter().all(|i| i.parent_id.as_deref() == Some(folder)));
     assert_eq!(children.next.as_deref(), page["@odata.nextLink"].as_str());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Google Drive
+
+#[tokio::test]
+async fn drive_crawl_pages_through_both_levels() {
+    // Arrange
+    let s = Setup::scenario(ProviderType::GDrive).await;
+    let synced = s.tree.synced_folder_id();
+
+    // Act
+    let (top, top_pages) = s.crawl_folder(&synced).await;
+    let scenarios = by_name(&top, "Scenarios");
+    let (below, below_pages) = s.crawl_folder(&scenarios.id).await;
+
+    // Assert: 5 children (with the Google Doc) in pages of 2.
+    assert_eq!((top_pages, below_pages), (3, 1));
+    let expected_top: Vec<RemoteItem> =
+        ["Scenarios", "Model assumptions", "factory-line.qsim", "throughput-results.csv", "warehouse-layout.qsim"]
+            .iter()
+            .map(|p| expected(s.kind, &s.tree.expect(p), false))
+            .collect();
+    assert_eq!(top, expected_top);
+    assert_eq!(below, vec![expected(s.kind, &s.tree.expect("Scenarios/baseline.qsim"), false)]);
+    let factory = by_name(&top, "factory-line.qsim");
+    assert_eq!(factory.hash.as_deref(), Some(readme_hash(s.kind, "factory-line.qsim")));
+    assert_eq!(factory.size, Some(48213), "the string size is read as a number");
+    let doc = by_name(&top, "Model assumptions");
+    assert_eq!(
+        (doc.kind, doc.downloadable, doc.hash.clone(), doc.revision.clone(), doc.size),
+        (ItemKind::File, false, None, None, Some(1024))
+    );
+    assert_eq!(doc.mime_type.as_deref(), Some("application/vnd.google-apps.document"));
+    assert_eq!(scenarios.mime_type.as_deref(), Some("application/vnd.google-apps.folder"));
+    assert_eq!((scenarios.kind, scenarios.size), (ItemKind::Folder, None));
+
+    let requests = s.server.received_requests().await.unwrap();
+    let query: std::collections::HashMap<String, String> = requests[0].url.query_pairs().into_owned().collect();
+    assert_eq!(query["q"], format!("'{synced}' in parents and trashed = false"));
+    assert_eq!(query["pageSize"], "1000");
+    assert_eq!(query["supportsAllDrives"], "true");
+    assert_eq!(query["includeItemsFromAllDrives"], "true");
+    assert!(query["fields"].contains("md5Checksum") && query["fields"].contains("headRevisionId"), "{query:?}");
+}
+
+#[tokio::test]
+async fn drive_changes_are_the_edit_the_move_the_rename_the_delete_and_the_account_wide_rest() {
+    // Arrange
+    let s = Setup::scenario(ProviderType::GDrive).await;
+    s.tree.set_page_size(100);
+    let cursor = s.start_cursor().await;
+    s.tree.modify("factory-line.qsim", fixture_content("factory-line.qsim v2", 49877));
+    s.tree.move_to("warehouse-layout.qsim", "Scenarios");
+    s.tree.rename("Scenarios/baseline.qsim", "baseline-v1.qsim");
+    let gone = s.tree.expect("throughput-results.csv").id;
+    s.tree.delete("throughput-results.csv");
+    s.tree.modify("/Elsewhere/notes.txt", "outside the synced folder");
+
+    // Act
+    let (changes, pages, next_cursor) = s.changes_from(&cursor).await;
+
+    // Assert: one change per item; the feed is the whole account's.
+    let upsert = |p: &str| Change::Upsert(expected(s.kind, &s.tree.expect(p), true));
+    assert_eq!(
+        changes,
+        vec![
+            upsert("factory-line.qsim"),
+            upsert("Scenarios/warehouse-layout.qsim"),
+            upsert("Scenarios/baseline-v1.qsim"),
+            Change::Deleted { id: Some(gone), path_lower: None },
+            upsert("/Elsewhere/notes.txt"),
+        ]
+    );
+    assert_eq!(pages.len(), 1);
+    assert_eq!(upserted(&changes)[0].hash.as_deref(), Some(readme_hash(s.kind, "factory-line.qsim v2")));
+    assert_ne!(next_cursor, cursor);
+    let (after, _, _) = s.changes_from(&next_cursor).await;
+    assert_eq!(after, vec![]);
+
+    let requests = s.server.received_requests().await.unwrap();
+    let list = requests.iter().find(|r| r.url.path() == "/drive/v3/changes").unwrap();
+    let query: std::collections::HashMap<String, String> = list.url.query_pairs().into_owned().collect();
+    assert_eq!(query["pageToken"], cursor);
+    assert_eq!(query["includeRemoved"], "true");
+    assert!(query["fields"].contains("newStartPageToken") && query["fields"].contains("file(id,"), "{query:?}");
+}
+
+#[tokio::test]
+async fn drive_change_pages_carry_next_until_the_last_carries_the_cursor() {
+    // Arrange
+    let s = Setup::scenario(ProviderType::GDrive).await;
+    let cursor = s.start_cursor().await;
+    for i in 0..5 {
+        s.tree.add_file(&format!("new-{i}.qsim"), format!("model {i}"));
+    }
+
+    // Act
+    let (changes, pages, _) = s.changes_from(&cursor).await;
+
+    // Assert
+    let shape: Vec<(usize, bool, bool)> =
+        pages.iter().map(|p| (p.changes.len(), p.next.is_some(), p.cursor.is_some())).collect();
+    assert_eq!(shape, vec![(2, true, false), (2, true, false), (1, false, true)]);
+    let names: Vec<&str> = upserted(&changes).iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["new-0.qsim", "new-1.qsim", "new-2.qsim", "new-3.qsim", "new-4.qsim"]);
+}
+
+#[tokio::test]
+async fn drive_rejected_page_tokens_are_a_resync_but_auth_and_permission_are_not() {
+    // Arrange: the injected 400 `invalid` on pageToken; then a 404 and a 410 (undocumented
+    // statuses for a dead token), and the 401 and a non-rate-limit 403 that are not about it.
+    let s = Setup::scenario(ProviderType::GDrive).await;
+    let cursor = s.start_cursor().await;
+    s.tree.inject(Endpoint::Changes, Fault::Resync);
+    let forbidden = json!({ "error": { "code": 403, "message": "Insufficient Permission", "errors": [{ "reason": "insufficientPermissions" }] } });
+    let answers = [
+        (ResponseTemplate::new(404).set_body_json(json!({ "error": { "code": 404, "message": "Not Found" } })), true),
+        (ResponseTemplate::new(410), true),
+        (ResponseTemplate::new(401).set_body_json(fixture("gdrive/error_401.json", &s.server.uri())), false),
+        (ResponseTemplate::new(403).set_body_json(forbidden), false),
+    ];
+
+    // Act
+    let injected = s.one_change_page(&cursor).await.unwrap_err();
+    let mut others = Vec::new();
+    for (answer, resync) in answers {
+        s.server.reset().await;
+        Mock::given(method("GET")).and(path("/drive/v3/changes")).respond_with(answer).mount(&s.server).await;
+        others.push((s.one_change_page(&cursor).await.unwrap_err(), resync));
+    }
+
+    // Assert
+    assert_eq!(injected, ProviderError::ResyncRequired("Drive refused the page token (invalid)".into()));
+    for (error, resync) in others {
+        assert_eq!(matches!(error, ProviderError::ResyncRequired(_)), resync, "{error:?}");
+    }
+}
+
+#[tokio::test]
+async fn drive_download_streams_the_bytes_whose_md5_was_listed_and_refuses_google_docs() {
+    // Arrange
+    let s = Setup::scenario(ProviderType::GDrive).await;
+    let (items, _) = s.crawl_folder(&s.tree.synced_folder_id()).await;
+    let file = by_name(&items, "throughput-results.csv");
+    let doc = by_name(&items, "Model assumptions");
+    let before = s.server.received_requests().await.unwrap().len();
+
+    // Act
+    let refused = s.provider().download(&access_token(), &s.scope(), &doc).await.unwrap_err();
+    let after_refusal = s.server.received_requests().await.unwrap().len();
+    let download = s.provider().download(&access_token(), &s.scope(), &file).await.unwrap();
+    let (bytes, _) = read_download(download).await;
+
+    // Assert
+    assert!(matches!(refused, ProviderError::Unsupported(_)), "{refused:?}");
+    assert_eq!(after_refusal, before, "a Google Doc is refused before any call");
+    assert_eq!(bytes, fixture_content("throughput-results.csv", 7412));
+    assert_eq!(Some(provider_hash(s.kind, &bytes)), file.hash);
+    assert_eq!(file.hash.as_deref(), Some(readme_hash(s.kind, "throughput-results.csv")));
+    let requests = s.server.received_requests().await.unwrap();
+    let media = requests.last().unwrap();
+    assert_eq!(media.url.path(), format!("/drive/v3/files/{}", file.id));
+    assert_eq!(media.url.query_pairs().find(|(k, _)| k == "alt").unwrap().1, "media");
+    assert_eq!(media.headers["authorization"].to_str().unwrap(), format!("Bearer {ACCESS_TOKEN}"));
+}
+
+#[tokio::test]
+async fn drive_throttling_by_403_and_429_is_a_rate_limit() {
+    // Arrange
+    let s = Setup::scenario(ProviderType::GDrive).await;
+    let cursor = s.start_cursor().await;
+    s.tree.inject(Endpoint::Changes, Fault::UserRateLimit403);
+    s.tree.inject(Endpoint::Changes, Fault::RateLimited { retry_after_secs: 5 });
+    s.tree.inject(Endpoint::Download, Fault::UserRateLimit403);
+    let file = expected(s.kind, &s.tree.expect("factory-line.qsim"), false);
+
+    // Act
+    let user_limit = s.one_change_page(&cursor).await.unwrap_err();
+    let too_many = s.one_change_page(&cursor).await.unwrap_err();
+    let download_limit = s.provider().download(&access_token(), &s.scope(), &file).await.unwrap_err();
+
+    // Assert: Drive's 403 carries no Retry-After; the 429's is kept.
+    assert_eq!(user_limit, ProviderError::RateLimited { retry_after: None });
+    assert_eq!(too_many, ProviderError::RateLimited { retry_after: Some(Duration::from_secs(5)) });
+    assert_eq!(download_limit, ProviderError::RateLimited { retry_after: None });
+}
+
+#[tokio::test]
+async fn drive_fixture_change_pages_are_read_as_documented() {
+    // Arrange: changes_page.json (a modified file, a removed one, a trashed Doc, nextPageToken)
+    // and changes_last.json (a new file, newStartPageToken).
+    let server = MockServer::start().await;
+    for (token, name) in [("4587", "gdrive/changes_page.json"), ("4592", "gdrive/changes_last.json")] {
+        Mock::given(method("GET"))
+            .and(path("/drive/v3/changes"))
+            .and(wiremock::matchers::query_param("pageToken", token))
+            .respond_with(ResponseTemplate::new(200).set_body_json(fixture(name, &server.uri())))
+            .mount(&server)
+            .await;
+    }
+    let registry = registry(&server, ProviderType::GDrive);
+    let provider = registry.get(ProviderType::GDrive).unwrap();
+    let scope =
+        SyncScope { folder_id: "1ry5tIk9GK4ayB17z-EQZuSidQvzT9okV", folder_path: None, connection_metadata: None };
+
+    // Act
+    let first = provider.changes(&access_token(), &scope, "4587").await.unwrap();
+    let last = provider.changes(&access_token(), &scope, "4592").await.unwrap();
+
+    // Assert
+    let at = |s: &str| Some(chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc));
+    assert_eq!(
+        first.changes,
+        vec![
+            Change::Upsert(RemoteItem {
+                id: "1ZvtdK0mIFwWJRacGpoSNMdSHTAc46o5I".into(),
+                name: "factory-line.qsim".into(),
+                kind: ItemKind::File,
+                parent_id: Some("1ry5tIk9GK4ayB17z-EQZuSidQvzT9okV".into()),
+                path_lower: None,
+                path_display: None,
+                size: Some(49877),
+                hash: Some(readme_hash(ProviderType::GDrive, "factory-line.qsim v2").into()),
+                revision: Some("0BODjLCvjJ7VuSwEmsxMKpyp98YRpZuxGmV9KwxKDpymTtBEy55".into()),
+                mime_type: Some("application/octet-stream".into()),
+                created_at: at("2026-02-11T08:02:17.402Z"),
+                modified_at: at("2026-03-02T09:14:27.512Z"),
+                downloadable: true,
+            }),
+            Change::Deleted { id: Some("1bLxQPVtzwUqtCZsl0wz8VYoYVTs7ISVN".into()), path_lower: None },
+            Change::Deleted { id: Some("1Dto7PqbSNElgDNbzaUzaDzKMztB3c1gD".into()), path_lower: None },
+        ]
+    );
+    assert_eq!((first.next.as_deref(), first.cursor.as_deref()), (Some("4592"), None));
+    assert_eq!((last.next.as_deref(), last.cursor.as_deref()), (None, Some("4598")));
+    let new_file = upserted(&last.changes)[0];
+    assert_eq!((new_file.name.as_str(), new_file.size), ("line-2.qsim", Some(26_214_400)));
+    assert_eq!(new_file.hash.as_deref(), Some("c74548164529e8d7a1c148dda5f07e32"));
+}
+
+#[tokio::test]
+async fn drive_fixture_file_list_is_read_as_documented() {
+    // Arrange
+    let server = MockServer::start().await;
+    let page = fixture("gdrive/files_list_page1.json", &server.uri());
+    Mock::given(method("GET"))
+        .and(path("/drive/v3/files"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page.clone()))
+        .mount(&server)
+        .await;
+    let registry = registry(&server, ProviderType::GDrive);
+    let folder = "1ry5tIk9GK4ayB17z-EQZuSidQvzT9okV";
+    let scope = SyncScope { folder_id: folder, folder_path: None, connection_metadata: None };
+
+    // Act
+    let children =
+        registry.get(ProviderType::GDrive).unwrap().list_children(&access_token(), &scope, folder, None).await.unwrap();
+
+    // Assert
+    let summary: Vec<_> =
+        children.items.iter().map(|i| (i.name.as_str(), i.kind, i.downloadable, i.size, i.hash.as_deref())).collect();
+    assert_eq!(
+        summary,
+        [
+            ("factory-line.qsim", ItemKind::File, true, Some(48213), Some("80f04d187565e0859384366ef0e35af1")),
+            ("Scenarios", ItemKind::Folder, false, None, None),
+            ("Model assumptions", ItemKind::File, false, Some(1024), None),
+        ]
+    );
+    assert!(children.items.iter().all(|i| i.parent_id.as_deref() == Some(folder)));
+    assert_eq!(children.next.as_deref(), page["nextPageToken"].as_str());
+}

@@ -730,6 +730,7 @@ pub async fn mount(server: &MockServer, tree: &RemoteTree) {
     let family = tree.lock().family;
     match family {
         Family::Graph => mount_graph(server, tree).await,
+        Family::Drive => mount_drive(server, tree).await,
         Family::Dropbox => mount_dropbox(server, tree).await,
         other => panic!("the {other:?} sync fake is not built yet"),
     }
@@ -742,6 +743,13 @@ pub async fn mount(server: &MockServer, tree: &RemoteTree) {
 /// request carrying `Authorization`. `/me/drive/...` is the same drive.
 pub async fn mount_graph(server: &MockServer, tree: &RemoteTree) {
     mount_family(server, tree, Family::Graph).await;
+}
+
+/// Google Drive v3: `changes/startPageToken`, `changes` (the whole drive, as Drive's feed
+/// is), `files` with `q='<id>' in parents and trashed = false`, and `files/{id}?alt=media`
+/// (refused for Google Docs, as Drive does).
+pub async fn mount_drive(server: &MockServer, tree: &RemoteTree) {
+    mount_family(server, tree, Family::Drive).await;
 }
 
 /// Dropbox: `list_folder`, `list_folder/continue`, `list_folder/get_latest_cursor` and the
@@ -775,6 +783,7 @@ impl Respond for Fake {
         let http = Http { request, base: &self.base };
         match state.family {
             Family::Graph => graph::respond(&mut state, &http),
+            Family::Drive => drive::respond(&mut state, &http),
             Family::Dropbox => dropbox::respond(&mut state, &http),
             _ => ResponseTemplate::new(501),
         }
@@ -1180,6 +1189,250 @@ mod graph {
                 state.drive_id,
                 offset + page.len()
             ));
+        }
+        ResponseTemplate::new(200).set_body_json(body)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Google Drive
+
+mod drive {
+    use super::*;
+
+    /// Start page tokens are numbers as Drive's are (`TOKEN_BASE + step`); the tokens of
+    /// the pages in between are opaque.
+    const TOKEN_BASE: u64 = 4587;
+    const PAGE_TOKEN_PREFIX: &str = "~!!~";
+
+    #[derive(Debug, Clone, Copy)]
+    struct Token {
+        from: u64,
+        to: Option<u64>,
+        offset: usize,
+    }
+
+    impl Token {
+        fn encode(self) -> String {
+            match self.to {
+                None => (TOKEN_BASE + self.from).to_string(),
+                Some(to) => format!("{PAGE_TOKEN_PREFIX}{}", opaque(&format!("{}|{to}|{}", self.from, self.offset))),
+            }
+        }
+
+        fn decode(text: &str) -> Option<Token> {
+            if let Some(rest) = text.strip_prefix(PAGE_TOKEN_PREFIX) {
+                let plain = unopaque(rest)?;
+                let [from, to, offset] = plain.split('|').collect::<Vec<_>>()[..] else { return None };
+                return Some(Token {
+                    from: from.parse().ok()?,
+                    to: Some(to.parse().ok()?),
+                    offset: offset.parse().ok()?,
+                });
+            }
+            let from = text.parse::<u64>().ok()?.checked_sub(TOKEN_BASE)?;
+            Some(Token { from, to: None, offset: 0 })
+        }
+    }
+
+    pub(super) fn respond(state: &mut State, http: &Http<'_>) -> ResponseTemplate {
+        if http.method() != "GET" {
+            return not_found("Not Found");
+        }
+        let segments = http.segments();
+        let route: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let endpoint = match route.as_slice() {
+            ["drive", "v3", "changes", "startPageToken"] => Endpoint::StartCursor,
+            ["drive", "v3", "changes"] => Endpoint::Changes,
+            ["drive", "v3", "files"] => Endpoint::Children,
+            ["drive", "v3", "files", _] if http.query("alt").as_deref() == Some("media") => Endpoint::Download,
+            ["drive", "v3", "files", id] => return metadata(state, http, id),
+            _ => return not_found("Not Found"),
+        };
+        if let Some(fault) = state.take_fault(endpoint, false) {
+            return fault_response(http, fault);
+        }
+        if !http.authorized() {
+            return fault_response(http, Fault::Unauthorized);
+        }
+        match route.as_slice() {
+            ["drive", "v3", "changes", "startPageToken"] => ResponseTemplate::new(200).set_body_json(json!({
+                "kind": "drive#startPageToken",
+                "startPageToken": Token { from: state.seq(), to: None, offset: 0 }.encode(),
+            })),
+            ["drive", "v3", "changes"] => changes(state, http),
+            ["drive", "v3", "files"] => list(state, http),
+            ["drive", "v3", "files", id] => media(state, id),
+            _ => not_found("Not Found"),
+        }
+    }
+
+    fn error(status: u16, reason: &str, message: &str, location: Option<&str>) -> ResponseTemplate {
+        let mut detail = json!({ "domain": "global", "reason": reason, "message": message });
+        if let Some(location) = location {
+            detail["location"] = json!(location);
+            detail["locationType"] = json!("parameter");
+        }
+        ResponseTemplate::new(status)
+            .set_body_json(json!({ "error": { "errors": [detail], "code": status, "message": message } }))
+    }
+
+    fn not_found(what: &str) -> ResponseTemplate {
+        error(404, "notFound", &format!("File not found: {what}"), None)
+    }
+
+    fn fault_response(http: &Http<'_>, fault: Fault) -> ResponseTemplate {
+        match fault {
+            Fault::RateLimited { retry_after_secs } => ResponseTemplate::new(429)
+                .insert_header("Retry-After", retry_after_secs.to_string().as_str())
+                .set_body_json(json!({
+                    "error": {
+                        "errors": [{ "domain": "usageLimits", "reason": "rateLimitExceeded", "message": "Rate Limit Exceeded" }],
+                        "code": 429,
+                        "message": "Rate Limit Exceeded",
+                    }
+                })),
+            Fault::UserRateLimit403 => ResponseTemplate::new(403).set_body_json(fixture("gdrive/error_403_rate_limit.json", http.base)),
+            Fault::Resync => ResponseTemplate::new(400).set_body_json(fixture("gdrive/error_invalid_page_token.json", http.base)),
+            Fault::Unauthorized => ResponseTemplate::new(401)
+                .insert_header("WWW-Authenticate", "Bearer realm=\"https://accounts.google.com/\", error=\"invalid_token\"")
+                .set_body_json(fixture("gdrive/error_401.json", http.base)),
+            Fault::ServerError => error(503, "backendError", "Backend Error", None),
+            Fault::NotReady { retry_after_secs } => {
+                ResponseTemplate::new(202).insert_header("Retry-After", retry_after_secs.to_string().as_str())
+            }
+            Fault::PreauthRefused => ResponseTemplate::new(403),
+        }
+    }
+
+    fn time(at: DateTime<Utc>) -> String {
+        at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    }
+
+    /// A `File` with the fields the fixtures assume: no checksums or head revision for folders
+    /// and Google Docs, no size for folders, `size` as a string.
+    fn file(node: &Node) -> Value {
+        let mime = if node.is_file() { node.mime_type() } else { DRIVE_FOLDER };
+        let mut value = json!({
+            "kind": "drive#file",
+            "id": node.id,
+            "name": node.name,
+            "mimeType": mime,
+            "parents": node.parent.iter().collect::<Vec<_>>(),
+            "modifiedTime": time(node.modified),
+            "createdTime": time(node.created),
+            "trashed": false,
+        });
+        if node.is_file() {
+            value["size"] = json!(node.content.len().to_string());
+        }
+        if node.is_file() && !node.google_doc {
+            let md5 = node.digests(HashAlg::Md5);
+            value["md5Checksum"] = json!(md5.provider);
+            value["sha1Checksum"] = json!(node.digests(HashAlg::Sha1).provider);
+            value["sha256Checksum"] = json!(md5.sha256);
+            value["headRevisionId"] = json!(drive_revision(node));
+        }
+        value
+    }
+
+    fn metadata(state: &State, http: &Http<'_>, id: &str) -> ResponseTemplate {
+        if !http.authorized() {
+            return fault_response(http, Fault::Unauthorized);
+        }
+        match state.nodes.get(id) {
+            Some(node) => ResponseTemplate::new(200).set_body_json(file(node)),
+            None => not_found(id),
+        }
+    }
+
+    fn media(state: &State, id: &str) -> ResponseTemplate {
+        match state.nodes.get(id) {
+            Some(node) if node.google_doc => error(
+                403,
+                "fileNotDownloadable",
+                "Only files with binary content can be downloaded. Use Export with Docs Editors files.",
+                Some("alt"),
+            ),
+            Some(node) if node.is_file() => bytes_response(&node.content),
+            Some(_) => {
+                error(403, "fileNotDownloadable", "Only files with binary content can be downloaded.", Some("alt"))
+            }
+            None => not_found(id),
+        }
+    }
+
+    /// `'<id>' in parents and trashed = false` (the only query the fake understands).
+    fn parent_of_query(q: &str) -> Option<String> {
+        let literal = q.strip_prefix('\'')?.strip_suffix("' in parents and trashed = false")?;
+        let mut out = String::new();
+        let mut chars = literal.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => out.push(chars.next()?),
+                '\'' => return None,
+                c => out.push(c),
+            }
+        }
+        Some(out)
+    }
+
+    fn list(state: &State, http: &Http<'_>) -> ResponseTemplate {
+        let Some(parent) = http.query("q").as_deref().and_then(parent_of_query) else {
+            return error(400, "invalid", "Invalid Value", Some("q"));
+        };
+        if state.nodes.get(&parent).is_none_or(|n| n.is_file()) {
+            return not_found(&parent);
+        }
+        let offset: usize = match http.query("pageToken") {
+            Some(token) => match token.strip_prefix("p").and_then(|o| o.parse().ok()) {
+                Some(offset) => offset,
+                None => return error(400, "invalid", "Invalid Value", Some("pageToken")),
+            },
+            None => 0,
+        };
+        let asked = http.query("pageSize").and_then(|p| p.parse().ok());
+        let all = state.children(&state.nodes, &parent);
+        let page: Vec<Value> = all.iter().skip(offset).take(page_len(state, asked)).map(|n| file(n)).collect();
+        let mut body = json!({ "kind": "drive#fileList", "incompleteSearch": false, "files": page });
+        if offset + page.len() < all.len() {
+            body["nextPageToken"] = json!(format!("p{}", offset + page.len()));
+        }
+        ResponseTemplate::new(200).set_body_json(body)
+    }
+
+    /// One change per item changed since the token, over the whole drive: the file as it is,
+    /// or `removed: true` without a file when it is gone.
+    fn changes(state: &State, http: &Http<'_>) -> ResponseTemplate {
+        let token = http.query("pageToken").as_deref().and_then(Token::decode);
+        let Some(token) = token.filter(|t| t.from <= state.seq() && t.to.is_none_or(|to| to <= state.seq())) else {
+            return fault_response(http, Fault::Resync);
+        };
+        let to = token.to.unwrap_or_else(|| state.seq());
+        let all: Vec<Value> = changed_ids(state, token.from, to)
+            .into_iter()
+            .filter(|(before, after)| after.as_ref().or(before.as_ref()).is_some_and(|n| n.parent.is_some()))
+            .map(|(before, after)| {
+                let at = time(state.clock);
+                match after {
+                    Some(node) => json!({
+                        "kind": "drive#change", "changeType": "file", "removed": false,
+                        "fileId": node.id, "time": at, "file": file(&node),
+                    }),
+                    None => json!({
+                        "kind": "drive#change", "changeType": "file", "removed": true,
+                        "fileId": before.map(|b| b.id).unwrap_or_default(), "time": at,
+                    }),
+                }
+            })
+            .collect();
+        let asked = http.query("pageSize").and_then(|p| p.parse().ok());
+        let page: Vec<Value> = all.iter().skip(token.offset).take(page_len(state, asked)).cloned().collect();
+        let mut body = json!({ "kind": "drive#changeList", "changes": page });
+        if token.offset + page.len() < all.len() {
+            body["nextPageToken"] = json!(Token { to: Some(to), offset: token.offset + page.len(), ..token }.encode());
+        } else {
+            body["newStartPageToken"] = json!(Token { from: to, to: None, offset: 0 }.encode());
         }
         ResponseTemplate::new(200).set_body_json(body)
     }
