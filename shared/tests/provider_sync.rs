@@ -1168,3 +1168,323 @@ async fn drive_fixture_file_list_is_read_as_documented() {
     assert!(children.items.iter().all(|i| i.parent_id.as_deref() == Some(folder)));
     assert_eq!(children.next.as_deref(), page["nextPageToken"].as_str());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Box
+
+#[tokio::test]
+async fn box_crawl_pages_through_both_levels() {
+    // Arrange
+    let s = Setup::scenario(ProviderType::Box).await;
+    let synced = s.tree.synced_folder_id();
+
+    // Act
+    let (top, top_pages) = s.crawl_folder(&synced).await;
+    let scenarios = by_name(&top, "Scenarios");
+    let (below, below_pages) = s.crawl_folder(&scenarios.id).await;
+
+    // Assert
+    assert_eq!((top_pages, below_pages), (2, 1));
+    let expected_top: Vec<RemoteItem> =
+        ["Scenarios", "factory-line.qsim", "throughput-results.csv", "warehouse-layout.qsim"]
+            .iter()
+            .map(|p| expected(s.kind, &s.tree.expect(p), false))
+            .collect();
+    assert_eq!(top, expected_top);
+    assert_eq!(below, vec![expected(s.kind, &s.tree.expect("Scenarios/baseline.qsim"), false)]);
+    let factory = by_name(&top, "factory-line.qsim");
+    assert_eq!(factory.hash.as_deref(), Some(readme_hash(s.kind, "factory-line.qsim")));
+    assert_eq!((factory.revision.as_deref(), factory.size), (Some("0"), Some(48213)));
+    assert_eq!((scenarios.kind, scenarios.size, scenarios.hash.clone()), (ItemKind::Folder, None, None));
+
+    let requests = s.server.received_requests().await.unwrap();
+    let query: std::collections::HashMap<String, String> = requests[0].url.query_pairs().into_owned().collect();
+    assert_eq!(requests[0].url.path(), format!("/2.0/folders/{synced}/items"));
+    assert_eq!((query["usemarker"].as_str(), query["limit"].as_str()), ("true", "1000"));
+    for field in ["sha1", "etag", "parent", "created_at", "modified_at", "item_status"] {
+        assert!(query["fields"].split(',').any(|f| f == field), "fields lacks {field}: {query:?}");
+    }
+    assert!(requests[1].url.query_pairs().any(|(k, _)| k == "marker"), "the second page is asked by marker");
+}
+
+#[tokio::test]
+async fn box_changes_are_the_upload_the_move_the_rename_the_trash_and_the_account_wide_rest() {
+    // Arrange
+    let s = Setup::scenario(ProviderType::Box).await;
+    s.tree.set_page_size(100);
+    let cursor = s.start_cursor().await;
+    s.tree.modify("factory-line.qsim", fixture_content("factory-line.qsim v2", 49877));
+    s.tree.move_to("warehouse-layout.qsim", "Scenarios");
+    s.tree.rename("Scenarios/baseline.qsim", "baseline-v1.qsim");
+    let gone = s.tree.expect("throughput-results.csv").id;
+    s.tree.delete("throughput-results.csv");
+    s.tree.modify("/Elsewhere/notes.txt", "outside the synced folder");
+
+    // Act
+    let (changes, pages, next_cursor) = s.changes_from(&cursor).await;
+
+    // Assert: one change per event; the stream is the whole account's.
+    let upsert = |p: &str| Change::Upsert(expected(s.kind, &s.tree.expect(p), true));
+    assert_eq!(
+        changes,
+        vec![
+            upsert("factory-line.qsim"),
+            upsert("Scenarios/warehouse-layout.qsim"),
+            upsert("Scenarios/baseline-v1.qsim"),
+            Change::Deleted { id: Some(gone), path_lower: None },
+            upsert("/Elsewhere/notes.txt"),
+        ]
+    );
+    assert_eq!(pages.len(), 1);
+    assert_eq!(upserted(&changes)[0].hash.as_deref(), Some(readme_hash(s.kind, "factory-line.qsim v2")));
+    assert_eq!(next_cursor.parse::<u64>().unwrap() - cursor.parse::<u64>().unwrap(), 5, "5 events further");
+    let (after, _, _) = s.changes_from(&next_cursor).await;
+    assert_eq!(after, vec![]);
+
+    let requests = s.server.received_requests().await.unwrap();
+    let stream =
+        requests.iter().find(|r| r.url.query_pairs().any(|(k, v)| k == "stream_position" && v == cursor)).unwrap();
+    let query: std::collections::HashMap<String, String> = stream.url.query_pairs().into_owned().collect();
+    assert_eq!((query["stream_type"].as_str(), query["limit"].as_str()), ("changes", "500"));
+}
+
+#[tokio::test]
+async fn box_full_pages_carry_next_and_every_page_carries_the_position() {
+    // Arrange: 501 events, so the first page is full (500) and says more may follow.
+    let s = Setup::scenario(ProviderType::Box).await;
+    s.tree.set_page_size(1000);
+    let cursor = s.start_cursor().await;
+    for i in 0..501 {
+        s.tree.modify("factory-line.qsim", format!("version {i}"));
+    }
+
+    // Act
+    let (changes, pages, last) = s.changes_from(&cursor).await;
+
+    // Assert
+    let shape: Vec<(usize, bool, bool)> =
+        pages.iter().map(|p| (p.changes.len(), p.next.is_some(), p.cursor.is_some())).collect();
+    assert_eq!(shape, vec![(500, true, true), (1, false, true)]);
+    assert_eq!(pages[0].next, pages[0].cursor, "the stream's next page starts where the cursor is");
+    assert_eq!(changes.len(), 501);
+    assert_eq!(last.parse::<u64>().unwrap() - cursor.parse::<u64>().unwrap(), 501);
+}
+
+#[tokio::test]
+async fn box_short_pages_advance_the_cursor_without_next() {
+    // Arrange: Box may answer fewer events than asked; the fake's page size is 2.
+    let s = Setup::scenario(ProviderType::Box).await;
+    let cursor = s.start_cursor().await;
+    for i in 0..3 {
+        s.tree.add_file(&format!("new-{i}.qsim"), format!("model {i}"));
+    }
+
+    // Act
+    let first = s.one_change_page(&cursor).await.unwrap();
+    let second = s.one_change_page(first.cursor.as_deref().unwrap()).await.unwrap();
+
+    // Assert
+    let names = |p: &ChangePage| upserted(&p.changes).iter().map(|i| i.name.clone()).collect::<Vec<_>>();
+    assert_eq!((names(&first), first.next.is_some()), (vec!["new-0.qsim".to_owned(), "new-1.qsim".to_owned()], false));
+    assert_eq!((names(&second), second.next.is_some()), (vec!["new-2.qsim".to_owned()], false));
+}
+
+#[tokio::test]
+async fn box_repeated_events_are_applied_once() {
+    // Arrange: Box "may return events more than once".
+    let s = Setup::scenario(ProviderType::Box).await;
+    s.tree.set_page_size(100);
+    s.tree.set_duplicate_events(true);
+    let cursor = s.start_cursor().await;
+    s.tree.modify("factory-line.qsim", "new content");
+    s.tree.delete("throughput-results.csv");
+
+    // Act
+    let page = s.one_change_page(&cursor).await.unwrap();
+
+    // Assert
+    assert_eq!(page.changes.len(), 2, "{:#?}", page.changes);
+}
+
+#[tokio::test]
+async fn box_refused_stream_position_is_a_resync() {
+    // Arrange
+    let s = Setup::scenario(ProviderType::Box).await;
+    let cursor = s.start_cursor().await;
+    s.tree.inject(Endpoint::Changes, Fault::Resync);
+
+    // Act
+    let injected = s.one_change_page(&cursor).await.unwrap_err();
+    let foreign = s.one_change_page("42").await.unwrap_err();
+
+    // Assert
+    for error in [&injected, &foreign] {
+        assert_eq!(*error, ProviderError::ResyncRequired("Box refused the stream position (invalid_parameter)".into()));
+    }
+}
+
+#[tokio::test]
+async fn box_download_follows_the_redirect_without_the_token() {
+    // Arrange
+    let s = Setup::scenario(ProviderType::Box).await;
+    let (items, _) = s.crawl_folder(&s.tree.synced_folder_id()).await;
+    let file = by_name(&items, "warehouse-layout.qsim");
+
+    // Act
+    let download = s.provider().download(&access_token(), &s.scope(), &file).await.unwrap();
+    let (bytes, _) = read_download(download).await;
+
+    // Assert
+    assert_eq!(bytes, fixture_content("warehouse-layout.qsim", 15987));
+    assert_eq!(Some(provider_hash(s.kind, &bytes)), file.hash);
+    assert_eq!(file.hash.as_deref(), Some("56e9a701bcd7b537cfcf8fc54df81b7ca281c0ff"), "the README's sha1");
+    let requests = s.server.received_requests().await.unwrap();
+    let content = requests.iter().find(|r| r.url.path() == format!("/2.0/files/{}/content", file.id)).unwrap();
+    assert_eq!(content.headers["authorization"].to_str().unwrap(), format!("Bearer {ACCESS_TOKEN}"));
+    let preauth = requests.iter().find(|r| r.url.path().starts_with(PREAUTH_PATH)).unwrap();
+    assert!(preauth.headers.get("authorization").is_none(), "the bearer token went to the pre-authenticated URL");
+}
+
+#[tokio::test]
+async fn box_download_not_ready_refused_or_throttled_is_classified_without_the_url() {
+    // Arrange
+    let s = Setup::scenario(ProviderType::Box).await;
+    let file = expected(s.kind, &s.tree.expect("factory-line.qsim"), false);
+    let (token, scope) = (access_token(), s.scope());
+    let download_with = |fault| {
+        s.tree.inject(Endpoint::Download, fault);
+        s.provider().download(&token, &scope, &file)
+    };
+
+    // Act
+    let not_ready = download_with(Fault::NotReady { retry_after_secs: 9 }).await.unwrap_err();
+    let refused = download_with(Fault::PreauthRefused).await.unwrap_err();
+    let throttled = download_with(Fault::RateLimited { retry_after_secs: 4 }).await.unwrap_err();
+
+    // Assert: the 202 is "try again later"; the pre-authenticated URL's refusal says nothing
+    // of the URL; the 429 is the 429.
+    assert_eq!(not_ready, ProviderError::RateLimited { retry_after: Some(Duration::from_secs(9)) });
+    assert!(matches!(refused, ProviderError::Rejected { status: 403, .. }), "{refused:?}");
+    assert_no_secret(s.kind, &format!("{refused} {refused:?}"));
+    assert_eq!(throttled, ProviderError::RateLimited { retry_after: Some(Duration::from_secs(4)) });
+    assert!(s.tree.faults_served());
+}
+
+#[tokio::test]
+async fn box_throttling_and_empty_401s_are_classified() {
+    // Arrange
+    let s = Setup::scenario(ProviderType::Box).await;
+    let cursor = s.start_cursor().await;
+    s.tree.inject(Endpoint::Changes, Fault::RateLimited { retry_after_secs: 100 });
+    s.tree.inject(Endpoint::Children, Fault::Unauthorized);
+
+    // Act
+    let throttled = s.one_change_page(&cursor).await.unwrap_err();
+    let synced = s.tree.synced_folder_id();
+    let expired = s.provider().list_children(&access_token(), &s.scope(), &synced, None).await.unwrap_err();
+
+    // Assert
+    assert_eq!(throttled, ProviderError::RateLimited { retry_after: Some(Duration::from_secs(100)) });
+    assert_eq!(expired, ProviderError::Rejected { status: 401, code: None, description: None });
+}
+
+#[tokio::test]
+async fn box_fixture_event_pages_are_read_as_documented() {
+    // Arrange: events_now.json for the start cursor; events_page.json (upload, trash, move)
+    // with its first event repeated, and its position as a string the second time.
+    let server = MockServer::start().await;
+    let base = server.uri();
+    let mut page = fixture("box/events_page.json", &base);
+    let mut repeated = page.clone();
+    let first_event = repeated["entries"][0].clone();
+    repeated["entries"].as_array_mut().unwrap().push(first_event);
+    repeated["chunk_size"] = json!(4);
+    repeated["next_stream_position"] = json!("1152922976252291902");
+    for (position, body) in [("now", fixture("box/events_now.json", &base)), ("1", page.take()), ("2", repeated)] {
+        Mock::given(method("GET"))
+            .and(path("/2.0/events"))
+            .and(wiremock::matchers::query_param("stream_position", position))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount(&server)
+            .await;
+    }
+    let registry = registry(&server, ProviderType::Box);
+    let provider = registry.get(ProviderType::Box).unwrap();
+    let scope = SyncScope { folder_id: "246813579012", folder_path: None, connection_metadata: None };
+
+    // Act
+    let start = provider.start_cursor(&access_token(), &scope).await.unwrap();
+    let events = provider.changes(&access_token(), &scope, "1").await.unwrap();
+    let again = provider.changes(&access_token(), &scope, "2").await.unwrap();
+
+    // Assert
+    assert_eq!(start, "1152922976252290886", "the number kept exactly (it passes 2^53)");
+    let at = |s: &str| Some(chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc));
+    let upload = RemoteItem {
+        id: "1357924680123".into(),
+        name: "factory-line.qsim".into(),
+        kind: ItemKind::File,
+        parent_id: Some("246813579012".into()),
+        path_lower: None,
+        path_display: None,
+        size: Some(49877),
+        hash: Some(readme_hash(ProviderType::Box, "factory-line.qsim v2").into()),
+        revision: Some("4".into()),
+        mime_type: None,
+        created_at: at("2026-02-11T00:02:17-08:00"),
+        modified_at: at("2026-03-02T01:14:27-08:00"),
+        downloadable: true,
+    };
+    assert_eq!(events.changes.len(), 3);
+    assert_eq!(events.changes[0], Change::Upsert(upload));
+    assert_eq!(events.changes[1], Change::Deleted { id: Some("1357924680456".into()), path_lower: None });
+    let Change::Upsert(moved) = &events.changes[2] else { panic!("the move is an upsert: {:?}", events.changes[2]) };
+    assert_eq!((moved.id.as_str(), moved.parent_id.as_deref()), ("1357924680789", Some("246813579456")));
+    assert_eq!((events.next.as_deref(), events.cursor.as_deref()), (None, Some("1152922976252291902")));
+    assert_eq!(again.changes, events.changes, "the repeated event is applied once");
+    assert_eq!(again.cursor, events.cursor, "a string position reads like a number");
+}
+
+#[tokio::test]
+async fn box_fixture_folder_item_pages_are_read_as_documented() {
+    // Arrange: folder_items_page1.json (next_marker) and folder_items_page2.json (null).
+    let server = MockServer::start().await;
+    let first = fixture("box/folder_items_page1.json", &server.uri());
+    let folder = "246813579012";
+    Mock::given(method("GET"))
+        .and(path(format!("/2.0/folders/{folder}/items")))
+        .and(wiremock::matchers::query_param_is_missing("marker"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(first.clone()))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/2.0/folders/{folder}/items")))
+        .and(wiremock::matchers::query_param("marker", first["next_marker"].as_str().unwrap()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("box/folder_items_page2.json", &server.uri())))
+        .mount(&server)
+        .await;
+    let registry = registry(&server, ProviderType::Box);
+    let provider = registry.get(ProviderType::Box).unwrap();
+    let scope = SyncScope { folder_id: folder, folder_path: None, connection_metadata: None };
+
+    // Act
+    let page1 = provider.list_children(&access_token(), &scope, folder, None).await.unwrap();
+    let page2 = provider.list_children(&access_token(), &scope, folder, page1.next.as_deref()).await.unwrap();
+
+    // Assert
+    let summary: Vec<_> =
+        page1.items.iter().chain(&page2.items).map(|i| (i.name.as_str(), i.kind, i.revision.as_deref())).collect();
+    assert_eq!(
+        summary,
+        [
+            ("factory-line.qsim", ItemKind::File, Some("3")),
+            ("throughput-results.csv", ItemKind::File, Some("0")),
+            ("Scenarios", ItemKind::Folder, Some("1")),
+            ("warehouse-layout.qsim", ItemKind::File, Some("1")),
+        ]
+    );
+    assert_eq!(page1.items[0].hash.as_deref(), Some(readme_hash(ProviderType::Box, "factory-line.qsim")));
+    assert!(page1.items.iter().chain(&page2.items).all(|i| i.parent_id.as_deref() == Some(folder)));
+    assert_eq!(page1.next.as_deref(), first["next_marker"].as_str());
+    assert_eq!(page2.next, None);
+}

@@ -143,6 +143,8 @@ struct Node {
     content: Arc<Vec<u8>>,
     /// A Google Docs editor file: a size, but no bytes, checksum or head revision.
     google_doc: bool,
+    /// Box: the id of the current file version, new with every upload.
+    file_version_id: String,
     /// Bumped on every change to the item itself (content, name, parent).
     version: u64,
     created: DateTime<Utc>,
@@ -151,12 +153,24 @@ struct Node {
 
 type Snapshot = Arc<BTreeMap<String, Node>>;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepKind {
+    Created,
+    Modified,
+    Renamed,
+    Moved,
+    Deleted,
+}
+
 #[derive(Debug)]
 struct Step {
+    kind: StepKind,
     /// The item the step changed.
     id: String,
     /// The tree after the step.
     after: Snapshot,
+    /// Box's `event_id` for the step.
+    event_id: String,
 }
 
 #[derive(Debug)]
@@ -392,12 +406,14 @@ impl RemoteTree {
         let mut state = self.lock();
         let id = state.resolve_or_panic(path);
         let now = state.tick();
+        let file_version_id = state.new_version_id();
         let node = state.nodes.get_mut(&id).expect("resolved node");
         assert_eq!(node.kind, ItemKind::File, "modify `{path}`: not a file");
         node.content = Arc::new(content.into());
         node.version += 1;
         node.modified = now;
-        state.record(&id);
+        node.file_version_id = file_version_id;
+        state.record(StepKind::Modified, &id);
     }
 
     pub fn rename(&self, path: &str, new_name: &str) {
@@ -408,7 +424,7 @@ impl RemoteTree {
         node.name = new_name.to_owned();
         node.version += 1;
         node.modified = now;
-        state.record(&id);
+        state.record(StepKind::Renamed, &id);
     }
 
     /// Moves an item into the folder at `new_parent` (`""` is the synced folder, `"/"` the
@@ -422,7 +438,7 @@ impl RemoteTree {
         node.parent = Some(parent);
         node.version += 1;
         node.modified = now;
-        state.record(&id);
+        state.record(StepKind::Moved, &id);
     }
 
     /// Deletes an item and, for a folder, everything below it (one step: Box trashes the folder).
@@ -434,7 +450,7 @@ impl RemoteTree {
         for n in doomed {
             state.nodes.remove(&n);
         }
-        state.record(&id);
+        state.record(StepKind::Deleted, &id);
     }
 
     /// The item at `path` now, as the provider reports it.
@@ -459,6 +475,7 @@ impl Node {
             kind: ItemKind::Folder,
             content: Arc::new(Vec::new()),
             google_doc: false,
+            file_version_id: String::new(),
             version: 1,
             created: at,
             modified: at,
@@ -523,8 +540,14 @@ impl State {
         }
     }
 
-    fn record(&mut self, id: &str) {
-        self.steps.push(Step { id: id.to_owned(), after: Arc::new(self.nodes.clone()) });
+    fn record(&mut self, kind: StepKind, id: &str) {
+        let event_id = format!("{:016x}{:024x}", fnv(id), self.steps.len() + 1);
+        self.steps.push(Step { kind, id: id.to_owned(), after: Arc::new(self.nodes.clone()), event_id });
+    }
+
+    fn new_version_id(&mut self) -> String {
+        self.issued += 1;
+        format!("{}", 1_493_827_170_000_u64 + self.issued)
     }
 
     /// The journal position now.
@@ -587,8 +610,11 @@ impl State {
         node.kind = kind;
         node.content = Arc::new(content);
         node.google_doc = google_doc;
+        if kind == ItemKind::File {
+            node.file_version_id = self.new_version_id();
+        }
         self.nodes.insert(id.clone(), node);
-        self.record(&id);
+        self.record(StepKind::Created, &id);
         id
     }
 
@@ -732,7 +758,7 @@ pub async fn mount(server: &MockServer, tree: &RemoteTree) {
         Family::Graph => mount_graph(server, tree).await,
         Family::Drive => mount_drive(server, tree).await,
         Family::Dropbox => mount_dropbox(server, tree).await,
-        other => panic!("the {other:?} sync fake is not built yet"),
+        Family::Box => mount_box(server, tree).await,
     }
 }
 
@@ -757,6 +783,15 @@ pub async fn mount_drive(server: &MockServer, tree: &RemoteTree) {
 /// `api_base_url` when it is set).
 pub async fn mount_dropbox(server: &MockServer, tree: &RemoteTree) {
     mount_family(server, tree, Family::Dropbox).await;
+}
+
+/// Box 2.0: `/folders/{id}/items` with marker paging, the user event stream
+/// (`events?stream_type=changes`, one event per step, over the whole account; positions are
+/// [`BOX_STREAM_BASE`] plus the step), and `/files/{id}/content` answering 302 to a
+/// pre-authenticated URL on the same server that refuses any request carrying
+/// `Authorization`.
+pub async fn mount_box(server: &MockServer, tree: &RemoteTree) {
+    mount_family(server, tree, Family::Box).await;
 }
 
 async fn mount_family(server: &MockServer, tree: &RemoteTree, family: Family) {
@@ -785,7 +820,7 @@ impl Respond for Fake {
             Family::Graph => graph::respond(&mut state, &http),
             Family::Drive => drive::respond(&mut state, &http),
             Family::Dropbox => dropbox::respond(&mut state, &http),
-            _ => ResponseTemplate::new(501),
+            Family::Box => boxcom::respond(&mut state, &http),
         }
     }
 }
@@ -1763,4 +1798,238 @@ fn drive_user_rate_limit() -> ResponseTemplate {
             "message": "User Rate Limit Exceeded",
         }
     }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Box
+
+mod boxcom {
+    use super::*;
+
+    pub(super) fn respond(state: &mut State, http: &Http<'_>) -> ResponseTemplate {
+        let segments = http.segments();
+        let route: Vec<&str> = segments.iter().map(String::as_str).collect();
+        if let ["preauth", "box", id] = route.as_slice() {
+            return preauth(state, http, id);
+        }
+        if http.method() != "GET" {
+            return error(405, "method_not_allowed", "Method Not Allowed");
+        }
+        let endpoint = match route.as_slice() {
+            ["2.0", "events"] if http.query("stream_position").as_deref() == Some("now") => Endpoint::StartCursor,
+            ["2.0", "events"] => Endpoint::Changes,
+            ["2.0", "folders", _, "items"] => Endpoint::Children,
+            ["2.0", "files", _, "content"] => Endpoint::Download,
+            _ => return not_found(),
+        };
+        if let Some(fault) = state.take_fault(endpoint, false) {
+            return fault_response(http, fault);
+        }
+        if !http.authorized() {
+            return fault_response(http, Fault::Unauthorized);
+        }
+        match route.as_slice() {
+            ["2.0", "events"] => events(state, http),
+            ["2.0", "folders", id, "items"] => items(state, http, id),
+            ["2.0", "files", id, "content"] => match state.nodes.get(*id) {
+                Some(node) if node.is_file() => {
+                    ResponseTemplate::new(302).insert_header("Location", preauth_url(http.base, "box", id).as_str())
+                }
+                _ => not_found(),
+            },
+            _ => not_found(),
+        }
+    }
+
+    fn error(status: u16, code: &str, message: &str) -> ResponseTemplate {
+        ResponseTemplate::new(status).set_body_json(json!({
+            "type": "error",
+            "status": status,
+            "code": code,
+            "help_url": "https://developer.box.com/guides/api-calls/permissions-and-errors/common-errors/",
+            "message": message,
+            "request_id": "fake0123456789",
+        }))
+    }
+
+    fn not_found() -> ResponseTemplate {
+        error(404, "not_found", "Not Found")
+    }
+
+    fn fault_response(http: &Http<'_>, fault: Fault) -> ResponseTemplate {
+        match fault {
+            Fault::RateLimited { retry_after_secs } => ResponseTemplate::new(429)
+                .insert_header("retry-after", retry_after_secs.to_string().as_str())
+                .set_body_json(fixture("box/error_429.json", http.base)),
+            Fault::UserRateLimit403 => drive_user_rate_limit(),
+            // Box documents no answer for a stream position it no longer honours: a 400 on the
+            // parameter is the fake's (and the provider's) reading.
+            Fault::Resync => error(400, "invalid_parameter", "Invalid value for query parameter 'stream_position'."),
+            // Real 401s often come without a body: only the header says why.
+            Fault::Unauthorized => ResponseTemplate::new(401).insert_header(
+                "WWW-Authenticate",
+                "Bearer realm=\"Service\", error=\"invalid_token\", error_description=\"The access token provided is invalid.\"",
+            ),
+            Fault::ServerError => error(503, "unavailable", "Unavailable"),
+            Fault::NotReady { retry_after_secs } => {
+                ResponseTemplate::new(202).insert_header("Retry-After", retry_after_secs.to_string().as_str())
+            }
+            Fault::PreauthRefused => ResponseTemplate::new(403),
+        }
+    }
+
+    /// Box dates carry an offset; the fixtures' is Pacific.
+    fn time(at: DateTime<Utc>) -> String {
+        let pacific = chrono::FixedOffset::west_opt(8 * 3600).expect("offset");
+        at.with_timezone(&pacific).format("%Y-%m-%dT%H:%M:%S%:z").to_string()
+    }
+
+    /// A folder mini, as `parent` and `path_collection` entries show it (the root's etag and
+    /// sequence_id are null).
+    fn folder_mini(node: &Node) -> Value {
+        let tag = node.parent.as_ref().map(|_| box_etag(node));
+        json!({ "type": "folder", "id": node.id, "sequence_id": tag, "etag": tag, "name": node.name })
+    }
+
+    /// An item with the fields the provider asks for, as in `folder_items_page1.json`;
+    /// `full` adds what an event's `source` carries (`path_collection`, trash dates, users).
+    fn item(state: &State, nodes: &BTreeMap<String, Node>, node: &Node, full: bool, status: &str) -> Value {
+        let mut value = json!({
+            "type": if node.is_file() { "file" } else { "folder" },
+            "id": node.id,
+            "sequence_id": box_etag(node),
+            "etag": box_etag(node),
+            "name": node.name,
+            "size": state.size_of(nodes, node),
+            "created_at": time(node.created),
+            "modified_at": time(node.modified),
+            "content_modified_at": time(node.modified - chrono::Duration::seconds(2)),
+            "item_status": status,
+            "parent": node.parent.as_deref().and_then(|p| nodes.get(p)).map(folder_mini),
+        });
+        if node.is_file() {
+            let sha1 = state.hash_hex(node);
+            value["sha1"] = json!(sha1);
+            value["file_version"] = json!({ "type": "file_version", "id": node.file_version_id, "sha1": sha1 });
+        }
+        if full {
+            let mut chain = Vec::new();
+            let mut at = node.parent.as_deref().and_then(|p| nodes.get(p));
+            while let Some(folder) = at {
+                chain.push(folder_mini(folder));
+                at = folder.parent.as_deref().and_then(|p| nodes.get(p));
+            }
+            chain.reverse();
+            let user =
+                json!({ "type": "user", "id": "19028374650", "name": "Megan Bowen", "login": "megan@contoso.com" });
+            let trashed = (status != "active").then(|| time(state.clock));
+            for (key, field) in [
+                ("description", json!("")),
+                ("path_collection", json!({ "total_count": chain.len(), "entries": chain })),
+                ("trashed_at", json!(trashed)),
+                ("purged_at", Value::Null),
+                ("content_created_at", json!(time(node.created))),
+                ("created_by", user.clone()),
+                ("modified_by", user.clone()),
+                ("owned_by", user),
+                ("shared_link", Value::Null),
+            ] {
+                value[key] = field;
+            }
+        }
+        value
+    }
+
+    fn items(state: &State, http: &Http<'_>, id: &str) -> ResponseTemplate {
+        match state.nodes.get(id) {
+            Some(node) if !node.is_file() => {}
+            _ => return not_found(),
+        }
+        if http.query("usemarker").as_deref() != Some("true") {
+            return error(400, "bad_request", "the fake serves marker paging only");
+        }
+        let offset: usize = match http.query("marker") {
+            Some(marker) => match unopaque(&marker).and_then(|m| m.parse().ok()) {
+                Some(offset) => offset,
+                None => return error(400, "invalid_parameter", "Invalid value for query parameter 'marker'."),
+            },
+            None => 0,
+        };
+        let limit = http.query("limit").and_then(|l| l.parse().ok());
+        let take = page_len(state, limit);
+        let all = state.children(&state.nodes, id);
+        let page: Vec<Value> =
+            all.iter().skip(offset).take(take).map(|n| item(state, &state.nodes, n, false, "active")).collect();
+        let more = offset + page.len() < all.len();
+        let next = more.then(|| opaque(&(offset + page.len()).to_string()));
+        ResponseTemplate::new(200).set_body_json(json!({ "entries": page, "limit": take, "next_marker": next }))
+    }
+
+    fn event_type(step: &Step, node: &Node) -> &'static str {
+        match step.kind {
+            StepKind::Created if node.is_file() => "ITEM_UPLOAD",
+            StepKind::Created => "ITEM_CREATE",
+            StepKind::Modified => "ITEM_UPLOAD",
+            StepKind::Renamed => "ITEM_RENAME",
+            StepKind::Moved => "ITEM_MOVE",
+            StepKind::Deleted => "ITEM_TRASH",
+        }
+    }
+
+    /// The event of step `index` (0-based): its source as the step left it, or, for a
+    /// trash, as it was with `item_status: trashed`.
+    fn event(state: &State, index: usize) -> Option<Value> {
+        let step = &state.steps[index];
+        let (nodes, status) = match step.kind {
+            StepKind::Deleted => (state.snapshot(index as u64)?, "trashed"),
+            _ => (step.after.clone(), "active"),
+        };
+        let node = nodes.get(&step.id)?;
+        let at = time(node.modified);
+        Some(json!({
+            "type": "event",
+            "event_id": step.event_id,
+            "created_by": { "type": "user", "id": "19028374650", "name": "Megan Bowen", "login": "megan@contoso.com" },
+            "created_at": at,
+            "recorded_at": at,
+            "event_type": event_type(step, node),
+            "session_id": format!("s{:x}", fnv(&step.event_id)),
+            "source": item(state, &nodes, node, true, status),
+            "additional_details": Value::Null,
+        }))
+    }
+
+    /// The user event stream from a position: `now` is the end, `0` the beginning, and
+    /// `BOX_STREAM_BASE + n` follows step `n`. Pages hold at most `limit` (default 100) events.
+    fn events(state: &State, http: &Http<'_>) -> ResponseTemplate {
+        if http.query("stream_type").as_deref().is_some_and(|t| t != "changes" && t != "all") {
+            return error(400, "invalid_parameter", "the fake serves the changes stream");
+        }
+        let seq = state.seq();
+        let from = match http.query("stream_position").as_deref() {
+            Some("now") => seq,
+            None | Some("0") => 0,
+            Some(position) => match position.parse::<u64>().ok().and_then(|p| p.checked_sub(BOX_STREAM_BASE)) {
+                Some(step) if step <= seq => step,
+                _ => return fault_response(http, Fault::Resync),
+            },
+        };
+        let limit = http.query("limit").and_then(|l| l.parse().ok()).unwrap_or(100);
+        let take = page_len(state, Some(limit));
+        let steps: Vec<usize> = (from as usize..seq as usize).take(take).collect();
+        let mut entries = Vec::new();
+        for index in &steps {
+            if let Some(event) = event(state, *index) {
+                if state.duplicate_events {
+                    entries.push(event.clone());
+                }
+                entries.push(event);
+            }
+        }
+        ResponseTemplate::new(200).set_body_json(json!({
+            "chunk_size": entries.len(),
+            "next_stream_position": BOX_STREAM_BASE + from + steps.len() as u64,
+            "entries": entries,
+        }))
+    }
 }
