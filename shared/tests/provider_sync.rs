@@ -9,11 +9,12 @@
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 use shared::content_hash::{ContentHasher, HashAlg};
 use shared::db::ProviderType;
 use shared::providers::{Change, ChangePage, ItemKind, Provider, ProviderError, Registry, RemoteItem, SyncScope};
-use testkit::providers::ACCESS_TOKEN;
+use testkit::providers::{ACCESS_TOKEN, NEW_ACCESS_TOKEN, REFRESH_TOKEN};
 use testkit::sync_fakes::{
     Endpoint, Family, Fault, PREAUTH_PATH, PREAUTH_SECRET, RemoteTree, Scope, TreeItem, access_token, fixture,
     fixture_content, mount, registry,
@@ -1487,4 +1488,37 @@ async fn box_fixture_folder_item_pages_are_read_as_documented() {
     assert!(page1.items.iter().chain(&page2.items).all(|i| i.parent_id.as_deref() == Some(folder)));
     assert_eq!(page1.next.as_deref(), first["next_marker"].as_str());
     assert_eq!(page2.next, None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every family
+
+#[tokio::test]
+async fn every_family_reports_a_new_folder_classifies_a_503_and_takes_a_refreshed_token() {
+    for kind in [ProviderType::OneDrive, ProviderType::GDrive, ProviderType::Dropbox, ProviderType::Box] {
+        // Arrange: a folder created after the cursor; a 503 on the crawl; a 401 on the feed,
+        // after which the fake's token endpoint hands out the token it also accepts.
+        let s = Setup::scenario(kind).await;
+        s.tree.set_page_size(100);
+        let cursor = s.start_cursor().await;
+        let folder = s.tree.add_folder("Exports");
+        s.tree.inject(Endpoint::Children, Fault::ServerError);
+        s.tree.inject(Endpoint::Changes, Fault::Unauthorized);
+        let synced = s.tree.synced_folder_id();
+
+        // Act
+        let unavailable = s.provider().list_children(&access_token(), &s.scope(), &synced, None).await.unwrap_err();
+        let expired = s.one_change_page(&cursor).await.unwrap_err();
+        let refreshed = s.provider().refresh(&SecretString::from(REFRESH_TOKEN)).await.unwrap();
+        let page = s.provider().changes(&refreshed.access_token, &s.scope(), &cursor).await.unwrap();
+
+        // Assert
+        assert_eq!(unavailable, ProviderError::Server { status: 503 }, "{kind}");
+        assert!(unavailable.is_transient());
+        assert!(matches!(expired, ProviderError::Rejected { status: 401, .. }), "{kind}: {expired:?}");
+        assert_eq!(refreshed.access_token.expose_secret(), NEW_ACCESS_TOKEN, "{kind}");
+        let created = expected(kind, &s.tree.expect("Exports"), true);
+        assert_eq!(created.id, folder);
+        assert!(page.changes.contains(&Change::Upsert(created)), "{kind}: {:#?}", page.changes);
+    }
 }

@@ -18,6 +18,34 @@
 //! URLs in them point at the fake. Faults ([`Fault`]) are injected per [`Endpoint`] and served
 //! once. Every API request must carry `Bearer` [`ACCESS_TOKEN`] or [`NEW_ACCESS_TOKEN`] (what
 //! the fake's `/token` endpoint hands out on refresh), or it gets the provider's 401.
+//!
+//! Conventions the fakes share: children come folders first, then by name; the default page
+//! size is 2 ([`RemoteTree::set_page_size`]), so every crawl and feed pages; a cursor the
+//! fake never handed out gets the provider's resync answer.
+//!
+//! ```
+//! use shared::db::ProviderType;
+//! use shared::providers::Change;
+//! use testkit::sync_fakes::{RemoteTree, access_token, mount, registry};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let server = wiremock::MockServer::start().await;
+//! let tree = RemoteTree::scenario(ProviderType::Dropbox);
+//! mount(&server, &tree).await;
+//! let registry = registry(&server, ProviderType::Dropbox);
+//! let provider = registry.get(ProviderType::Dropbox).unwrap();
+//! let scope = tree.scope();
+//!
+//! let cursor = provider.start_cursor(&access_token(), &scope.as_scope()).await.unwrap();
+//! tree.delete("throughput-results.csv");
+//! let page = provider.changes(&access_token(), &scope.as_scope(), &cursor).await.unwrap();
+//! assert_eq!(
+//!     page.changes,
+//!     [Change::Deleted { id: None, path_lower: Some("/quodsi models/throughput-results.csv".into()) }]
+//! );
+//! # }
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
