@@ -18,6 +18,34 @@
 //! URLs in them point at the fake. Faults ([`Fault`]) are injected per [`Endpoint`] and served
 //! once. Every API request must carry `Bearer` [`ACCESS_TOKEN`] or [`NEW_ACCESS_TOKEN`] (what
 //! the fake's `/token` endpoint hands out on refresh), or it gets the provider's 401.
+//!
+//! Conventions the fakes share: children come folders first, then by name; the default page
+//! size is 2 ([`RemoteTree::set_page_size`]), so every crawl and feed pages; a cursor the
+//! fake never handed out gets the provider's resync answer.
+//!
+//! ```
+//! use shared::db::ProviderType;
+//! use shared::providers::Change;
+//! use testkit::sync_fakes::{RemoteTree, access_token, mount, registry};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let server = wiremock::MockServer::start().await;
+//! let tree = RemoteTree::scenario(ProviderType::Dropbox);
+//! mount(&server, &tree).await;
+//! let registry = registry(&server, ProviderType::Dropbox);
+//! let provider = registry.get(ProviderType::Dropbox).unwrap();
+//! let scope = tree.scope();
+//!
+//! let cursor = provider.start_cursor(&access_token(), &scope.as_scope()).await.unwrap();
+//! tree.delete("throughput-results.csv");
+//! let page = provider.changes(&access_token(), &scope.as_scope(), &cursor).await.unwrap();
+//! assert_eq!(
+//!     page.changes,
+//!     [Change::Deleted { id: None, path_lower: Some("/quodsi models/throughput-results.csv".into()) }]
+//! );
+//! # }
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -143,6 +171,8 @@ struct Node {
     content: Arc<Vec<u8>>,
     /// A Google Docs editor file: a size, but no bytes, checksum or head revision.
     google_doc: bool,
+    /// Box: the id of the current file version, new with every upload.
+    file_version_id: String,
     /// Bumped on every change to the item itself (content, name, parent).
     version: u64,
     created: DateTime<Utc>,
@@ -150,6 +180,26 @@ struct Node {
 }
 
 type Snapshot = Arc<BTreeMap<String, Node>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepKind {
+    Created,
+    Modified,
+    Renamed,
+    Moved,
+    Deleted,
+}
+
+#[derive(Debug)]
+struct Step {
+    kind: StepKind,
+    /// The item the step changed.
+    id: String,
+    /// The tree after the step.
+    after: Snapshot,
+    /// Box's `event_id` for the step.
+    event_id: String,
+}
 
 #[derive(Debug)]
 struct State {
@@ -162,8 +212,7 @@ struct State {
     nodes: BTreeMap<String, Node>,
     /// The tree before the first step (root and synced folder).
     base: Snapshot,
-    /// The tree after each step.
-    steps: Vec<Snapshot>,
+    steps: Vec<Step>,
     clock: DateTime<Utc>,
     issued: u64,
     page_size: usize,
@@ -188,7 +237,8 @@ pub struct TreeItem {
     pub id: String,
     pub name: String,
     pub kind: ItemKind,
-    pub parent_id: String,
+    /// `None` for the drive root.
+    pub parent_id: Option<String>,
     /// From the drive root: `/Quodsi Models/Scenarios/baseline.qsim` (Dropbox's `path_display`).
     pub path: String,
     pub size: i64,
@@ -226,8 +276,19 @@ impl Scope {
 }
 
 impl RemoteTree {
-    /// An empty synced folder under the drive root.
+    /// An empty synced folder under the drive root. OneDrive and SharePoint trees are
+    /// OneDrive for Business / SharePoint drives; see [`RemoteTree::new_onedrive_personal`].
     pub fn new(kind: ProviderType) -> RemoteTree {
+        RemoteTree::build(kind, false)
+    }
+
+    /// An empty OneDrive Personal drive: `drive_type` "personal" in the connection metadata,
+    /// ids in Personal's `{drive}!{n}` form, and delta scoped to the synced folder.
+    pub fn new_onedrive_personal() -> RemoteTree {
+        RemoteTree::build(ProviderType::OneDrive, true)
+    }
+
+    fn build(kind: ProviderType, graph_personal: bool) -> RemoteTree {
         let family = Family::of(kind);
         let start = Utc.with_ymd_and_hms(2026, 2, 11, 8, 0, 0).unwrap();
         let root_id = match family {
@@ -240,8 +301,12 @@ impl RemoteTree {
         let mut state = State {
             kind,
             family,
-            graph_personal: false,
-            drive_id: "b!QdsiFakeDrive-RIj2DuyvEyV1T4NlOaMHk8XkS_I8MdFlUCq1BlcjgmhRfAj3".to_owned(),
+            graph_personal,
+            drive_id: if graph_personal {
+                "d4648f06c91d9d3d".to_owned()
+            } else {
+                "b!QdsiFakeDrive-RIj2DuyvEyV1T4NlOaMHk8XkS_I8MdFlUCq1BlcjgmhRfAj3".to_owned()
+            },
             root_id: root_id.clone(),
             synced_id: String::new(),
             nodes: BTreeMap::new(),
@@ -267,7 +332,14 @@ impl RemoteTree {
     /// the README's contents (so its hashes are known answers), Drive's Google Doc
     /// `Model assumptions`, and one file outside the synced folder, `/Elsewhere/notes.txt`.
     pub fn scenario(kind: ProviderType) -> RemoteTree {
-        let tree = RemoteTree::new(kind);
+        RemoteTree::new(kind).with_scenario()
+    }
+
+    /// Adds [`RemoteTree::scenario`]'s items to this tree (to build the scenario on a
+    /// [`RemoteTree::new_onedrive_personal`] drive).
+    pub fn with_scenario(self) -> RemoteTree {
+        let tree = self;
+        let kind = tree.kind();
         for (path, unit, size) in [
             ("factory-line.qsim", "factory-line.qsim", 48213),
             ("throughput-results.csv", "throughput-results.csv", 7412),
@@ -362,12 +434,14 @@ impl RemoteTree {
         let mut state = self.lock();
         let id = state.resolve_or_panic(path);
         let now = state.tick();
+        let file_version_id = state.new_version_id();
         let node = state.nodes.get_mut(&id).expect("resolved node");
         assert_eq!(node.kind, ItemKind::File, "modify `{path}`: not a file");
         node.content = Arc::new(content.into());
         node.version += 1;
         node.modified = now;
-        state.record(&id);
+        node.file_version_id = file_version_id;
+        state.record(StepKind::Modified, &id);
     }
 
     pub fn rename(&self, path: &str, new_name: &str) {
@@ -378,7 +452,7 @@ impl RemoteTree {
         node.name = new_name.to_owned();
         node.version += 1;
         node.modified = now;
-        state.record(&id);
+        state.record(StepKind::Renamed, &id);
     }
 
     /// Moves an item into the folder at `new_parent` (`""` is the synced folder, `"/"` the
@@ -392,7 +466,7 @@ impl RemoteTree {
         node.parent = Some(parent);
         node.version += 1;
         node.modified = now;
-        state.record(&id);
+        state.record(StepKind::Moved, &id);
     }
 
     /// Deletes an item and, for a folder, everything below it (one step: Box trashes the folder).
@@ -404,7 +478,7 @@ impl RemoteTree {
         for n in doomed {
             state.nodes.remove(&n);
         }
-        state.record(&id);
+        state.record(StepKind::Deleted, &id);
     }
 
     /// The item at `path` now, as the provider reports it.
@@ -429,6 +503,7 @@ impl Node {
             kind: ItemKind::Folder,
             content: Arc::new(Vec::new()),
             google_doc: false,
+            file_version_id: String::new(),
             version: 1,
             created: at,
             modified: at,
@@ -493,8 +568,14 @@ impl State {
         }
     }
 
-    fn record(&mut self, _id: &str) {
-        self.steps.push(Arc::new(self.nodes.clone()));
+    fn record(&mut self, kind: StepKind, id: &str) {
+        let event_id = format!("{:016x}{:024x}", fnv(id), self.steps.len() + 1);
+        self.steps.push(Step { kind, id: id.to_owned(), after: Arc::new(self.nodes.clone()), event_id });
+    }
+
+    fn new_version_id(&mut self) -> String {
+        self.issued += 1;
+        format!("{}", 1_493_827_170_000_u64 + self.issued)
     }
 
     /// The journal position now.
@@ -505,7 +586,7 @@ impl State {
     fn snapshot(&self, seq: u64) -> Option<Snapshot> {
         match seq {
             0 => Some(self.base.clone()),
-            n => self.steps.get(usize::try_from(n - 1).ok()?).cloned(),
+            n => self.steps.get(usize::try_from(n - 1).ok()?).map(|s| s.after.clone()),
         }
     }
 
@@ -557,8 +638,11 @@ impl State {
         node.kind = kind;
         node.content = Arc::new(content);
         node.google_doc = google_doc;
+        if kind == ItemKind::File {
+            node.file_version_id = self.new_version_id();
+        }
         self.nodes.insert(id.clone(), node);
-        self.record(&id);
+        self.record(StepKind::Created, &id);
         id
     }
 
@@ -627,7 +711,7 @@ impl State {
             id: node.id.clone(),
             name: node.name.clone(),
             kind: node.kind,
-            parent_id: node.parent.clone().unwrap_or_default(),
+            parent_id: node.parent.clone(),
             path: self.path_of(nodes, &node.id),
             size: self.size_of(nodes, node),
             hash: self.hash_hex(node),
@@ -699,9 +783,27 @@ pub fn access_token() -> SecretString {
 pub async fn mount(server: &MockServer, tree: &RemoteTree) {
     let family = tree.lock().family;
     match family {
+        Family::Graph => mount_graph(server, tree).await,
+        Family::Drive => mount_drive(server, tree).await,
         Family::Dropbox => mount_dropbox(server, tree).await,
-        other => panic!("the {other:?} sync fake is not built yet"),
+        Family::Box => mount_box(server, tree).await,
     }
+}
+
+/// Microsoft Graph (OneDrive, SharePoint): `/drives/{d}/items/{id}/children` with `$top` and
+/// `@odata.nextLink`, `root/delta` (and, on a [`RemoteTree::new_onedrive_personal`] drive,
+/// the folder's own `items/{id}/delta`; Business refuses it with `notSupported`), and
+/// `/content` answering 302 to a pre-authenticated URL on the same server that refuses any
+/// request carrying `Authorization`. `/me/drive/...` is the same drive.
+pub async fn mount_graph(server: &MockServer, tree: &RemoteTree) {
+    mount_family(server, tree, Family::Graph).await;
+}
+
+/// Google Drive v3: `changes/startPageToken`, `changes` (the whole drive, as Drive's feed
+/// is), `files` with `q='<id>' in parents and trashed = false`, and `files/{id}?alt=media`
+/// (refused for Google Docs, as Drive does).
+pub async fn mount_drive(server: &MockServer, tree: &RemoteTree) {
+    mount_family(server, tree, Family::Drive).await;
 }
 
 /// Dropbox: `list_folder`, `list_folder/continue`, `list_folder/get_latest_cursor` and the
@@ -711,14 +813,24 @@ pub async fn mount_dropbox(server: &MockServer, tree: &RemoteTree) {
     mount_family(server, tree, Family::Dropbox).await;
 }
 
+/// Box 2.0: `/folders/{id}/items` with marker paging, the user event stream
+/// (`events?stream_type=changes`, one event per step, over the whole account; positions are
+/// [`BOX_STREAM_BASE`] plus the step), and `/files/{id}/content` answering 302 to a
+/// pre-authenticated URL on the same server that refuses any request carrying
+/// `Authorization`.
+pub async fn mount_box(server: &MockServer, tree: &RemoteTree) {
+    mount_family(server, tree, Family::Box).await;
+}
+
 async fn mount_family(server: &MockServer, tree: &RemoteTree, family: Family) {
     assert_eq!(tree.lock().family, family, "the tree belongs to another provider family");
-    let responder = Fake { tree: tree.clone() };
+    let responder = Fake { tree: tree.clone(), base: server.uri() };
     Mock::given(any()).respond_with(responder).with_priority(PRIORITY).mount(server).await;
 }
 
 struct Fake {
     tree: RemoteTree,
+    base: String,
 }
 
 impl Respond for Fake {
@@ -731,10 +843,12 @@ impl Respond for Fake {
                 ROTATED_REFRESH_TOKEN,
             ));
         }
-        let http = Http { request };
+        let http = Http { request, base: &self.base };
         match state.family {
+            Family::Graph => graph::respond(&mut state, &http),
+            Family::Drive => drive::respond(&mut state, &http),
             Family::Dropbox => dropbox::respond(&mut state, &http),
-            _ => ResponseTemplate::new(501),
+            Family::Box => boxcom::respond(&mut state, &http),
         }
     }
 }
@@ -742,6 +856,8 @@ impl Respond for Fake {
 /// One request, with the helpers every family's router uses.
 struct Http<'r> {
     request: &'r Request,
+    /// The fake's base URL, for the absolute links in bodies and headers.
+    base: &'r str,
 }
 
 impl Http<'_> {
@@ -752,6 +868,10 @@ impl Http<'_> {
     /// The path's segments, percent-decoded.
     fn segments(&self) -> Vec<String> {
         self.request.url.path().split('/').filter(|s| !s.is_empty()).map(percent_decode).collect()
+    }
+
+    fn query(&self, key: &str) -> Option<String> {
+        self.request.url.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
     }
 
     fn header(&self, name: &str) -> Option<&str> {
@@ -802,6 +922,583 @@ fn page_len(state: &State, asked: Option<usize>) -> usize {
 
 fn bytes_response(content: &[u8]) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_raw(content.to_vec(), "application/octet-stream")
+}
+
+/// Which ids changed between two snapshots, in the order they were last touched: the latest
+/// state of each (`Some`), or the state before it was deleted (`None` in `to`).
+fn changed_ids(state: &State, from: u64, to: u64) -> Vec<(Option<Node>, Option<Node>)> {
+    let (Some(old), Some(new)) = (state.snapshot(from), state.snapshot(to)) else { return Vec::new() };
+    let mut order: Vec<String> = Vec::new();
+    for step in &state.steps[from as usize..to as usize] {
+        order.retain(|id| *id != step.id);
+        order.push(step.id.clone());
+    }
+    // Items removed with a deleted folder were not touched by a step of their own.
+    let untouched: BTreeSet<String> = old
+        .keys()
+        .chain(new.keys())
+        .filter(|id| !order.contains(id) && old.get(*id).map(|n| n.version) != new.get(*id).map(|n| n.version))
+        .cloned()
+        .collect();
+    order.extend(untouched);
+    order
+        .into_iter()
+        .filter_map(|id| {
+            let before = old.get(&id).cloned();
+            let after = new.get(&id).cloned();
+            match (&before, &after) {
+                (None, None) => None,
+                (Some(b), Some(a)) if b.version == a.version => None,
+                _ => Some((before, after)),
+            }
+        })
+        .collect()
+}
+
+/// The pre-authenticated URL of a file's bytes (Graph, Box).
+fn preauth_url(base: &str, family: &str, id: &str) -> String {
+    format!("{base}{PREAUTH_PATH}{family}/{id}?tempauth={PREAUTH_SECRET}")
+}
+
+/// The pre-authenticated download: no `Authorization` accepted, the secret required.
+fn preauth(state: &mut State, http: &Http<'_>, id: &str) -> ResponseTemplate {
+    if http.header("authorization").is_some() {
+        return ResponseTemplate::new(401).set_body_string("a pre-authenticated URL takes no Authorization header");
+    }
+    if http.query("tempauth").as_deref() != Some(PREAUTH_SECRET) {
+        return ResponseTemplate::new(403).set_body_string("Access denied");
+    }
+    if state.take_fault(Endpoint::Download, true).is_some() {
+        // A host that echoes the URL in its error: the provider must not repeat it.
+        return ResponseTemplate::new(403).set_body_string(format!("Access denied to {}", http.request.url));
+    }
+    match state.nodes.get(id) {
+        Some(node) if node.is_file() => bytes_response(&node.content),
+        _ => ResponseTemplate::new(404).set_body_string("File Not Found"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Microsoft Graph
+
+mod graph {
+    use super::*;
+
+    /// A delta token: changes from `from` (`None`: the whole enumeration) to `to` (fixed by
+    /// the first page), starting at `offset`.
+    #[derive(Debug, Clone, Copy)]
+    struct Token {
+        from: Option<u64>,
+        to: Option<u64>,
+        offset: usize,
+    }
+
+    impl Token {
+        fn encode(self) -> String {
+            let num = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+            opaque(&format!("{}|{}|{}", num(self.from), num(self.to), self.offset))
+        }
+
+        fn decode(text: &str) -> Option<Token> {
+            let plain = unopaque(text)?;
+            let [from, to, offset] = plain.split('|').collect::<Vec<_>>()[..] else { return None };
+            let num = |s: &str| if s.is_empty() { Ok(None) } else { s.parse().map(Some) };
+            Some(Token { from: num(from).ok()?, to: num(to).ok()?, offset: offset.parse().ok()? })
+        }
+    }
+
+    pub(super) fn respond(state: &mut State, http: &Http<'_>) -> ResponseTemplate {
+        let segments = http.segments();
+        let route: Vec<&str> = segments.iter().map(String::as_str).collect();
+        if let ["preauth", "graph", id] = route.as_slice() {
+            return preauth(state, http, id);
+        }
+        if http.method() != "GET" {
+            return item_not_found();
+        }
+        let drive = state.drive_id.clone();
+        let rest: &[&str] = match route.as_slice() {
+            ["v1.0", "drives", d, rest @ ..] if *d == drive => rest,
+            ["v1.0", "me", "drive", rest @ ..] => rest,
+            _ => return item_not_found(),
+        };
+        let endpoint = match rest {
+            ["root", "delta"] | ["items", _, "delta"] if http.query("token").as_deref() == Some("latest") => {
+                Endpoint::StartCursor
+            }
+            ["root", "delta"] | ["items", _, "delta"] => Endpoint::Changes,
+            ["items", _, "children"] => Endpoint::Children,
+            ["items", _, "content"] => Endpoint::Download,
+            _ => return item_not_found(),
+        };
+        if let Some(fault) = state.take_fault(endpoint, false) {
+            return fault_response(state, http, fault);
+        }
+        if !http.authorized() {
+            return fault_response(state, http, Fault::Unauthorized);
+        }
+        match rest {
+            ["root", "delta"] => {
+                let root = state.root_id.clone();
+                delta(state, http, &root, &format!("/v1.0/drives/{drive}/root/delta"))
+            }
+            ["items", id, "delta"] if state.graph_personal => match state.nodes.get(*id) {
+                Some(node) if !node.is_file() => {
+                    delta(state, http, id, &format!("/v1.0/drives/{drive}/items/{id}/delta"))
+                }
+                _ => item_not_found(),
+            },
+            ["items", _, "delta"] => ResponseTemplate::new(400).set_body_json(json!({
+                "error": { "code": "notSupported", "message": "view.delta can only be called on the root." }
+            })),
+            ["items", id, "children"] => children(state, http, id),
+            ["items", id, "content"] => match state.nodes.get(*id) {
+                Some(node) if node.is_file() => {
+                    ResponseTemplate::new(302).insert_header("Location", preauth_url(http.base, "graph", id).as_str())
+                }
+                _ => item_not_found(),
+            },
+            _ => item_not_found(),
+        }
+    }
+
+    fn item_not_found() -> ResponseTemplate {
+        ResponseTemplate::new(404).set_body_json(json!({
+            "error": { "code": "itemNotFound", "message": "The resource could not be found." }
+        }))
+    }
+
+    fn fault_response(state: &State, http: &Http<'_>, fault: Fault) -> ResponseTemplate {
+        match fault {
+            Fault::RateLimited { retry_after_secs } => ResponseTemplate::new(429)
+                .insert_header("Retry-After", retry_after_secs.to_string().as_str())
+                .set_body_json(fixture("graph/error_429.json", http.base)),
+            Fault::UserRateLimit403 => drive_user_rate_limit(),
+            Fault::Resync => ResponseTemplate::new(410)
+                .insert_header("Location", format!("{}/v1.0/drives/{}/root/delta", http.base, state.drive_id).as_str())
+                .set_body_json(fixture("graph/error_resync_410.json", http.base)),
+            Fault::Unauthorized => ResponseTemplate::new(401)
+                .insert_header(
+                    "WWW-Authenticate",
+                    "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"",
+                )
+                .set_body_json(fixture("graph/error_401.json", http.base)),
+            Fault::ServerError => ResponseTemplate::new(503).set_body_json(json!({
+                "error": { "code": "serviceNotAvailable", "message": "Service Unavailable" }
+            })),
+            Fault::NotReady { retry_after_secs } => {
+                ResponseTemplate::new(202).insert_header("Retry-After", retry_after_secs.to_string().as_str())
+            }
+            Fault::PreauthRefused => ResponseTemplate::new(403),
+        }
+    }
+
+    fn time(at: DateTime<Utc>) -> String {
+        at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    }
+
+    /// A driveItem as Graph shows it: in a listing with `cTag`, the parent's name and path and
+    /// a `@microsoft.graph.downloadUrl`; in a Business delta without `cTag` or parent path.
+    fn item(state: &State, nodes: &BTreeMap<String, Node>, node: &Node, base: &str, listing: bool) -> Value {
+        let mut parent = json!({ "driveType": state.graph_drive_type(), "driveId": state.drive_id });
+        if let Some(parent_node) = node.parent.as_deref().and_then(|p| nodes.get(p)) {
+            parent["id"] = json!(parent_node.id);
+            if listing {
+                parent["name"] = json!(parent_node.name);
+                let path = state.path_of(nodes, &parent_node.id);
+                parent["path"] = json!(format!("/drives/{}/root:{path}", state.drive_id));
+            }
+        }
+        let mut value = json!({
+            "createdDateTime": time(node.created),
+            "eTag": graph_etag(node),
+            "id": node.id,
+            "lastModifiedDateTime": time(node.modified),
+            "name": node.name,
+            "parentReference": parent,
+            "webUrl": format!("https://contoso.sharepoint.com/sites/siteA/Shared%20Documents{}", state.path_of(nodes, &node.id).replace(' ', "%20")),
+            "fileSystemInfo": { "createdDateTime": time(node.created), "lastModifiedDateTime": time(node.modified) },
+            "size": state.size_of(nodes, node),
+        });
+        if node.is_file() {
+            let mut quick_xor = shared::content_hash::QuickXorHash::new();
+            quick_xor.update(&node.content);
+            let hash = base64::engine::general_purpose::STANDARD.encode(quick_xor.finish());
+            value["file"] = json!({ "mimeType": node.mime_type(), "hashes": { "quickXorHash": hash } });
+            if listing || state.graph_personal {
+                value["cTag"] = json!(format!("\"c:{},{}\"", graph_guid(node), node.version));
+            }
+            if listing {
+                value["@microsoft.graph.downloadUrl"] = json!(preauth_url(base, "graph", &node.id));
+            }
+        } else {
+            value["folder"] = json!({ "childCount": state.children(nodes, &node.id).len() });
+        }
+        if node.parent.is_none() {
+            value["root"] = json!({});
+        }
+        value
+    }
+
+    /// A deleted item: Business keeps only the id, the parent reference and the facet; Personal
+    /// keeps the name too (delta reference, Remarks).
+    fn deleted(state: &State, node: &Node) -> Value {
+        let mut value = json!({
+            "id": node.id,
+            "parentReference": { "driveType": state.graph_drive_type(), "driveId": state.drive_id, "id": node.parent },
+            "deleted": {},
+        });
+        if state.graph_personal {
+            value["name"] = json!(node.name);
+        }
+        value
+    }
+
+    /// The delta feed from `token` within `top` (the drive root, or a Personal folder): the
+    /// latest state of each changed item, preceded by its parent chain (Graph returns "the
+    /// parent hierarchy of the changed items"); a deleted item, or one moved out of `top`, as
+    /// `deleted`. Without `from`, every item under `top`.
+    fn feed(state: &State, top: &str, token: Token, to: u64, base: &str) -> Vec<Value> {
+        let Some(now) = state.snapshot(to) else { return Vec::new() };
+        let Some(from) = token.from else {
+            let mut all: Vec<&Node> = now.values().filter(|n| is_within(&now, &n.id, top)).collect();
+            all.sort_by_key(|n| (state.path_of(&now, &n.id).matches('/').count(), state.path_of(&now, &n.id)));
+            return all.into_iter().map(|n| item(state, &now, n, base, false)).collect();
+        };
+        let Some(then) = state.snapshot(from) else { return Vec::new() };
+        let mut emitted = BTreeSet::new();
+        let mut out = Vec::new();
+        for (before, after) in changed_ids(state, from, to) {
+            match after {
+                Some(node) if is_within(&now, &node.id, top) => {
+                    let mut chain = Vec::new();
+                    let mut at = node.parent.clone();
+                    while let Some(parent) = at.filter(|p| is_within(&now, p, top)) {
+                        chain.push(parent.clone());
+                        at = now.get(&parent).and_then(|p| p.parent.clone());
+                    }
+                    for id in chain.into_iter().rev().chain(std::iter::once(node.id.clone())) {
+                        if emitted.insert(id.clone()) {
+                            out.push(item(state, &now, &now[&id], base, false));
+                        }
+                    }
+                }
+                _ => {
+                    if let Some(node) = before.filter(|b| is_within(&then, &b.id, top))
+                        && emitted.insert(node.id.clone())
+                    {
+                        out.push(deleted(state, &node));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn delta(state: &State, http: &Http<'_>, top: &str, path: &str) -> ResponseTemplate {
+        let link = |token: Token| format!("{}{path}?token={}", http.base, token.encode());
+        let context = json!("https://graph.microsoft.com/v1.0/$metadata#Collection(driveItem)");
+        let token = match http.query("token") {
+            Some(t) if t == "latest" => {
+                let latest = Token { from: Some(state.seq()), to: None, offset: 0 };
+                return ResponseTemplate::new(200).set_body_json(json!({
+                    "@odata.context": context,
+                    "@odata.deltaLink": link(latest),
+                    "value": [],
+                }));
+            }
+            None => Token { from: None, to: None, offset: 0 },
+            Some(t) => match Token::decode(&t) {
+                Some(token)
+                    if token.from.is_none_or(|f| f <= state.seq()) && token.to.is_none_or(|t| t <= state.seq()) =>
+                {
+                    token
+                }
+                // A token this fake never handed out: what Graph answers for an expired one.
+                _ => return fault_response(state, http, Fault::Resync),
+            },
+        };
+        let to = token.to.unwrap_or_else(|| state.seq());
+        let all = feed(state, top, token, to, http.base);
+        let page: Vec<Value> = all.iter().skip(token.offset).take(page_len(state, None)).cloned().collect();
+        let mut body = json!({ "@odata.context": context, "value": page });
+        if token.offset + page.len() < all.len() {
+            body["@odata.nextLink"] = json!(link(Token { to: Some(to), offset: token.offset + page.len(), ..token }));
+        } else {
+            body["@odata.deltaLink"] = json!(link(Token { from: Some(to), to: None, offset: 0 }));
+        }
+        ResponseTemplate::new(200).set_body_json(body)
+    }
+
+    fn children(state: &State, http: &Http<'_>, id: &str) -> ResponseTemplate {
+        match state.nodes.get(id) {
+            Some(node) if !node.is_file() => {}
+            _ => return item_not_found(),
+        }
+        let top = http.query("$top").and_then(|t| t.parse().ok());
+        let offset: usize = http.query("$skiptoken").and_then(|t| t.parse().ok()).unwrap_or(0);
+        let all = state.children(&state.nodes, id);
+        let take = page_len(state, top);
+        let page: Vec<Value> =
+            all.iter().skip(offset).take(take).map(|n| item(state, &state.nodes, n, http.base, true)).collect();
+        let mut body = json!({
+            "@odata.context": format!("https://graph.microsoft.com/v1.0/$metadata#drives('{}')/items('{id}')/children", state.drive_id),
+            "value": page,
+        });
+        if offset + page.len() < all.len() {
+            body["@odata.nextLink"] = json!(format!(
+                "{}/v1.0/drives/{}/items/{id}/children?$top={take}&$skiptoken={}",
+                http.base,
+                state.drive_id,
+                offset + page.len()
+            ));
+        }
+        ResponseTemplate::new(200).set_body_json(body)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Google Drive
+
+mod drive {
+    use super::*;
+
+    /// Start page tokens are numbers as Drive's are (`TOKEN_BASE + step`); the tokens of
+    /// the pages in between are opaque.
+    const TOKEN_BASE: u64 = 4587;
+    const PAGE_TOKEN_PREFIX: &str = "~!!~";
+
+    #[derive(Debug, Clone, Copy)]
+    struct Token {
+        from: u64,
+        to: Option<u64>,
+        offset: usize,
+    }
+
+    impl Token {
+        fn encode(self) -> String {
+            match self.to {
+                None => (TOKEN_BASE + self.from).to_string(),
+                Some(to) => format!("{PAGE_TOKEN_PREFIX}{}", opaque(&format!("{}|{to}|{}", self.from, self.offset))),
+            }
+        }
+
+        fn decode(text: &str) -> Option<Token> {
+            if let Some(rest) = text.strip_prefix(PAGE_TOKEN_PREFIX) {
+                let plain = unopaque(rest)?;
+                let [from, to, offset] = plain.split('|').collect::<Vec<_>>()[..] else { return None };
+                return Some(Token {
+                    from: from.parse().ok()?,
+                    to: Some(to.parse().ok()?),
+                    offset: offset.parse().ok()?,
+                });
+            }
+            let from = text.parse::<u64>().ok()?.checked_sub(TOKEN_BASE)?;
+            Some(Token { from, to: None, offset: 0 })
+        }
+    }
+
+    pub(super) fn respond(state: &mut State, http: &Http<'_>) -> ResponseTemplate {
+        if http.method() != "GET" {
+            return not_found("Not Found");
+        }
+        let segments = http.segments();
+        let route: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let endpoint = match route.as_slice() {
+            ["drive", "v3", "changes", "startPageToken"] => Endpoint::StartCursor,
+            ["drive", "v3", "changes"] => Endpoint::Changes,
+            ["drive", "v3", "files"] => Endpoint::Children,
+            ["drive", "v3", "files", _] if http.query("alt").as_deref() == Some("media") => Endpoint::Download,
+            ["drive", "v3", "files", id] => return metadata(state, http, id),
+            _ => return not_found("Not Found"),
+        };
+        if let Some(fault) = state.take_fault(endpoint, false) {
+            return fault_response(http, fault);
+        }
+        if !http.authorized() {
+            return fault_response(http, Fault::Unauthorized);
+        }
+        match route.as_slice() {
+            ["drive", "v3", "changes", "startPageToken"] => ResponseTemplate::new(200).set_body_json(json!({
+                "kind": "drive#startPageToken",
+                "startPageToken": Token { from: state.seq(), to: None, offset: 0 }.encode(),
+            })),
+            ["drive", "v3", "changes"] => changes(state, http),
+            ["drive", "v3", "files"] => list(state, http),
+            ["drive", "v3", "files", id] => media(state, id),
+            _ => not_found("Not Found"),
+        }
+    }
+
+    fn error(status: u16, reason: &str, message: &str, location: Option<&str>) -> ResponseTemplate {
+        let mut detail = json!({ "domain": "global", "reason": reason, "message": message });
+        if let Some(location) = location {
+            detail["location"] = json!(location);
+            detail["locationType"] = json!("parameter");
+        }
+        ResponseTemplate::new(status)
+            .set_body_json(json!({ "error": { "errors": [detail], "code": status, "message": message } }))
+    }
+
+    fn not_found(what: &str) -> ResponseTemplate {
+        error(404, "notFound", &format!("File not found: {what}"), None)
+    }
+
+    fn fault_response(http: &Http<'_>, fault: Fault) -> ResponseTemplate {
+        match fault {
+            Fault::RateLimited { retry_after_secs } => ResponseTemplate::new(429)
+                .insert_header("Retry-After", retry_after_secs.to_string().as_str())
+                .set_body_json(json!({
+                    "error": {
+                        "errors": [{ "domain": "usageLimits", "reason": "rateLimitExceeded", "message": "Rate Limit Exceeded" }],
+                        "code": 429,
+                        "message": "Rate Limit Exceeded",
+                    }
+                })),
+            Fault::UserRateLimit403 => ResponseTemplate::new(403).set_body_json(fixture("gdrive/error_403_rate_limit.json", http.base)),
+            Fault::Resync => ResponseTemplate::new(400).set_body_json(fixture("gdrive/error_invalid_page_token.json", http.base)),
+            Fault::Unauthorized => ResponseTemplate::new(401)
+                .insert_header("WWW-Authenticate", "Bearer realm=\"https://accounts.google.com/\", error=\"invalid_token\"")
+                .set_body_json(fixture("gdrive/error_401.json", http.base)),
+            Fault::ServerError => error(503, "backendError", "Backend Error", None),
+            Fault::NotReady { retry_after_secs } => {
+                ResponseTemplate::new(202).insert_header("Retry-After", retry_after_secs.to_string().as_str())
+            }
+            Fault::PreauthRefused => ResponseTemplate::new(403),
+        }
+    }
+
+    fn time(at: DateTime<Utc>) -> String {
+        at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    }
+
+    /// A `File` with the fields the fixtures assume: no checksums or head revision for folders
+    /// and Google Docs, no size for folders, `size` as a string.
+    fn file(node: &Node) -> Value {
+        let mime = if node.is_file() { node.mime_type() } else { DRIVE_FOLDER };
+        let mut value = json!({
+            "kind": "drive#file",
+            "id": node.id,
+            "name": node.name,
+            "mimeType": mime,
+            "parents": node.parent.iter().collect::<Vec<_>>(),
+            "modifiedTime": time(node.modified),
+            "createdTime": time(node.created),
+            "trashed": false,
+        });
+        if node.is_file() {
+            value["size"] = json!(node.content.len().to_string());
+        }
+        if node.is_file() && !node.google_doc {
+            let md5 = node.digests(HashAlg::Md5);
+            value["md5Checksum"] = json!(md5.provider);
+            value["sha1Checksum"] = json!(node.digests(HashAlg::Sha1).provider);
+            value["sha256Checksum"] = json!(md5.sha256);
+            value["headRevisionId"] = json!(drive_revision(node));
+        }
+        value
+    }
+
+    fn metadata(state: &State, http: &Http<'_>, id: &str) -> ResponseTemplate {
+        if !http.authorized() {
+            return fault_response(http, Fault::Unauthorized);
+        }
+        match state.nodes.get(id) {
+            Some(node) => ResponseTemplate::new(200).set_body_json(file(node)),
+            None => not_found(id),
+        }
+    }
+
+    fn media(state: &State, id: &str) -> ResponseTemplate {
+        match state.nodes.get(id) {
+            Some(node) if node.google_doc => error(
+                403,
+                "fileNotDownloadable",
+                "Only files with binary content can be downloaded. Use Export with Docs Editors files.",
+                Some("alt"),
+            ),
+            Some(node) if node.is_file() => bytes_response(&node.content),
+            Some(_) => {
+                error(403, "fileNotDownloadable", "Only files with binary content can be downloaded.", Some("alt"))
+            }
+            None => not_found(id),
+        }
+    }
+
+    /// `'<id>' in parents and trashed = false` (the only query the fake understands).
+    fn parent_of_query(q: &str) -> Option<String> {
+        let literal = q.strip_prefix('\'')?.strip_suffix("' in parents and trashed = false")?;
+        let mut out = String::new();
+        let mut chars = literal.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => out.push(chars.next()?),
+                '\'' => return None,
+                c => out.push(c),
+            }
+        }
+        Some(out)
+    }
+
+    fn list(state: &State, http: &Http<'_>) -> ResponseTemplate {
+        let Some(parent) = http.query("q").as_deref().and_then(parent_of_query) else {
+            return error(400, "invalid", "Invalid Value", Some("q"));
+        };
+        if state.nodes.get(&parent).is_none_or(|n| n.is_file()) {
+            return not_found(&parent);
+        }
+        let offset: usize = match http.query("pageToken") {
+            Some(token) => match token.strip_prefix("p").and_then(|o| o.parse().ok()) {
+                Some(offset) => offset,
+                None => return error(400, "invalid", "Invalid Value", Some("pageToken")),
+            },
+            None => 0,
+        };
+        let asked = http.query("pageSize").and_then(|p| p.parse().ok());
+        let all = state.children(&state.nodes, &parent);
+        let page: Vec<Value> = all.iter().skip(offset).take(page_len(state, asked)).map(|n| file(n)).collect();
+        let mut body = json!({ "kind": "drive#fileList", "incompleteSearch": false, "files": page });
+        if offset + page.len() < all.len() {
+            body["nextPageToken"] = json!(format!("p{}", offset + page.len()));
+        }
+        ResponseTemplate::new(200).set_body_json(body)
+    }
+
+    /// One change per item changed since the token, over the whole drive: the file as it is,
+    /// or `removed: true` without a file when it is gone.
+    fn changes(state: &State, http: &Http<'_>) -> ResponseTemplate {
+        let token = http.query("pageToken").as_deref().and_then(Token::decode);
+        let Some(token) = token.filter(|t| t.from <= state.seq() && t.to.is_none_or(|to| to <= state.seq())) else {
+            return fault_response(http, Fault::Resync);
+        };
+        let to = token.to.unwrap_or_else(|| state.seq());
+        let all: Vec<Value> = changed_ids(state, token.from, to)
+            .into_iter()
+            .filter(|(before, after)| after.as_ref().or(before.as_ref()).is_some_and(|n| n.parent.is_some()))
+            .map(|(before, after)| {
+                let at = time(state.clock);
+                match after {
+                    Some(node) => json!({
+                        "kind": "drive#change", "changeType": "file", "removed": false,
+                        "fileId": node.id, "time": at, "file": file(&node),
+                    }),
+                    None => json!({
+                        "kind": "drive#change", "changeType": "file", "removed": true,
+                        "fileId": before.map(|b| b.id).unwrap_or_default(), "time": at,
+                    }),
+                }
+            })
+            .collect();
+        let asked = http.query("pageSize").and_then(|p| p.parse().ok());
+        let page: Vec<Value> = all.iter().skip(token.offset).take(page_len(state, asked)).cloned().collect();
+        let mut body = json!({ "kind": "drive#changeList", "changes": page });
+        if token.offset + page.len() < all.len() {
+            body["nextPageToken"] = json!(Token { to: Some(to), offset: token.offset + page.len(), ..token }.encode());
+        } else {
+            body["newStartPageToken"] = json!(Token { from: to, to: None, offset: 0 }.encode());
+        }
+        ResponseTemplate::new(200).set_body_json(body)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1129,4 +1826,238 @@ fn drive_user_rate_limit() -> ResponseTemplate {
             "message": "User Rate Limit Exceeded",
         }
     }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Box
+
+mod boxcom {
+    use super::*;
+
+    pub(super) fn respond(state: &mut State, http: &Http<'_>) -> ResponseTemplate {
+        let segments = http.segments();
+        let route: Vec<&str> = segments.iter().map(String::as_str).collect();
+        if let ["preauth", "box", id] = route.as_slice() {
+            return preauth(state, http, id);
+        }
+        if http.method() != "GET" {
+            return error(405, "method_not_allowed", "Method Not Allowed");
+        }
+        let endpoint = match route.as_slice() {
+            ["2.0", "events"] if http.query("stream_position").as_deref() == Some("now") => Endpoint::StartCursor,
+            ["2.0", "events"] => Endpoint::Changes,
+            ["2.0", "folders", _, "items"] => Endpoint::Children,
+            ["2.0", "files", _, "content"] => Endpoint::Download,
+            _ => return not_found(),
+        };
+        if let Some(fault) = state.take_fault(endpoint, false) {
+            return fault_response(http, fault);
+        }
+        if !http.authorized() {
+            return fault_response(http, Fault::Unauthorized);
+        }
+        match route.as_slice() {
+            ["2.0", "events"] => events(state, http),
+            ["2.0", "folders", id, "items"] => items(state, http, id),
+            ["2.0", "files", id, "content"] => match state.nodes.get(*id) {
+                Some(node) if node.is_file() => {
+                    ResponseTemplate::new(302).insert_header("Location", preauth_url(http.base, "box", id).as_str())
+                }
+                _ => not_found(),
+            },
+            _ => not_found(),
+        }
+    }
+
+    fn error(status: u16, code: &str, message: &str) -> ResponseTemplate {
+        ResponseTemplate::new(status).set_body_json(json!({
+            "type": "error",
+            "status": status,
+            "code": code,
+            "help_url": "https://developer.box.com/guides/api-calls/permissions-and-errors/common-errors/",
+            "message": message,
+            "request_id": "fake0123456789",
+        }))
+    }
+
+    fn not_found() -> ResponseTemplate {
+        error(404, "not_found", "Not Found")
+    }
+
+    fn fault_response(http: &Http<'_>, fault: Fault) -> ResponseTemplate {
+        match fault {
+            Fault::RateLimited { retry_after_secs } => ResponseTemplate::new(429)
+                .insert_header("retry-after", retry_after_secs.to_string().as_str())
+                .set_body_json(fixture("box/error_429.json", http.base)),
+            Fault::UserRateLimit403 => drive_user_rate_limit(),
+            // Box documents no answer for a stream position it no longer honours: a 400 on the
+            // parameter is the fake's (and the provider's) reading.
+            Fault::Resync => error(400, "invalid_parameter", "Invalid value for query parameter 'stream_position'."),
+            // Real 401s often come without a body: only the header says why.
+            Fault::Unauthorized => ResponseTemplate::new(401).insert_header(
+                "WWW-Authenticate",
+                "Bearer realm=\"Service\", error=\"invalid_token\", error_description=\"The access token provided is invalid.\"",
+            ),
+            Fault::ServerError => error(503, "unavailable", "Unavailable"),
+            Fault::NotReady { retry_after_secs } => {
+                ResponseTemplate::new(202).insert_header("Retry-After", retry_after_secs.to_string().as_str())
+            }
+            Fault::PreauthRefused => ResponseTemplate::new(403),
+        }
+    }
+
+    /// Box dates carry an offset; the fixtures' is Pacific.
+    fn time(at: DateTime<Utc>) -> String {
+        let pacific = chrono::FixedOffset::west_opt(8 * 3600).expect("offset");
+        at.with_timezone(&pacific).format("%Y-%m-%dT%H:%M:%S%:z").to_string()
+    }
+
+    /// A folder mini, as `parent` and `path_collection` entries show it (the root's etag and
+    /// sequence_id are null).
+    fn folder_mini(node: &Node) -> Value {
+        let tag = node.parent.as_ref().map(|_| box_etag(node));
+        json!({ "type": "folder", "id": node.id, "sequence_id": tag, "etag": tag, "name": node.name })
+    }
+
+    /// An item with the fields the provider asks for, as in `folder_items_page1.json`;
+    /// `full` adds what an event's `source` carries (`path_collection`, trash dates, users).
+    fn item(state: &State, nodes: &BTreeMap<String, Node>, node: &Node, full: bool, status: &str) -> Value {
+        let mut value = json!({
+            "type": if node.is_file() { "file" } else { "folder" },
+            "id": node.id,
+            "sequence_id": box_etag(node),
+            "etag": box_etag(node),
+            "name": node.name,
+            "size": state.size_of(nodes, node),
+            "created_at": time(node.created),
+            "modified_at": time(node.modified),
+            "content_modified_at": time(node.modified - chrono::Duration::seconds(2)),
+            "item_status": status,
+            "parent": node.parent.as_deref().and_then(|p| nodes.get(p)).map(folder_mini),
+        });
+        if node.is_file() {
+            let sha1 = state.hash_hex(node);
+            value["sha1"] = json!(sha1);
+            value["file_version"] = json!({ "type": "file_version", "id": node.file_version_id, "sha1": sha1 });
+        }
+        if full {
+            let mut chain = Vec::new();
+            let mut at = node.parent.as_deref().and_then(|p| nodes.get(p));
+            while let Some(folder) = at {
+                chain.push(folder_mini(folder));
+                at = folder.parent.as_deref().and_then(|p| nodes.get(p));
+            }
+            chain.reverse();
+            let user =
+                json!({ "type": "user", "id": "19028374650", "name": "Megan Bowen", "login": "megan@contoso.com" });
+            let trashed = (status != "active").then(|| time(state.clock));
+            for (key, field) in [
+                ("description", json!("")),
+                ("path_collection", json!({ "total_count": chain.len(), "entries": chain })),
+                ("trashed_at", json!(trashed)),
+                ("purged_at", Value::Null),
+                ("content_created_at", json!(time(node.created))),
+                ("created_by", user.clone()),
+                ("modified_by", user.clone()),
+                ("owned_by", user),
+                ("shared_link", Value::Null),
+            ] {
+                value[key] = field;
+            }
+        }
+        value
+    }
+
+    fn items(state: &State, http: &Http<'_>, id: &str) -> ResponseTemplate {
+        match state.nodes.get(id) {
+            Some(node) if !node.is_file() => {}
+            _ => return not_found(),
+        }
+        if http.query("usemarker").as_deref() != Some("true") {
+            return error(400, "bad_request", "the fake serves marker paging only");
+        }
+        let offset: usize = match http.query("marker") {
+            Some(marker) => match unopaque(&marker).and_then(|m| m.parse().ok()) {
+                Some(offset) => offset,
+                None => return error(400, "invalid_parameter", "Invalid value for query parameter 'marker'."),
+            },
+            None => 0,
+        };
+        let limit = http.query("limit").and_then(|l| l.parse().ok());
+        let take = page_len(state, limit);
+        let all = state.children(&state.nodes, id);
+        let page: Vec<Value> =
+            all.iter().skip(offset).take(take).map(|n| item(state, &state.nodes, n, false, "active")).collect();
+        let more = offset + page.len() < all.len();
+        let next = more.then(|| opaque(&(offset + page.len()).to_string()));
+        ResponseTemplate::new(200).set_body_json(json!({ "entries": page, "limit": take, "next_marker": next }))
+    }
+
+    fn event_type(step: &Step, node: &Node) -> &'static str {
+        match step.kind {
+            StepKind::Created if node.is_file() => "ITEM_UPLOAD",
+            StepKind::Created => "ITEM_CREATE",
+            StepKind::Modified => "ITEM_UPLOAD",
+            StepKind::Renamed => "ITEM_RENAME",
+            StepKind::Moved => "ITEM_MOVE",
+            StepKind::Deleted => "ITEM_TRASH",
+        }
+    }
+
+    /// The event of step `index` (0-based): its source as the step left it, or, for a
+    /// trash, as it was with `item_status: trashed`.
+    fn event(state: &State, index: usize) -> Option<Value> {
+        let step = &state.steps[index];
+        let (nodes, status) = match step.kind {
+            StepKind::Deleted => (state.snapshot(index as u64)?, "trashed"),
+            _ => (step.after.clone(), "active"),
+        };
+        let node = nodes.get(&step.id)?;
+        let at = time(node.modified);
+        Some(json!({
+            "type": "event",
+            "event_id": step.event_id,
+            "created_by": { "type": "user", "id": "19028374650", "name": "Megan Bowen", "login": "megan@contoso.com" },
+            "created_at": at,
+            "recorded_at": at,
+            "event_type": event_type(step, node),
+            "session_id": format!("s{:x}", fnv(&step.event_id)),
+            "source": item(state, &nodes, node, true, status),
+            "additional_details": Value::Null,
+        }))
+    }
+
+    /// The user event stream from a position: `now` is the end, `0` the beginning, and
+    /// `BOX_STREAM_BASE + n` follows step `n`. Pages hold at most `limit` (default 100) events.
+    fn events(state: &State, http: &Http<'_>) -> ResponseTemplate {
+        if http.query("stream_type").as_deref().is_some_and(|t| t != "changes" && t != "all") {
+            return error(400, "invalid_parameter", "the fake serves the changes stream");
+        }
+        let seq = state.seq();
+        let from = match http.query("stream_position").as_deref() {
+            Some("now") => seq,
+            None | Some("0") => 0,
+            Some(position) => match position.parse::<u64>().ok().and_then(|p| p.checked_sub(BOX_STREAM_BASE)) {
+                Some(step) if step <= seq => step,
+                _ => return fault_response(http, Fault::Resync),
+            },
+        };
+        let limit = http.query("limit").and_then(|l| l.parse().ok()).unwrap_or(100);
+        let take = page_len(state, Some(limit));
+        let steps: Vec<usize> = (from as usize..seq as usize).take(take).collect();
+        let mut entries = Vec::new();
+        for index in &steps {
+            if let Some(event) = event(state, *index) {
+                if state.duplicate_events {
+                    entries.push(event.clone());
+                }
+                entries.push(event);
+            }
+        }
+        ResponseTemplate::new(200).set_body_json(json!({
+            "chunk_size": entries.len(),
+            "next_stream_position": BOX_STREAM_BASE + from + steps.len() as u64,
+            "entries": entries,
+        }))
+    }
 }

@@ -1,21 +1,33 @@
-//! Google Drive: Google's OAuth 2.0 web-server flow, OpenID Connect userinfo for identity, and
-//! Drive v3 permissions for shared links.
+//! Google Drive: Google's OAuth 2.0 web-server flow, OpenID Connect userinfo for identity,
+//! Drive v3 permissions for shared links, and Drive v3 files and changes for sync.
 //!
 //! Userinfo and Drive live on different hosts; a configured `api_base_url` replaces both, the
 //! documented paths (`/v1/userinfo`, `/drive/v3/...`) staying as they are.
+//!
+//! Sync (research note §1.2, §3.2): the crawl is `files.list` with `'<id>' in parents`, one
+//! folder per request; changes are `changes.list` from `changes/startPageToken`, and cover the
+//! whole account (the worker keeps what is in the folder). A removed or trashed file is a
+//! deletion. Drive does not document the status of a rejected page token, so any 4xx on
+//! `changes.list` other than 401, 403 and 429 is [`ProviderError::ResyncRequired`]. Google
+//! Docs editor files have no bytes (`alt=media` refuses them) and are never downloaded.
 
 use async_trait::async_trait;
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use super::http::{bearer, endpoint, expect_success, json_response, parse_url, path_id, required_str, send, str_field};
+use super::http::{
+    Answer, bearer, download_response, endpoint, expect_success, int_field, json_response, parse_url, path_id,
+    required_str, send, str_field, time_field,
+};
 use super::oauth_client::{OAuthClient, RevokedWhen, scopes_or};
 use super::{
-    AuthorizeRequest, Clients, CreatedLink, ExistingLink, Identity, LinkTarget, Pkce, Provider, ProviderError,
-    RefreshTokenRotation, SharedLinkRequest, TokenSet, password_unsupported,
+    AuthorizeRequest, Change, ChangePage, ChildPage, Clients, CreatedLink, Download, ExistingLink, Identity, ItemKind,
+    LinkTarget, Pkce, Provider, ProviderError, RefreshTokenRotation, RemoteItem, SharedLinkRequest, SyncScope,
+    TokenSet, password_unsupported,
 };
 use crate::config::ProviderConfig;
+use crate::content_hash::{HashAlg, normalize};
 use crate::db::{ProviderType, ShareType};
 
 const AUTHORIZE: &str = "https://accounts.google.com/o/oauth2/v2/auth";
@@ -26,6 +38,13 @@ const DRIVE_BASE: &str = "https://www.googleapis.com";
 /// `drive` rather than `drive.file`: the user picks folders in Quodsi, not through Google's
 /// picker, so files the app did not create must be reachable. Narrow it with `scopes`.
 const SCOPES: &[&str] = &["openid", "email", "https://www.googleapis.com/auth/drive"];
+const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
+/// Google's own types (Docs, Sheets, shortcuts, ...): no bytes of their own to download.
+const GOOGLE_APPS_MIME: &str = "application/vnd.google-apps.";
+/// The File fields sync reads (`fields=` replaces the default set).
+const FILE_FIELDS: &str = "id,name,mimeType,parents,size,md5Checksum,modifiedTime,createdTime,trashed,headRevisionId";
+/// The largest page `files.list` and `changes.list` allow.
+const PAGE_SIZE: &str = "1000";
 
 #[derive(Debug)]
 pub(crate) struct Google {
@@ -54,13 +73,78 @@ impl Google {
     }
 
     fn files(&self, segments: &[&str]) -> Url {
-        let mut path = vec!["drive", "v3", "files"];
+        let mut path = vec!["files"];
+        path.extend_from_slice(segments);
+        self.drive(&path)
+    }
+
+    /// `/drive/v3/{segments}?supportsAllDrives=true`.
+    fn drive(&self, segments: &[&str]) -> Url {
+        let mut path = vec!["drive", "v3"];
         path.extend_from_slice(segments);
         let mut url = endpoint(&self.drive_base, &path);
         // Items in shared drives are refused without it.
         url.query_pairs_mut().append_pair("supportsAllDrives", "true");
         url
     }
+
+    async fn get_answer(&self, access_token: &SecretString, url: Url) -> Result<Answer, ProviderError> {
+        Answer::read(send(bearer(self.oauth.http.get(url), access_token)).await?).await
+    }
+}
+
+/// A Drive `File`. `listed_in` is the folder a listing asked for: of a file's parents (Drive
+/// may still report several), that one is its parent here.
+fn drive_file(file: &Value, listed_in: Option<&str>) -> Result<RemoteItem, ProviderError> {
+    let what = "Drive file";
+    let mime = required_str(file, "mimeType", what)?;
+    let kind = if mime == FOLDER_MIME { ItemKind::Folder } else { ItemKind::File };
+    let parents: Vec<&str> = file
+        .get("parents")
+        .and_then(Value::as_array)
+        .map(|p| p.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let parent_id = match listed_in {
+        Some(folder) if parents.contains(&folder) => Some(folder),
+        _ => parents.first().copied(),
+    };
+    let has_bytes = kind == ItemKind::File && !mime.starts_with(GOOGLE_APPS_MIME);
+    Ok(RemoteItem {
+        id: required_str(file, "id", what)?,
+        name: required_str(file, "name", what)?,
+        kind,
+        parent_id: parent_id.map(str::to_owned),
+        path_lower: None,
+        path_display: None,
+        // `size` is an int64 sent as a string.
+        size: if kind == ItemKind::File { int_field(file, "size") } else { None },
+        hash: str_field(file, "md5Checksum").and_then(|h| normalize(HashAlg::Md5, h)),
+        revision: str_field(file, "headRevisionId").map(str::to_owned),
+        created_at: time_field(file, "createdTime"),
+        modified_at: time_field(file, "modifiedTime"),
+        mime_type: Some(mime),
+        downloadable: has_bytes,
+    })
+}
+
+/// A `Change`: removed (deleted, or access lost) or trashed is a deletion; a shared drive's own
+/// change (`changeType: drive`) names no file and is skipped.
+fn drive_change(change: &Value) -> Result<Option<Change>, ProviderError> {
+    if str_field(change, "changeType") == Some("drive") {
+        return Ok(None);
+    }
+    let file = change.get("file");
+    let removed = change.get("removed").and_then(Value::as_bool).unwrap_or(false);
+    let trashed = file.and_then(|f| f.get("trashed")).and_then(Value::as_bool).unwrap_or(false);
+    Ok(Some(match file {
+        Some(file) if !removed && !trashed => Change::Upsert(drive_file(file, None)?),
+        _ => Change::Deleted { id: Some(required_str(change, "fileId", "Drive change")?), path_lower: None },
+    }))
+}
+
+/// A Drive query string literal: `\` and `'` escaped with a backslash.
+fn query_literal(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('\'', "\\'")
 }
 
 #[async_trait]
@@ -178,5 +262,109 @@ impl Provider for Google {
         let item = path_id(target.item_id, "Drive file id")?;
         let url = self.files(&[item, "permissions", path_id(permission, "permission id")?]);
         expect_success(send(bearer(self.oauth.http.delete(url), access_token)).await?, true).await
+    }
+
+    async fn start_cursor(&self, access_token: &SecretString, _scope: &SyncScope<'_>) -> Result<String, ProviderError> {
+        let url = self.drive(&["changes", "startPageToken"]);
+        let token: Value = self.get_answer(access_token, url).await?.json("Drive start page token")?;
+        required_str(&token, "startPageToken", "Drive start page token")
+    }
+
+    async fn list_children(
+        &self,
+        access_token: &SecretString,
+        _scope: &SyncScope<'_>,
+        folder_id: &str,
+        page: Option<&str>,
+    ) -> Result<ChildPage, ProviderError> {
+        let mut url = self.files(&[]);
+        url.query_pairs_mut()
+            .append_pair("q", &format!("'{}' in parents and trashed = false", query_literal(folder_id)))
+            .append_pair("pageSize", PAGE_SIZE)
+            .append_pair("fields", &format!("nextPageToken,incompleteSearch,files({FILE_FIELDS})"))
+            .append_pair("includeItemsFromAllDrives", "true");
+        if let Some(token) = page {
+            url.query_pairs_mut().append_pair("pageToken", token);
+        }
+        let list: Value = self.get_answer(access_token, url).await?.json("Drive file list")?;
+        let files = list
+            .get("files")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ProviderError::Malformed("Drive file list has no `files`".to_owned()))?;
+        let items = files.iter().map(|f| drive_file(f, Some(folder_id))).collect::<Result<_, _>>()?;
+        Ok(ChildPage { items, next: str_field(&list, "nextPageToken").map(str::to_owned) })
+    }
+
+    async fn changes(
+        &self,
+        access_token: &SecretString,
+        _scope: &SyncScope<'_>,
+        cursor: &str,
+    ) -> Result<ChangePage, ProviderError> {
+        let mut url = self.drive(&["changes"]);
+        url.query_pairs_mut()
+            .append_pair("pageToken", cursor)
+            .append_pair("pageSize", PAGE_SIZE)
+            .append_pair("includeRemoved", "true")
+            .append_pair("includeItemsFromAllDrives", "true")
+            .append_pair("spaces", "drive")
+            .append_pair(
+                "fields",
+                &format!("nextPageToken,newStartPageToken,changes(changeType,removed,fileId,time,file({FILE_FIELDS}))"),
+            );
+        let answer = self.get_answer(access_token, url).await?;
+        let status = answer.status.as_u16();
+        // 401 is the token, 403 a rate limit or a permission, 429 a rate limit: the page token
+        // is not what is wrong.
+        if answer.status.is_client_error() && !matches!(status, 401 | 403 | 429) {
+            let code = answer.code().unwrap_or_else(|| status.to_string());
+            return Err(ProviderError::ResyncRequired(format!("Drive refused the page token ({code})")));
+        }
+        let list: Value = answer.json("Drive change list")?;
+        let entries = list
+            .get("changes")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ProviderError::Malformed("Drive change list has no `changes`".to_owned()))?;
+        let mut changes = Vec::with_capacity(entries.len());
+        for entry in entries {
+            changes.extend(drive_change(entry)?);
+        }
+        Ok(ChangePage {
+            changes,
+            next: str_field(&list, "nextPageToken").map(str::to_owned),
+            cursor: str_field(&list, "newStartPageToken").map(str::to_owned),
+        })
+    }
+
+    /// `files/{id}?alt=media` with the bearer token. A Google Docs editor file has no bytes
+    /// (it would need `files.export`, a conversion) and is refused here, before any call.
+    async fn download(
+        &self,
+        access_token: &SecretString,
+        _scope: &SyncScope<'_>,
+        item: &RemoteItem,
+    ) -> Result<Download, ProviderError> {
+        let google_type = item.mime_type.as_deref().is_some_and(|m| m.starts_with(GOOGLE_APPS_MIME));
+        if item.kind != ItemKind::File || !item.downloadable || google_type {
+            return Err(ProviderError::Unsupported(format!(
+                "Drive item `{}` has no bytes to download (a folder or a Google Docs editor file)",
+                item.id
+            )));
+        }
+        let mut url = self.files(&[path_id(&item.id, "Drive file id")?]);
+        url.query_pairs_mut().append_pair("alt", "media");
+        let response = send(bearer(self.transfer.get(url), access_token)).await?;
+        download_response(&self.transfer, response).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_literals_escape_quotes_and_backslashes() {
+        assert_eq!(query_literal("1AbC"), "1AbC");
+        assert_eq!(query_literal(r"a'b\c"), r"a\'b\\c");
     }
 }

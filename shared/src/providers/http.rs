@@ -217,7 +217,8 @@ pub(super) fn throttled_or_server(status: StatusCode, headers: &HeaderMap) -> Op
     None
 }
 
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+/// The `Retry-After` of a response, counted from now.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers.get(RETRY_AFTER)?.to_str().ok().and_then(|v| parse_retry_after(v, Utc::now()))
 }
 
