@@ -5,9 +5,11 @@
 //! SharePoint QuickXorHash (Graph sends it base64, 20 bytes), Google Drive `md5Checksum`,
 //! Dropbox `content_hash` (SHA-256 of the SHA-256s of 4 MiB blocks), Box `sha1`. The worker
 //! hashes the bytes it downloads with the provider's algorithm to check them against the
-//! provider's value, and with SHA-256 in the same pass for Quodsi's own version of the file,
-//! so a file is read once. Hashes mean something only within one provider: never compare them
-//! across providers.
+//! provider's value. That one hash is also Quodsi's version of its copy: after a transfer the
+//! copy and the provider's file have the same bytes, so a later sync tells a changed copy by
+//! hashing it with the same algorithm. No second, provider-neutral hash is taken: at transfer
+//! speed a second SHA-256 pass costs as much CPU as the whole copy (BENCHMARKS.md). Hashes mean
+//! something only within one provider: never compare them across providers.
 //!
 //! QuickXorHash has no maintained crate, so it is implemented here after Microsoft's
 //! description (OneDrive docs `code-snippets/quickxorhash.md`) and rclone's port
@@ -96,19 +98,16 @@ pub fn normalize(alg: HashAlg, provider_value: &str) -> Option<String> {
 pub struct Digests {
     /// The provider's algorithm, lowercase hex (as [`normalize`] gives the provider's value).
     pub provider: String,
-    /// SHA-256 of the content, lowercase hex: Quodsi's version of the file.
-    pub sha256: String,
     /// Bytes hashed.
     pub size: u64,
 }
 
-/// The provider's hash and SHA-256 of one file, fed chunk by chunk as it streams. The result
+/// The provider's hash of one file, fed chunk by chunk as it streams. The result
 /// does not depend on how the content is split into [`ContentHasher::update`] calls.
 #[derive(Clone)]
 pub struct ContentHasher {
     alg: HashAlg,
     provider: ProviderHasher,
-    sha256: Sha256,
     size: u64,
 }
 
@@ -128,7 +127,7 @@ impl ContentHasher {
             HashAlg::Dropbox => ProviderHasher::Dropbox(DropboxContentHash::new()),
             HashAlg::Sha1 => ProviderHasher::Sha1(Sha1::new()),
         };
-        ContentHasher { alg, provider, sha256: Sha256::new(), size: 0 }
+        ContentHasher { alg, provider, size: 0 }
     }
 
     pub fn alg(&self) -> HashAlg {
@@ -147,7 +146,6 @@ impl ContentHasher {
             ProviderHasher::Dropbox(h) => h.update(data),
             ProviderHasher::Sha1(h) => h.update(data),
         }
-        self.sha256.update(data);
         self.size += data.len() as u64;
     }
 
@@ -158,7 +156,7 @@ impl ContentHasher {
             ProviderHasher::Dropbox(h) => hex::encode(h.finish()),
             ProviderHasher::Sha1(h) => hex::encode(h.finalize()),
         };
-        Digests { provider, sha256: hex::encode(self.sha256.finalize()), size: self.size }
+        Digests { provider, size: self.size }
     }
 }
 
@@ -270,6 +268,61 @@ impl DropboxContentHash {
             self.overall.update(self.block.finalize());
         }
         self.overall.finalize().into()
+    }
+}
+
+/// Chunks queued for the hashing thread: enough that neither side waits on the other's jitter,
+/// few enough that a file's bytes in memory stay a handful of chunks (reqwest hands out at most
+/// some hundreds of KiB at a time).
+const HASH_QUEUE_CHUNKS: usize = 16;
+
+/// A file's hash, computed on a blocking thread while its bytes flow on to their destination.
+///
+/// Hashing inside the stream would put the hash and the write one after the other on the same
+/// task; here they overlap, so a download costs about the slower of the two, not their sum. The
+/// stream waits when the hasher falls [`HASH_QUEUE_CHUNKS`] behind, so memory stays bounded.
+#[derive(Debug)]
+pub struct HashAlongside {
+    task: tokio::task::JoinHandle<ContentHasher>,
+}
+
+impl HashAlongside {
+    /// `body`, passed through unchanged, and the hash of every chunk it yields (errors are passed
+    /// on and not hashed). Must be called within a Tokio runtime.
+    pub fn tap<S, E>(
+        alg: HashAlg,
+        body: S,
+    ) -> (impl futures_util::Stream<Item = Result<bytes::Bytes, E>>, HashAlongside)
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, E>>,
+    {
+        use futures_util::StreamExt as _;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(HASH_QUEUE_CHUNKS);
+        let task = tokio::task::spawn_blocking(move || {
+            let mut hasher = ContentHasher::new(alg);
+            while let Some(chunk) = rx.blocking_recv() {
+                hasher.update(&chunk);
+            }
+            hasher
+        });
+        let body = body.then(move |chunk| {
+            let tx = tx.clone();
+            async move {
+                if let Ok(bytes) = &chunk {
+                    // A clone of `Bytes` shares the buffer. A send fails only when the hashing
+                    // thread is gone, which `finish` reports.
+                    let _ = tx.send(bytes.clone()).await;
+                }
+                chunk
+            }
+        });
+        (body, HashAlongside { task })
+    }
+
+    /// The digests of everything the stream yielded, once the stream has been dropped (that
+    /// ends the hashing thread's input). `None` if the hashing thread panicked.
+    pub async fn finish(self) -> Option<Digests> {
+        self.task.await.ok().map(ContentHasher::finish)
     }
 }
 
@@ -517,7 +570,7 @@ mod tests {
 
     #[test]
     fn every_algorithm_matches_the_fixture_readme_values_for_the_synthetic_files() {
-        for (unit, size, md5, sha1, sha256, dropbox, quickxor) in FIXTURE_HASHES {
+        for (unit, size, md5, sha1, _sha256, dropbox, quickxor) in FIXTURE_HASHES {
             // Arrange
             let content = fixture_content(unit, *size);
             let quickxor_hex =
@@ -535,7 +588,6 @@ mod tests {
 
                 // Assert
                 assert_eq!(got.provider, provider, "{unit}: {}", alg.name());
-                assert_eq!(got.sha256, *sha256, "{unit}: sha256 next to {}", alg.name());
                 assert_eq!(got.size, *size as u64, "{unit}: size");
             }
         }
@@ -552,7 +604,6 @@ mod tests {
         // Assert
         let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         assert_eq!(got.provider, empty);
-        assert_eq!(got.sha256, empty);
         assert_eq!(got.size, 0);
     }
 
@@ -597,7 +648,6 @@ mod tests {
 
                 // Assert
                 assert_eq!(got.provider, expected, "{len} bytes in chunks of {chunk}");
-                assert_eq!(got.sha256, hex::encode(sha(data)), "{len} bytes: sha256");
                 assert_eq!(got.size, len as u64);
             }
         }
@@ -692,6 +742,29 @@ mod tests {
 
             // Assert
             assert_eq!(got, None, "{} {value:?}", alg.name());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hashing_alongside_passes_every_chunk_through_and_hashes_what_it_passed() {
+        use futures_util::StreamExt as _;
+        // Arrange: more chunks than the queue holds, an error in the middle.
+        let mut rng = SplitMix(0xa1d5);
+        let chunks: Vec<Vec<u8>> = (0..3 * HASH_QUEUE_CHUNKS).map(|i| rng.bytes(1 + i * 977)).collect();
+        let mut items: Vec<Result<bytes::Bytes, &str>> =
+            chunks.iter().map(|c| Ok(bytes::Bytes::from(c.clone()))).collect();
+        items.insert(5, Err("a broken chunk"));
+        let whole: Vec<u8> = chunks.concat();
+
+        for alg in HashAlg::ALL {
+            // Act
+            let (body, hash) = HashAlongside::tap(alg, futures_util::stream::iter(items.clone()));
+            let passed: Vec<Result<bytes::Bytes, &str>> = body.collect().await;
+            let got = hash.finish().await.expect("the hashing thread ends with the stream");
+
+            // Assert
+            assert_eq!(passed, items, "{}: the stream passes through unchanged", alg.name());
+            assert_eq!(got, digests_whole(alg, &whole), "{}: the hash of the good chunks", alg.name());
         }
     }
 }

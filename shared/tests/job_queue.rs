@@ -33,7 +33,7 @@ async fn create_queue(client: &aws_sdk_sqs::Client) -> String {
 }
 
 fn message() -> JobMessage {
-    JobMessage { tenant_id: TenantId(Uuid::new_v4()), job_id: Uuid::new_v4() }
+    JobMessage { tenant_id: TenantId(Uuid::new_v4()), job_id: shared::db::JobId(Uuid::new_v4()) }
 }
 
 /// Bodies of the messages visible now (long-polls up to `wait_s`), deleted once read.

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
 use sha2::{Digest as _, Sha256};
-use shared::db::TenantId;
+use shared::db::{FolderId, TenantId};
 use shared::objects::{ObjectKey, Objects, ObjectsError, PART_SIZE};
 use std::path::Path;
 use std::time::Duration;
@@ -38,9 +38,9 @@ fn local_store(dir: &Path) -> Objects {
     Objects::from_url(&format!("file://{}", dir.display())).expect("a file:// store")
 }
 
-fn new_key(path: &[&str]) -> (TenantId, Uuid, ObjectKey) {
+fn new_key(path: &[&str]) -> (TenantId, FolderId, ObjectKey) {
     let tenant = TenantId(Uuid::new_v4());
-    let folder = Uuid::new_v4();
+    let folder = FolderId(Uuid::new_v4());
     let key = ObjectKey::for_file(tenant, folder, path).expect("a valid key");
     (tenant, folder, key)
 }
@@ -243,7 +243,7 @@ async fn every_nasty_name_stays_under_its_tenant_and_folder_in_a_local_directory
     let dir = tempfile::tempdir().unwrap();
     let objects = local_store(dir.path());
     let tenant = TenantId(Uuid::new_v4());
-    let folder = Uuid::new_v4();
+    let folder = FolderId(Uuid::new_v4());
     let inside = dir.path().canonicalize().unwrap().join(tenant.to_string()).join(folder.to_string());
 
     for (i, name) in NASTY.iter().enumerate() {
@@ -272,7 +272,7 @@ async fn every_nasty_name_round_trips_on_moto_s3_under_its_tenant_prefix() {
     let moto = Moto::start();
     let objects = s3_store(&moto, Some("root"));
     let tenant = TenantId(Uuid::new_v4());
-    let folder = Uuid::new_v4();
+    let folder = FolderId(Uuid::new_v4());
 
     for name in NASTY {
         let key = ObjectKey::for_file(tenant, folder, &[name]).unwrap();

@@ -1236,7 +1236,8 @@ async fn box_changes_are_the_upload_the_move_the_rename_the_trash_and_the_accoun
             upsert("/Elsewhere/notes.txt"),
         ]
     );
-    assert_eq!(pages.len(), 1);
+    assert_eq!(pages.len(), 2, "the events, then the empty chunk that ends the feed");
+    assert!(pages[1].changes.is_empty());
     assert_eq!(upserted(&changes)[0].hash.as_deref(), Some(readme_hash(s.kind, "factory-line.qsim v2")));
     assert_eq!(next_cursor.parse::<u64>().unwrap() - cursor.parse::<u64>().unwrap(), 5, "5 events further");
     let (after, _, _) = s.changes_from(&next_cursor).await;
@@ -1250,8 +1251,8 @@ async fn box_changes_are_the_upload_the_move_the_rename_the_trash_and_the_accoun
 }
 
 #[tokio::test]
-async fn box_full_pages_carry_next_and_every_page_carries_the_position() {
-    // Arrange: 501 events, so the first page is full (500) and says more may follow.
+async fn box_pages_carry_next_until_an_empty_chunk_and_every_page_carries_the_position() {
+    // Arrange: 501 events: a full page (500), a short one, then the empty chunk.
     let s = Setup::scenario(ProviderType::Box).await;
     s.tree.set_page_size(1000);
     let cursor = s.start_cursor().await;
@@ -1265,15 +1266,17 @@ async fn box_full_pages_carry_next_and_every_page_carries_the_position() {
     // Assert
     let shape: Vec<(usize, bool, bool)> =
         pages.iter().map(|p| (p.changes.len(), p.next.is_some(), p.cursor.is_some())).collect();
-    assert_eq!(shape, vec![(500, true, true), (1, false, true)]);
+    assert_eq!(shape, vec![(500, true, true), (1, true, true), (0, false, true)]);
     assert_eq!(pages[0].next, pages[0].cursor, "the stream's next page starts where the cursor is");
     assert_eq!(changes.len(), 501);
     assert_eq!(last.parse::<u64>().unwrap() - cursor.parse::<u64>().unwrap(), 501);
 }
 
 #[tokio::test]
-async fn box_short_pages_advance_the_cursor_without_next() {
-    // Arrange: Box may answer fewer events than asked; the fake's page size is 2.
+async fn box_short_pages_are_not_the_end_of_the_feed_an_empty_chunk_is() {
+    // Arrange: Box may answer fewer events than asked while more wait ("the events less than
+    // the limit requested can be returned even when there may be more events remaining"); the
+    // fake's page size is 2.
     let s = Setup::scenario(ProviderType::Box).await;
     let cursor = s.start_cursor().await;
     for i in 0..3 {
@@ -1283,11 +1286,14 @@ async fn box_short_pages_advance_the_cursor_without_next() {
     // Act
     let first = s.one_change_page(&cursor).await.unwrap();
     let second = s.one_change_page(first.cursor.as_deref().unwrap()).await.unwrap();
+    let third = s.one_change_page(second.cursor.as_deref().unwrap()).await.unwrap();
 
     // Assert
     let names = |p: &ChangePage| upserted(&p.changes).iter().map(|i| i.name.clone()).collect::<Vec<_>>();
-    assert_eq!((names(&first), first.next.is_some()), (vec!["new-0.qsim".to_owned(), "new-1.qsim".to_owned()], false));
-    assert_eq!((names(&second), second.next.is_some()), (vec!["new-2.qsim".to_owned()], false));
+    assert_eq!((names(&first), first.next.is_some()), (vec!["new-0.qsim".to_owned(), "new-1.qsim".to_owned()], true));
+    assert_eq!((names(&second), second.next.is_some()), (vec!["new-2.qsim".to_owned()], true));
+    assert_eq!((names(&third), third.next.is_some()), (vec![], false));
+    assert_eq!(third.cursor, second.cursor, "an empty chunk leaves the position where it was");
 }
 
 #[tokio::test]
@@ -1441,7 +1447,11 @@ async fn box_fixture_event_pages_are_read_as_documented() {
     assert_eq!(events.changes[1], Change::Deleted { id: Some("1357924680456".into()), path_lower: None });
     let Change::Upsert(moved) = &events.changes[2] else { panic!("the move is an upsert: {:?}", events.changes[2]) };
     assert_eq!((moved.id.as_str(), moved.parent_id.as_deref()), ("1357924680789", Some("246813579456")));
-    assert_eq!((events.next.as_deref(), events.cursor.as_deref()), (None, Some("1152922976252291902")));
+    assert_eq!(
+        (events.next.as_deref(), events.cursor.as_deref()),
+        (Some("1152922976252291902"), Some("1152922976252291902")),
+        "a chunk with events may not be the last: read on from its position"
+    );
     assert_eq!(again.changes, events.changes, "the repeated event is applied once");
     assert_eq!(again.cursor, events.cursor, "a string position reads like a number");
 }

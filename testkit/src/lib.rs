@@ -7,6 +7,7 @@
 //! that cut across crates (conformance, T-SQL parse, SQLite plans, OpenAPI, schema names,
 //! secrets end to end) are this crate's own tests.
 
+pub mod faults;
 pub mod http;
 pub mod logs;
 pub mod moto;

@@ -218,6 +218,10 @@ struct State {
     page_size: usize,
     faults: Vec<(Endpoint, Fault)>,
     duplicate_events: bool,
+    /// Files' bytes served (cells: the download responders read the state shared).
+    downloads: std::cell::Cell<usize>,
+    /// Bytes to serve once instead of a file's own, by id.
+    corrupt: std::cell::RefCell<BTreeMap<String, Vec<u8>>>,
 }
 
 /// A model drive shared by a test and the fake's responders. Clones share the same tree.
@@ -317,6 +321,8 @@ impl RemoteTree {
             page_size: 2,
             faults: Vec::new(),
             duplicate_events: false,
+            downloads: Default::default(),
+            corrupt: Default::default(),
         };
         let root_name = if family == Family::Box { "All Files" } else { "root" };
         state.nodes.insert(root_id.clone(), Node::folder(root_id.clone(), root_name, None, start));
@@ -377,6 +383,19 @@ impl RemoteTree {
     /// Answers the next request to `endpoint` with `fault`, once. Faults queue in order.
     pub fn inject(&self, endpoint: Endpoint, fault: Fault) {
         self.lock().faults.push((endpoint, fault));
+    }
+
+    /// How many times a file's bytes were served, at any family's download endpoint.
+    pub fn downloads_served(&self) -> usize {
+        self.lock().downloads.get()
+    }
+
+    /// The next download of the file at `path` serves `bytes` instead of its content (which
+    /// its listing's size and hash still describe): a transfer corrupted on the way.
+    pub fn corrupt_next_download(&self, path: &str, bytes: impl Into<Vec<u8>>) {
+        let state = self.lock();
+        let id = state.resolve_or_panic(path);
+        state.corrupt.borrow_mut().insert(id, bytes.into());
     }
 
     /// Whether every injected fault has been served.
@@ -920,6 +939,15 @@ fn page_len(state: &State, asked: Option<usize>) -> usize {
     asked.map_or(state.page_size, |a| a.clamp(1, state.page_size))
 }
 
+/// A file's bytes, counted, corrupted once if the test asked for it.
+fn file_bytes(state: &State, id: &str, content: &[u8]) -> ResponseTemplate {
+    state.downloads.set(state.downloads.get() + 1);
+    match state.corrupt.borrow_mut().remove(id) {
+        Some(bytes) => bytes_response(&bytes),
+        None => bytes_response(content),
+    }
+}
+
 fn bytes_response(content: &[u8]) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_raw(content.to_vec(), "application/octet-stream")
 }
@@ -973,7 +1001,7 @@ fn preauth(state: &mut State, http: &Http<'_>, id: &str) -> ResponseTemplate {
         return ResponseTemplate::new(403).set_body_string(format!("Access denied to {}", http.request.url));
     }
     match state.nodes.get(id) {
-        Some(node) if node.is_file() => bytes_response(&node.content),
+        Some(node) if node.is_file() => file_bytes(state, id, &node.content),
         _ => ResponseTemplate::new(404).set_body_string("File Not Found"),
     }
 }
@@ -1393,7 +1421,8 @@ mod drive {
             let md5 = node.digests(HashAlg::Md5);
             value["md5Checksum"] = json!(md5.provider);
             value["sha1Checksum"] = json!(node.digests(HashAlg::Sha1).provider);
-            value["sha256Checksum"] = json!(md5.sha256);
+            value["sha256Checksum"] =
+                json!(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(node.content.as_slice())));
             value["headRevisionId"] = json!(drive_revision(node));
         }
         value
@@ -1417,7 +1446,7 @@ mod drive {
                 "Only files with binary content can be downloaded. Use Export with Docs Editors files.",
                 Some("alt"),
             ),
-            Some(node) if node.is_file() => bytes_response(&node.content),
+            Some(node) if node.is_file() => file_bytes(state, id, &node.content),
             Some(_) => {
                 error(403, "fileNotDownloadable", "Only files with binary content can be downloaded.", Some("alt"))
             }
@@ -1797,7 +1826,7 @@ mod dropbox {
             return error_409("path/not_file/..", json!({ ".tag": "path", "path": { ".tag": "not_file" } }));
         }
         let result = header_safe(&entry(state, &state.nodes, node, false));
-        bytes_response(&node.content).insert_header("Dropbox-API-Result", result.as_str())
+        file_bytes(state, &id, &node.content).insert_header("Dropbox-API-Result", result.as_str())
     }
 
     /// HTTP-header-safe JSON (0x7F and non-ASCII as `\uXXXX`), as Dropbox sends its result.

@@ -82,6 +82,7 @@ cases!(
     jobs_to_dispatch_are_the_unsent_and_the_abandoned,
     synced_files_upsert_by_provider_id_and_deletes_wait_for_the_guard,
     unseen_and_path_deletes_mark_only_their_folder,
+    downloads_wait_in_index_order_and_failed_ones_are_retried,
 );
 
 // ---- helpers --------------------------------------------------------------------------
@@ -2331,6 +2332,38 @@ async fn unseen_and_path_deletes_mark_only_their_folder(store: Store) {
     assert_eq!(by_path_count, 1);
     assert_eq!(unseen, 1, "the graph's file, which the listing did not see");
     assert_eq!(elsewhere, 0, "another folder's files are never marked");
+}
+
+async fn downloads_wait_in_index_order_and_failed_ones_are_retried(store: Store) {
+    // Arrange: three files waiting, one synced, one failed; another folder's failed file.
+    let (a, _) = tenants(&store).await;
+    let g = Graph::create(&store, &a).await;
+    let other = store.create_folder(&new_folder(&a, g.connection.base.id)).await.unwrap();
+    let (folder, job) = (g.folder.base.id, g.job.base.id);
+    for id in ["w1", "w2", "w3"] {
+        store.upsert_synced_file(&synced(&a, folder, id, "1", Some(job))).await.unwrap();
+    }
+    let done = SyncedFile { sync_status: SyncStatus::Synced, ..synced(&a, folder, "done", "2", Some(job)) };
+    store.upsert_synced_file(&done).await.unwrap();
+    let failed = SyncedFile { sync_status: SyncStatus::Error, ..synced(&a, folder, "failed", "3", Some(job)) };
+    store.upsert_synced_file(&failed).await.unwrap();
+    let failed_elsewhere = SyncedFile { sync_status: SyncStatus::Error, ..synced(&a, other.base.id, "x", "4", None) };
+    store.upsert_synced_file(&failed_elsewhere).await.unwrap();
+
+    // Act
+    let first = store.list_files_to_download(a.id, folder, 0, 2).await.unwrap();
+    let rest = store.list_files_to_download(a.id, folder, first[1].base.index_id, 2).await.unwrap();
+    let retried = store.retry_failed_files(a.id, folder).await.unwrap();
+    let after_retry = store.list_files_to_download(a.id, folder, 0, 10).await.unwrap();
+
+    // Assert
+    let names = |files: &[CloudFile]| files.iter().map(|f| f.provider_file_id.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&first), ["w1", "w2"], "in index order, at most the limit");
+    assert_eq!(names(&rest), ["w3"], "after the given index");
+    assert_eq!(retried, 1, "the folder's failed file only");
+    assert_eq!(names(&after_retry), ["w1", "w2", "w3", "failed"]);
+    let elsewhere = store.get_file_by_provider_id(a.id, other.base.id, "x").await.unwrap().unwrap();
+    assert_eq!(elsewhere.sync_status, SyncStatus::Error, "another folder's file is left alone");
 }
 
 fn main() {

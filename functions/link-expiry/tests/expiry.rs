@@ -2,10 +2,6 @@
 //! `api_base_url`): which links expire, provider removal and its failures, batches under
 //! overlapping invocations, settings, and the Lambda handler fed the EventBridge event.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
@@ -16,6 +12,7 @@ use serde_json::{Value, json};
 use shared::db::*;
 use shared::schedule::Env;
 use shared::vault::TokenContext;
+use testkit::faults::FaultyBackend;
 use testkit::scheduled::{ClockedApp, scheduled_event};
 use testkit::{Tenant, new_connection, new_file, new_file_link, new_folder};
 use uuid::Uuid;
@@ -247,38 +244,6 @@ async fn a_provider_error_quoting_the_access_token_is_recorded_scrubbed() {
     assert!(errs[0].error_code.as_deref().is_none_or(|c| c.len() <= 100));
 }
 
-/// A backend over the test database that refuses the first `fail` error-row inserts.
-struct FailingErrorRows {
-    inner: Store,
-    fail: usize,
-    refused: AtomicUsize,
-}
-
-impl Backend for FailingErrorRows {
-    fn name(&self) -> &'static str {
-        self.inner.backend().name()
-    }
-
-    fn sql(&self, stmt: Stmt) -> &'static str {
-        self.inner.backend().sql(stmt)
-    }
-
-    fn run<'a, 'b>(&'a self, steps: Vec<Step>) -> Pin<Box<dyn Future<Output = DbResult<Vec<StepOutcome>>> + Send + 'b>>
-    where
-        'a: 'b,
-        Self: 'b,
-    {
-        Box::pin(async move {
-            if steps.iter().any(|s| s.stmt == Stmt::ErrorInsert)
-                && self.refused.fetch_add(1, Ordering::SeqCst) < self.fail
-            {
-                return Err(DbError::unavailable(std::io::Error::other("injected write fault")));
-            }
-            self.inner.backend().run(steps).await
-        })
-    }
-}
-
 #[tokio::test]
 async fn a_failure_that_cannot_be_recorded_leaves_the_link_active_for_a_later_run() {
     // Arrange: the provider refuses the removal; the first error row cannot be written.
@@ -289,8 +254,7 @@ async fn a_failure_that_cannot_be_recorded_leaves_the_link_active_for_a_later_ru
     let a = t.tenant().await;
     let (conn, _, file) = drive(&t, &a, ProviderType::GDrive).await;
     let link = file_link(s, &a, &file, "perm-unrecorded", Some(Duration::minutes(-1))).await;
-    let backend = Arc::new(FailingErrorRows { inner: s.clone(), fail: 1, refused: AtomicUsize::new(0) });
-    let faulty = t.with_store(Store::new(backend)).await;
+    let faulty = t.with_store(FaultyBackend::first(s.clone(), Stmt::ErrorInsert, 1).store()).await;
 
     // Act
     let first = run(&faulty, &Settings::default()).await;

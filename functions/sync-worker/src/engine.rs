@@ -30,16 +30,13 @@
 //! saved, the lease given up, and the job's message sent again.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use rand::RngExt as _;
 use serde_json::{Value, json};
 use shared::app::App;
-use shared::content_hash::{ContentHasher, HashAlg};
+use shared::content_hash::{HashAlg, HashAlongside};
 use shared::db::{
     CloudFile, CloudFilePatch, Connection, ConnectionStatus, CursorKind, DbError, ErrorType, Folder, FolderPermissions,
     JobLease, JobProgress, JobStatus, JobType, NewSyncCursor, Percent, SyncJob, SyncStatus, SyncedFile,
@@ -303,6 +300,11 @@ impl<'a> Run<'a> {
         let job = self.job();
         let (tenant, folder_id) = (job.base.tenant_id, self.folder.base.id);
         self.checkpoint.tracked_at_start = store.count_live_files(tenant, folder_id).await?;
+        if self.wanted.is_none() {
+            // What the last sync could not fetch is fetched again, changed at the provider or not.
+            let retried = store.retry_failed_files(tenant, folder_id).await?;
+            self.checkpoint.files_total += i32::try_from(retried).unwrap_or(i32::MAX);
+        }
         self.checkpoint.folders.insert(self.folder.provider_folder_id.clone(), String::new());
         self.checkpoint.root_path_lower = self.folder.folder_path.as_deref().map(str::to_lowercase);
         let kind = CursorKind::of(self.connection.provider_type);
@@ -489,11 +491,25 @@ impl<'a> Run<'a> {
             None => true,
             Some(file) => file.sync_status != SyncStatus::Synced || content_differs(file, item),
         };
-        let download = changed && item.downloadable;
+        let mut download = changed && item.downloadable;
         let mut metadata = match existing.as_ref().and_then(|f| f.file_metadata.clone()) {
             Some(Value::Object(map)) => map,
             _ => serde_json::Map::new(),
         };
+        if !download
+            && item.downloadable
+            && let Some(file) = &existing
+            && file.file_path.as_deref() != Some(path.as_str())
+        {
+            // Renamed or moved within the folder, same bytes: Quodsi's copy follows the name
+            // rather than being fetched again; if it cannot, it is fetched again.
+            match self.move_copy(&metadata, &path).await {
+                Some(key) => {
+                    metadata.insert("object_key".into(), json!(key.as_str()));
+                }
+                None => download = true,
+            }
+        }
         metadata.insert("revision".into(), json!(item.revision));
         metadata.insert("hash_alg".into(), json!(self.hash_alg.name()));
         metadata.insert("downloadable".into(), json!(item.downloadable));
@@ -536,6 +552,20 @@ impl<'a> Run<'a> {
             self.checkpoint.files_total += 1;
         }
         Ok(())
+    }
+
+    /// Moves Quodsi's copy of a file (at `metadata`'s `object_key`) to the key of its new
+    /// `path`; `None` when there is no copy to move or the store refused.
+    async fn move_copy(&self, metadata: &serde_json::Map<String, Value>, path: &str) -> Option<ObjectKey> {
+        let (tenant, folder_id) = (self.job().base.tenant_id, self.folder.base.id);
+        let old = ObjectKey::stored_under(metadata.get("object_key")?.as_str()?, tenant, folder_id)?;
+        let segments: Vec<&str> = path.split('/').collect();
+        let new = ObjectKey::for_file(tenant, folder_id, &segments).ok()?;
+        if let Err(e) = self.objects.rename(&old, &new).await {
+            tracing::warn!(job_id = %self.job().base.id, error = %shared::error_chain(&e), "moving a renamed file's copy failed; fetching it again");
+            return None;
+        }
+        Some(new)
     }
 
     async fn download_batch(&mut self) -> Result<(), Stop> {
@@ -605,22 +635,15 @@ impl<'a> Run<'a> {
             }
             Err(e) => return Err(self.provider_stop(e, "download a file")),
         };
-        let hasher = Arc::new(Mutex::new(Some(ContentHasher::new(self.hash_alg))));
-        let feed = Arc::clone(&hasher);
-        let body = download.body.map(move |chunk: Result<Bytes, ProviderError>| {
-            if let (Ok(bytes), Ok(mut guard)) = (&chunk, feed.lock())
-                && let Some(h) = guard.as_mut()
-            {
-                h.update(bytes);
-            }
-            chunk
-        });
-        if let Err(e) = self.objects.put_stream(&temporary, body).await {
+        let (body, hash) = HashAlongside::tap(self.hash_alg, download.body);
+        let stored = self.objects.put_stream(&temporary, body).await;
+        // The body is dropped by now, so the hashing thread has had its last chunk.
+        let digests = hash.finish().await;
+        if let Err(e) = stored {
             let _ = self.objects.delete(&temporary).await;
             let why = self.call.scrub(&format!("storing it failed: {}", shared::error_chain(&e)), 2000);
             return self.file_failed(file, ErrorType::Network, Some("transfer_failed"), &why).await;
         }
-        let digests = hasher.lock().ok().and_then(|mut h| h.take()).map(ContentHasher::finish);
         let Some(digests) = digests else {
             let _ = self.objects.delete(&temporary).await;
             return self.file_failed(file, ErrorType::Api, Some("hash_unavailable"), "the content hash was lost").await;
@@ -654,7 +677,6 @@ impl<'a> Run<'a> {
             _ => serde_json::Map::new(),
         };
         metadata.insert("object_key".into(), json!(target.as_str()));
-        metadata.insert("local_sha256".into(), json!(digests.sha256));
         let patch = CloudFilePatch {
             file_size_bytes: Some(digests.size as i64),
             content_hash: Some(Some(digests.provider.clone())),

@@ -20,7 +20,6 @@ pub mod checkpoint;
 pub mod engine;
 mod place;
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};

@@ -10,15 +10,17 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
+use shared::content_hash::HashAlg;
 use shared::db::*;
 use shared::job_queue::JobMessage;
 use sync_worker::{Ran, Settings};
 use testkit::http::TestApp;
-use testkit::providers::{ACCESS_TOKEN, CLIENT_SECRET, REFRESH_TOKEN};
+use testkit::providers::{ACCESS_TOKEN, CLIENT_SECRET, REFRESH_TOKEN, invalid_grant};
 use testkit::sync_fakes::{Endpoint, Fault, RemoteTree, mount};
 use testkit::{Tenant, connect_with_tokens};
 use tokio::time::Instant;
-use wiremock::MockServer;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// A tenant's folder synced from a fake provider.
 struct World {
@@ -35,6 +37,11 @@ fn settings() -> Settings {
 }
 
 async fn world(provider: ProviderType, tree: RemoteTree) -> World {
+    world_with(provider, tree, |_| {}).await
+}
+
+/// [`world`] with the folder adjusted before it is created.
+async fn world_with(provider: ProviderType, tree: RemoteTree, adjust: impl FnOnce(&mut NewFolder)) -> World {
     let server = MockServer::start().await;
     let uri = server.uri();
     let providers = json!({ "providers": { provider.as_str(): {
@@ -60,6 +67,7 @@ async fn world(provider: ProviderType, tree: RemoteTree) -> World {
     new.provider_folder_id = scope.folder_id.clone();
     new.folder_path = scope.folder_path.clone();
     new.folder_type = FolderType::Models;
+    adjust(&mut new);
     let folder = t.store().create_folder(&new).await.unwrap();
     World { t, server, tree, tenant, folder, connection }
 }
@@ -120,10 +128,15 @@ impl World {
         std::fs::read(self.t.objects_dir().join(&key)).unwrap_or_else(|e| panic!("{key}: {e}"))
     }
 
-    /// How many times the provider was asked for a file's bytes.
+    /// How many times the provider served a file's bytes.
     async fn downloads(&self) -> usize {
+        self.tree.downloads_served()
+    }
+
+    /// How many times the connection's tokens were refreshed at the provider.
+    async fn refreshes(&self) -> usize {
         let requests = self.server.received_requests().await.unwrap_or_default();
-        requests.iter().filter(|r| r.url.path().ends_with("/files/download")).count()
+        requests.iter().filter(|r| r.method.as_str() == "POST" && r.url.path() == "/token").count()
     }
 
     async fn cursor(&self) -> Option<SyncCursor> {
@@ -411,4 +424,265 @@ async fn the_handler_runs_the_job_of_each_sqs_message_and_drops_unreadable_ones(
     // Assert
     assert!(response.batch_item_failures.is_empty(), "nothing to deliver again");
     assert_eq!(w.t.store().get_job(w.tenant.id, job.base.id).await.unwrap().status, JobStatus::Completed);
+}
+
+/// The scenario drive of every provider family, and the name each test reports it by.
+fn every_provider() -> Vec<(&'static str, ProviderType, RemoteTree)> {
+    vec![
+        ("OneDrive for Business", ProviderType::OneDrive, RemoteTree::scenario(ProviderType::OneDrive)),
+        ("OneDrive Personal", ProviderType::OneDrive, RemoteTree::new_onedrive_personal().with_scenario()),
+        ("SharePoint", ProviderType::SharePoint, RemoteTree::scenario(ProviderType::SharePoint)),
+        ("Google Drive", ProviderType::GDrive, RemoteTree::scenario(ProviderType::GDrive)),
+        ("Dropbox", ProviderType::Dropbox, RemoteTree::scenario(ProviderType::Dropbox)),
+        ("Box", ProviderType::Box, RemoteTree::scenario(ProviderType::Box)),
+    ]
+}
+
+const SCENARIO_FILES: [&str; 4] =
+    ["Scenarios/baseline.qsim", "factory-line.qsim", "throughput-results.csv", "warehouse-layout.qsim"];
+
+#[tokio::test]
+async fn every_provider_first_sync_stores_the_subtree_with_the_providers_hash() {
+    for (name, provider, tree) in every_provider() {
+        // Arrange
+        let w = world(provider, tree).await;
+        let job = w.job(JobType::Download, None).await;
+
+        // Act
+        let (ran, _) = w.run_to_end(&job).await;
+
+        // Assert
+        assert_eq!(ran, Ran::Completed, "{name}: {:?}", w.errors().await);
+        let files = w.files().await;
+        let paths: Vec<_> = files.iter().map(|f| f.file_path.clone().unwrap()).collect();
+        let mut expected: Vec<&str> = SCENARIO_FILES.to_vec();
+        if provider == ProviderType::GDrive {
+            expected.insert(0, "Model assumptions");
+        }
+        assert_eq!(paths, expected, "{name}: the subtree's files, nothing from /Elsewhere");
+        let alg = HashAlg::for_provider(provider);
+        for file in &files {
+            let remote = w.tree.expect(file.file_path.as_deref().unwrap());
+            let meta = file.file_metadata.as_ref().unwrap();
+            assert_eq!(file.provider_file_id, remote.id, "{name}");
+            assert_eq!(file.sync_status, SyncStatus::Synced, "{name}: {}", file.file_name);
+            if file.file_name == "Model assumptions" {
+                assert_eq!(meta["downloadable"], json!(false), "{name}: a Google Doc has no bytes");
+                assert!(meta.get("object_key").is_none(), "{name}: and nothing is stored for it");
+                continue;
+            }
+            let hash = file.content_hash.as_deref().unwrap_or_else(|| panic!("{name}: {} has a hash", file.file_name));
+            assert_eq!(hash.len(), alg.hex_len(), "{name}: {} is {}", file.file_name, alg.name());
+            assert_eq!(Some(hash), remote.hash.as_deref(), "{name}: the provider's value, lowercase hex");
+            assert_eq!(hash, hash.to_ascii_lowercase(), "{name}");
+            assert_eq!(meta["hash_alg"], json!(alg.name()), "{name}");
+            assert_eq!(file.file_size_bytes, remote.size, "{name}");
+            assert_eq!(w.stored_bytes(file), remote.content, "{name}: {} in Quodsi's store", file.file_name);
+        }
+        assert_eq!(w.downloads().await, 4, "{name}: each file's bytes fetched once, the Google Doc's never");
+        assert!(w.cursor().await.is_some(), "{name}: the change cursor is kept");
+        assert!(w.errors().await.is_empty(), "{name}: {:?}", w.errors().await);
+    }
+}
+
+#[tokio::test]
+async fn every_provider_later_sync_applies_edits_additions_renames_moves_out_and_deletes() {
+    for (name, provider, tree) in every_provider() {
+        // Arrange: a first sync, then at the provider: an edit, a new file, a rename inside the
+        // folder, a file moved out of it and a deletion.
+        let w = world(provider, tree).await;
+        assert_eq!(w.run_to_end(&w.job(JobType::Download, None).await).await.0, Ran::Completed, "{name}");
+        let renamed_before = w.file("warehouse-layout.qsim").await.unwrap();
+        let old_copy =
+            w.t.objects_dir().join(renamed_before.file_metadata.as_ref().unwrap()["object_key"].as_str().unwrap());
+        let downloads_before = w.downloads().await;
+        w.tree.modify("factory-line.qsim", b"a new version of the line\n".repeat(100));
+        w.tree.add_file("Scenarios/line-2.qsim", b"line two\n".repeat(50));
+        w.tree.rename("warehouse-layout.qsim", "warehouse-v2.qsim");
+        w.tree.move_to("Scenarios/baseline.qsim", "/Elsewhere");
+        w.tree.delete("throughput-results.csv");
+        let job = w.job(JobType::Download, None).await;
+
+        // Act
+        let (ran, _) = w.run_to_end(&job).await;
+
+        // Assert
+        assert_eq!(ran, Ran::Completed, "{name}: {:?}", w.errors().await);
+        let files = w.files().await;
+        let paths: Vec<_> = files.iter().map(|f| f.file_path.clone().unwrap()).collect();
+        let mut expected = vec!["Scenarios/line-2.qsim", "factory-line.qsim", "warehouse-v2.qsim"];
+        if provider == ProviderType::GDrive {
+            expected.insert(0, "Model assumptions");
+        }
+        assert_eq!(paths, expected, "{name}: moved out and deleted are gone, the rename followed");
+        assert_eq!(w.downloads().await - downloads_before, 2, "{name}: the edited and the new file only");
+        let edited = w.file("factory-line.qsim").await.unwrap();
+        assert_eq!(w.stored_bytes(&edited), b"a new version of the line\n".repeat(100), "{name}");
+        assert_eq!(edited.content_hash, w.tree.expect("factory-line.qsim").hash, "{name}");
+        let renamed = w.file("warehouse-v2.qsim").await.unwrap();
+        assert_eq!(renamed.base.id, renamed_before.base.id, "{name}: the same row, renamed");
+        let key = renamed.file_metadata.as_ref().unwrap()["object_key"].as_str().unwrap().to_owned();
+        assert!(key.ends_with("/warehouse-v2.qsim"), "{name}: the copy follows the name: {key}");
+        assert_eq!(w.stored_bytes(&renamed), w.tree.expect("warehouse-v2.qsim").content, "{name}");
+        assert!(!old_copy.exists(), "{name}: no copy left under the old name");
+        let done = w.t.store().get_job(w.tenant.id, job.base.id).await.unwrap();
+        assert_eq!((done.files_total, done.files_processed), (Some(2), 2), "{name}");
+        assert!(w.errors().await.is_empty(), "{name}: {:?}", w.errors().await);
+    }
+}
+
+#[tokio::test]
+async fn a_download_whose_bytes_do_not_match_the_listed_hash_is_not_kept_and_is_fetched_again_next_time() {
+    // Arrange: Box (SHA-1); the first download of one file arrives corrupted.
+    let w = world(ProviderType::Box, RemoteTree::scenario(ProviderType::Box)).await;
+    w.tree.corrupt_next_download("factory-line.qsim", b"not the file at all".to_vec());
+    let first = w.job(JobType::Download, None).await;
+
+    // Act
+    let (first_ran, _) = w.run_to_end(&first).await;
+    let bad = w.file("factory-line.qsim").await.unwrap();
+    let errors = w.errors().await;
+    let on_disk = walk(&w.t.objects_dir());
+    let second = w.job(JobType::Download, None).await;
+    let (second_ran, _) = w.run_to_end(&second).await;
+
+    // Assert
+    assert_eq!(first_ran, Ran::Completed, "one file's failure does not stop the job");
+    assert_eq!(bad.sync_status, SyncStatus::Error);
+    assert!(bad.file_metadata.as_ref().unwrap().get("object_key").is_none(), "the corrupted bytes were not kept");
+    assert!(!on_disk.iter().any(|p| p.ends_with("factory-line.qsim")), "{on_disk:?}");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!((errors[0].error_code.as_deref(), errors[0].file_id), (Some("hash_mismatch"), Some(bad.base.id)));
+    assert!(errors[0].error_message.contains("factory-line.qsim"), "{}", errors[0].error_message);
+    assert_eq!(second_ran, Ran::Completed);
+    let good = w.file("factory-line.qsim").await.unwrap();
+    assert_eq!(good.sync_status, SyncStatus::Synced);
+    assert_eq!(w.stored_bytes(&good), w.tree.expect("factory-line.qsim").content);
+    assert_eq!(w.downloads().await, 5, "four files, one of them twice");
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_expired_access_token_is_refreshed_once_and_the_job_goes_on() {
+    // Arrange: the provider refuses the stored access token once.
+    let w = world(ProviderType::GDrive, RemoteTree::scenario(ProviderType::GDrive)).await;
+    w.tree.inject(Endpoint::Children, Fault::Unauthorized);
+    let before = w.t.store().get_connection(w.tenant.id, w.connection.base.id).await.unwrap();
+    let job = w.job(JobType::Download, None).await;
+
+    // Act
+    let (ran, _) = w.run_to_end(&job).await;
+
+    // Assert
+    assert_eq!(ran, Ran::Completed, "{:?}", w.errors().await);
+    assert!(w.tree.faults_served());
+    assert_eq!(w.refreshes().await, 1, "one refresh for the whole job");
+    let after = w.t.store().get_connection(w.tenant.id, w.connection.base.id).await.unwrap();
+    assert_eq!(after.status, ConnectionStatus::Active);
+    assert_ne!(after.encrypted_access_token, before.encrypted_access_token, "the new token was stored");
+    assert_eq!(w.files().await.len(), 5);
+}
+
+#[tokio::test]
+async fn a_refused_grant_fails_the_job_with_an_auth_error_and_ends_the_connection() {
+    // Arrange: the access token is refused and so is the refresh token.
+    let w = world(ProviderType::Box, RemoteTree::scenario(ProviderType::Box)).await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(invalid_grant(ProviderType::Box)))
+        .mount(&w.server)
+        .await;
+    w.tree.inject(Endpoint::Children, Fault::Unauthorized);
+    let job = w.job(JobType::Download, None).await;
+
+    // Act
+    let (ran, _) = w.run_to_end(&job).await;
+
+    // Assert
+    assert_eq!(ran, Ran::Failed);
+    assert_eq!(w.refreshes().await, 1, "refused once, not retried");
+    let failed = w.t.store().get_job(w.tenant.id, job.base.id).await.unwrap();
+    assert_eq!(failed.status, JobStatus::Failed);
+    let connection = w.t.store().get_connection(w.tenant.id, w.connection.base.id).await.unwrap();
+    assert_eq!(connection.status, ConnectionStatus::Revoked, "as token-refresh treats Box's invalid_grant");
+    let errors = w.errors().await;
+    assert!(
+        errors.iter().any(|e| e.error_type == ErrorType::Auth && e.error_code.as_deref() == Some("invalid_grant")),
+        "{errors:?}"
+    );
+    assert!(w.files().await.is_empty(), "nothing was listed");
+}
+
+#[tokio::test]
+async fn a_write_only_folder_is_never_read() {
+    // Arrange
+    let w = world_with(ProviderType::Dropbox, RemoteTree::scenario(ProviderType::Dropbox), |f| {
+        f.folder_permissions = FolderPermissions::WriteOnly;
+    })
+    .await;
+    let job = w.job(JobType::Download, None).await;
+
+    // Act
+    let ran = w.run(&job).await;
+
+    // Assert
+    assert_eq!(ran, Ran::Failed);
+    assert_eq!(w.errors().await[0].error_code.as_deref(), Some("folder_write_only"));
+    assert_eq!(w.downloads().await, 0);
+    let requests = w.server.received_requests().await.unwrap_or_default();
+    assert!(requests.is_empty(), "not one call to the provider: {requests:?}");
+    assert!(w.files().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_crashed_workers_job_waits_for_its_lease_then_continues_from_its_checkpoint() {
+    // Arrange: a short lease; the first worker lists the folder, then dies while it waits out
+    // a throttled download.
+    let w = world(ProviderType::Dropbox, RemoteTree::scenario(ProviderType::Dropbox)).await;
+    w.tree.inject(Endpoint::Download, Fault::RateLimited { retry_after_secs: 2 });
+    let quick = Settings {
+        lease: Duration::from_secs(1),
+        heartbeat: Duration::from_millis(1),
+        max_inline_wait: Duration::from_secs(5),
+        ..settings()
+    };
+    let job = w.job(JobType::Download, None).await;
+    let crashed = tokio::time::timeout(
+        Duration::from_millis(700),
+        sync_worker::engine::run(&w.t.app, &quick, w.message(&job), None),
+    )
+    .await;
+    assert!(crashed.is_err(), "the first run was cut off mid-job");
+    let listings = listing_calls(&w).await;
+
+    // Act
+    let too_soon = sync_worker::engine::run(&w.t.app, &quick, w.message(&job), None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let resumed = sync_worker::engine::run(&w.t.app, &quick, w.message(&job), None).await.unwrap();
+
+    // Assert
+    assert_eq!(too_soon, Ran::NotClaimed, "the lease still held the job");
+    assert_eq!(resumed, Ran::Completed);
+    assert_eq!(listing_calls(&w).await, listings, "the listing was not repeated: the checkpoint had it");
+    assert_eq!(w.downloads().await, 4);
+    assert!(w.files().await.iter().all(|f| f.sync_status == SyncStatus::Synced));
+}
+
+/// Dropbox listing calls so far (first pages and continuations).
+async fn listing_calls(w: &World) -> usize {
+    let requests = w.server.received_requests().await.unwrap_or_default();
+    requests.iter().filter(|r| r.url.path().starts_with("/2/files/list_folder")).count()
 }

@@ -2,10 +2,7 @@
 //! `token_url` points at: the fault matrix, backoff and failure episodes, keep-alive,
 //! overlapping invocations, settings, and the Lambda handler fed the EventBridge event.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
@@ -15,6 +12,7 @@ use serde_json::{Value, json};
 use shared::db::*;
 use shared::schedule::Env;
 use shared::vault::TokenContext;
+use testkit::faults::FaultyBackend;
 use testkit::scheduled::{ClockedApp, scheduled_event};
 use testkit::{Tenant, new_connection};
 use token_refresh::{FUNCTION, Settings, handler, run};
@@ -184,44 +182,11 @@ async fn fault_matrix_at_the_token_endpoint_sets_status_and_errors_and_never_los
     }
 }
 
-/// A backend over the test database that refuses the token write (`ConnRefreshStore`) the
-/// first `fail` times, as a database fault would, and counts the refusals.
-struct FlakyTokenWrites {
-    inner: Store,
-    fail: usize,
-    refused: AtomicUsize,
-}
-
-impl Backend for FlakyTokenWrites {
-    fn name(&self) -> &'static str {
-        self.inner.backend().name()
-    }
-
-    fn sql(&self, stmt: Stmt) -> &'static str {
-        self.inner.backend().sql(stmt)
-    }
-
-    fn run<'a, 'b>(&'a self, steps: Vec<Step>) -> Pin<Box<dyn Future<Output = DbResult<Vec<StepOutcome>>> + Send + 'b>>
-    where
-        'a: 'b,
-        Self: 'b,
-    {
-        Box::pin(async move {
-            if steps.iter().any(|s| s.stmt == Stmt::ConnRefreshStore) {
-                let refused = self.refused.fetch_add(1, Ordering::SeqCst);
-                if refused < self.fail {
-                    return Err(DbError::unavailable(std::io::Error::other("injected write fault")));
-                }
-                self.refused.fetch_sub(1, Ordering::SeqCst);
-            }
-            self.inner.backend().run(steps).await
-        })
-    }
-}
-
-async fn flaky_app(t: &ClockedApp, fail: usize) -> (Arc<shared::app::App>, Arc<FlakyTokenWrites>) {
-    let backend = Arc::new(FlakyTokenWrites { inner: t.store().clone(), fail, refused: AtomicUsize::new(0) });
-    (t.with_store(Store::new(backend.clone())).await, backend)
+/// The app over a backend that refuses the token write (`ConnRefreshStore`) the first `fail`
+/// times, as a database fault would, and counts the refusals.
+async fn flaky_app(t: &ClockedApp, fail: usize) -> (Arc<shared::app::App>, Arc<FaultyBackend>) {
+    let backend = FaultyBackend::first(t.store().clone(), Stmt::ConnRefreshStore, fail);
+    (t.with_store(backend.store()).await, backend)
 }
 
 #[tokio::test]
@@ -240,7 +205,7 @@ async fn a_rotated_refresh_token_is_stored_through_a_database_fault_longer_than_
 
     // Assert
     assert_eq!((report.scanned, report.acted, report.failed), (1, 1, 0), "{report:?}");
-    assert_eq!(backend.refused.load(Ordering::SeqCst), 5, "the write was refused 5 times, then went through");
+    assert_eq!(backend.refused(), 5, "the write was refused 5 times, then went through");
     assert_eq!(tokens(&t, &a, id).await, ("at-box-flaky".to_owned(), Some("rt-box-rotated".to_owned())));
     let c = t.store().get_connection(a.id, id).await.unwrap();
     assert!(c.token_expiry > Utc::now() + Duration::minutes(59));
@@ -266,7 +231,7 @@ async fn a_token_write_that_never_succeeds_is_given_up_at_the_write_deadline_and
 
     // Assert
     assert_eq!((report.scanned, report.acted, report.failed), (1, 0, 1), "{report:?}");
-    assert!(backend.refused.load(Ordering::SeqCst) >= 2, "retried until the deadline");
+    assert!(backend.refused() >= 2, "retried until the deadline");
     assert_eq!(tokens(&t, &a, id).await.1.as_deref(), Some("rt-box-doomed"), "nothing half-written");
     let errs = errors(&t, &a, id).await;
     assert_eq!(errs.len(), 1, "{errs:?}");

@@ -295,6 +295,9 @@ statements! {
     /// tenant_id, folder_id, after, limit — live files of the folder waiting for a download,
     /// in index order
     FileNeedsDownloadScan => true,
+    /// tenant_id, folder_id, now — the folder's live files whose last download failed wait
+    /// for one again
+    FileRetryFailed => false,
 }
 
 #[cfg(test)]

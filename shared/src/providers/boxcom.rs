@@ -348,12 +348,14 @@ impl Provider for BoxCom {
         }
         let events: Value = answer.json("Box events")?;
         let position = stream_position(&events)?;
-        // A full page: more may follow at once. The stream has no end, so the position is
-        // always the cursor to keep as well.
-        let full = events.get("chunk_size").and_then(Value::as_u64).is_some_and(|n| n >= EVENT_LIMIT);
+        // Box may answer with fewer events than the limit while more are waiting ("the events
+        // less than the limit requested can be returned even when there may be more events
+        // remaining", `GET /events` `limit`), so only an empty chunk says the feed is read to
+        // its end. The stream has no end, so the position is always the cursor to keep as well.
+        let more = events.get("chunk_size").and_then(Value::as_u64).is_some_and(|n| n > 0);
         Ok(ChangePage {
             changes: event_changes(&events)?,
-            next: full.then(|| position.clone()),
+            next: more.then(|| position.clone()),
             cursor: Some(position),
         })
     }

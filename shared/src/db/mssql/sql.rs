@@ -658,6 +658,10 @@ pub fn sql(stmt: Stmt) -> &'static str {
             " FROM dbo.cloud_files WHERE tenant_id = @P1 AND folder_id = @P2 AND is_deleted = 0 \
              AND sync_status = 'needs_download' AND index_id > @P3 ORDER BY index_id"
         ),
+        Stmt::FileRetryFailed => {
+            "UPDATE dbo.cloud_files SET sync_status = 'needs_download', updated_at = @P3 \
+             WHERE tenant_id = @P1 AND folder_id = @P2 AND is_deleted = 0 AND sync_status = 'error'"
+        }
     }
 }
 

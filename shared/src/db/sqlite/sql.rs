@@ -610,5 +610,9 @@ pub fn sql(stmt: Stmt) -> &'static str {
             " FROM cloud_files WHERE tenant_id = ?1 AND folder_id = ?2 AND is_deleted = 0 \
              AND sync_status = 'needs_download' AND index_id > ?3 ORDER BY index_id LIMIT ?4"
         ),
+        Stmt::FileRetryFailed => {
+            "UPDATE cloud_files SET sync_status = 'needs_download', updated_at = ?3 \
+             WHERE tenant_id = ?1 AND folder_id = ?2 AND is_deleted = 0 AND sync_status = 'error'"
+        }
     }
 }

@@ -294,6 +294,12 @@ impl Store {
         self.count(Stmt::FileClearDeleting, vec![tenant.into(), folder.into(), job.into(), self.now().into()]).await
     }
 
+    /// Puts the folder's live files whose last download failed back in line for one (a sync
+    /// retries what the previous one could not fetch). Returns how many.
+    pub async fn retry_failed_files(&self, tenant: TenantId, folder: FolderId) -> DbResult<u64> {
+        self.count(Stmt::FileRetryFailed, vec![tenant.into(), folder.into(), self.now().into()]).await
+    }
+
     /// One page of the folder's live files waiting for a download, in index order after
     /// `after`.
     pub async fn list_files_to_download(

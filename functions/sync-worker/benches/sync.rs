@@ -1,0 +1,321 @@
+//! The sync worker's two heavy paths, each in a child process of its own (so its peak memory
+//! is the worker's, not the fake's), against a Dropbox-shaped fake served by this process on
+//! loopback:
+//!
+//! 1. **Listing and reconciliation** of one folder of 10,000 and of 100,000 files, in pages of
+//!    2,000 (Dropbox's page size), on a fresh SQLite database. The files are export-only (Dropbox
+//!    `is_downloadable: false`), so the run is the listing and the `cloud_files` writes alone.
+//!    Reports files/s and the peak RSS (VmHWM) of each, and the 100k/10k RSS ratio: memory
+//!    must follow the page, not the folder.
+//! 2. **A 1 GiB download** into the local object store (streamed, hashed with Dropbox's content
+//!    hash and SHA-256, checked, moved into place) against a plain streaming copy of the same
+//!    bytes from the same fake (reqwest body → file), each round in turn: throughput ratio and
+//!    the worker's peak RSS.
+//!
+//! `cargo bench -p sync-worker --bench sync` (add `-- --rounds N`, default 3; `-- --only listing`
+//! or `-- --only download` for one half)
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use shared::content_hash::{ContentHasher, HashAlg};
+use shared::db::{FolderType, JobType, NewSyncJob, ProviderType};
+use shared::job_queue::JobMessage;
+
+const PAGE: usize = 2_000;
+const CHUNK: usize = 256 * 1024;
+const GIB: u64 = 1 << 30;
+
+/// The bytes of the big file: a 256 KiB pattern, repeated.
+fn pattern() -> Bytes {
+    Bytes::from((0..CHUNK).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>())
+}
+
+fn body_of(size: u64) -> Body {
+    let chunk = pattern();
+    let chunks = size.div_ceil(CHUNK as u64);
+    let stream = futures_util::stream::iter((0..chunks).map(move |i| {
+        let left = size - i * CHUNK as u64;
+        Ok::<_, std::io::Error>(chunk.slice(..(left.min(CHUNK as u64) as usize)))
+    }));
+    Body::from_stream(stream)
+}
+
+#[derive(Clone)]
+struct Fake {
+    files: usize,
+    big: u64,
+    big_hash: String,
+}
+
+fn entry(i: usize) -> Value {
+    json!({
+        ".tag": "file",
+        "id": format!("id:bench{i:07}"),
+        "name": format!("run-{i:07}.qres"),
+        "path_lower": format!("/bench/run-{i:07}.qres"),
+        "path_display": format!("/Bench/run-{i:07}.qres"),
+        "client_modified": "2026-11-01T10:00:00Z",
+        "server_modified": "2026-11-01T10:00:00Z",
+        "rev": format!("{i:012x}"),
+        "size": 512,
+        "content_hash": format!("{:064x}", i as u128 * 2_654_435_761),
+        "is_downloadable": false
+    })
+}
+
+fn page(fake: &Fake, start: usize) -> Value {
+    let end = (start + PAGE).min(fake.files);
+    let mut entries: Vec<Value> = (start..end).map(entry).collect();
+    if fake.big > 0 && start == 0 {
+        entries.push(json!({
+            ".tag": "file", "id": "id:big", "name": "big.bin", "path_lower": "/bench/big.bin",
+            "path_display": "/Bench/big.bin", "server_modified": "2026-11-01T10:00:00Z", "rev": "0000000b1",
+            "size": fake.big, "content_hash": fake.big_hash, "is_downloadable": true
+        }));
+    }
+    let more = end < fake.files;
+    json!({ "entries": entries, "cursor": if more { format!("page:{end}") } else { "latest".to_owned() }, "has_more": more })
+}
+
+async fn list_folder(State(fake): State<Fake>) -> axum::Json<Value> {
+    axum::Json(page(&fake, 0))
+}
+
+async fn list_continue(State(fake): State<Fake>, body: Bytes) -> axum::Json<Value> {
+    let cursor: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let cursor = cursor["cursor"].as_str().unwrap_or_default();
+    match cursor.strip_prefix("page:").and_then(|n| n.parse().ok()) {
+        Some(start) => axum::Json(page(&fake, start)),
+        None => axum::Json(json!({ "entries": [], "cursor": "latest", "has_more": false })),
+    }
+}
+
+async fn latest_cursor() -> axum::Json<Value> {
+    axum::Json(json!({ "cursor": "latest" }))
+}
+
+async fn download(State(fake): State<Fake>, headers: HeaderMap) -> Response {
+    let result = json!({ "id": "id:big", "name": "big.bin", "size": fake.big, "content_hash": fake.big_hash });
+    let mut response = (StatusCode::OK, body_of(fake.big)).into_response();
+    let h = response.headers_mut();
+    h.insert("dropbox-api-result", HeaderValue::from_str(&result.to_string()).unwrap());
+    h.insert("content-length", HeaderValue::from(fake.big));
+    h.insert("content-type", HeaderValue::from_static("application/octet-stream"));
+    let _ = headers;
+    response
+}
+
+async fn raw(State(fake): State<Fake>) -> Response {
+    let mut response = (StatusCode::OK, body_of(fake.big)).into_response();
+    response.headers_mut().insert("content-length", HeaderValue::from(fake.big));
+    response
+}
+
+fn serve(fake: Fake) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let app = Router::new()
+                .route("/2/files/list_folder", post(list_folder))
+                .route("/2/files/list_folder/continue", post(list_continue))
+                .route("/2/files/list_folder/get_latest_cursor", post(latest_cursor))
+                .route("/2/files/download", post(download))
+                .route("/raw", get(raw))
+                .with_state(fake);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    rx.recv().unwrap()
+}
+
+/// Peak resident memory of this process, in KiB (`VmHWM`).
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Child: one worker job against the fake at `addr`, on a fresh database; prints
+/// `seconds files bytes peak_kib`.
+async fn child_job(addr: SocketAddr) {
+    let t = testkit::http::TestApp::with_config(json!({ "providers": { "dropbox": {
+        "client_id": "bench", "client_secret": "bench-secret", "token_url": format!("http://{addr}/token"),
+        "api_base_url": format!("http://{addr}"),
+    }}}))
+    .await;
+    let tenant = t.tenant().await;
+    let connection = testkit::connect_with_tokens(
+        &t.app,
+        &tenant,
+        ProviderType::Dropbox,
+        "bench-access",
+        Some("bench-refresh"),
+        None,
+    )
+    .await;
+    let mut folder = testkit::new_folder(&tenant, connection.base.id);
+    folder.provider_folder_id = "id:benchfolder".into();
+    folder.folder_path = Some("/Bench".into());
+    folder.folder_type = FolderType::Results;
+    let folder = t.store().create_folder(&folder).await.unwrap();
+    let job = NewSyncJob {
+        tenant_id: tenant.id,
+        folder_id: folder.base.id,
+        initiated_by_user_id: None,
+        job_type: JobType::Download,
+        job_metadata: None,
+    };
+    let job = t.store().create_job(&job).await.unwrap();
+    let settings = sync_worker::Settings { local_run: Duration::from_secs(3600), ..Default::default() };
+    let started = Instant::now();
+    let ran =
+        sync_worker::engine::run(&t.app, &settings, JobMessage { tenant_id: tenant.id, job_id: job.base.id }, None)
+            .await
+            .unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(ran, sync_worker::Ran::Completed, "the bench job must complete");
+    let done = t.store().get_job(tenant.id, job.base.id).await.unwrap();
+    let files = t.store().count_live_files(tenant.id, folder.base.id).await.unwrap();
+    println!("{seconds} {files} {} {}", done.bytes_transferred, peak_rss_kib());
+}
+
+/// Child: the baseline, a plain streaming copy of the fake's bytes into a file; prints
+/// `seconds 0 bytes peak_kib`.
+async fn child_copy(addr: SocketAddr) {
+    use futures_util::StreamExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let response = client.get(format!("http://{addr}/raw")).send().await.unwrap();
+    let mut file = std::fs::File::create(dir.path().join("copy.bin")).unwrap();
+    let mut body = response.bytes_stream();
+    let mut bytes = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.unwrap();
+        bytes += chunk.len() as u64;
+        file.write_all(&chunk).unwrap();
+    }
+    file.flush().unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    println!("{seconds} 0 {bytes} {}", peak_rss_kib());
+}
+
+struct Measured {
+    seconds: f64,
+    files: u64,
+    bytes: u64,
+    peak_kib: u64,
+}
+
+fn in_child(mode: &str, addr: SocketAddr) -> Measured {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(exe).args(["--child", mode, &addr.to_string()]).output().unwrap();
+    assert!(out.status.success(), "{mode}: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or_default().to_owned();
+    let f: Vec<&str> = line.split_whitespace().collect();
+    Measured {
+        seconds: f[0].parse().unwrap(),
+        files: f[1].parse().unwrap(),
+        bytes: f[2].parse().unwrap(),
+        peak_kib: f[3].parse().unwrap(),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn dropbox_hash(size: u64) -> String {
+    let mut hasher = ContentHasher::new(HashAlg::Dropbox);
+    let chunk = pattern();
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(CHUNK as u64) as usize;
+        hasher.update(&chunk[..n]);
+        left -= n as u64;
+    }
+    hasher.finish().provider
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--child") {
+        let (mode, addr): (&str, SocketAddr) = (&args[at + 1], args[at + 2].parse().unwrap());
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        match mode {
+            "job" => rt.block_on(child_job(addr)),
+            "copy" => rt.block_on(child_copy(addr)),
+            other => panic!("unknown child mode {other}"),
+        }
+        return;
+    }
+    let rounds: usize = args.iter().position(|a| a == "--rounds").map(|i| args[i + 1].parse().unwrap()).unwrap_or(3);
+    let only = args.iter().position(|a| a == "--only").map(|i| args[i + 1].clone());
+    if only.as_deref() != Some("download") {
+        bench_listing(rounds);
+    }
+    if only.as_deref() != Some("listing") {
+        bench_download(rounds);
+    }
+}
+
+fn bench_listing(rounds: usize) {
+    let small = serve(Fake { files: 10_000, big: 0, big_hash: String::new() });
+    let large = serve(Fake { files: 100_000, big: 0, big_hash: String::new() });
+    let (mut s_rate, mut l_rate, mut s_peak, mut l_peak) = (vec![], vec![], vec![], vec![]);
+    for round in 0..rounds {
+        let s = in_child("job", small);
+        let l = in_child("job", large);
+        assert_eq!((s.files, l.files), (10_000, 100_000), "every file recorded");
+        eprintln!("round {round}: 10k {:.1}s {} KiB; 100k {:.1}s {} KiB", s.seconds, s.peak_kib, l.seconds, l.peak_kib);
+        s_rate.push(s.files as f64 / s.seconds);
+        l_rate.push(l.files as f64 / l.seconds);
+        s_peak.push(s.peak_kib as f64);
+        l_peak.push(l.peak_kib as f64);
+    }
+    let (sp, lp) = (median(s_peak), median(l_peak));
+    println!("listing+reconciliation (median of {rounds}):");
+    println!("  10,000 files:  {:>8.0} files/s, peak RSS {:>6.1} MiB", median(s_rate), sp / 1024.0);
+    println!("  100,000 files: {:>8.0} files/s, peak RSS {:>6.1} MiB", median(l_rate), lp / 1024.0);
+    println!("  peak RSS 100k / 10k: {:.2} (goal <= 1.2)", lp / sp);
+}
+
+fn bench_download(rounds: usize) {
+    let big_hash = dropbox_hash(GIB);
+    let big = serve(Fake { files: 0, big: GIB, big_hash });
+    let (mut copy_rate, mut worker_rate, mut worker_peak, mut copy_peak) = (vec![], vec![], vec![], vec![]);
+    for round in 0..rounds {
+        let c = in_child("copy", big);
+        let w = in_child("job", big);
+        assert_eq!((c.bytes, w.bytes), (GIB, GIB), "every byte moved");
+        eprintln!("round {round}: copy {:.2}s, worker {:.2}s ({} KiB)", c.seconds, w.seconds, w.peak_kib);
+        copy_rate.push(GIB as f64 / c.seconds / (1 << 20) as f64);
+        worker_rate.push(GIB as f64 / w.seconds / (1 << 20) as f64);
+        worker_peak.push(w.peak_kib as f64);
+        copy_peak.push(c.peak_kib as f64);
+    }
+    let (cr, wr) = (median(copy_rate), median(worker_rate));
+    println!("1 GiB download (median of {rounds}):");
+    println!("  plain streaming copy: {cr:>7.0} MiB/s, peak RSS {:>6.1} MiB", median(copy_peak) / 1024.0);
+    println!("  sync worker:          {wr:>7.0} MiB/s, peak RSS {:>6.1} MiB", median(worker_peak) / 1024.0);
+    println!("  throughput worker / copy: {:.2} (goal >= 0.8); worker peak RSS goal <= 64 MiB", wr / cr);
+    std::io::stdout().flush().unwrap();
+}
