@@ -132,8 +132,12 @@ async fn the_job_type_must_fit_the_folders_permissions() {
     ];
 
     for (folder_id, job_type) in refused {
-        // Act
-        let reply = call(&router, &create(&a, folder_id, job_type)).await;
+        // Act: each a well-formed request (an import names its files), refused only for the folder.
+        let mut body = json!({"folder_id": folder_id.to_string(), "job_type": job_type});
+        if job_type == "import" {
+            body["job_metadata"] = json!({"file_ids": ["id:a-file"]});
+        }
+        let reply = call(&router, &ApiEvent::load("sync-jobs/create").caller(&a).json(&body)).await;
 
         // Assert
         assert_eq!((reply.status, reply.error_code()), (409, "folder_permissions"), "{job_type}: {}", reply.text);
