@@ -57,12 +57,15 @@ enum Command {
         /// token-refresh, auto-sync-trigger, link-expiry, or sync-worker (runs the waiting jobs).
         function: String,
     },
-    /// Creates a placeholder OneDrive connection for a tenant's user and prints its id.
+    /// Creates a connection for a tenant's user and prints its id: a placeholder OneDrive one,
+    /// or, with `--api-base-url`, one to a provider fake (`provider-fake` prints the arguments).
     DemoConnection {
         #[arg(long)]
         tenant: uuid::Uuid,
         #[arg(long)]
         user: uuid::Uuid,
+        #[command(flatten)]
+        fake: quodsi_local::setup::FakeProvider,
     },
 }
 
@@ -116,9 +119,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{}", serde_json::to_string(&report).expect("a report is JSON"));
             Ok(())
         }
-        Command::DemoConnection { tenant, user } => {
+        Command::DemoConnection { tenant, user, fake } => {
+            // The provider's endpoints go into the configuration before the app reads it.
+            quodsi_local::setup::ensure(&cli.dir).map_err(|e| format!("cannot prepare {}: {e}", cli.dir.display()))?;
+            quodsi_local::setup::point_at_fake(&cli.dir.join("config.json"), &fake)?;
             let (app, _) = app(&cli.dir).await?;
-            let id = quodsi_local::setup::demo_connection(&app, TenantId(tenant), UserId(user)).await?;
+            let id = quodsi_local::setup::demo_connection(&app, TenantId(tenant), UserId(user), &fake).await?;
             println!("{id}");
             Ok(())
         }
