@@ -1,7 +1,7 @@
 //! The one path for calling a provider about a connection. Every provider call a function
 //! makes for a stored connection goes through [`ProviderCall`]:
 //!
-//! ```ignore
+//! ```text
 //! let call = ProviderCall::open(&app, connection).await?;
 //! let link = call.run(&deadline, |a| a.provider.create_shared_link(a.token, &target, &request)).await?;
 //! ```
