@@ -97,7 +97,7 @@ async fn a_twelve_mebibyte_stream_goes_through_multipart_to_a_local_directory_an
     twelve_mib_round_trip(&objects).await;
 
     // Assert: one file on disk, no temporary file left behind.
-    let files: Vec<_> = walk(dir.path());
+    let files: Vec<_> = testkit::files_under(dir.path());
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(files[0].ends_with("Scenarios/line-2.qsim"), "{files:?}");
 }
@@ -256,7 +256,7 @@ async fn every_nasty_name_stays_under_its_tenant_and_folder_in_a_local_directory
         // Assert
         assert!(key.as_str().starts_with(&format!("{tenant}/{folder}/sub/")), "{name:?} -> {key}");
         assert_eq!(read_all(&objects, &key).await, data, "{name:?}");
-        let files = walk(dir.path());
+        let files = testkit::files_under(dir.path());
         assert_eq!(files.len(), i + 1, "one more file for {name:?}: {files:?}");
         for f in &files {
             assert!(f.starts_with(inside.join("sub")), "{name:?} escaped to {}", f.display());
@@ -315,7 +315,7 @@ async fn a_deleted_object_is_gone_from_a_local_directory() {
 
     // Assert: the emptied directories went with it, the root stayed.
     assert!(dir.path().is_dir());
-    assert!(walk(dir.path()).is_empty());
+    assert!(testkit::files_under(dir.path()).is_empty());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no empty tenant directory left");
 }
 
@@ -357,7 +357,7 @@ async fn a_body_that_fails_mid_way_leaves_no_object_in_a_local_directory() {
     a_failed_body_leaves_nothing(&objects, 10 * MIB).await;
 
     // Assert: the aborted multipart upload removed its temporary file.
-    assert!(walk(dir.path()).is_empty(), "{:?}", walk(dir.path()));
+    assert!(testkit::files_under(dir.path()).is_empty(), "{:?}", testkit::files_under(dir.path()));
 }
 
 #[tokio::test]
@@ -381,21 +381,4 @@ fn a_plain_path_is_a_local_directory_created_if_missing() {
     // Assert
     assert!(target.is_dir());
     assert_eq!(objects.kind(), "local");
-}
-
-/// Every regular file below `root`, recursively.
-fn walk(root: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![root.canonicalize().unwrap()];
-    while let Some(dir) = todo.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
 }

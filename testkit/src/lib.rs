@@ -42,6 +42,24 @@ impl Tenant {
     }
 }
 
+/// Every regular file below `root` (canonicalized first), recursively: what a local object
+/// store holds on disk.
+pub fn files_under(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.canonicalize().unwrap_or_else(|e| panic!("{}: {e}", root.display()))];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
 pub fn new_connection(t: &Tenant) -> NewConnection {
     NewConnection {
         tenant_id: t.id,

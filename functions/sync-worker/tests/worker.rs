@@ -542,7 +542,7 @@ async fn a_download_whose_bytes_do_not_match_the_listed_hash_is_not_kept_and_is_
     let (first_ran, _) = w.run_to_end(&first).await;
     let bad = w.file("factory-line.qsim").await.unwrap();
     let errors = w.errors().await;
-    let on_disk = walk(&w.t.objects_dir());
+    let on_disk = testkit::files_under(&w.t.objects_dir());
     let second = w.job(JobType::Download, None).await;
     let (second_ran, _) = w.run_to_end(&second).await;
 
@@ -559,20 +559,6 @@ async fn a_download_whose_bytes_do_not_match_the_listed_hash_is_not_kept_and_is_
     assert_eq!(good.sync_status, SyncStatus::Synced);
     assert_eq!(w.stored_bytes(&good), w.tree.expect("factory-line.qsim").content);
     assert_eq!(w.downloads().await, 5, "four files, one of them twice");
-}
-
-/// Every file under `dir`, recursively.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[tokio::test]
