@@ -554,13 +554,18 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// The key of Quodsi's copy of the file at `path` (relative to the folder, `/`-separated).
+    fn key_of(&self, path: &str) -> Result<ObjectKey, shared::objects::ObjectKeyError> {
+        let segments: Vec<&str> = path.split('/').collect();
+        ObjectKey::for_file(self.job().base.tenant_id, self.folder.base.id, &segments)
+    }
+
     /// Moves Quodsi's copy of a file (at `metadata`'s `object_key`) to the key of its new
     /// `path`; `None` when there is no copy to move or the store refused.
     async fn move_copy(&self, metadata: &serde_json::Map<String, Value>, path: &str) -> Option<ObjectKey> {
         let (tenant, folder_id) = (self.job().base.tenant_id, self.folder.base.id);
         let old = ObjectKey::stored_under(metadata.get("object_key")?.as_str()?, tenant, folder_id)?;
-        let segments: Vec<&str> = path.split('/').collect();
-        let new = ObjectKey::for_file(tenant, folder_id, &segments).ok()?;
+        let new = self.key_of(path).ok()?;
         if let Err(e) = self.objects.rename(&old, &new).await {
             tracing::warn!(job_id = %self.job().base.id, error = %shared::error_chain(&e), "moving a renamed file's copy failed; fetching it again");
             return None;
@@ -598,8 +603,7 @@ impl<'a> Run<'a> {
     async fn download(&mut self, file: &CloudFile) -> Result<(), Stop> {
         let (tenant, folder_id) = (self.job().base.tenant_id, self.folder.base.id);
         let path = file.file_path.clone().unwrap_or_else(|| file.file_name.clone());
-        let segments: Vec<&str> = path.split('/').collect();
-        let target = match ObjectKey::for_file(tenant, folder_id, &segments) {
+        let target = match self.key_of(&path) {
             Ok(key) => key,
             Err(e) => {
                 let why = format!("the file's path cannot be a key in Quodsi's store: {e}");
