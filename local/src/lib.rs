@@ -15,6 +15,26 @@ use tower::ServiceExt as _;
 
 pub use auth::DevAuth;
 
+/// The app and authorizer of the local run in `dir` (made on first use: configuration, keys,
+/// database): the configuration file's, with Quodsi's copies of synced files in a directory
+/// beside the database unless the environment names another store.
+pub async fn open(dir: &std::path::Path) -> Result<(Arc<App>, DevAuth), String> {
+    use shared::config::{ConfigCache, ConfigSource, DEFAULT_TTL};
+
+    let files = setup::ensure(dir).map_err(|e| format!("cannot prepare {}: {e}", dir.display()))?;
+    let cache = ConfigCache::new(ConfigSource::File(files.config.clone()), DEFAULT_TTL);
+    let mut app =
+        App::from_cache(cache).await.map_err(|e| format!("{}: {}", files.config.display(), shared::error_chain(&e)))?;
+    if std::env::var(shared::app::OBJECTS_URL_ENV).is_err() {
+        let objects = shared::objects::Objects::from_url(&files.objects.to_string_lossy())
+            .map_err(|e| format!("{}: {}", files.objects.display(), shared::error_chain(&e)))?;
+        app = app.with_objects(objects);
+    }
+    let secret = setup::read_jwt_secret(&files.jwt_secret).map_err(|e| e.to_string())?;
+    let claim = app.current().await.map_err(|e| e.to_string())?.config.tenant_claim.clone();
+    Ok((Arc::new(app), DevAuth::new(secret, claim)))
+}
+
 /// Who answers a route, and whether API Gateway's JWT authorizer guards it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {

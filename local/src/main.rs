@@ -19,8 +19,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use shared::app::App;
-use shared::config::{ConfigCache, ConfigSource, DEFAULT_TTL};
 use shared::db::{TenantId, UserId};
 
 #[derive(Parser)]
@@ -69,23 +67,6 @@ enum Command {
     },
 }
 
-async fn app(dir: &std::path::Path) -> Result<(Arc<App>, quodsi_local::DevAuth), String> {
-    let files = quodsi_local::setup::ensure(dir).map_err(|e| format!("cannot prepare {}: {e}", dir.display()))?;
-    let cache = ConfigCache::new(ConfigSource::File(files.config.clone()), DEFAULT_TTL);
-    let mut app =
-        App::from_cache(cache).await.map_err(|e| format!("{}: {}", files.config.display(), shared::error_chain(&e)))?;
-    // Quodsi's copies of synced files: a directory beside the database, unless the
-    // environment names another store.
-    if std::env::var(shared::app::OBJECTS_URL_ENV).is_err() {
-        let objects = shared::objects::Objects::from_url(&files.objects.to_string_lossy())
-            .map_err(|e| format!("{}: {}", files.objects.display(), shared::error_chain(&e)))?;
-        app = app.with_objects(objects);
-    }
-    let secret = quodsi_local::setup::read_jwt_secret(&files.jwt_secret).map_err(|e| e.to_string())?;
-    let claim = app.current().await.map_err(|e| e.to_string())?.config.tenant_claim.clone();
-    Ok((Arc::new(app), quodsi_local::DevAuth::new(secret, claim)))
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -101,7 +82,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Token { tenant, user, email, hours } => {
-            let (app, auth) = app(&cli.dir).await?;
+            let (app, auth) = quodsi_local::open(&cli.dir).await?;
             let (tenant, user) = (TenantId(tenant), UserId(user));
             app.store.ensure_tenant(tenant, "local tenant").await.map_err(|e| shared::error_chain(&e))?;
             app.store.ensure_user(user, tenant, email.as_deref()).await.map_err(|e| shared::error_chain(&e))?;
@@ -110,7 +91,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Run { function } => {
             shared::telemetry::init();
-            let (app, _) = app(&cli.dir).await?;
+            let (app, _) = quodsi_local::open(&cli.dir).await?;
             let settings = quodsi_local::TimedSettings::from_env()?;
             let report = quodsi_local::run_timed(&app, &settings, &function).await.ok_or_else(|| {
                 let names: Vec<_> = quodsi_local::SCHEDULES.iter().map(|(n, _)| *n).collect();
@@ -123,14 +104,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             // The provider's endpoints go into the configuration before the app reads it.
             quodsi_local::setup::ensure(&cli.dir).map_err(|e| format!("cannot prepare {}: {e}", cli.dir.display()))?;
             quodsi_local::setup::point_at_fake(&cli.dir.join("config.json"), &fake)?;
-            let (app, _) = app(&cli.dir).await?;
+            let (app, _) = quodsi_local::open(&cli.dir).await?;
             let id = quodsi_local::setup::demo_connection(&app, TenantId(tenant), UserId(user), &fake).await?;
             println!("{id}");
             Ok(())
         }
         Command::Serve { addr } => {
             shared::telemetry::init();
-            let (app, auth) = app(&cli.dir).await?;
+            let (app, auth) = quodsi_local::open(&cli.dir).await?;
             let settings = Arc::new(quodsi_local::TimedSettings::from_env()?);
             quodsi_local::spawn_schedules(Arc::clone(&app), Arc::clone(&settings));
             quodsi_local::spawn_worker(Arc::clone(&app), settings);

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use quodsi_local::{DevAuth, ROUTES};
 use serde_yaml_ng::Value;
 use shared::app::App;
-use shared::config::{ConfigCache, ConfigSource, DEFAULT_TTL};
 use testkit::Tenant;
 
 /// (function, method, path, public) of every HttpApi event in template.yaml.
@@ -55,10 +54,7 @@ fn the_local_routes_are_the_templates() {
 }
 
 async fn local_app(dir: &std::path::Path) -> (Arc<App>, DevAuth) {
-    let files = quodsi_local::setup::ensure(dir).unwrap();
-    let app = App::from_cache(ConfigCache::new(ConfigSource::File(files.config), DEFAULT_TTL)).await.unwrap();
-    let secret = quodsi_local::setup::read_jwt_secret(&files.jwt_secret).unwrap();
-    (Arc::new(app), DevAuth::new(secret, "tenant_id"))
+    quodsi_local::open(dir).await.expect("the local run opens")
 }
 
 #[tokio::test]

@@ -17,12 +17,14 @@ use crate::objects::Objects;
 use crate::providers::{ProviderError, Registry};
 use crate::vault::{StateSealer, Vault};
 
-/// Why a function could not start. Printed once at cold start; carries no secret.
+/// Why a function could not start. Printed once at cold start; carries no secret. The
+/// message names the part and the cause follows as the source, so `error_chain` prints each
+/// once ("database: ..."); a `ConfigError` already says "configuration ...".
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("configuration: {0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("database: {0}")]
+    #[error("database")]
     Database(#[from] DbError),
 }
 

@@ -42,6 +42,7 @@ fn generate() -> OpenApi {
     for (_, part) in function_documents() {
         doc.merge(part);
     }
+    shared::api::openapi::complete(&mut doc);
     doc
 }
 
@@ -137,4 +138,32 @@ fn every_operation_needs_a_token_and_documents_its_errors() {
             }
         }
     }
+}
+
+/// Stateful clients (schemathesis' stateful phase among them) walk create → read → update →
+/// delete along the document's links.
+#[test]
+fn an_id_a_collection_answers_links_to_the_operations_that_take_it() {
+    // Arrange
+    let doc = serde_json::to_value(generate()).unwrap();
+    let links =
+        |path: &str, method: &str, status: &str| doc["paths"][path][method]["responses"][status]["links"].clone();
+
+    // Act
+    let created_folder = links("/folders", "post", "201");
+    let listed_connections = links("/connections", "get", "200");
+    let created_job = links("/sync-jobs", "post", "201");
+
+    // Assert
+    for target in ["get_folder", "update_folder", "delete_folder"] {
+        assert_eq!(created_folder[target]["parameters"]["path.id"], "$response.body#/id", "{target}");
+    }
+    for target in ["list_files", "list_sync_jobs", "list_shared_links"] {
+        assert_eq!(created_folder[target]["parameters"]["query.folder_id"], "$response.body#/id", "{target}");
+    }
+    for target in ["get_connection", "update_connection", "delete_connection"] {
+        assert_eq!(listed_connections[target]["parameters"]["path.id"], "$response.body#/items/0/id", "{target}");
+    }
+    assert_eq!(listed_connections["list_folders"]["parameters"]["query.connection_id"], "$response.body#/items/0/id");
+    assert_eq!(created_job["cancel_sync_job"]["parameters"]["path.id"], "$response.body#/id");
 }

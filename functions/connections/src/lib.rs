@@ -52,7 +52,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 struct ListQuery {
     provider_type: Option<ProviderType>,
     status: Option<ConnectionStatus>,
+    #[param(inline)]
     limit: Option<Limit>,
+    #[param(inline)]
     cursor: Option<Cursor>,
 }
 
@@ -115,7 +117,7 @@ fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Optio
 struct PatchBody {
     /// At most 255 characters, not blank.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 255, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     display_name: Option<Option<String>>,
     /// A JSON object.
     #[serde(default, deserialize_with = "present")]

@@ -110,15 +110,21 @@ struct CreateBody {
     /// The Quodsi model, scenario or other entity the file belongs to.
     quodsi_entity_id: Option<Uuid>,
     /// The file's id at the provider; at most 255 bytes, unique among the folder's live files.
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000]*$")]
     provider_file_id: String,
     /// At most 255 characters (UTF-16 code units), not blank.
+    #[schema(max_length = 255, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     file_name: String,
+    #[schema(max_length = 4000, pattern = r"^[^\u0000]*$")]
     file_path: Option<String>,
     /// At least 0.
+    #[schema(minimum = 0)]
     file_size_bytes: i64,
     /// At most 64 bytes.
+    #[schema(max_length = 64, pattern = r"^[^\u0000]*$")]
     content_hash: Option<String>,
     /// At most 255 bytes.
+    #[schema(max_length = 255, pattern = r"^[^\u0000]*$")]
     mime_type: Option<String>,
     /// RFC 3339, in years 0001 to 9999 (UTC).
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -131,7 +137,9 @@ struct CreateBody {
     last_synced_at: Option<Timestamp>,
     /// Defaults to synced.
     sync_status: Option<SyncStatus>,
+    #[schema(max_length = 8192, pattern = r"^[^\u0000]*$")]
     upload_url: Option<String>,
+    #[schema(max_length = 8192, pattern = r"^[^\u0000]*$")]
     download_url: Option<String>,
     /// A JSON object.
     #[schema(value_type = Option<Object>)]
@@ -202,7 +210,9 @@ struct ListQuery {
     sync_status: Option<SyncStatus>,
     /// Only the files of this Quodsi entity.
     quodsi_entity_id: Option<Uuid>,
+    #[param(inline)]
     limit: Option<Limit>,
+    #[param(inline)]
     cursor: Option<Cursor>,
 }
 
@@ -270,19 +280,19 @@ async fn read(
 #[schema(as = FilePatchRequest)]
 struct PatchBody {
     #[serde(default, deserialize_with = "not_null")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, max_length = 255, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     file_name: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 4000, pattern = r"^[^\u0000]*$")]
     file_path: Option<Option<String>>,
     #[serde(default, deserialize_with = "not_null")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, minimum = 0)]
     file_size_bytes: Option<i64>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 64, pattern = r"^[^\u0000]*$")]
     content_hash: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 255, pattern = r"^[^\u0000]*$")]
     mime_type: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -294,10 +304,10 @@ struct PatchBody {
     #[schema(nullable = false)]
     sync_status: Option<SyncStatus>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 8192, pattern = r"^[^\u0000]*$")]
     upload_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 8192, pattern = r"^[^\u0000]*$")]
     download_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Object>)]

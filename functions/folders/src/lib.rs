@@ -68,18 +68,19 @@ fn checked_path(path: Option<String>) -> Result<Option<String>, ApiError> {
     path.map(|p| bounded_text("folder_path", p, MAX_PATH_CHARS)).transpose()
 }
 
-/// The auto-sync rule of ck_cloud_folders_sync_frequency, checked before SQL so the answer
-/// names the field and explains the rule.
-fn check_sync(auto_sync_enabled: bool, minutes: Option<i32>) -> Result<(), ApiError> {
+/// How often an auto-syncing folder syncs when the request does not say.
+const DEFAULT_SYNC_MINUTES: i32 = 60;
+
+/// The frequency a folder gets: the one given (5 to 10080, else a 400 naming the field), or,
+/// for a folder that auto-syncs without one, [`DEFAULT_SYNC_MINUTES`], so the rule of
+/// ck_cloud_folders_sync_frequency (auto-sync needs a frequency) always holds.
+fn sync_minutes(auto_sync_enabled: bool, minutes: Option<i32>) -> Result<Option<i32>, ApiError> {
     match minutes {
         Some(m) if !SYNC_MINUTES.contains(&m) => {
             Err(ApiError::invalid_field("sync_frequency_minutes", "must be between 5 and 10080"))
         }
-        None if auto_sync_enabled => Err(ApiError::invalid_field(
-            "sync_frequency_minutes",
-            "is required (5 to 10080) when auto_sync_enabled is true",
-        )),
-        _ => Ok(()),
+        None if auto_sync_enabled => Ok(Some(DEFAULT_SYNC_MINUTES)),
+        other => Ok(other),
     }
 }
 
@@ -104,9 +105,12 @@ async fn active_connection(app: &App, tenant: TenantId, id: ConnectionId) -> Res
 struct CreateBody {
     connection_id: ConnectionId,
     /// At most 255 bytes, not blank.
+    #[schema(max_length = 255, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     folder_name: String,
     /// The folder's id at the provider; at most 255 bytes, unique among the connection's live folders.
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000]*$")]
     provider_folder_id: String,
+    #[schema(max_length = 4000, pattern = r"^[^\u0000]*$")]
     folder_path: Option<String>,
     folder_type: FolderType,
     /// Making it the default export folder clears the connection's previous one.
@@ -117,7 +121,8 @@ struct CreateBody {
     is_default_import_folder: bool,
     #[serde(default)]
     auto_sync_enabled: bool,
-    /// 5 to 10080; required when auto_sync_enabled is true.
+    /// 5 to 10080; 60 when auto_sync_enabled is true and this is absent or null.
+    #[schema(minimum = 5, maximum = 10080)]
     sync_frequency_minutes: Option<i32>,
     /// Defaults to read_write.
     folder_permissions: Option<FolderPermissions>,
@@ -125,7 +130,7 @@ struct CreateBody {
 
 impl CreateBody {
     fn into_new(self, tenant_id: TenantId) -> Result<NewFolder, ApiError> {
-        check_sync(self.auto_sync_enabled, self.sync_frequency_minutes)?;
+        let sync_frequency_minutes = sync_minutes(self.auto_sync_enabled, self.sync_frequency_minutes)?;
         Ok(NewFolder {
             tenant_id,
             connection_id: self.connection_id,
@@ -136,7 +141,7 @@ impl CreateBody {
             is_default_export_folder: self.is_default_export_folder,
             is_default_import_folder: self.is_default_import_folder,
             auto_sync_enabled: self.auto_sync_enabled,
-            sync_frequency_minutes: self.sync_frequency_minutes,
+            sync_frequency_minutes,
             folder_permissions: self.folder_permissions.unwrap_or(FolderPermissions::ReadWrite),
         })
     }
@@ -188,7 +193,9 @@ struct ListQuery {
     /// Only the folders of this connection.
     connection_id: Option<ConnectionId>,
     folder_type: Option<FolderType>,
+    #[param(inline)]
     limit: Option<Limit>,
+    #[param(inline)]
     cursor: Option<Cursor>,
 }
 
@@ -251,10 +258,10 @@ async fn read(
 #[schema(as = FolderPatchRequest)]
 struct PatchBody {
     #[serde(default, deserialize_with = "not_null")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, max_length = 255, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     folder_name: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 4000, pattern = r"^[^\u0000]*$")]
     folder_path: Option<Option<String>>,
     #[serde(default, deserialize_with = "not_null")]
     #[schema(nullable = false)]
@@ -270,9 +277,9 @@ struct PatchBody {
     #[serde(default, deserialize_with = "not_null")]
     #[schema(nullable = false)]
     auto_sync_enabled: Option<bool>,
-    /// 5 to 10080; null only while auto-sync is off.
+    /// 5 to 10080; null (or absent on a folder without one) while auto-sync is on means 60.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i32>)]
+    #[schema(value_type = Option<i32>, minimum = 5, maximum = 10080)]
     sync_frequency_minutes: Option<Option<i32>>,
     #[serde(default, deserialize_with = "not_null")]
     #[schema(nullable = false)]
@@ -285,7 +292,9 @@ impl PatchBody {
     fn into_patch(self, current: &Folder) -> Result<FolderPatch, ApiError> {
         let auto_sync = self.auto_sync_enabled.unwrap_or(current.auto_sync_enabled);
         let minutes = self.sync_frequency_minutes.unwrap_or(current.sync_frequency_minutes);
-        check_sync(auto_sync, minutes)?;
+        let settled = sync_minutes(auto_sync, minutes)?;
+        // Written when the body set it, or when the default fills a gap the body opened.
+        let sync_frequency_minutes = (self.sync_frequency_minutes.is_some() || settled != minutes).then_some(settled);
         Ok(FolderPatch {
             folder_name: self.folder_name.map(|n| bounded_text("folder_name", n, MAX_NAME)).transpose()?,
             folder_path: self.folder_path.map(checked_path).transpose()?,
@@ -293,7 +302,7 @@ impl PatchBody {
             is_default_export_folder: self.is_default_export_folder,
             is_default_import_folder: self.is_default_import_folder,
             auto_sync_enabled: self.auto_sync_enabled,
-            sync_frequency_minutes: self.sync_frequency_minutes,
+            sync_frequency_minutes,
             folder_permissions: self.folder_permissions,
             last_sync_at: None,
         })

@@ -123,7 +123,6 @@ async fn invalid_bodies_are_a_400_naming_the_field_and_write_nothing() {
         (with("folder_type", json!("Export")), "folder_type"),
         (with("folder_type", json!("backup")), "folder_type"),
         (with("folder_permissions", json!("admin")), "folder_permissions"),
-        (with("auto_sync_enabled", json!(true)), "sync_frequency_minutes"),
         (with("sync_frequency_minutes", json!(4)), "sync_frequency_minutes"),
         (with("sync_frequency_minutes", json!(10081)), "sync_frequency_minutes"),
         (with("connection_id", json!("not-a-uuid")), "connection_id"),
@@ -326,9 +325,7 @@ async fn invalid_patches_are_a_400_naming_the_field_and_write_nothing() {
         (id, json!({"folder_type": "Models"}), "folder_type"),
         (id, json!({"folder_permissions": "everything"}), "folder_permissions"),
         (id, json!({"is_default_export_folder": null}), "is_default_export_folder"),
-        (id, json!({"auto_sync_enabled": true}), "sync_frequency_minutes"),
         (id, json!({"auto_sync_enabled": true, "sync_frequency_minutes": 4}), "sync_frequency_minutes"),
-        (auto, json!({"sync_frequency_minutes": null}), "sync_frequency_minutes"),
         (auto, json!({"sync_frequency_minutes": 20000}), "sync_frequency_minutes"),
         (id, json!({"folder_path": 7}), "folder_path"),
     ];
@@ -350,6 +347,44 @@ async fn invalid_patches_are_a_400_naming_the_field_and_write_nothing() {
     assert_eq!(t.store().get_folder(a.id, id).await.unwrap(), g.folder, "nothing written");
     let still_auto = t.store().get_folder(a.id, auto).await.unwrap();
     assert_eq!((still_auto.auto_sync_enabled, still_auto.sync_frequency_minutes), (true, Some(60)));
+}
+
+#[tokio::test]
+async fn auto_sync_without_a_frequency_syncs_every_60_minutes() {
+    // Arrange
+    let t = TestApp::new().await;
+    let router = folders::router(t.app.clone());
+    let a = t.tenant().await;
+    let g = Graph::create(t.store(), &a).await;
+    let mut body = create_body(g.connection.base.id);
+    body["auto_sync_enabled"] = json!(true);
+    let existing = g.folder.base.id;
+
+    // Act
+    let created = call(&router, &create(&a, &body)).await;
+    let switched_on = call(&router, &at("patch", &a, existing).json(&json!({"auto_sync_enabled": true}))).await;
+    let cleared = call(&router, &at("patch", &a, existing).json(&json!({"sync_frequency_minutes": null}))).await;
+    let switched_off = call(&router, &at("patch", &a, existing).json(&json!({"auto_sync_enabled": false}))).await;
+
+    // Assert
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(
+        (created.body["auto_sync_enabled"].clone(), created.body["sync_frequency_minutes"].clone()),
+        (json!(true), json!(60))
+    );
+    assert_eq!(
+        (switched_on.status, switched_on.body["sync_frequency_minutes"].clone()),
+        (200, json!(60)),
+        "{}",
+        switched_on.text
+    );
+    assert_eq!((cleared.status, cleared.body["sync_frequency_minutes"].clone()), (200, json!(60)), "{}", cleared.text);
+    assert_eq!(
+        (switched_off.status, switched_off.body["sync_frequency_minutes"].clone()),
+        (200, json!(60)),
+        "{}",
+        switched_off.text
+    );
 }
 
 #[tokio::test]

@@ -14,9 +14,9 @@ use shared::config::ConfigCache;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
-    #[error("configuration: {0}")]
+    #[error(transparent)]
     Config(#[from] shared::config::ConfigError),
-    #[error("migration failed: {0}")]
+    #[error("migration failed")]
     Db(#[from] shared::db::DbError),
 }
 

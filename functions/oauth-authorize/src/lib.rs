@@ -62,9 +62,11 @@ const MAX_RETURN_TO: usize = 2048;
 struct AuthorizeBody {
     /// A name for the connection, at most 255 characters; a reconnect keeps the stored name
     /// when this is absent.
+    #[schema(max_length = 255, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     display_name: Option<String>,
     /// Where the browser goes after the callback; must match the configured allowlist. The
     /// first allowlist entry when absent.
+    #[schema(max_length = 2048, pattern = "^[!-~]+$")]
     return_to: Option<String>,
 }
 

@@ -75,7 +75,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 struct CallbackQuery {
     /// The authorization code, on consent.
     code: Option<String>,
-    /// The sealed state `oauth-authorize` put in the authorization URL.
+    /// The sealed state `oauth-authorize` put in the authorization URL (required: a callback
+    /// without it cannot be tied to a request; 400 naming `state`).
+    #[param(required = true, pattern = "^[A-Za-z0-9_-]+$")]
     state: Option<String>,
     /// RFC 6749 section 4.1.2.1: the provider's reason when there is no code
     /// (`access_denied` when the user declined).

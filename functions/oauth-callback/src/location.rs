@@ -35,6 +35,9 @@ mod tests {
         assert_eq!(append("https://a.test/x?", &p("e")), "https://a.test/x?connection_error=e");
         assert_eq!(append("https://a.test/x?a=1&", &p("e")), "https://a.test/x?a=1&connection_error=e");
         assert_eq!(append("https://a.test/x#top", &p("e")), "https://a.test/x?connection_error=e#top");
+        // A return_to of a bare origin with a fragment: the query lands before the fragment,
+        // where the app's page can read it, not inside it.
+        assert_eq!(append("https://a.test#x", &p("e")), "https://a.test?connection_error=e#x");
         assert_eq!(append("https://a.test/?a=1#f?g", &p("e")), "https://a.test/?a=1&connection_error=e#f?g");
     }
 

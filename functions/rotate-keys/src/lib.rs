@@ -41,7 +41,7 @@ fn default_max_batches() -> u32 {
 pub enum RotateError {
     #[error("the payload is not a rotation request: {0}")]
     BadRequest(String),
-    #[error("configuration unavailable: {0}")]
+    #[error("configuration unavailable")]
     Config(#[from] shared::config::ConfigError),
     #[error(transparent)]
     Rotation(#[from] shared::vault::RotationError),

@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
-use shared::api::openapi::BearerJwt;
+use shared::api::openapi::{BearerJwt, ClosedVariants};
 use shared::api::{
     ApiError, Caller, Cursor, ErrorEnvelope, JsonBody, Limit, ListResponse, PathId, QueryParams, Timestamp,
     page_request,
@@ -54,11 +54,14 @@ pub fn router(app: Arc<App>) -> Router {
     )
 }
 
+/// Unknown fields are refused in every shape of the create request.
+const CLOSED_CREATE_REQUEST: ClosedVariants = ClosedVariants("SharedLinkCreateRequest");
+
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "shared-links", description = "Links to the caller's cloud files and folders, made at their providers."),
     paths(create, list, read, deactivate),
-    modifiers(&BearerJwt)
+    modifiers(&BearerJwt, &CLOSED_CREATE_REQUEST)
 )]
 struct ApiDoc;
 
@@ -76,7 +79,9 @@ struct ListQuery {
     /// Only the links to this folder.
     folder_id: Option<FolderId>,
     is_active: Option<bool>,
+    #[param(inline)]
     limit: Option<Limit>,
+    #[param(inline)]
     cursor: Option<Cursor>,
 }
 
@@ -138,9 +143,8 @@ async fn read(
 // Every field is optional here so that a missing one is a 400 naming it, like a bad one.
 // `SecretString` keeps the password out of Debug output and so out of any log line.
 /// A link to make at the provider: for a file (file_id) or a folder (folder_id), one of them.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[schema(as = SharedLinkCreateRequest)]
 struct CreateBody {
     /// Required.
     resource_type: Option<ResourceType>,
@@ -151,11 +155,41 @@ struct CreateBody {
     /// Required; not every provider can make every type (400 naming share_type).
     share_type: Option<ShareType>,
     /// In the future; RFC 3339, before year 10000 (UTC).
-    #[schema(value_type = Option<DateTime<Utc>>)]
     expires_at: Option<Timestamp>,
     /// Sent to the provider only, never stored; not every provider takes one (400 naming password).
-    #[schema(value_type = Option<String>, format = Password)]
     password: Option<SecretString>,
+}
+
+/// The create request as the OpenAPI document states it: one shape per `resource_type`, each
+/// with the one id it needs. `CreateBody` parses the request (so a missing or wrong field is a
+/// 400 naming it); this type only describes it.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(tag = "resource_type", rename_all = "snake_case", deny_unknown_fields)]
+#[schema(as = SharedLinkCreateRequest)]
+#[allow(dead_code)]
+enum CreateRequestDoc {
+    File {
+        file_id: FileId,
+        /// Not every provider can make every type (400 naming share_type).
+        share_type: ShareType,
+        /// In the future; RFC 3339, before year 10000 (UTC).
+        #[schema(value_type = Option<String>, format = DateTime)]
+        expires_at: Option<Timestamp>,
+        /// Sent to the provider only, never stored; not every provider takes one (400 naming password).
+        #[schema(value_type = Option<String>, format = Password, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*$")]
+        password: Option<String>,
+    },
+    Folder {
+        folder_id: FolderId,
+        /// Not every provider can make every type (400 naming share_type).
+        share_type: ShareType,
+        /// In the future; RFC 3339, before year 10000 (UTC).
+        #[schema(value_type = Option<String>, format = DateTime)]
+        expires_at: Option<Timestamp>,
+        /// Sent to the provider only, never stored; not every provider takes one (400 naming password).
+        #[schema(value_type = Option<String>, format = Password, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*$")]
+        password: Option<String>,
+    },
 }
 
 /// Longest link password passed on (OneDrive's own limit is far above any sane password).
@@ -221,7 +255,7 @@ impl CreateBody {
     path = "/shared-links",
     operation_id = "create_shared_link",
     tag = "shared-links",
-    request_body = CreateBody,
+    request_body = CreateRequestDoc,
     responses(
         (status = 201, description = "The provider made the link and it is stored", body = SharedLink),
         (status = 400, description = "Malformed JSON or an invalid field (named), including a password or share type the provider cannot do", body = ErrorEnvelope),

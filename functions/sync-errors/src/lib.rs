@@ -50,7 +50,9 @@ struct ListQuery {
     /// Only errors not yet resolved.
     #[serde(default)]
     unresolved: bool,
+    #[param(inline)]
     limit: Option<Limit>,
+    #[param(inline)]
     cursor: Option<Cursor>,
 }
 
@@ -112,6 +114,7 @@ async fn read(
 #[schema(as = SyncErrorResolveRequest)]
 struct ResolveBody {
     /// At most 4000 characters.
+    #[schema(max_length = 4000, pattern = r"^[^\u0000]*$")]
     resolution_notes: Option<String>,
 }
 

@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::{Deserialize, Deserializer};
-use shared::api::openapi::BearerJwt;
+use shared::api::openapi::{BearerJwt, ClosedVariants};
 use shared::api::{
     ApiError, Caller, Cursor, ErrorEnvelope, JsonBody, Limit, ListResponse, PathId, QueryParams, bounded_text,
     page_request,
@@ -37,11 +37,14 @@ pub fn router(app: Arc<App>) -> Router {
     )
 }
 
+/// Unknown fields are refused in every shape of the create request.
+const CLOSED_CREATE_REQUEST: ClosedVariants = ClosedVariants("SyncJobCreateRequest");
+
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "sync-jobs", description = "Sync jobs between Quodsi and the caller's cloud folders."),
     paths(create, list, read, update, cancel),
-    modifiers(&BearerJwt)
+    modifiers(&BearerJwt, &CLOSED_CREATE_REQUEST)
 )]
 struct ApiDoc;
 
@@ -91,10 +94,11 @@ fn check_import(metadata: Option<&serde_json::Value>) -> Result<(), ApiError> {
     for (i, id) in ids.iter().enumerate() {
         let field = format!("{FIELD}[{i}]");
         let id = id.as_str().ok_or_else(|| ApiError::invalid_field(field.clone(), "must be a string"))?;
-        if id.trim().is_empty() || id.len() > MAX_PROVIDER_ID_BYTES || id.chars().any(char::is_control) {
+        let printable = id.bytes().all(|b| (b' '..=b'~').contains(&b));
+        if id.trim().is_empty() || id.len() > MAX_PROVIDER_ID_BYTES || !printable {
             return Err(ApiError::invalid_field(
                 field,
-                format!("must be a provider file id of 1 to {MAX_PROVIDER_ID_BYTES} bytes without control characters"),
+                format!("must be a provider file id of 1 to {MAX_PROVIDER_ID_BYTES} printable ASCII characters"),
             ));
         }
         if !seen.insert(id) {
@@ -106,9 +110,8 @@ fn check_import(metadata: Option<&serde_json::Value>) -> Result<(), ApiError> {
 
 /// A job to start on one of the caller's folders. The tenant and the initiating user come from
 /// the token, never from the body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[schema(as = SyncJobCreateRequest)]
 struct CreateBody {
     folder_id: FolderId,
     /// Must fit the folder's permissions: a read_only folder is never written to
@@ -117,8 +120,68 @@ struct CreateBody {
     job_type: JobType,
     /// Details for the worker; a JSON object. An import names the provider files to pull in
     /// `file_ids` (1 to 1000 distinct ids); other keys are kept as given.
-    #[schema(value_type = Option<Object>, example = json!({"file_ids": ["id:a4ayc_80_OEAAAAAAAAAXw"]}))]
     job_metadata: Option<serde_json::Value>,
+}
+
+/// The create request as the OpenAPI document states it, one shape per `job_type` (an import
+/// must name its files). `CreateBody` parses the request, so a wrong field is a 400 naming
+/// it; this type only describes it, and a test holds the two to the same fields.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(tag = "job_type", rename_all = "snake_case", deny_unknown_fields)]
+#[schema(as = SyncJobCreateRequest)]
+#[allow(dead_code)]
+enum CreateRequestDoc {
+    /// Pulls the provider files `job_metadata.file_ids` names into the folder's records.
+    Import { folder_id: FolderId, job_metadata: ImportMetadata },
+    /// Pulls the folder's whole subtree.
+    Download {
+        folder_id: FolderId,
+        /// Details for the worker, kept as given.
+        #[schema(value_type = Option<Object>)]
+        job_metadata: Option<serde_json::Value>,
+    },
+    Upload {
+        folder_id: FolderId,
+        #[schema(value_type = Option<Object>)]
+        job_metadata: Option<serde_json::Value>,
+    },
+    Bidirectional {
+        folder_id: FolderId,
+        #[schema(value_type = Option<Object>)]
+        job_metadata: Option<serde_json::Value>,
+    },
+    Export {
+        folder_id: FolderId,
+        #[schema(value_type = Option<Object>)]
+        job_metadata: Option<serde_json::Value>,
+    },
+}
+
+/// An import's `job_metadata`: other keys are kept as given.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = SyncJobImportMetadata)]
+#[allow(dead_code)]
+pub(crate) struct ImportMetadata {
+    /// The provider ids of the files to pull: 1 to 1000, distinct, each 1 to 255 printable
+    /// ASCII characters (`cloud_files.provider_file_id` is VARCHAR(255)), not all spaces.
+    #[schema(schema_with = file_ids_schema)]
+    file_ids: Vec<String>,
+}
+
+fn file_ids_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let id = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_PROVIDER_ID_BYTES))
+        .pattern(Some("^[ -~]*[!-~][ -~]*$"));
+    ArrayBuilder::new()
+        .items(id)
+        .min_items(Some(1))
+        .max_items(Some(MAX_IMPORT_FILES))
+        .unique_items(true)
+        .examples([serde_json::json!(["id:a4ayc_80_OEAAAAAAAAAXw"])])
+        .build()
 }
 
 #[utoipa::path(
@@ -126,7 +189,7 @@ struct CreateBody {
     path = "/sync-jobs",
     operation_id = "create_sync_job",
     tag = "sync-jobs",
-    request_body = CreateBody,
+    request_body = CreateRequestDoc,
     responses(
         (status = 201, description = "The job, pending, initiated by the caller", body = SyncJob),
         (status = 400, description = "Malformed JSON or an invalid field (named)", body = ErrorEnvelope),
@@ -217,7 +280,9 @@ struct ListQuery {
     /// Only the jobs of this folder.
     folder_id: Option<FolderId>,
     status: Option<JobStatus>,
+    #[param(inline)]
     limit: Option<Limit>,
+    #[param(inline)]
     cursor: Option<Cursor>,
 }
 
@@ -289,16 +354,16 @@ struct PatchBody {
     progress_percentage: Option<Percent>,
     /// At least 0 and at most files_total when that is known.
     #[serde(default, deserialize_with = "not_null")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, minimum = 0)]
     files_processed: Option<i32>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i32>)]
+    #[schema(value_type = Option<i32>, minimum = 0)]
     files_total: Option<Option<i32>>,
     #[serde(default, deserialize_with = "not_null")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, minimum = 0)]
     bytes_transferred: Option<i64>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 4000, pattern = r"^[^\u0000]*$")]
     error_message: Option<Option<String>>,
 }
 

@@ -40,23 +40,50 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             ApiError::bad_request("body_too_large", format!("the body must be at most {MAX_BODY_BYTES} bytes"))
         })?;
         let _ = state;
-        parse_json(&bytes).map(JsonBody)
+        parse_value(json_value(&bytes)?).map(JsonBody)
     }
 }
 
 /// Parses JSON, naming the offending field on a type or value error. Anything but
-/// whitespace after the value is malformed JSON, not ignored.
+/// whitespace after the value is malformed JSON, not ignored. A number with no fraction
+/// (`804.0`, `1e3`) is an integer, as JSON Schema (and so the OpenAPI document) says.
 pub fn parse_json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = parse_value(&mut de)?;
-    de.end().map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))?;
+    parse_value(json_value(bytes)?)
+}
+
+/// The body as a JSON value: malformed JSON is a 400 `malformed_json`.
+fn json_value(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))?;
+    integral_numbers_as_integers(&mut value);
     Ok(value)
 }
 
-fn parse_value<'de, T: DeserializeOwned>(
-    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
-) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(de).map_err(|e| {
+/// `804.0` → `804`, everywhere in the value, for numbers an `i64` or `u64` holds exactly;
+/// other numbers stay as they are. Deserialising into an integer field then accepts every
+/// JSON number JSON Schema calls an integer, and a float field still takes an integer.
+fn integral_numbers_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0) {
+                // 2^63 and 2^64 are exact as f64 but out of range; the casts below saturate,
+                // so only values strictly inside the ranges are converted.
+                if f >= -(2f64.powi(63)) && f < 2f64.powi(63) {
+                    *value = Value::from(f as i64);
+                } else if f >= 0.0 && f < 2f64.powi(64) {
+                    *value = Value::from(f as u64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers_as_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_numbers_as_integers),
+        _ => {}
+    }
+}
+
+fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
@@ -193,7 +220,12 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::OptionalFromRequest<S> 
         if declared_empty {
             return Ok(None);
         }
-        <JsonBody<T> as FromRequest<S>>::from_request(req, state).await.map(Some)
+        // `null` is how JSON says "no body" too: the same as leaving it out.
+        let JsonBody(value) = <JsonBody<serde_json::Value> as FromRequest<S>>::from_request(req, state).await?;
+        if value.is_null() {
+            return Ok(None);
+        }
+        parse_value(value).map(|v| Some(JsonBody(v)))
     }
 }
 
@@ -243,5 +275,32 @@ mod tests {
         }
         let padded = parse_json::<Body>(&Bytes::from("  {\"folder_id\":\"f\"} \n\t"));
         assert!(padded.is_ok(), "trailing whitespace is fine: {padded:?}");
+    }
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Numbers {
+        count: i32,
+        size: u64,
+        ratio: f64,
+        nested: Vec<i64>,
+    }
+
+    #[test]
+    fn a_number_without_a_fraction_is_an_integer() {
+        // Act
+        let parsed =
+            parse_json::<Numbers>(&Bytes::from(r#"{"count": 804.0, "size": 1e3, "ratio": 2, "nested": [-5.0]}"#));
+        let fractional =
+            parse_json::<Numbers>(&Bytes::from(r#"{"count": 804.5, "size": 1, "ratio": 2, "nested": []}"#));
+        let too_big = parse_json::<Numbers>(&Bytes::from(r#"{"count": 1e10, "size": 1, "ratio": 2, "nested": []}"#));
+
+        // Assert
+        assert_eq!(parsed.unwrap(), Numbers { count: 804, size: 1000, ratio: 2.0, nested: vec![-5] });
+        for (name, refused) in [("fraction", fractional), ("out of range", too_big)] {
+            match refused {
+                Err(ApiError::BadRequest { field, .. }) => assert_eq!(field.as_deref(), Some("count"), "{name}"),
+                other => panic!("{name}: expected a 400 on count, got {other:?}"),
+            }
+        }
     }
 }

@@ -22,6 +22,7 @@
 //! offending value ("invalid type: string \"...\""), and a value here is usually a secret.
 //! Every error below names the field and never the value.
 
+mod return_to;
 mod source;
 
 pub use source::{
@@ -210,19 +211,18 @@ impl Config {
         self.oauth_redirect_base_url.as_deref().map(|base| callback_uri(base, provider))
     }
 
-    /// Whether `url` is an allowed `return_to`. An origin entry matches that exact origin
-    /// (any path); a prefix entry ends in `/` and matches by prefix. Matching is on whole
-    /// origins so `https://app.example.com.evil.test` never passes for
-    /// `https://app.example.com`.
+    /// Whether `url` is an allowed `return_to`. An origin entry admits that exact origin (any
+    /// path); a prefix entry ends in `/` and admits the paths under it. Compared on parsed URLs
+    /// (scheme, host, port, path), and a `return_to` whose path a browser would resolve
+    /// elsewhere than it reads (dot segments, encoded slashes) is refused: see `return_to.rs`.
     pub fn is_return_to_allowed(&self, url: &str) -> bool {
-        self.return_to_allowlist.iter().any(|entry| {
-            if entry.ends_with('/') {
-                url.starts_with(entry.as_str())
-            } else {
-                url.strip_prefix(entry.as_str())
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?', '#']))
-            }
-        })
+        let Some(target) = return_to::parse_strict(url) else {
+            return false;
+        };
+        self.return_to_allowlist
+            .iter()
+            .filter_map(|entry| return_to::parse_strict(entry))
+            .any(|entry| return_to::admits(&entry, &target))
     }
 }
 
@@ -483,10 +483,15 @@ fn parse_allowlist(value: Option<Value>) -> Result<Vec<String>, ConfigError> {
                 return Err(ConfigError::field(path, format!("must be a string, not {}", type_name(&item))));
             };
             check_http_url(&entry, &path)?;
+            let Some(url) = return_to::parse_strict(&entry) else {
+                return Err(ConfigError::field(
+                    path,
+                    "must be an http(s) URL without credentials, dot segments or encoded slashes",
+                ));
+            };
             // An entry with a path must end in `/`: `https://a.test/app` as a prefix would
             // also admit `https://a.test/application-of-someone-else`.
-            let after_scheme = entry.split_once("://").map_or("", |(_, r)| r);
-            if after_scheme.contains('/') && !entry.ends_with('/') {
+            if url.query().is_some() || url.fragment().is_some() || !url.path().ends_with('/') {
                 return Err(ConfigError::field(path, "must be an origin (no path) or a prefix ending in `/`"));
             }
             Ok(entry)
@@ -702,6 +707,30 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_allowlist_entry_is_reported_once_at_startup() {
+        // Arrange
+        let refused = with(|d| d["return_to_allowlist"] = json!(["https://a.test/app"])).unwrap_err();
+
+        // Act
+        let printed = crate::error_chain(&crate::app::StartupError::from(refused));
+
+        // Assert
+        assert_eq!(
+            printed,
+            "configuration field `return_to_allowlist[0]` must be an origin (no path) or a prefix ending in `/`"
+        );
+    }
+
+    #[test]
+    fn allowlist_entries_that_resolve_elsewhere_than_they_read_are_refused() {
+        for entry in
+            ["https://a.test/app/../", "https://a.test/%2e%2e/", "https://a.test/a%2fb/", "https://a.test/?x=1"]
+        {
+            assert_field_error(with(|d| d["return_to_allowlist"] = json!([entry])), "return_to_allowlist[0]");
+        }
+    }
+
+    #[test]
     fn malformed_json_reports_position_only() {
         let text = format!("{{\"database_url\": \"{DB_PASSWORD}\", \"token_keys\": {{ oops");
         let err = Config::from_json(&text).unwrap_err();
@@ -766,5 +795,10 @@ mod tests {
         assert!(!config.is_return_to_allowed("https://app.quodsi.com@evil.test/"));
         assert!(!config.is_return_to_allowed("http://localhost:3000/application"));
         assert!(!config.is_return_to_allowed("http://app.quodsi.com/"));
+        assert!(!config.is_return_to_allowed("http://localhost:3000/app/../admin"));
+        assert!(!config.is_return_to_allowed("http://localhost:3000/app/%2e%2e/admin"));
+        assert!(!config.is_return_to_allowed("http://localhost:3000/app/..%2f..%2fadmin"));
+        // The callback appends its query before the fragment (oauth-callback location.rs).
+        assert!(config.is_return_to_allowed("https://app.quodsi.com#x"));
     }
 }

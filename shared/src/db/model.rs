@@ -166,6 +166,7 @@ pub struct Connection {
     pub last_sync_at: Option<DateTime<Utc>>,
     pub status: ConnectionStatus,
     pub display_name: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub connection_metadata: Option<Json>,
 }
 
@@ -219,6 +220,7 @@ pub struct SyncJob {
     pub files_total: Option<i32>,
     pub bytes_transferred: i64,
     pub error_message: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub job_metadata: Option<Json>,
 }
 
@@ -242,6 +244,7 @@ pub struct CloudFile {
     pub sync_status: SyncStatus,
     pub upload_url: Option<String>,
     pub download_url: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub file_metadata: Option<Json>,
 }
 
@@ -288,6 +291,7 @@ pub struct SyncError {
     pub retry_count: i32,
     pub resolved_at: Option<DateTime<Utc>>,
     pub resolution_notes: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub error_metadata: Option<Json>,
 }
 

@@ -1,0 +1,45 @@
+//! CPU of one TLS client handshake on the stack the SQL Server pool uses (tiberius over
+//! tokio-rustls 0.26, rustls 0.23 with aws-lc), against a local TLS listener: the first
+//! handshake of the process (which seeds aws-lc's random generator) and the median of the
+//! next ones. scripts/bench-lambda runs it against moto's TLS listener for BENCHMARKS.md.
+//!
+//! Usage: tls-handshake HOST:PORT CA_PEM [ROUNDS]. CPU is the thread's own run time from
+//! /proc/thread-self/schedstat (nanoseconds), on a current-thread runtime so every step of the
+//! handshake runs on this thread.
+
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+
+fn thread_cpu_ns() -> u64 {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat is readable on Linux");
+    text.split_whitespace().next().and_then(|v| v.parse().ok()).expect("schedstat starts with the run time")
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let (addr, ca) = (args.next().ok_or("HOST:PORT")?, args.next().ok_or("CA_PEM")?);
+    let rounds: usize = args.next().map(|r| r.parse()).transpose()?.unwrap_or(20);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&ca)? {
+        roots.add(cert?)?;
+    }
+    let host = addr.rsplit_once(':').ok_or("HOST:PORT")?.0.to_owned();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()?;
+    let config = Arc::new(config.with_root_certificates(roots).with_no_client_auth());
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let mut cpu_ms = Vec::with_capacity(rounds + 1);
+    for _ in 0..=rounds {
+        let tcp = tokio::net::TcpStream::connect(&addr).await?;
+        let before = thread_cpu_ns();
+        let tls = connector.connect(ServerName::try_from(host.clone())?, tcp).await?;
+        cpu_ms.push((thread_cpu_ns() - before) as f64 / 1e6);
+        drop(tls);
+    }
+    let first = cpu_ms.remove(0);
+    cpu_ms.sort_by(f64::total_cmp);
+    println!("{{\"first_ms\": {first:.2}, \"median_ms\": {:.2}}}", cpu_ms[cpu_ms.len() / 2]);
+    Ok(())
+}
