@@ -93,6 +93,9 @@ pub enum Need {
 #[derive(Debug)]
 pub enum LinkRemoval {
     Removed,
+    /// Left at the provider: another active row uses the same provider link (see
+    /// [`provider_link_key`]); it goes when the last of them does.
+    StillInUse,
     /// Nothing to do: the item or connection is gone, or the provider expires it by itself.
     NotNeeded,
     /// Not removed; the failure is recorded as an error row.
@@ -112,6 +115,9 @@ pub async fn remove_link(
     operation: &str,
 ) -> DbResult<LinkRemoval> {
     let Some(item) = linked_item(app, link).await? else { return Ok(LinkRemoval::NotNeeded) };
+    if another_row_uses(app, link).await? {
+        return Ok(LinkRemoval::StillInUse);
+    }
     let call = match app.current().await {
         Ok(current) => ProviderCall::with_current(app.store.clone(), current, item.connection.clone()),
         Err(e) => Err(CallError::Configuration(e)),
@@ -162,6 +168,36 @@ pub async fn remove_link(
         "a shared link may still be live at the provider"
     );
     Ok(if row.record(&app.store).await { LinkRemoval::Recorded(e) } else { LinkRemoval::Unrecorded(e) })
+}
+
+/// The provider link a row stands for. Providers hand the same link to several requests
+/// (Graph's createLink answers the existing permission of that type and scope, Drive keeps one
+/// `anyone` permission per role, Dropbox answers `shared_link_already_exists` with the
+/// existing link, Box holds one shared link per item), so several rows can stand for one
+/// provider link: its permission id where the provider has one, else its URL, on one item.
+pub fn provider_link_key(link: &SharedLink) -> (ResourceType, Option<FileId>, Option<FolderId>, &str) {
+    let identity = link.provider_share_id.as_deref().unwrap_or(&link.share_url);
+    (link.resource_type, link.file_id, link.folder_id, identity)
+}
+
+/// Whether an active row other than `link` stands for the same provider link.
+async fn another_row_uses(app: &App, link: &SharedLink) -> DbResult<bool> {
+    let filter = match link.resource_type {
+        ResourceType::File => SharedLinkFilter { file_id: link.file_id, folder_id: None, is_active: Some(true) },
+        ResourceType::Folder => SharedLinkFilter { file_id: None, folder_id: link.folder_id, is_active: Some(true) },
+    };
+    let key = provider_link_key(link);
+    let mut after = None;
+    loop {
+        let page = app.store.list_links(link.base.tenant_id, &filter, PageRequest { after, limit: BATCH }).await?;
+        if page.items.iter().any(|other| other.base.id != link.base.id && provider_link_key(other) == key) {
+            return Ok(true);
+        }
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => return Ok(false),
+        }
+    }
 }
 
 /// Which links to remove. All of them must be on `connection`'s folders.
@@ -231,6 +267,7 @@ pub async fn remove_links(app: &App, connection: &Connection, scope: Scope<'_>, 
     let mut call: Option<ProviderCall> = None;
     let mut after = None;
     let mut failed = 0;
+    let mut tried = std::collections::HashSet::new();
     let meta =
         |link: Option<&ConnectionLink>| json!({ "deleted": scope.as_str(), "link_id": link.map(|l| l.link.base.id) });
     loop {
@@ -262,7 +299,17 @@ pub async fn remove_links(app: &App, connection: &Connection, scope: Scope<'_>, 
         let Some(call) = &call else { return failed };
         let mut token_refused = false;
         let mut out_of_time = 0;
-        let outcomes: Vec<(ConnectionLink, Option<CallError>)> = futures_util::stream::iter(page.items)
+        // Every row of the scope goes, so a provider link several rows stand for is removed
+        // once.
+        let first_of_their_link: Vec<ConnectionLink> = page
+            .items
+            .into_iter()
+            .filter(|l| {
+                let (kind, file, folder, identity) = provider_link_key(&l.link);
+                tried.insert((kind, file, folder, identity.to_owned()))
+            })
+            .collect();
+        let outcomes: Vec<(ConnectionLink, Option<CallError>)> = futures_util::stream::iter(first_of_their_link)
             .map(|link| remove_one(call, &deadline, link))
             .buffer_unordered(CONCURRENCY)
             .collect()

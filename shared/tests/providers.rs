@@ -818,7 +818,9 @@ async fn onedrive_creates_and_deletes_a_link_on_the_recorded_drive() {
         created,
         CreatedLink {
             provider_share_id: Some("123ABC".into()),
-            share_url: "https://1drv.ms/A6913278E564460AA616C71B28AD6EB6".into()
+            share_url: "https://1drv.ms/A6913278E564460AA616C71B28AD6EB6".into(),
+            // The permission Graph answered names no expirationDateTime: none is in force.
+            expires_at: None,
         }
     );
     assert_no_secrets(&format!("{request:?} {created:?}"));
@@ -1000,7 +1002,7 @@ async fn dropbox_creates_a_link_with_settings_and_revokes_it_by_url() {
     let existing = ExistingLink { provider_share_id: None, share_url: &created.share_url };
     fake.provider().delete_shared_link(&secret(ACCESS_TOKEN), &target, &existing).await.unwrap();
 
-    assert_eq!(created, CreatedLink { provider_share_id: None, share_url: url.into() });
+    assert_eq!(created, CreatedLink { provider_share_id: None, share_url: url.into(), expires_at: None });
 }
 
 #[tokio::test]
@@ -1075,7 +1077,12 @@ async fn box_sets_and_clears_the_items_shared_link() {
 
     assert_eq!(
         created,
-        CreatedLink { provider_share_id: None, share_url: "https://app.box.com/s/kwio6b4ovt1264rnfbyqo1".into() }
+        CreatedLink {
+            provider_share_id: None,
+            share_url: "https://app.box.com/s/kwio6b4ovt1264rnfbyqo1".into(),
+            // Box answers the item with the `unshared_at` in force.
+            expires_at: Some(chrono::DateTime::parse_from_rfc3339("2026-02-01T00:00:00Z").unwrap().to_utc()),
+        }
     );
 }
 

@@ -213,6 +213,13 @@ async fn delete_revokes_at_google_then_deletes_the_connection_its_folders_and_li
     let folder = t.store().create_folder(&new_folder(&a, c.base.id)).await.unwrap();
     let file = t.store().create_file(&testkit::new_file(&a, folder.base.id)).await.unwrap();
     let link = t.store().create_link(&testkit::new_file_link(&a, file.base.id)).await.unwrap();
+    // https://developers.google.com/drive/api/reference/rest/v3/permissions/delete: 204.
+    Mock::given(method("DELETE"))
+        .and(path(format!("/drive/v3/files/{}/permissions/share-1", file.provider_file_id)))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
     // https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke: 200, empty body.
     Mock::given(method("POST"))
         .and(path("/google/revoke"))

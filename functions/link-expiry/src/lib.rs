@@ -180,7 +180,7 @@ async fn expire_one(app: &App, link: &SharedLink, lease: Duration, provider_time
     let removed =
         link_removal::remove_link(app, link, Need::UnlessProviderExpiresIt, &deadline, Duration::ZERO, OPERATION).await;
     let failed = match removed {
-        Ok(LinkRemoval::Removed | LinkRemoval::NotNeeded) => false,
+        Ok(LinkRemoval::Removed | LinkRemoval::StillInUse | LinkRemoval::NotNeeded) => false,
         // Not removed, and the error row is its record: the link is deactivated anyway.
         Ok(LinkRemoval::Recorded(_)) => true,
         // Neither removed nor recorded: the link stays active for a later run.

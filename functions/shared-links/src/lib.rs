@@ -13,6 +13,7 @@
 //! is stopped, rather than left public and unrecorded.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -257,7 +258,7 @@ impl CreateBody {
     tag = "shared-links",
     request_body = CreateRequestDoc,
     responses(
-        (status = 201, description = "The provider made the link and it is stored", body = SharedLink),
+        (status = 201, description = "The provider made the link and it is stored; `expiry_granted` says whether the expiry asked for is the one in force", body = Created),
         (status = 400, description = "Malformed JSON or an invalid field (named), including a password or share type the provider cannot do", body = ErrorEnvelope),
         (status = 401, description = "No verified token", body = ErrorEnvelope),
         (status = 404, description = "file_id or folder_id names nothing the caller's tenant can reach (named)", body = ErrorEnvelope),
@@ -272,7 +273,7 @@ async fn create(
     clock: RequestClock,
     caller: Caller,
     JsonBody(body): JsonBody<CreateBody>,
-) -> Result<(StatusCode, axum::Json<SharedLink>), ApiError> {
+) -> Result<(StatusCode, axum::Json<Created>), ApiError> {
     let checked = body.check(app.store.now())?;
     let tenant = caller.tenant_id;
     let resolved = Resolved::for_resource(&app, tenant, checked.resource_type, checked.resource_id).await?;
@@ -323,12 +324,12 @@ async fn create(
         share_url: created.share_url.clone(),
         share_type: checked.request.share_type,
         password_protected: checked.request.password.is_some(),
-        expires_at: checked.request.expires_at,
+        expires_at: in_force_expiry(call.provider().expires_links_natively(), checked.request.expires_at, &created),
     };
     match app.store.create_link(&new).await {
         Ok(link) => {
             touch_connection(&app, &resolved).await;
-            Ok((StatusCode::CREATED, axum::Json(link)))
+            Ok((StatusCode::CREATED, axum::Json(Created::new(link, checked.request.expires_at))))
         }
         Err(e) => {
             // Unrecorded, the provider's link would stay public with nothing here to remove it.
@@ -345,6 +346,40 @@ async fn create(
             }
             Err(e.into())
         }
+    }
+}
+
+/// The expiry a new link has: the provider's own, as it reports it, where the provider expires
+/// links (it may have capped the one asked for, or refused any); the one asked for where
+/// link-expiry removes links itself (Drive).
+fn in_force_expiry(
+    provider_expires_links: bool,
+    requested: Option<DateTime<Utc>>,
+    created: &shared::providers::CreatedLink,
+) -> Option<DateTime<Utc>> {
+    if provider_expires_links { created.expires_at } else { requested }
+}
+
+/// A new link, and what became of the expiry the request asked for.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = SharedLinkCreated)]
+struct Created {
+    #[serde(flatten)]
+    link: SharedLink,
+    /// The `expires_at` the request asked for; null when it asked for none.
+    requested_expires_at: Option<DateTime<Utc>>,
+    /// null when no expiry was asked for; false when the link's `expires_at` (the expiry in
+    /// force, as the provider set it) is not the one asked for: earlier (a tenant policy
+    /// capped it) or null (the account type takes no expiry).
+    expiry_granted: Option<bool>,
+}
+
+impl Created {
+    fn new(link: SharedLink, requested: Option<DateTime<Utc>>) -> Created {
+        // Providers keep whole seconds.
+        let same = |a: DateTime<Utc>, b: DateTime<Utc>| (a - b).num_milliseconds().abs() < 1000;
+        let expiry_granted = requested.map(|asked| link.expires_at.is_some_and(|got| same(got, asked)));
+        Created { link, requested_expires_at: requested, expiry_granted }
     }
 }
 
@@ -400,15 +435,16 @@ async fn deactivate(
     PathId(id): PathId<LinkId>,
 ) -> Result<axum::Json<SharedLink>, ApiError> {
     let link = app.store.get_link(caller.tenant_id, id).await?;
+    // Turned off here first, whatever the provider says (a failure is recorded by the
+    // removal): of two rows standing for one provider link deleted at once, the later one then
+    // finds no other active row and removes the provider link.
+    let deactivated = app.store.deactivate_link(caller.tenant_id, id).await?;
     if link.is_active {
-        // Whatever the provider says, the link is turned off here: a failure is recorded by
-        // the removal and the deactivation follows, keeping the deadline's reserve for it.
         let budget = app.current().await.map(|c| c.config.request_budget).unwrap_or(DEFAULT_REQUEST_BUDGET);
         let deadline = clock.deadline(budget);
-        link_removal::remove_link(&app, &link, Need::Always, &deadline, deadline.reserve(), "delete_shared_link")
-            .await?;
+        link_removal::remove_link(&app, &link, Need::Always, &deadline, Duration::ZERO, "delete_shared_link").await?;
     }
-    Ok(axum::Json(app.store.deactivate_link(caller.tenant_id, id).await?))
+    Ok(axum::Json(deactivated))
 }
 
 /// Which request field a provider refusal is about. A password refusal can come from the

@@ -124,6 +124,8 @@ async fn creates_a_password_protected_onedrive_file_link_through_graph() {
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({
             "id": "123ABC",
             "roles": ["read"],
+            // Graph answers the expiry it set on the permission.
+            "expirationDateTime": expires,
             "link": {
                 "type": "view",
                 "scope": "anonymous",
@@ -1038,4 +1040,233 @@ async fn a_file_or_folder_filter_naming_another_tenants_or_an_unknown_one_is_a_4
     }
     let own = call(&s.router, &list(&a, format!("file_id={}&folder_id={}", it.file.base.id, it.folder.base.id))).await;
     assert_eq!(own.status, 200, "{}", own.text);
+}
+
+/// The removal each provider documents for one stored link, expected once.
+async fn mount_removal(s: &Setup, provider: ProviderType, it: &Item, link: &shared::db::SharedLink) {
+    let file = &it.file.provider_file_id;
+    let mock = match provider {
+        ProviderType::OneDrive | ProviderType::SharePoint => {
+            Mock::given(method("DELETE")).and(path(format!("/v1.0/drives/b!abc/items/{file}/permissions/share-1")))
+        }
+        ProviderType::GDrive => {
+            Mock::given(method("DELETE")).and(path(format!("/drive/v3/files/{file}/permissions/share-1")))
+        }
+        ProviderType::Dropbox => Mock::given(method("POST"))
+            .and(path("/2/sharing/revoke_shared_link"))
+            .and(body_partial_json(json!({"url": link.share_url}))),
+        ProviderType::Box => Mock::given(method("PUT"))
+            .and(path(format!("/2.0/files/{file}")))
+            .and(body_partial_json(json!({"shared_link": null}))),
+    };
+    let answer = match provider {
+        ProviderType::Dropbox => ResponseTemplate::new(200).set_body_raw("null", "application/json"),
+        ProviderType::Box => ResponseTemplate::new(200).set_body_json(json!({
+            "type": "file", "id": file, "etag": "2", "shared_link": null
+        })),
+        _ => ResponseTemplate::new(204),
+    };
+    mock.respond_with(answer).expect(1).mount(&s.server).await;
+}
+
+/// Two rows standing for one provider link, as each provider hands them out: Graph and Drive
+/// by permission id (createLink answers the existing permission of that type; Drive keeps one
+/// `anyone` permission per role), Dropbox and Box by URL (the existing link, the item's one
+/// link).
+async fn two_rows_of_one_provider_link(
+    s: &Setup,
+    a: &Tenant,
+    provider: ProviderType,
+) -> (Item, shared::db::SharedLink, shared::db::SharedLink) {
+    let metadata = matches!(provider, ProviderType::OneDrive | ProviderType::SharePoint)
+        .then(|| json!({"drive_id": "b!abc", "drive_type": "business"}));
+    let it = item(&s.t, a, provider, metadata).await;
+    let mut new = new_file_link(a, it.file.base.id);
+    if matches!(provider, ProviderType::Dropbox | ProviderType::Box) {
+        new.provider_share_id = None;
+        new.share_url = format!("https://{provider}.example/s/one-link");
+    }
+    let first = s.t.store().create_link(&new).await.unwrap();
+    new.share_type = shared::db::ShareType::Download;
+    let second = s.t.store().create_link(&new).await.unwrap();
+    (it, first, second)
+}
+
+#[tokio::test]
+async fn a_provider_link_several_rows_use_goes_at_the_provider_with_the_last_of_them() {
+    for provider in [ProviderType::OneDrive, ProviderType::GDrive, ProviderType::Dropbox, ProviderType::Box] {
+        // Arrange
+        let s = setup().await;
+        let a = s.t.tenant().await;
+        let (it, first, second) = two_rows_of_one_provider_link(&s, &a, provider).await;
+        mount_removal(&s, provider, &it, &first).await;
+
+        // Act
+        let first_off = call(&s.router, &at("delete", first.base.id).caller(&a)).await;
+        let calls_after_first = s.server.received_requests().await.unwrap().len();
+        let second_still = s.t.store().get_link(a.id, second.base.id).await.unwrap();
+        let second_off = call(&s.router, &at("delete", second.base.id).caller(&a)).await;
+
+        // Assert: nothing reached the provider until the last row went; then one removal
+        // (the mock's expect(1), checked when the server drops).
+        assert_eq!(
+            (first_off.status, &first_off.body["is_active"]),
+            (200, &json!(false)),
+            "{provider}: {}",
+            first_off.text
+        );
+        assert_eq!(calls_after_first, 0, "{provider}: the other row still uses the link");
+        assert!(second_still.is_active, "{provider}: the other row stays active");
+        assert_eq!(
+            (second_off.status, &second_off.body["is_active"]),
+            (200, &json!(false)),
+            "{provider}: {}",
+            second_off.text
+        );
+        assert!(errors(&s.t, &a).await.is_empty(), "{provider}");
+    }
+}
+
+#[tokio::test]
+async fn deleting_the_file_removes_a_provider_link_its_rows_share_once() {
+    // Arrange
+    let s = setup().await;
+    let a = s.t.tenant().await;
+    let (it, first, _second) = two_rows_of_one_provider_link(&s, &a, ProviderType::OneDrive).await;
+    mount_removal(&s, ProviderType::OneDrive, &it, &first).await;
+    let connection = s.t.store().get_connection(a.id, it.connection.base.id).await.unwrap();
+
+    // Act
+    let failed = shared::link_removal::remove_links(
+        &s.t.app,
+        &connection,
+        shared::link_removal::Scope::File(&it.file),
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+
+    // Assert (one DELETE: the mock's expect(1))
+    assert_eq!(failed, 0);
+    assert_eq!(s.server.received_requests().await.unwrap().len(), 1, "one removal for both rows");
+    assert!(errors(&s.t, &a).await.is_empty());
+}
+
+#[tokio::test]
+async fn only_the_providers_own_not_found_counts_as_already_gone() {
+    // Arrange: Graph's JSON `itemNotFound` for one link; an HTML 404 (a proxy, a wrong base
+    // URL) for another.
+    let s = setup().await;
+    let a = s.t.tenant().await;
+    let meta = Some(json!({"drive_id": "b!abc", "drive_type": "business"}));
+    let gone = item(&s.t, &a, ProviderType::OneDrive, meta.clone()).await;
+    let proxied = item(&s.t, &a, ProviderType::OneDrive, meta).await;
+    let gone_link = s.t.store().create_link(&new_file_link(&a, gone.file.base.id)).await.unwrap();
+    let proxied_link = s.t.store().create_link(&new_file_link(&a, proxied.file.base.id)).await.unwrap();
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v1.0/drives/b!abc/items/{}/permissions/share-1", gone.file.provider_file_id)))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "error": {"code": "itemNotFound", "message": "The resource could not be found."}
+        })))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v1.0/drives/b!abc/items/{}/permissions/share-1", proxied.file.provider_file_id)))
+        .respond_with(ResponseTemplate::new(404).set_body_raw("<html><body>Not Found</body></html>", "text/html"))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+
+    // Act
+    let already_gone = call(&s.router, &at("delete", gone_link.base.id).caller(&a)).await;
+    let not_graph = call(&s.router, &at("delete", proxied_link.base.id).caller(&a)).await;
+
+    // Assert: both rows are off; only the HTML 404 is recorded as a failure.
+    assert_eq!((already_gone.status, &already_gone.body["is_active"]), (200, &json!(false)), "{}", already_gone.text);
+    assert_eq!((not_graph.status, &not_graph.body["is_active"]), (200, &json!(false)), "{}", not_graph.text);
+    let recorded = errors(&s.t, &a).await;
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0].error_metadata.as_ref().unwrap()["shared_link_id"], json!(proxied_link.base.id));
+}
+
+#[tokio::test]
+async fn the_expiry_in_force_is_the_providers_and_the_answer_says_when_it_is_not_the_one_asked_for() {
+    // Arrange: Graph caps the expiry by policy (a day earlier), Dropbox's account type sets
+    // none, Box grants it, and Drive takes none (link-expiry removes its links on time).
+    let s = setup().await;
+    let a = s.t.tenant().await;
+    let asked = future();
+    let capped = (chrono::DateTime::parse_from_rfc3339(&asked).unwrap() - Duration::days(1))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let graph =
+        item(&s.t, &a, ProviderType::OneDrive, Some(json!({"drive_id": "b!abc", "drive_type": "business"}))).await;
+    let dropbox = item(&s.t, &a, ProviderType::Dropbox, None).await;
+    let boxcom = item(&s.t, &a, ProviderType::Box, None).await;
+    let drive = item(&s.t, &a, ProviderType::GDrive, None).await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v1.0/drives/b!abc/items/{}/createLink", graph.file.provider_file_id)))
+        .and(body_partial_json(json!({"expirationDateTime": asked})))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "id": "perm-capped", "roles": ["read"], "expirationDateTime": capped, "hasPassword": false,
+            "link": {"type": "view", "scope": "anonymous", "webUrl": "https://1drv.ms/u/s!capped"}
+        })))
+        .mount(&s.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/2/sharing/create_shared_link_with_settings"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            ".tag": "file", "url": "https://www.dropbox.com/s/noexpiry/factory.qsm?dl=0", "name": "factory.qsm",
+            "link_permissions": {"can_revoke": true, "resolved_visibility": {".tag": "public"}},
+            "id": "id:a4ayc_80_OEAAAAAAAAAXw", "path_lower": "/quodsi/models/factory.qsm"
+        })))
+        .mount(&s.server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path(format!("/2.0/files/{}", boxcom.file.provider_file_id)))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "type": "file", "id": boxcom.file.provider_file_id, "etag": "1",
+            "shared_link": {"url": "https://app.box.com/s/granted", "access": "open", "unshared_at": asked,
+                            "is_password_enabled": false,
+                            "permissions": {"can_download": false, "can_preview": true, "can_edit": false}}
+        })))
+        .mount(&s.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/drive/v3/files/{}/permissions", drive.file.provider_file_id)))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "kind": "drive#permission", "id": "anyoneWithLink", "type": "anyone", "role": "reader", "allowFileDiscovery": false
+        })))
+        .mount(&s.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/drive/v3/files/{}", drive.file.provider_file_id)))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "webViewLink": "https://drive.google.com/file/d/1abc/view?usp=drivesdk"
+        })))
+        .mount(&s.server)
+        .await;
+    let ask = |file_id: uuid::Uuid| json!({"resource_type": "file", "file_id": file_id, "share_type": "view", "expires_at": asked});
+
+    // Act
+    let replies = [
+        call(&s.router, &create(&a, ask(graph.file.base.id.0))).await,
+        call(&s.router, &create(&a, ask(dropbox.file.base.id.0))).await,
+        call(&s.router, &create(&a, ask(boxcom.file.base.id.0))).await,
+        call(&s.router, &create(&a, ask(drive.file.base.id.0))).await,
+    ];
+
+    // Assert: the answer and the stored row carry the expiry in force.
+    let in_force = |v: &Value| v.as_str().map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc());
+    let at = |t: &str| Some(chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc());
+    let expected = [(at(&capped), false), (None, false), (at(&asked), true), (at(&asked), true)];
+    for (reply, (expires_at, granted)) in replies.iter().zip(expected) {
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        assert_eq!(in_force(&reply.body["expires_at"]), expires_at, "{}", reply.text);
+        assert_eq!(reply.body["expiry_granted"], json!(granted), "{}", reply.text);
+        assert_eq!(in_force(&reply.body["requested_expires_at"]), at(&asked), "{}", reply.text);
+        let id: uuid::Uuid = reply.body["id"].as_str().unwrap().parse().unwrap();
+        let stored = s.t.store().get_link(a.id, id.into()).await.unwrap();
+        assert_eq!(stored.expires_at, expires_at, "{}", reply.text);
+    }
 }

@@ -239,7 +239,7 @@ impl Provider for BoxCom {
             ("client_secret", self.oauth.client_secret.expose_secret()),
             ("token", token.expose_secret()),
         ];
-        expect_success(send(self.oauth.http.post(self.revoke_url.clone()).form(&form)).await?, false).await
+        expect_success(send(self.oauth.http.post(self.revoke_url.clone()).form(&form)).await?, &[]).await
     }
 
     async fn create_shared_link(
@@ -278,7 +278,8 @@ impl Provider for BoxCom {
             .and_then(|l| str_field(l, "url"))
             .map(str::to_owned)
             .ok_or_else(|| ProviderError::Malformed("Box item has no `shared_link.url`".to_owned()))?;
-        Ok(CreatedLink { provider_share_id: None, share_url: url })
+        let expires_at = item.get("shared_link").and_then(|l| time_field(l, "unshared_at"));
+        Ok(CreatedLink { provider_share_id: None, share_url: url, expires_at })
     }
 
     async fn delete_shared_link(
@@ -288,7 +289,8 @@ impl Provider for BoxCom {
         _link: &ExistingLink<'_>,
     ) -> Result<(), ProviderError> {
         let response = self.put_shared_link(access_token, target, Value::Null).await?;
-        expect_success(response, true).await
+        // The item is gone (404 `not_found`, or `trashed`): so is its one shared link.
+        expect_success(response, &["not_found", "trashed"]).await
     }
 
     /// `events?stream_position=now`: no events, and the position they start from.

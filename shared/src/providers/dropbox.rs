@@ -248,7 +248,7 @@ impl Provider for Dropbox {
 
     /// `/2/auth/token/revoke` takes the access token and disables its refresh token with it.
     async fn revoke(&self, access: &SecretString, _refresh: Option<&SecretString>) -> Result<(), ProviderError> {
-        match expect_success(send(self.rpc(self.revoke_url.clone(), access, &Value::Null)).await?, false).await {
+        match expect_success(send(self.rpc(self.revoke_url.clone(), access, &Value::Null)).await?, &[]).await {
             // An already invalid token: the grant is gone, which is what was asked.
             Err(ProviderError::Rejected { status: 401, .. }) => Ok(()),
             other => other,
@@ -284,7 +284,11 @@ impl Provider for Dropbox {
         let link: Value =
             json_response(send(self.rpc(url, access_token, &argument)).await?, "Dropbox shared link").await?;
         // The metadata's `id` is the file's, not the link's: a link is known by its URL.
-        Ok(CreatedLink { provider_share_id: None, share_url: required_str(&link, "url", "Dropbox shared link")? })
+        Ok(CreatedLink {
+            provider_share_id: None,
+            share_url: required_str(&link, "url", "Dropbox shared link")?,
+            expires_at: time_field(&link, "expires"),
+        })
     }
 
     async fn delete_shared_link(
@@ -295,7 +299,7 @@ impl Provider for Dropbox {
     ) -> Result<(), ProviderError> {
         let url = endpoint(&self.api, &["2", "sharing", "revoke_shared_link"]);
         let response = send(self.rpc(url, access_token, &json!({ "url": link.share_url }))).await?;
-        match expect_success(response, false).await {
+        match expect_success(response, &[]).await {
             Err(ProviderError::Rejected { status: 409, code: Some(code), .. }) if code == "shared_link_not_found" => {
                 Ok(())
             }

@@ -211,7 +211,7 @@ impl Provider for Google {
     async fn revoke(&self, access: &SecretString, refresh: Option<&SecretString>) -> Result<(), ProviderError> {
         let token = refresh.unwrap_or(access);
         let request = self.oauth.http.post(self.revoke_url.clone()).form(&[("token", token.expose_secret())]);
-        match expect_success(send(request).await?, false).await {
+        match expect_success(send(request).await?, &[]).await {
             // Already expired or revoked: the grant is gone, which is what was asked.
             Err(ProviderError::Rejected { status: 400, code: Some(code), .. }) if code == "invalid_token" => Ok(()),
             other => other,
@@ -247,6 +247,7 @@ impl Provider for Google {
         Ok(CreatedLink {
             provider_share_id: Some(permission_id),
             share_url: required_str(&file, "webViewLink", "Drive file")?,
+            expires_at: None,
         })
     }
 
@@ -261,7 +262,7 @@ impl Provider for Google {
         })?;
         let item = path_id(target.item_id, "Drive file id")?;
         let url = self.files(&[item, "permissions", path_id(permission, "permission id")?]);
-        expect_success(send(bearer(self.oauth.http.delete(url), access_token)).await?, true).await
+        expect_success(send(bearer(self.oauth.http.delete(url), access_token)).await?, &["notFound"]).await
     }
 
     async fn start_cursor(&self, access_token: &SecretString, _scope: &SyncScope<'_>) -> Result<String, ProviderError> {

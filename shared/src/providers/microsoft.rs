@@ -277,7 +277,11 @@ impl Provider for Microsoft {
             .and_then(|l| str_field(l, "webUrl"))
             .map(str::to_owned)
             .ok_or_else(|| ProviderError::Malformed("Graph permission has no `link.webUrl`".to_owned()))?;
-        Ok(CreatedLink { provider_share_id: Some(required_str(&permission, "id", "Graph permission")?), share_url })
+        Ok(CreatedLink {
+            provider_share_id: Some(required_str(&permission, "id", "Graph permission")?),
+            share_url,
+            expires_at: time_field(&permission, "expirationDateTime"),
+        })
     }
 
     async fn delete_shared_link(
@@ -295,7 +299,7 @@ impl Provider for Microsoft {
         let mut path = Self::item_path(target)?;
         path.extend(["permissions", path_id(permission, "permission id")?]);
         let request = bearer(self.oauth.http.delete(endpoint(&self.graph, &path)), access_token);
-        expect_success(send(request).await?, true).await
+        expect_success(send(request).await?, &["itemNotFound"]).await
     }
 
     /// `delta?token=latest`: on the drive root (Business, SharePoint), or on the folder itself

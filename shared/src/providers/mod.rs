@@ -205,6 +205,11 @@ pub struct CreatedLink {
     /// Dropbox and Box identify a link by its URL or by the item, so theirs is `None`.
     pub provider_share_id: Option<String>,
     pub share_url: String,
+    /// The expiry the provider reports it set (Graph `expirationDateTime`, which a tenant's
+    /// policy may cap; Dropbox `expires`; Box `unshared_at`), `None` when the link does not
+    /// expire at the provider: an account type that refuses expiries, or Drive, which takes
+    /// none (link-expiry removes its links instead).
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A link created earlier, as stored (`provider_share_id`, `share_url`).
@@ -370,8 +375,9 @@ pub trait Provider: Send + Sync + fmt::Debug {
         request: &SharedLinkRequest,
     ) -> Result<CreatedLink, ProviderError>;
 
-    /// Removes a link. A link (or item) the provider no longer has counts as removed, so the
-    /// link-expiry job can retry safely.
+    /// Removes a link. A link (or item) the provider says it no longer has (its own JSON error:
+    /// Graph `itemNotFound`, Drive `notFound`, Box `not_found`, Dropbox `shared_link_not_found`)
+    /// counts as removed, so the link-expiry job can retry safely; any other 404 is a failure.
     async fn delete_shared_link(
         &self,
         access_token: &SecretString,
