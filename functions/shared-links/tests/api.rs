@@ -1152,6 +1152,39 @@ async fn deleting_the_file_removes_a_provider_link_its_rows_share_once() {
 }
 
 #[tokio::test]
+async fn a_404_that_is_not_drives_or_boxs_own_error_is_a_failure() {
+    for provider in [ProviderType::GDrive, ProviderType::Box] {
+        // Arrange
+        let s = setup().await;
+        let a = s.t.tenant().await;
+        let it = item(&s.t, &a, provider, None).await;
+        let mut new = new_file_link(&a, it.file.base.id);
+        if provider == ProviderType::Box {
+            new.provider_share_id = None;
+        }
+        let link = s.t.store().create_link(&new).await.unwrap();
+        let removal = match provider {
+            ProviderType::GDrive => Mock::given(method("DELETE"))
+                .and(path(format!("/drive/v3/files/{}/permissions/share-1", it.file.provider_file_id))),
+            _ => Mock::given(method("PUT")).and(path(format!("/2.0/files/{}", it.file.provider_file_id))),
+        };
+        removal
+            .respond_with(ResponseTemplate::new(404).set_body_raw("<html><body>Not Found</body></html>", "text/html"))
+            .expect(1)
+            .mount(&s.server)
+            .await;
+
+        // Act
+        let reply = call(&s.router, &at("delete", link.base.id).caller(&a)).await;
+
+        // Assert
+        assert_eq!((reply.status, &reply.body["is_active"]), (200, &json!(false)), "{provider}: {}", reply.text);
+        let recorded = errors(&s.t, &a).await;
+        assert_eq!(recorded.len(), 1, "{provider}: {recorded:?}");
+    }
+}
+
+#[tokio::test]
 async fn only_the_providers_own_not_found_counts_as_already_gone() {
     // Arrange: Graph's JSON `itemNotFound` for one link; an HTML 404 (a proxy, a wrong base
     // URL) for another.
@@ -1269,4 +1302,51 @@ async fn the_expiry_in_force_is_the_providers_and_the_answer_says_when_it_is_not
         let stored = s.t.store().get_link(a.id, id.into()).await.unwrap();
         assert_eq!(stored.expires_at, expires_at, "{}", reply.text);
     }
+}
+
+#[tokio::test]
+async fn a_dropbox_link_of_the_kind_asked_for_is_shared_by_a_second_row() {
+    // Arrange: Dropbox already has a viewer link for the file; it answers the existing one's
+    // metadata (SharedLinkAlreadyExistsMetadata) with its link_access_level.
+    let s = setup().await;
+    let a = s.t.tenant().await;
+    let it = item(&s.t, &a, ProviderType::Dropbox, None).await;
+    let url = "https://www.dropbox.com/s/2sn712vy1ovegw8/factory.qsm?dl=0";
+    Mock::given(method("POST"))
+        .and(path("/2/sharing/create_shared_link_with_settings"))
+        .respond_with(ResponseTemplate::new(409).set_body_json(json!({
+            "error_summary": "shared_link_already_exists/metadata/..",
+            "error": {
+                ".tag": "shared_link_already_exists",
+                "shared_link_already_exists": {
+                    ".tag": "metadata",
+                    "metadata": {
+                        ".tag": "file", "url": url, "name": "factory.qsm",
+                        "link_permissions": {
+                            "can_revoke": true,
+                            "resolved_visibility": {".tag": "public"},
+                            "link_access_level": {".tag": "viewer"},
+                            "allow_download": true
+                        },
+                        "id": "id:a4ayc_80_OEAAAAAAAAAXw", "path_lower": "/quodsi/models/factory.qsm"
+                    }
+                }
+            }
+        })))
+        .expect(2)
+        .mount(&s.server)
+        .await;
+    let ask = |share_type: &str| json!({"resource_type": "file", "file_id": it.file.base.id, "share_type": share_type});
+
+    // Act
+    let view = call(&s.router, &create(&a, ask("view"))).await;
+    let edit = call(&s.router, &create(&a, ask("edit"))).await;
+
+    // Assert: the viewer link is shared by the new row; an editor link it is not, so that
+    // request is the 409 it was.
+    assert_eq!(view.status, 201, "{}", view.text);
+    assert_eq!(view.body["share_url"], url);
+    assert_eq!((edit.status, edit.error_code()), (409, "link_exists_at_provider"), "{}", edit.text);
+    assert_eq!(links(&s.t, &a).await.len(), 1);
+    assert!(errors(&s.t, &a).await.is_empty());
 }
