@@ -404,6 +404,29 @@ impl Provider for Dropbox {
     }
 }
 
+/// Dropbox keeps one link per item and answers a second request `shared_link_already_exists`
+/// with the existing link's metadata. That link is shared (see `shared::link_removal`) when
+/// it is the kind asked for: the same access level, downloads allowed for a download link, and
+/// no password asked for (whether the existing link has the one asked for cannot be told).
+/// Otherwise `None`, and the 409 stands.
+fn existing_link_to_share(answer: &Answer, request: &SharedLinkRequest, settings: &Value) -> Option<Value> {
+    if answer.status.as_u16() != 409 || request.password.is_some() {
+        return None;
+    }
+    let body: Value = serde_json::from_slice(&answer.body).ok()?;
+    let error = body.get("error")?;
+    if str_field(error, ".tag") != Some("shared_link_already_exists") {
+        return None;
+    }
+    let metadata = error.get("shared_link_already_exists")?.get("metadata")?;
+    let permissions = metadata.get("link_permissions")?;
+    let access = permissions.get("link_access_level").and_then(|l| str_field(l, ".tag"));
+    let wanted = str_field(settings, "access");
+    let downloads_ok =
+        settings.get("allow_download") != Some(&json!(true)) || permissions.get("allow_download") == Some(&json!(true));
+    (access.is_some() && access == wanted && downloads_ok).then(|| metadata.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,27 +453,4 @@ mod tests {
         let header = ProviderError::RateLimited { retry_after: Some(std::time::Duration::from_secs(10)) };
         assert_eq!(with_body_retry_after(header.clone(), body), header);
     }
-}
-
-/// Dropbox keeps one link per item and answers a second request `shared_link_already_exists`
-/// with the existing link's metadata. That link is shared (see `shared::link_removal`) when
-/// it is the kind asked for: the same access level, downloads allowed for a download link, and
-/// no password asked for (whether the existing link has the one asked for cannot be told).
-/// Otherwise `None`, and the 409 stands.
-fn existing_link_to_share(answer: &Answer, request: &SharedLinkRequest, settings: &Value) -> Option<Value> {
-    if answer.status.as_u16() != 409 || request.password.is_some() {
-        return None;
-    }
-    let body: Value = serde_json::from_slice(&answer.body).ok()?;
-    let error = body.get("error")?;
-    if str_field(error, ".tag") != Some("shared_link_already_exists") {
-        return None;
-    }
-    let metadata = error.get("shared_link_already_exists")?.get("metadata")?;
-    let permissions = metadata.get("link_permissions")?;
-    let access = permissions.get("link_access_level").and_then(|l| str_field(l, ".tag"));
-    let wanted = str_field(settings, "access");
-    let downloads_ok =
-        settings.get("allow_download") != Some(&json!(true)) || permissions.get("allow_download") == Some(&json!(true));
-    (access.is_some() && access == wanted && downloads_ok).then(|| metadata.clone())
 }
