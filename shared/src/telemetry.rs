@@ -4,7 +4,8 @@
 //! and the caller's tenant in their own spans; with the current span and its parents printed
 //! on every line, each log line carries them.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt as _;
 
 /// The function's name as Lambda knows it (`AWS_LAMBDA_FUNCTION_NAME`), else the binary's.
 pub fn function_name() -> String {
@@ -21,38 +22,45 @@ pub fn function_name() -> String {
 /// SQL Server driver bound parameters. They stay at `info` whatever level is asked for, so
 /// turning the level up to debug a function never writes a secret to CloudWatch.
 const PINNED: &[&str] = &[
-    "lambda_runtime=info",
-    "lambda_runtime_api_client=info",
-    "lambda_http=info",
-    "hyper=info",
-    "hyper_util=info",
-    "h2=info",
-    "reqwest=info",
-    "rustls=info",
-    "tiberius=info",
-    "aws_smithy_runtime=info",
-    "aws_smithy_runtime_api=info",
-    "aws_smithy_http_client=info",
-    "aws_config=info",
-    "aws_sdk_secretsmanager=info",
-    "wiremock=info",
+    "lambda_runtime",
+    "lambda_runtime_api_client",
+    "lambda_http",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "rustls",
+    "tiberius",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_config",
+    "aws_sdk_secretsmanager",
+    "wiremock",
 ];
 
-/// The filter for a `RUST_LOG` value, else a Lambda `AWS_LAMBDA_LOG_LEVEL`, else `info`; the
-/// pinned libraries are capped at `info` in every case.
-fn filter_from(rust_log: Option<&str>, lambda_level: Option<&str>) -> EnvFilter {
-    let base = rust_log.and_then(|r| EnvFilter::try_new(r).ok()).unwrap_or_else(|| {
-        match lambda_level.map(str::to_ascii_lowercase).as_deref() {
-            Some(level @ ("trace" | "debug" | "info" | "warn" | "error")) => EnvFilter::new(level),
+/// The filter for a `RUST_LOG` value (`level` or `target=level`, comma-separated), else a
+/// Lambda `AWS_LAMBDA_LOG_LEVEL`, else `info`; the pinned libraries are capped at `info` in
+/// every case. A target filter rather than tracing-subscriber's `EnvFilter`: that one compiles
+/// regexes when it parses its directives, about a millisecond of every cold start
+/// (BENCHMARKS.md), for span and field filters no function uses.
+fn filter_from(rust_log: Option<&str>, lambda_level: Option<&str>) -> Targets {
+    let base = rust_log.and_then(|r| r.parse::<Targets>().ok()).unwrap_or_else(|| {
+        let level = match lambda_level.map(str::to_ascii_lowercase).as_deref() {
+            Some("trace") => LevelFilter::TRACE,
+            Some("debug") => LevelFilter::DEBUG,
+            Some("warn") => LevelFilter::WARN,
             // Lambda's FATAL has no tracing level; error is the nearest.
-            Some("fatal") => EnvFilter::new("error"),
-            _ => EnvFilter::new("info"),
-        }
+            Some("error" | "fatal") => LevelFilter::ERROR,
+            _ => LevelFilter::INFO,
+        };
+        Targets::new().with_default(level)
     });
-    PINNED.iter().fold(base, |f, d| f.add_directive(d.parse().expect("the pinned directives are valid")))
+    // A later directive for the same target replaces the earlier one, so these win.
+    PINNED.iter().fold(base, |f, target| f.with_target(*target, LevelFilter::INFO))
 }
 
-fn filter() -> EnvFilter {
+fn filter() -> Targets {
     filter_from(std::env::var("RUST_LOG").ok().as_deref(), std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref())
 }
 
@@ -65,19 +73,18 @@ where
     subscriber_with(writer, filter())
 }
 
-fn subscriber_with<W>(writer: W, filter: EnvFilter) -> impl tracing::Subscriber + Send + Sync
+fn subscriber_with<W>(writer: W, filter: Targets) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt()
+    let json = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         .with_current_span(true)
         .with_span_list(true)
         .flatten_event(true)
         .with_target(false)
-        .with_writer(writer)
-        .finish()
+        .with_writer(writer);
+    tracing_subscriber::registry().with(filter).with(json)
 }
 
 /// Installs the JSON subscriber on stdout. Call once, first thing in `main`.
@@ -151,6 +158,16 @@ mod tests {
             assert!(out.contains("runtime info"), "{out}");
             assert!(!out.contains("secret"), "{rust_log:?}/{lambda:?}: {out}");
         }
+    }
+
+    #[test]
+    fn a_rust_log_with_targets_is_honoured_and_a_bad_one_falls_back_to_info() {
+        let targeted = logged_at(Some("shared=trace,warn"), None);
+        let bad = logged_at(Some("shared=[{bad"), None);
+
+        assert!(targeted.contains("our own trace"), "{targeted}");
+        assert!(targeted.contains("runtime info"), "pinned libraries keep info: {targeted}");
+        assert!(!bad.contains("our own trace") && bad.contains("runtime info"), "{bad}");
     }
 
     #[test]
