@@ -40,7 +40,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             ApiError::bad_request("body_too_large", format!("the body must be at most {MAX_BODY_BYTES} bytes"))
         })?;
         let _ = state;
-        parse_value(json_value(&bytes)?).map(JsonBody)
+        parse_json(&bytes).map(JsonBody)
     }
 }
 

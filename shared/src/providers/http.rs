@@ -73,8 +73,11 @@ pub(crate) async fn json_response<T: DeserializeOwned>(response: Response, what:
     serde_json::from_slice(&body).map_err(|e| malformed(what, &e))
 }
 
-/// Checks a response whose success body does not matter. With `missing_ok`, a 404 counts as
-/// success (the thing to delete is already gone).
+/// Checks a response whose success body does not matter. A 404 counts as success (the thing
+/// to delete is already gone) only when its body is the provider's own JSON error with one of
+/// `gone_codes` (Graph `itemNotFound`, Drive `notFound`, Box `not_found`), read as every other
+/// provider error is ([`api_error_fields`]). A 404 from anything else (an HTML page, a proxy, a
+/// wrong base URL) says nothing about the item and stays a failure.
 pub(crate) async fn expect_success(response: Response, gone_codes: &[&str]) -> Result<(), ProviderError> {
     let status = response.status();
     if status.is_success() {
@@ -82,26 +85,12 @@ pub(crate) async fn expect_success(response: Response, gone_codes: &[&str]) -> R
     }
     let headers = response.headers().clone();
     let body = read_body(response).await?;
-    if status == StatusCode::NOT_FOUND && says_gone(&body, gone_codes) {
+    let gone = status == StatusCode::NOT_FOUND
+        && api_error_fields(&body).0.is_some_and(|code| gone_codes.contains(&code.as_str()));
+    if gone {
         return Ok(());
     }
     Err(api_error(status, &headers, &body))
-}
-
-/// Whether a 404's body is the provider's own JSON error naming one of `codes` (Graph
-/// `itemNotFound`, Drive `notFound`, Box `not_found`): only then is the thing already gone. A
-/// 404 from anything else (an HTML page, a proxy, a wrong base URL) says nothing about the
-/// item and stays a failure.
-fn says_gone(body: &[u8], codes: &[&str]) -> bool {
-    fn names(value: &serde_json::Value, codes: &[&str], depth: u8) -> bool {
-        match value {
-            serde_json::Value::String(s) => codes.contains(&s.as_str()),
-            serde_json::Value::Object(map) if depth > 0 => map.values().any(|v| names(v, codes, depth - 1)),
-            serde_json::Value::Array(items) if depth > 0 => items.iter().any(|v| names(v, codes, depth - 1)),
-            _ => false,
-        }
-    }
-    !codes.is_empty() && serde_json::from_slice(body).is_ok_and(|v: serde_json::Value| names(&v, codes, 4))
 }
 
 /// A response read whole, for calls whose failure body the caller inspects before the usual
