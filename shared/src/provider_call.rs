@@ -164,8 +164,9 @@ impl CallError {
 /// The default HTTP answer to a failed provider call: a provider that is not configured is
 /// ours to fix (503); something the provider cannot do is the caller's request (400); a
 /// connection that cannot be used is a conflict the user resolves by reconnecting (409); a
-/// stored token that does not decrypt or a failing database is a fault of ours; anything the
-/// provider does wrong is a 502 saying whether to try again. Functions override only what
+/// stored token that does not decrypt or a failing database is a fault of ours; a provider
+/// that throttles is a 429 with its `Retry-After`, one that does not answer in time a 504;
+/// anything else the provider does wrong is a 502 saying whether to try again. Functions override only what
 /// differs for them.
 impl From<CallError> for ApiError {
     fn from(e: CallError) -> ApiError {
@@ -193,6 +194,16 @@ impl From<CallError> for ApiError {
             ),
             CallError::Token(e) => ApiError::internal(e),
             CallError::Store(e) => e.into(),
+            CallError::Provider(ProviderError::RateLimited { retry_after }) => ApiError::TooManyRequests {
+                code: "provider_rate_limited",
+                message: "the provider is throttling this connection; try again after the time Retry-After gives"
+                    .into(),
+                retry_after,
+            },
+            CallError::Provider(ProviderError::Timeout) => ApiError::GatewayTimeout {
+                code: "provider_timeout",
+                message: "the provider did not answer in time; try again shortly".into(),
+            },
             CallError::Provider(e) => {
                 let hint = if e.is_transient() { "; try again shortly" } else { "" };
                 ApiError::BadGateway { code: "provider_error", message: format!("the provider failed{hint}") }
@@ -318,6 +329,26 @@ impl ProviderCall {
             .providers()
             .and_then(|r| r.get(self.connection.provider_type))
             .expect("checked when the call was opened")
+    }
+
+    /// The folder `id` names at the provider, for a request that named it in `field`: a 404
+    /// naming the field when the provider has no such item, a 400 when it is a file, and the
+    /// usual mapping of a provider failure otherwise.
+    pub async fn existing_folder(
+        &self,
+        deadline: &Deadline,
+        field: &'static str,
+        id: &str,
+    ) -> Result<crate::providers::Entry, ApiError> {
+        let metadata = self.connection.connection_metadata.as_ref();
+        let entry = self
+            .run(deadline, |a| a.provider.item(a.token, metadata, id))
+            .await?
+            .ok_or_else(|| ApiError::not_found_field(field))?;
+        if entry.item.kind != crate::providers::ItemKind::Folder {
+            return Err(ApiError::invalid_field(field, "names a file, not a folder"));
+        }
+        Ok(entry)
     }
 
     /// Runs one provider call under `deadline`, keeping its reserve.

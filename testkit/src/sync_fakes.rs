@@ -71,6 +71,13 @@ pub const SYNCED_FOLDER: &str = "Quodsi Models";
 pub const PREAUTH_SECRET: &str = "tempauth-FAKE-preauth-5e1d";
 /// Path prefix of the fakes' pre-authenticated download URLs.
 pub const PREAUTH_PATH: &str = "/preauth/";
+/// A second SharePoint document library the Graph fake serves from the same tree: requests to
+/// `/drives/{OTHER_LIBRARY}/…` answer as those to the tree's own drive do, so a test can browse
+/// and sync a folder of a library that is not the connection's.
+pub const OTHER_LIBRARY: &str = "b!QdsiFakeLibrary2-8XkS_I8MdFlUCq1BlcjgmhRfAj3-Z8RY2VpuvV_tpd";
+/// The SharePoint site whose drives the Graph fake lists (the first of `sites_search.json`).
+pub const FAKE_SITE: &str =
+    "contoso.sharepoint.com,da60e844-ba1d-49bc-b4d4-d5e36bae9019,712a596e-90a1-49e3-9b48-bfa80bee8740";
 /// The fakes' priority (wiremock: lower wins, default 5): a test's own mocks come first.
 const PRIORITY: u8 = 10;
 /// Box's stream positions are large numbers; step `n` of the journal is at `BOX_STREAM_BASE + n`.
@@ -137,6 +144,9 @@ pub enum Endpoint {
     /// The authenticated download call (Graph/Box `/content`, Drive `alt=media`, Dropbox
     /// `files/download`); [`Fault::PreauthRefused`] answers the pre-authenticated URL instead.
     Download,
+    /// The folder picker's calls: one item's metadata, a folder creation, SharePoint sites
+    /// and a site's drives (a folder's children are [`Endpoint::Children`]).
+    Browse,
 }
 
 /// A failure served once, in the provider's own shape.
@@ -665,6 +675,19 @@ impl State {
         id
     }
 
+    /// A new folder `name` in `parent`, recorded as a step; `Err` with the id of an item of that
+    /// name already there, unless `twins` (Drive keeps two of one name side by side).
+    fn create_folder_in(&mut self, parent: &str, name: &str, twins: bool) -> Result<String, String> {
+        if !twins && let Some(existing) = self.child_named(&self.nodes, parent, name) {
+            return Err(existing.id.clone());
+        }
+        let now = self.tick();
+        let id = self.new_id(ItemKind::Folder);
+        self.nodes.insert(id.clone(), Node::folder(id.clone(), name, Some(parent.to_owned()), now));
+        self.record(StepKind::Created, &id);
+        Ok(id)
+    }
+
     /// Path from the drive root, `/`-separated; the root itself is `""` (as in Dropbox).
     fn path_of(&self, nodes: &BTreeMap<String, Node>, id: &str) -> String {
         let mut names = Vec::new();
@@ -1041,21 +1064,27 @@ mod graph {
         if let ["preauth", "graph", id] = route.as_slice() {
             return preauth(state, http, id);
         }
-        if http.method() != "GET" {
-            return item_not_found();
+        if let ["v1.0", "sites", site @ ..] = route.as_slice() {
+            return sites(state, http, site);
         }
         let drive = state.drive_id.clone();
         let rest: &[&str] = match route.as_slice() {
-            ["v1.0", "drives", d, rest @ ..] if *d == drive => rest,
+            ["v1.0", "drives", d, rest @ ..] if *d == drive || *d == OTHER_LIBRARY => rest,
             ["v1.0", "me", "drive", rest @ ..] => rest,
             _ => return item_not_found(),
         };
+        if let Some(answer) = browse(state, http, rest) {
+            return answer;
+        }
+        if http.method() != "GET" {
+            return item_not_found();
+        }
         let endpoint = match rest {
             ["root", "delta"] | ["items", _, "delta"] if http.query("token").as_deref() == Some("latest") => {
                 Endpoint::StartCursor
             }
             ["root", "delta"] | ["items", _, "delta"] => Endpoint::Changes,
-            ["items", _, "children"] => Endpoint::Children,
+            ["items", _, "children"] | ["root", "children"] => Endpoint::Children,
             ["items", _, "content"] => Endpoint::Download,
             _ => return item_not_found(),
         };
@@ -1080,6 +1109,10 @@ mod graph {
                 "error": { "code": "notSupported", "message": "view.delta can only be called on the root." }
             })),
             ["items", id, "children"] => children(state, http, id),
+            ["root", "children"] => {
+                let root = state.root_id.clone();
+                children(state, http, &root)
+            }
             ["items", id, "content"] => match state.nodes.get(*id) {
                 Some(node) if node.is_file() => {
                     ResponseTemplate::new(302).insert_header("Location", preauth_url(http.base, "graph", id).as_str())
@@ -1094,6 +1127,118 @@ mod graph {
         ResponseTemplate::new(404).set_body_json(json!({
             "error": { "code": "itemNotFound", "message": "The resource could not be found." }
         }))
+    }
+
+    /// The picker's calls on a drive: `GET` of an item (`root`, `items/{id}`, or addressed by
+    /// path under a parent, `items/{id}:/{name}:` and `root:/{name}:`) and `POST …/children`
+    /// (a folder, `conflictBehavior: fail`). `None` for the other routes.
+    fn browse(state: &mut State, http: &Http<'_>, rest: &[&str]) -> Option<ResponseTemplate> {
+        let root = state.root_id.clone();
+        let post = http.method() == "POST";
+        let target: Option<(String, Option<String>)> = match rest {
+            ["root"] if !post => Some((root.clone(), None)),
+            ["items", id] if !post => Some(((*id).to_owned(), None)),
+            ["root:", name] if !post => Some((root.clone(), Some(name.strip_suffix(':')?.to_owned()))),
+            ["items", parent, name] if !post && parent.ends_with(':') => {
+                Some((parent.trim_end_matches(':').to_owned(), Some(name.strip_suffix(':')?.to_owned())))
+            }
+            ["root", "children"] | ["items", _, "children"] if post => None,
+            _ => return None,
+        };
+        if let Some(fault) = state.take_fault(Endpoint::Browse, false) {
+            return Some(fault_response(state, http, fault));
+        }
+        if !http.authorized() {
+            return Some(fault_response(state, http, Fault::Unauthorized));
+        }
+        Some(match target {
+            Some((id, name)) => {
+                let id = match name {
+                    Some(name) => match state.child_named(&state.nodes, &id, &name) {
+                        Some(child) => child.id.clone(),
+                        None => return Some(item_not_found()),
+                    },
+                    None => id,
+                };
+                match state.nodes.get(&id) {
+                    Some(node) => {
+                        ResponseTemplate::new(200).set_body_json(item(state, &state.nodes, node, http.base, true))
+                    }
+                    None => item_not_found(),
+                }
+            }
+            None => {
+                let parent = match rest {
+                    ["items", id, "children"] => (*id).to_owned(),
+                    _ => root,
+                };
+                create(state, http, &parent)
+            }
+        })
+    }
+
+    /// `POST …/children`: the body must be a folder with `conflictBehavior: fail`.
+    fn create(state: &mut State, http: &Http<'_>, parent: &str) -> ResponseTemplate {
+        let body = http.body_json().unwrap_or_default();
+        let name = body.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let valid = !name.is_empty()
+            && body.get("folder").is_some_and(Value::is_object)
+            && body.get("@microsoft.graph.conflictBehavior").and_then(Value::as_str) == Some("fail");
+        if !valid {
+            return ResponseTemplate::new(400).set_body_json(json!({
+                "error": { "code": "invalidRequest", "message": "Invalid request" }
+            }));
+        }
+        if state.nodes.get(parent).is_none_or(|n| n.is_file()) {
+            return item_not_found();
+        }
+        match state.create_folder_in(parent, &name, false) {
+            Ok(id) => {
+                let node = state.nodes[&id].clone();
+                ResponseTemplate::new(201).set_body_json(item(state, &state.nodes, &node, http.base, true))
+            }
+            Err(_) => ResponseTemplate::new(409).set_body_json(fixture("graph/create_folder_conflict.json", http.base)),
+        }
+    }
+
+    /// `GET /sites?search=` (the fixture's sites whose name contains the search; all for `*`)
+    /// and `GET /sites/{id}/drives` ([`FAKE_SITE`]: the tree's drive as "Documents" and
+    /// [`OTHER_LIBRARY`] as "Models Library").
+    fn sites(state: &mut State, http: &Http<'_>, site: &[&str]) -> ResponseTemplate {
+        if http.method() != "GET" {
+            return item_not_found();
+        }
+        if let Some(fault) = state.take_fault(Endpoint::Browse, false) {
+            return fault_response(state, http, fault);
+        }
+        if !http.authorized() {
+            return fault_response(state, http, Fault::Unauthorized);
+        }
+        match site {
+            [] => {
+                let search = http.query("search").unwrap_or_default().to_lowercase();
+                let mut body = fixture("graph/sites_search.json", http.base);
+                if let Some(Value::Array(all)) = body.get_mut("value") {
+                    all.retain(|s| {
+                        search == "*" || s["name"].as_str().is_some_and(|n| n.to_lowercase().contains(&search))
+                    });
+                }
+                ResponseTemplate::new(200).set_body_json(body)
+            }
+            [id, "drives"] if *id == FAKE_SITE => {
+                let mut body = fixture("graph/site_drives.json", http.base);
+                let documents = body["value"][0].clone();
+                let mut other = documents.clone();
+                other["id"] = json!(OTHER_LIBRARY);
+                other["name"] = json!("Models Library");
+                other["webUrl"] = json!("https://contoso.sharepoint.com/sites/siteA/Models%20Library");
+                let mut own = documents;
+                own["id"] = json!(state.drive_id);
+                body["value"] = json!([own, other]);
+                ResponseTemplate::new(200).set_body_json(body)
+            }
+            _ => item_not_found(),
+        }
     }
 
     fn fault_response(state: &State, http: &Http<'_>, fault: Fault) -> ResponseTemplate {
@@ -1327,11 +1472,14 @@ mod drive {
     }
 
     pub(super) fn respond(state: &mut State, http: &Http<'_>) -> ResponseTemplate {
+        let segments = http.segments();
+        let route: Vec<&str> = segments.iter().map(String::as_str).collect();
+        if http.method() == "POST" && route.as_slice() == ["drive", "v3", "files"] {
+            return create(state, http);
+        }
         if http.method() != "GET" {
             return not_found("Not Found");
         }
-        let segments = http.segments();
-        let route: Vec<&str> = segments.iter().map(String::as_str).collect();
         let endpoint = match route.as_slice() {
             ["drive", "v3", "changes", "startPageToken"] => Endpoint::StartCursor,
             ["drive", "v3", "changes"] => Endpoint::Changes,
@@ -1428,10 +1576,46 @@ mod drive {
         value
     }
 
-    fn metadata(state: &State, http: &Http<'_>, id: &str) -> ResponseTemplate {
+    /// `root` is My Drive's alias.
+    fn alias<'a>(state: &'a State, id: &'a str) -> &'a str {
+        if id == "root" { &state.root_id } else { id }
+    }
+
+    /// `files.create` of a folder (`mimeType` the folder type, one parent). Drive keeps two
+    /// items of one name side by side, and so does the fake.
+    fn create(state: &mut State, http: &Http<'_>) -> ResponseTemplate {
+        if let Some(fault) = state.take_fault(Endpoint::Browse, false) {
+            return fault_response(http, fault);
+        }
         if !http.authorized() {
             return fault_response(http, Fault::Unauthorized);
         }
+        let body = http.body_json().unwrap_or_default();
+        let name = body.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let parents: Vec<&str> = body
+            .get("parents")
+            .and_then(Value::as_array)
+            .map(|p| p.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if name.is_empty() || body.get("mimeType").and_then(Value::as_str) != Some(DRIVE_FOLDER) || parents.len() != 1 {
+            return error(400, "invalid", "Invalid Value", Some("body"));
+        }
+        let parent = alias(state, parents[0]).to_owned();
+        if state.nodes.get(&parent).is_none_or(|n| n.is_file()) {
+            return not_found(&parent);
+        }
+        let id = state.create_folder_in(&parent, &name, true).expect("Drive keeps twins");
+        ResponseTemplate::new(200).set_body_json(file(&state.nodes[&id]))
+    }
+
+    fn metadata(state: &mut State, http: &Http<'_>, id: &str) -> ResponseTemplate {
+        if let Some(fault) = state.take_fault(Endpoint::Browse, false) {
+            return fault_response(http, fault);
+        }
+        if !http.authorized() {
+            return fault_response(http, Fault::Unauthorized);
+        }
+        let id = alias(state, id);
         match state.nodes.get(id) {
             Some(node) => ResponseTemplate::new(200).set_body_json(file(node)),
             None => not_found(id),
@@ -1454,25 +1638,40 @@ mod drive {
         }
     }
 
-    /// `'<id>' in parents and trashed = false` (the only query the fake understands).
-    fn parent_of_query(q: &str) -> Option<String> {
-        let literal = q.strip_prefix('\'')?.strip_suffix("' in parents and trashed = false")?;
+    /// A query string literal at the start of `text` (`'…'` with `\\` escapes), and the rest.
+    fn literal(text: &str) -> Option<(String, &str)> {
+        let body = text.strip_prefix('\'')?;
         let mut out = String::new();
-        let mut chars = literal.chars();
-        while let Some(c) = chars.next() {
+        let mut chars = body.char_indices();
+        while let Some((i, c)) = chars.next() {
             match c {
-                '\\' => out.push(chars.next()?),
-                '\'' => return None,
+                '\\' => out.push(chars.next()?.1),
+                '\'' => return Some((out, &body[i + 1..])),
                 c => out.push(c),
             }
         }
-        Some(out)
+        None
+    }
+
+    /// `'<id>' in parents and trashed = false`, optionally preceded by `name = '<name>' and `
+    /// (the only queries the fake understands): the parent and the name.
+    fn parse_query(q: &str) -> Option<(String, Option<String>)> {
+        let (name, rest) = match q.strip_prefix("name = ") {
+            Some(rest) => {
+                let (name, rest) = literal(rest)?;
+                (Some(name), rest.strip_prefix(" and ")?)
+            }
+            None => (None, q),
+        };
+        let (parent, tail) = literal(rest)?;
+        (tail == " in parents and trashed = false").then_some((parent, name))
     }
 
     fn list(state: &State, http: &Http<'_>) -> ResponseTemplate {
-        let Some(parent) = http.query("q").as_deref().and_then(parent_of_query) else {
+        let Some((parent, name)) = http.query("q").as_deref().and_then(parse_query) else {
             return error(400, "invalid", "Invalid Value", Some("q"));
         };
+        let parent = alias(state, &parent).to_owned();
         if state.nodes.get(&parent).is_none_or(|n| n.is_file()) {
             return not_found(&parent);
         }
@@ -1484,7 +1683,10 @@ mod drive {
             None => 0,
         };
         let asked = http.query("pageSize").and_then(|p| p.parse().ok());
-        let all = state.children(&state.nodes, &parent);
+        let mut all = state.children(&state.nodes, &parent);
+        if let Some(name) = &name {
+            all.retain(|n| n.name == *name);
+        }
         let page: Vec<Value> = all.iter().skip(offset).take(page_len(state, asked)).map(|n| file(n)).collect();
         let mut body = json!({ "kind": "drive#fileList", "incompleteSearch": false, "files": page });
         if offset + page.len() < all.len() {
@@ -1595,6 +1797,7 @@ mod dropbox {
                 if listing { Endpoint::Children } else { Endpoint::Changes }
             }
             ["2", "files", "download"] => Endpoint::Download,
+            ["2", "files", "get_metadata"] | ["2", "files", "create_folder_v2"] => Endpoint::Browse,
             _ => return not_found(),
         };
         if let Some(fault) = state.take_fault(endpoint, false) {
@@ -1610,6 +1813,8 @@ mod dropbox {
                     return ResponseTemplate::new(400).set_body_string("Error in call: request body is not JSON");
                 };
                 match route.as_slice() {
+                    ["2", "files", "get_metadata"] => get_metadata(state, &body),
+                    ["2", "files", "create_folder_v2"] => create_folder(state, &body),
                     ["2", "files", "list_folder"] => list_folder(state, &body),
                     ["2", "files", "list_folder", "get_latest_cursor"] => latest_cursor(state, &body),
                     _ => continue_listing(state, &body),
@@ -1693,6 +1898,47 @@ mod dropbox {
             map.remove(".tag");
         }
         entry
+    }
+
+    /// `get_metadata` of an id or a path; the root has no metadata (Dropbox refuses it).
+    fn get_metadata(state: &State, body: &Value) -> ResponseTemplate {
+        let path = body.get("path").and_then(Value::as_str).unwrap_or_default();
+        if !(path.is_empty() || path.starts_with('/') || path.starts_with("id:")) {
+            return ResponseTemplate::new(400).set_body_string(format!(
+                "Error in call to API function \"files/get_metadata\": request body: path: '{path}' did not match pattern '(/(.|[\\r\\n])*|id:.*)|(rev:[0-9a-f]{{9,}})|(ns:[0-9]+(/.*)?)'"
+            ));
+        }
+        match lookup(state, &state.nodes, path) {
+            Some(id) if id != state.root_id => {
+                ResponseTemplate::new(200).set_body_json(entry(state, &state.nodes, &state.nodes[&id], true))
+            }
+            _ => path_not_found(),
+        }
+    }
+
+    /// `create_folder_v2` at a path whose parent exists; without `autorename` an existing item
+    /// is a `path/conflict`.
+    fn create_folder(state: &mut State, body: &Value) -> ResponseTemplate {
+        let path = body.get("path").and_then(Value::as_str).unwrap_or_default();
+        if body.get("autorename").and_then(Value::as_bool) != Some(false) {
+            return ResponseTemplate::new(400).set_body_string("the fake expects autorename: false");
+        }
+        let Some((parent_path, name)) = path.rsplit_once('/') else { return path_not_found() };
+        let Some(parent) = lookup(state, &state.nodes, parent_path) else { return path_not_found() };
+        let exists = state
+            .nodes
+            .values()
+            .find(|n| n.parent.as_deref() == Some(parent.as_str()) && n.name.to_lowercase() == name.to_lowercase());
+        if let Some(existing) = exists {
+            let tag = if existing.is_file() { "file" } else { "folder" };
+            return error_409(
+                &format!("path/conflict/{tag}/.."),
+                json!({ ".tag": "path", "path": { ".tag": "conflict", "conflict": { ".tag": tag } } }),
+            );
+        }
+        let id = state.create_folder_in(&parent, name, false).expect("checked above");
+        let metadata = entry(state, &state.nodes, &state.nodes[&id], false);
+        ResponseTemplate::new(200).set_body_json(json!({ "metadata": metadata }))
     }
 
     fn deleted_entry(name: &str, path: &str) -> Value {
@@ -1869,8 +2115,14 @@ mod boxcom {
         if let ["preauth", "box", id] = route.as_slice() {
             return preauth(state, http, id);
         }
+        if http.method() == "POST" && route.as_slice() == ["2.0", "folders"] {
+            return create_folder(state, http);
+        }
         if http.method() != "GET" {
             return error(405, "method_not_allowed", "Method Not Allowed");
+        }
+        if let ["2.0", kind @ ("folders" | "files"), id] = route.as_slice() {
+            return get_item(state, http, kind, id);
         }
         let endpoint = match route.as_slice() {
             ["2.0", "events"] if http.query("stream_position").as_deref() == Some("now") => Endpoint::StartCursor,
@@ -1943,6 +2195,55 @@ mod boxcom {
 
     /// A folder mini, as `parent` and `path_collection` entries show it (the root's etag and
     /// sequence_id are null).
+    /// `GET /folders/{id}` or `/files/{id}`: the item in full (with `path_collection`) when it
+    /// is of that kind, else Box's 404.
+    fn get_item(state: &mut State, http: &Http<'_>, kind: &str, id: &str) -> ResponseTemplate {
+        if let Some(fault) = state.take_fault(Endpoint::Browse, false) {
+            return fault_response(http, fault);
+        }
+        if !http.authorized() {
+            return fault_response(http, Fault::Unauthorized);
+        }
+        match state.nodes.get(id) {
+            Some(node) if node.is_file() == (kind == "files") => {
+                ResponseTemplate::new(200).set_body_json(item(state, &state.nodes, node, true, "active"))
+            }
+            _ => not_found(),
+        }
+    }
+
+    /// `POST /folders`: a name already in the parent is a 409 `item_name_in_use` naming it in
+    /// `context_info.conflicts`, as `error_409_name_in_use.json`.
+    fn create_folder(state: &mut State, http: &Http<'_>) -> ResponseTemplate {
+        if let Some(fault) = state.take_fault(Endpoint::Browse, false) {
+            return fault_response(http, fault);
+        }
+        if !http.authorized() {
+            return fault_response(http, Fault::Unauthorized);
+        }
+        let body = http.body_json().unwrap_or_default();
+        let name = body.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let parent =
+            body.get("parent").and_then(|p| p.get("id")).and_then(Value::as_str).unwrap_or_default().to_owned();
+        if name.is_empty() {
+            return error(400, "bad_request", "Bad Request");
+        }
+        if state.nodes.get(&parent).is_none_or(|n| n.is_file()) {
+            return not_found();
+        }
+        match state.create_folder_in(&parent, &name, false) {
+            Ok(id) => {
+                let node = state.nodes[&id].clone();
+                ResponseTemplate::new(201).set_body_json(item(state, &state.nodes, &node, true, "active"))
+            }
+            Err(existing) => {
+                let mut body = fixture("box/error_409_name_in_use.json", http.base);
+                body["context_info"]["conflicts"] = json!([folder_mini(&state.nodes[&existing])]);
+                ResponseTemplate::new(409).set_body_json(body)
+            }
+        }
+    }
+
     fn folder_mini(node: &Node) -> Value {
         let tag = node.parent.as_ref().map(|_| box_etag(node));
         json!({ "type": "folder", "id": node.id, "sequence_id": tag, "etag": tag, "name": node.name })

@@ -17,6 +17,7 @@ fn function_documents() -> Vec<(&'static str, OpenApi)> {
         ("files", files::openapi()),
         ("sync-errors", sync_errors::openapi()),
         ("connections", connections::openapi()),
+        ("browse", browse::openapi()),
         ("shared-links", shared_links::openapi()),
         ("link-redirect", link_redirect::openapi()),
         ("oauth-authorize", oauth_authorize::openapi()),

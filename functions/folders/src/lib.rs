@@ -1,7 +1,10 @@
 //! The folders API: `POST /folders`, `GET /folders` (connection_id, folder_type, limit,
 //! cursor), `GET /folders/{id}`, `PATCH /folders/{id}` and `DELETE /folders/{id}`. Every query
 //! is scoped to the caller's tenant; another tenant's id is a 404 like an unknown one. A folder
-//! is configured only on an active connection of the caller's tenant.
+//! is configured only on an active connection of the caller's tenant, and only for a folder the
+//! provider has: `POST /folders` asks the provider for `provider_folder_id` (through the one
+//! provider-call path) and stores the provider's own id, path and, unless the body names it,
+//! name.
 
 use std::sync::Arc;
 
@@ -22,6 +25,7 @@ use shared::db::{
 };
 use shared::deadline::RequestClock;
 use shared::link_removal::{self, Scope};
+use shared::provider_call::ProviderCall;
 use utoipa::OpenApi as _;
 
 pub fn router(app: Arc<App>) -> Router {
@@ -104,12 +108,16 @@ async fn active_connection(app: &App, tenant: TenantId, id: ConnectionId) -> Res
 #[schema(as = FolderCreateRequest)]
 struct CreateBody {
     connection_id: ConnectionId,
-    /// At most 255 bytes, not blank.
+    /// At most 255 bytes, not blank; the provider's name of the folder when absent or null.
     #[schema(max_length = 255, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
-    folder_name: String,
-    /// The folder's id at the provider; at most 255 bytes, unique among the connection's live folders.
+    folder_name: Option<String>,
+    /// The folder's id at the provider, as `GET /connections/{id}/items` answers it (`root`
+    /// names the drive's root); at most 255 bytes, unique among the connection's live folders.
+    /// The provider must have it, as a folder.
     #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000]*$")]
     provider_folder_id: String,
+    /// Used when the provider tells no path (Google Drive below the root); the provider's path
+    /// otherwise.
     #[schema(max_length = 4000, pattern = r"^[^\u0000]*$")]
     folder_path: Option<String>,
     folder_type: FolderType,
@@ -129,12 +137,18 @@ struct CreateBody {
 }
 
 impl CreateBody {
+    /// The folder as the body gives it; the provider's answer fills in the rest
+    /// ([`at_provider`]). An absent name is left empty until then.
     fn into_new(self, tenant_id: TenantId) -> Result<NewFolder, ApiError> {
         let sync_frequency_minutes = sync_minutes(self.auto_sync_enabled, self.sync_frequency_minutes)?;
         Ok(NewFolder {
             tenant_id,
             connection_id: self.connection_id,
-            folder_name: bounded_text("folder_name", self.folder_name, MAX_NAME)?,
+            folder_name: self
+                .folder_name
+                .map(|n| bounded_text("folder_name", n, MAX_NAME))
+                .transpose()?
+                .unwrap_or_default(),
             provider_folder_id: bounded_text("provider_folder_id", self.provider_folder_id, MAX_NAME)?,
             folder_path: checked_path(self.folder_path)?,
             folder_type: self.folder_type,
@@ -157,18 +171,24 @@ impl CreateBody {
         (status = 201, description = "The folder was configured", body = Folder),
         (status = 400, description = "Malformed JSON or an invalid field (named)", body = ErrorEnvelope),
         (status = 401, description = "No verified token", body = ErrorEnvelope),
-        (status = 404, description = "connection_id names no connection of the caller's tenant", body = ErrorEnvelope),
+        (status = 404, description = "connection_id names no connection of the caller's tenant, or provider_folder_id names nothing at the provider", body = ErrorEnvelope),
         (status = 409, description = "The connection is not active, or the provider folder is already configured on it", body = ErrorEnvelope),
+        (status = 429, description = "The provider throttles the connection", body = ErrorEnvelope),
+        (status = 502, description = "The provider failed", body = ErrorEnvelope),
+        (status = 503, description = "The provider is not configured here", body = ErrorEnvelope),
+        (status = 504, description = "The provider did not answer in time", body = ErrorEnvelope),
     ),
     security(("bearer_jwt" = []))
 )]
 async fn create(
     State(app): State<Arc<App>>,
+    clock: RequestClock,
     caller: Caller,
     JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<(StatusCode, axum::Json<Folder>), ApiError> {
-    let new = body.into_new(caller.tenant_id)?;
-    active_connection(&app, caller.tenant_id, new.connection_id).await?;
+    let mut new = body.into_new(caller.tenant_id)?;
+    let connection = active_connection(&app, caller.tenant_id, new.connection_id).await?;
+    at_provider(&app, &clock, connection, &mut new).await?;
     let folder = match app.store.create_folder(&new).await {
         // The INSERT is conditional on the connection being active and live: it was revoked,
         // expired or deleted after the check above. Read it again for the answer the check
@@ -184,6 +204,43 @@ async fn create(
         other => other?,
     };
     Ok((StatusCode::CREATED, axum::Json(folder)))
+}
+
+/// Checks the folder at the provider and takes the provider's word for it: its canonical id
+/// (`root` becomes the root's real id, so one folder is never configured twice under two
+/// names), its path when the provider tells one, and its name when the body gave none.
+async fn at_provider(
+    app: &App,
+    clock: &RequestClock,
+    connection: Connection,
+    new: &mut NewFolder,
+) -> Result<(), ApiError> {
+    let call = ProviderCall::open(app, connection).await?;
+    let deadline = clock.deadline(call.current().config.request_budget);
+    let entry = call.existing_folder(&deadline, "provider_folder_id", &new.provider_folder_id).await?;
+    new.provider_folder_id = bounded_text("provider_folder_id", entry.item.id, MAX_NAME)?;
+    if let Some(path) = entry.path {
+        new.folder_path = checked_path(Some(path))?;
+    }
+    if new.folder_name.is_empty() {
+        // A drive's root may have no name of its own (Dropbox, Box's "All Files" has one).
+        let name = if entry.item.name.is_empty() { "root".to_owned() } else { entry.item.name };
+        new.folder_name = truncate_bytes(name, MAX_NAME);
+    }
+    Ok(())
+}
+
+/// `text` cut to at most `max` UTF-8 bytes on a character boundary: a provider's name may be
+/// longer in bytes than the column (255 characters of Hangul are 765 bytes).
+fn truncate_bytes(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

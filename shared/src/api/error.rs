@@ -24,6 +24,9 @@ pub enum ApiError {
     NotFoundField { field: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String, field: Option<String> },
+    /// A 409 for something that is already there, with the id of what is there.
+    #[error("{message}")]
+    Exists { code: &'static str, message: String, field: Option<String>, existing_id: String },
     #[error("{0}")]
     Gone(String),
     #[error("{0}")]
@@ -34,6 +37,13 @@ pub enum ApiError {
     /// The cloud provider failed; the message says what the user can do.
     #[error("{message}")]
     BadGateway { code: &'static str, message: String },
+    /// The cloud provider did not answer in time.
+    #[error("{message}")]
+    GatewayTimeout { code: &'static str, message: String },
+    /// The cloud provider throttles the connection; `Retry-After` says for how long when the
+    /// provider said.
+    #[error("{message}")]
+    TooManyRequests { code: &'static str, message: String, retry_after: Option<std::time::Duration> },
     #[error("internal error")]
     Internal(#[source] BoxError),
 }
@@ -54,6 +64,10 @@ pub struct ErrorBody {
     /// The request field (body, query or path) at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For a conflict with something already there (a folder of that name at the provider):
+    /// its id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing_id: Option<String>,
 }
 
 impl ApiError {
@@ -96,28 +110,31 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound | ApiError::NotFoundField { .. } => StatusCode::NOT_FOUND,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::Exists { .. } => StatusCode::CONFLICT,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::GatewayTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn parts(&self) -> (&str, String, Option<&str>) {
         match self {
-            ApiError::BadRequest { code, message, field } | ApiError::Conflict { code, message, field } => {
-                (code, message.clone(), field.as_deref())
-            }
+            ApiError::BadRequest { code, message, field }
+            | ApiError::Conflict { code, message, field }
+            | ApiError::Exists { code, message, field, .. } => (code, message.clone(), field.as_deref()),
             ApiError::Unauthorized(m) => ("unauthorized", m.clone(), None),
             ApiError::NotFound => ("not_found", "no such resource".to_owned(), None),
             ApiError::NotFoundField { field } => ("not_found", format!("{field}: no such resource"), Some(field)),
             ApiError::Gone(m) => ("gone", m.clone(), None),
             ApiError::UnsupportedMediaType(m) => ("unsupported_media_type", m.clone(), None),
-            ApiError::Unavailable { code, message } | ApiError::BadGateway { code, message } => {
-                (code, message.clone(), None)
-            }
+            ApiError::Unavailable { code, message }
+            | ApiError::BadGateway { code, message }
+            | ApiError::GatewayTimeout { code, message }
+            | ApiError::TooManyRequests { code, message, .. } => (code, message.clone(), None),
             ApiError::Internal(_) => {
                 ("internal", "something went wrong on our side; it has been logged".to_owned(), None)
             }
@@ -134,8 +151,18 @@ impl IntoResponse for ApiError {
             tracing::info!(status = status.as_u16(), error = %self, "request rejected");
         }
         let (code, message, field) = self.parts();
-        let error = ErrorBody { code: code.to_owned(), message, field: field.map(str::to_owned) };
-        (status, Json(ErrorEnvelope { error })).into_response()
+        let existing_id = match &self {
+            ApiError::Exists { existing_id, .. } => Some(existing_id.clone()),
+            _ => None,
+        };
+        let error = ErrorBody { code: code.to_owned(), message, field: field.map(str::to_owned), existing_id };
+        let mut response = (status, Json(ErrorEnvelope { error })).into_response();
+        if let ApiError::TooManyRequests { retry_after: Some(wait), .. } = &self {
+            // Whole seconds, rounded up: a client that waits what it is told is not refused again.
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.max(1).into());
+        }
+        response
     }
 }
 

@@ -145,20 +145,26 @@ pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
 }
 
 /// The one parameter of a route's path (`{id}`, `{provider}`), percent-decoded, with its
-/// name. A value that does not decode to UTF-8 (`/folders/%FF`) is a 400 naming the
-/// parameter in the JSON envelope, never axum's plain-text rejection.
+/// name; see [`path_params`] for the rejections.
 async fn path_param(parts: &mut Parts) -> Result<(String, String), ApiError> {
+    match <[(String, String); 1]>::try_from(path_params(parts).await?) {
+        Ok([param]) => Ok(param),
+        Err(params) => Err(ApiError::Internal(
+            format!("the route has {} path parameters; PathParam and PathId take exactly one", params.len()).into(),
+        )),
+    }
+}
+
+/// Every parameter of a route's path, percent-decoded, with its name. A value that does not
+/// decode to UTF-8 (`/folders/%FF`) is a 400 naming the parameter in the JSON envelope, never
+/// axum's plain-text rejection.
+async fn path_params(parts: &mut Parts) -> Result<Vec<(String, String)>, ApiError> {
     use axum::extract::Path;
     use axum::extract::path::ErrorKind;
     use axum::extract::rejection::PathRejection;
 
     match Path::<Vec<(String, String)>>::from_request_parts(parts, &()).await {
-        Ok(Path(params)) => match <[(String, String); 1]>::try_from(params) {
-            Ok([param]) => Ok(param),
-            Err(params) => Err(ApiError::Internal(
-                format!("the route has {} path parameters; PathParam and PathId take exactly one", params.len()).into(),
-            )),
-        },
+        Ok(Path(params)) => Ok(params),
         Err(PathRejection::FailedToDeserializePathParams(e)) => match e.kind() {
             ErrorKind::InvalidUtf8InPathParam { key } => {
                 Err(ApiError::invalid_field(key.clone(), "must be percent-encoded UTF-8"))
@@ -166,6 +172,34 @@ async fn path_param(parts: &mut Parts) -> Result<(String, String), ApiError> {
             _ => Err(ApiError::bad_request("invalid_path", e.body_text())),
         },
         Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+/// Every parameter of a route's path by name, as text (for routes with more than one).
+#[derive(Debug)]
+pub struct PathParams(pub Vec<(String, String)>);
+
+impl PathParams {
+    /// The parameter `name` (a route's own name: a missing one is a bug, an internal error).
+    pub fn get(&self, name: &str) -> Result<&str, ApiError> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| ApiError::Internal(format!("the route has no path parameter `{name}`").into()))
+    }
+
+    /// The parameter `name` as an id: not a UUID is a 400 naming it.
+    pub fn id<I: From<Uuid>>(&self, name: &str) -> Result<I, ApiError> {
+        Uuid::parse_str(self.get(name)?).map(Into::into).map_err(|_| ApiError::invalid_field(name, "must be a UUID"))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        path_params(parts).await.map(PathParams)
     }
 }
 

@@ -19,15 +19,16 @@ use serde_json::{Value, json};
 
 use std::collections::HashSet;
 
+use super::browse::child_path;
 use super::http::{
     Answer, bearer, download_response, endpoint, expect_success, int_field, json_response, parse_url, path_id,
     required_str, retry_after, send, str_field, time_field,
 };
 use super::oauth_client::{OAuthClient, scopes_or};
 use super::{
-    AuthorizeRequest, Change, ChangePage, ChildPage, Clients, CreatedLink, Download, ExistingLink, Identity, ItemKind,
-    LinkTarget, Pkce, Provider, ProviderError, RefreshTokenRotation, RemoteItem, SharedLinkRequest, SyncScope,
-    TokenSet, share_type_unsupported,
+    AuthorizeRequest, Change, ChangePage, ChildPage, Clients, Created, CreatedLink, Download, Entry, EntryPage,
+    ExistingLink, Identity, ItemKind, LinkTarget, Pkce, Provider, ProviderError, RefreshTokenRotation, RemoteItem,
+    SharedLinkRequest, SyncScope, TokenSet, share_type_unsupported,
 };
 use crate::config::ProviderConfig;
 use crate::content_hash::{HashAlg, normalize};
@@ -45,6 +46,11 @@ const ITEMS_LIMIT: &str = "1000";
 /// `fields=` replaces Box's standard set, so every field sync reads is named.
 const ITEM_FIELDS: &str =
     "type,id,etag,sha1,name,size,modified_at,content_modified_at,created_at,item_status,parent,file_version";
+/// The root folder ("All Files").
+const ROOT: &str = "0";
+/// [`ITEM_FIELDS`] and the ancestors, for an item's path.
+const ENTRY_FIELDS: &str = "type,id,etag,sha1,name,size,modified_at,content_modified_at,created_at,item_status,parent,\
+                            file_version,path_collection";
 /// Events that leave their `source` as it now is (rclone's set, less the trash).
 const UPSERT_EVENTS: &[&str] = &[
     "ITEM_CREATE",
@@ -164,6 +170,84 @@ fn event_changes(events: &Value) -> Result<Vec<Change>, ProviderError> {
         }
     }
     Ok(changes)
+}
+
+/// The picker's entry of a Box item, its path from `path_collection` when the answer has it.
+fn box_entry(value: &Value, listed_in: Option<&str>) -> Result<Option<Entry>, ProviderError> {
+    if str_field(value, "item_status").is_some_and(|status| status != "active") {
+        return Ok(None);
+    }
+    let Some(item) = box_item(value, listed_in)? else { return Ok(None) };
+    let path = if item.id == ROOT {
+        Some("/".to_owned())
+    } else {
+        value.get("path_collection").and_then(|c| c.get("entries")).and_then(Value::as_array).map(|ancestors| {
+            // The first ancestor is "All Files", the root.
+            let parent = ancestors
+                .iter()
+                .skip(1)
+                .filter_map(|a| str_field(a, "name"))
+                .fold(String::from("/"), |p, n| child_path(&p, n));
+            child_path(&parent, &item.name)
+        })
+    };
+    Ok(Some(Entry { item, path }))
+}
+
+impl BoxCom {
+    /// One page of `/folders/{id}/items` (marker paging): the raw entries and the next marker.
+    async fn items(
+        &self,
+        access_token: &SecretString,
+        folder_id: &str,
+        page: Option<&str>,
+        limit: &str,
+    ) -> Result<(Vec<Value>, Option<String>), ProviderError> {
+        let mut url = endpoint(&self.api, &["2.0", "folders", path_id(folder_id, "Box folder id")?, "items"]);
+        url.query_pairs_mut()
+            .append_pair("usemarker", "true")
+            .append_pair("limit", limit)
+            .append_pair("fields", ITEM_FIELDS);
+        if let Some(marker) = page {
+            url.query_pairs_mut().append_pair("marker", marker);
+        }
+        let mut listing: Value =
+            json_response(send(bearer(self.oauth.http.get(url), access_token)).await?, "Box folder items").await?;
+        // The last page has `next_marker` null, or (per the marker guide) empty.
+        let next = str_field(&listing, "next_marker").filter(|m| !m.is_empty()).map(str::to_owned);
+        match listing.get_mut("entries").map(Value::take) {
+            Some(Value::Array(entries)) => Ok((entries, next)),
+            _ => Err(ProviderError::Malformed("Box folder items have no `entries`".to_owned())),
+        }
+    }
+
+    /// `GET /folders/{id}` or `/files/{id}`: `None` for a 404.
+    async fn get_entry(
+        &self,
+        access_token: &SecretString,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<Entry>, ProviderError> {
+        let mut url = endpoint(&self.api, &["2.0", kind, id]);
+        url.query_pairs_mut().append_pair("fields", ENTRY_FIELDS);
+        let answer = Answer::read(send(bearer(self.oauth.http.get(url), access_token)).await?).await?;
+        if answer.status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        box_entry(&answer.json(&format!("Box {kind}"))?, None)
+    }
+}
+
+/// The id of the item a 409 `item_name_in_use` names: `context_info.conflicts`, an array for a
+/// folder creation (an object for an upload).
+fn conflicting_id(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let conflicts = value.get("context_info")?.get("conflicts")?;
+    let first = match conflicts {
+        Value::Array(all) => all.first()?,
+        one => one,
+    };
+    str_field(first, "id").map(str::to_owned)
 }
 
 #[async_trait]
@@ -309,27 +393,12 @@ impl Provider for BoxCom {
         folder_id: &str,
         page: Option<&str>,
     ) -> Result<ChildPage, ProviderError> {
-        let mut url = endpoint(&self.api, &["2.0", "folders", path_id(folder_id, "Box folder id")?, "items"]);
-        url.query_pairs_mut()
-            .append_pair("usemarker", "true")
-            .append_pair("limit", ITEMS_LIMIT)
-            .append_pair("fields", ITEM_FIELDS);
-        if let Some(marker) = page {
-            url.query_pairs_mut().append_pair("marker", marker);
-        }
-        let listing: Value =
-            json_response(send(bearer(self.oauth.http.get(url), access_token)).await?, "Box folder items").await?;
-        let entries = listing
-            .get("entries")
-            .and_then(Value::as_array)
-            .ok_or_else(|| ProviderError::Malformed("Box folder items have no `entries`".to_owned()))?;
-        let mut items = Vec::with_capacity(entries.len());
-        for entry in entries {
+        let page = self.items(access_token, folder_id, page, ITEMS_LIMIT).await?;
+        let mut items = Vec::with_capacity(page.0.len());
+        for entry in &page.0 {
             items.extend(box_item(entry, Some(folder_id))?);
         }
-        // The last page has `next_marker` null, or (per the marker guide) empty.
-        let next = str_field(&listing, "next_marker").filter(|m| !m.is_empty()).map(str::to_owned);
-        Ok(ChildPage { items, next })
+        Ok(ChildPage { items, next: page.1 })
     }
 
     async fn changes(
@@ -382,5 +451,60 @@ impl Provider for BoxCom {
             return Err(ProviderError::RateLimited { retry_after: retry_after(response.headers()) });
         }
         download_response(&self.transfer, response).await
+    }
+
+    async fn browse(
+        &self,
+        access_token: &SecretString,
+        _metadata: Option<&Value>,
+        parent: Option<&str>,
+        page: Option<&str>,
+        limit: u16,
+    ) -> Result<EntryPage, ProviderError> {
+        let folder = parent.unwrap_or(ROOT);
+        let (values, next) = self.items(access_token, folder, page, &limit.to_string()).await?;
+        let mut entries = Vec::with_capacity(values.len());
+        for value in &values {
+            entries.extend(box_entry(value, Some(folder))?);
+        }
+        Ok(EntryPage { entries, next })
+    }
+
+    /// A folder first, then a file: Box addresses the two by separate routes. Box ids are
+    /// numbers; anything else is no item, asked nothing.
+    async fn item(
+        &self,
+        access_token: &SecretString,
+        _metadata: Option<&Value>,
+        id: &str,
+    ) -> Result<Option<Entry>, ProviderError> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(None);
+        }
+        match self.get_entry(access_token, "folders", id).await? {
+            Some(folder) => Ok(Some(folder)),
+            None => self.get_entry(access_token, "files", id).await,
+        }
+    }
+
+    async fn create_folder(
+        &self,
+        access_token: &SecretString,
+        _metadata: Option<&Value>,
+        parent: Option<&Entry>,
+        name: &str,
+    ) -> Result<Created, ProviderError> {
+        let mut url = endpoint(&self.api, &["2.0", "folders"]);
+        url.query_pairs_mut().append_pair("fields", ENTRY_FIELDS);
+        let body = json!({ "name": name, "parent": { "id": parent.map_or(ROOT, |p| p.item.id.as_str()) } });
+        let answer = Answer::read(send(bearer(self.oauth.http.post(url), access_token).json(&body)).await?).await?;
+        if answer.status == reqwest::StatusCode::CONFLICT
+            && let Some(id) = conflicting_id(&answer.body)
+        {
+            return Ok(Created::Exists { id });
+        }
+        box_entry(&answer.json("Box folder")?, None)?
+            .map(Created::Folder)
+            .ok_or_else(|| ProviderError::Malformed("Box folder creation answered no active folder".to_owned()))
     }
 }

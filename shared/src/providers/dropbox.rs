@@ -14,14 +14,14 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use super::http::{
-    Answer, bearer, download_response, endpoint, expect_success, int_field, json_response, parse_url, required_str,
-    send, str_field, time_field,
+    Answer, api_error_fields, bearer, download_response, endpoint, expect_success, int_field, json_response, parse_url,
+    required_str, send, str_field, time_field,
 };
 use super::oauth_client::{OAuthClient, scopes_or};
 use super::{
-    AuthorizeRequest, Change, ChangePage, ChildPage, Clients, CreatedLink, Download, ExistingLink, Identity, ItemKind,
-    LinkTarget, Pkce, Provider, ProviderError, RefreshTokenRotation, RemoteItem, SharedLinkRequest, SyncScope,
-    TokenSet,
+    AuthorizeRequest, Change, ChangePage, ChildPage, Clients, Created, CreatedLink, Download, Entry, EntryPage,
+    ExistingLink, Identity, ItemKind, LinkTarget, Pkce, Provider, ProviderError, RefreshTokenRotation, RemoteItem,
+    SharedLinkRequest, SyncScope, TokenSet,
 };
 use crate::config::ProviderConfig;
 use crate::content_hash::{HashAlg, normalize};
@@ -184,6 +184,35 @@ fn change(entry: &Value) -> Result<Option<Change>, ProviderError> {
         // A tag added after this was written: not something the worker can place.
         _ => None,
     })
+}
+
+/// The picker's entry of a metadata entry (`.tag` file or folder; `None` for others).
+fn entry(value: &Value) -> Result<Option<Entry>, ProviderError> {
+    let kind = match str_field(value, ".tag") {
+        Some("file") => ItemKind::File,
+        Some("folder") => ItemKind::Folder,
+        _ => return Ok(None),
+    };
+    let item = item(value, kind, None)?;
+    let path = item.path_display.clone();
+    Ok(Some(Entry { item, path }))
+}
+
+impl Dropbox {
+    /// `get_metadata` of an id or path: `None` for `path/not_found`, and for the 400 Dropbox
+    /// answers an argument that is no id or path at all (ids come from callers).
+    async fn metadata(&self, access_token: &SecretString, path: &str) -> Result<Option<Entry>, ProviderError> {
+        let url = endpoint(&self.api, &["2", "files", "get_metadata"]);
+        let argument = json!({ "path": path, "include_deleted": false });
+        let answer = Answer::read(send(self.rpc(url, access_token, &argument)).await?).await?;
+        let not_found = answer.status.as_u16() == 409
+            && api_error_fields(&answer.body).1.is_some_and(|summary| summary.starts_with("path/not_found"));
+        if not_found || answer.status.as_u16() == 400 {
+            return Ok(None);
+        }
+        let value: Value = answer.json("Dropbox metadata").map_err(|e| with_body_retry_after(e, &answer.body))?;
+        entry(&value)
+    }
 }
 
 #[async_trait]
@@ -401,6 +430,82 @@ impl Provider for Dropbox {
             return Err(with_body_retry_after(answer.error(), &answer.body));
         }
         download_response(&self.transfer, response).await
+    }
+
+    async fn browse(
+        &self,
+        access_token: &SecretString,
+        _metadata: Option<&Value>,
+        parent: Option<&str>,
+        page: Option<&str>,
+        limit: u16,
+    ) -> Result<EntryPage, ProviderError> {
+        let answer = match page {
+            None => {
+                let argument = json!({
+                    "path": parent.unwrap_or(""),
+                    "recursive": false,
+                    "include_deleted": false,
+                    "limit": limit,
+                });
+                self.list_call(access_token, &["list_folder"], &argument).await?
+            }
+            Some(cursor) => {
+                self.list_call(access_token, &["list_folder", "continue"], &json!({ "cursor": cursor })).await?
+            }
+        };
+        let page = list_page(answer)?;
+        let mut entries = Vec::with_capacity(page.entries.len());
+        for value in &page.entries {
+            entries.extend(entry(value)?);
+        }
+        Ok(EntryPage { entries, next: page.has_more.then_some(page.cursor) })
+    }
+
+    async fn item(
+        &self,
+        access_token: &SecretString,
+        _metadata: Option<&Value>,
+        id: &str,
+    ) -> Result<Option<Entry>, ProviderError> {
+        self.metadata(access_token, id).await
+    }
+
+    /// `create_folder_v2` at the parent's path without autorename; a `path/conflict` is
+    /// answered with the id of what is there.
+    async fn create_folder(
+        &self,
+        access_token: &SecretString,
+        _metadata: Option<&Value>,
+        parent: Option<&Entry>,
+        name: &str,
+    ) -> Result<Created, ProviderError> {
+        let parent_path = match parent {
+            None => "",
+            Some(p) => p.item.path_display.as_deref().ok_or_else(|| {
+                ProviderError::Malformed("the Dropbox parent folder has no `path_display`".to_owned())
+            })?,
+        };
+        let path = format!("{parent_path}/{name}");
+        let url = endpoint(&self.api, &["2", "files", "create_folder_v2"]);
+        let argument = json!({ "path": path, "autorename": false });
+        let answer = Answer::read(send(self.rpc(url, access_token, &argument)).await?).await?;
+        let conflict = answer.status.as_u16() == 409
+            && api_error_fields(&answer.body).1.is_some_and(|summary| summary.starts_with("path/conflict"));
+        if conflict {
+            return match self.metadata(access_token, &path).await? {
+                Some(existing) => Ok(Created::Exists { id: existing.item.id }),
+                None => Err(answer.error()),
+            };
+        }
+        let mut created: Value =
+            answer.json("Dropbox folder creation").map_err(|e| with_body_retry_after(e, &answer.body))?;
+        let mut metadata = created.get_mut("metadata").map(Value::take).unwrap_or(Value::Null);
+        // `create_folder_v2` answers a FolderMetadata without its `.tag`.
+        metadata[".tag"] = json!("folder");
+        entry(&metadata)?
+            .map(Created::Folder)
+            .ok_or_else(|| ProviderError::Malformed("Dropbox folder creation has no `metadata`".to_owned()))
     }
 }
 

@@ -22,9 +22,9 @@ use super::http::{
 };
 use super::oauth_client::{OAuthClient, RevokedWhen, scopes_or};
 use super::{
-    AuthorizeRequest, Change, ChangePage, ChildPage, Clients, CreatedLink, Download, ExistingLink, Identity, ItemKind,
-    LinkTarget, Pkce, Provider, ProviderError, RefreshTokenRotation, RemoteItem, SharedLinkRequest, SyncScope,
-    TokenSet, password_unsupported,
+    AuthorizeRequest, Change, ChangePage, ChildPage, Clients, Created, CreatedLink, Download, Entry, EntryPage,
+    ExistingLink, Identity, ItemKind, LinkTarget, Pkce, Provider, ProviderError, RefreshTokenRotation, RemoteItem,
+    SharedLinkRequest, SyncScope, TokenSet, password_unsupported,
 };
 use crate::config::ProviderConfig;
 use crate::content_hash::{HashAlg, normalize};
@@ -45,6 +45,8 @@ const GOOGLE_APPS_MIME: &str = "application/vnd.google-apps.";
 const FILE_FIELDS: &str = "id,name,mimeType,parents,size,md5Checksum,modifiedTime,createdTime,trashed,headRevisionId";
 /// The largest page `files.list` and `changes.list` allow.
 const PAGE_SIZE: &str = "1000";
+/// The alias of My Drive's root folder.
+const ROOT: &str = "root";
 
 #[derive(Debug)]
 pub(crate) struct Google {
@@ -91,6 +93,39 @@ impl Google {
     async fn get_answer(&self, access_token: &SecretString, url: Url) -> Result<Answer, ProviderError> {
         Answer::read(send(bearer(self.oauth.http.get(url), access_token)).await?).await
     }
+
+    /// One page of `files.list` for `query`: the files and the next page token.
+    async fn list(
+        &self,
+        access_token: &SecretString,
+        query: &str,
+        page: Option<&str>,
+        page_size: &str,
+    ) -> Result<(Vec<Value>, Option<String>), ProviderError> {
+        let mut url = self.files(&[]);
+        url.query_pairs_mut()
+            .append_pair("q", query)
+            .append_pair("pageSize", page_size)
+            .append_pair("fields", &format!("nextPageToken,incompleteSearch,files({FILE_FIELDS})"))
+            .append_pair("includeItemsFromAllDrives", "true");
+        if let Some(token) = page {
+            url.query_pairs_mut().append_pair("pageToken", token);
+        }
+        let mut list: Value = self.get_answer(access_token, url).await?.json("Drive file list")?;
+        let next = str_field(&list, "nextPageToken").map(str::to_owned);
+        match list.get_mut("files").map(Value::take) {
+            Some(Value::Array(files)) => Ok((files, next)),
+            _ => Err(ProviderError::Malformed("Drive file list has no `files`".to_owned())),
+        }
+    }
+}
+
+/// The picker's entry of a Drive file: My Drive's root is `/`; other items have no path here
+/// (Drive keeps none, and a file may have several parents), the caller derives a child's from
+/// its parent's.
+fn drive_entry(file: &Value, listed_in: Option<&str>, is_root: bool) -> Result<Entry, ProviderError> {
+    let item = drive_file(file, listed_in)?;
+    Ok(Entry { item, path: is_root.then(|| "/".to_owned()) })
 }
 
 /// A Drive `File`. `listed_in` is the folder a listing asked for: of a file's parents (Drive
@@ -356,6 +391,67 @@ impl Provider for Google {
         url.query_pairs_mut().append_pair("alt", "media");
         let response = send(bearer(self.transfer.get(url), access_token)).await?;
         download_response(&self.transfer, response).await
+    }
+
+    async fn browse(
+        &self,
+        access_token: &SecretString,
+        _metadata: Option<&Value>,
+        parent: Option<&str>,
+        page: Option<&str>,
+        limit: u16,
+    ) -> Result<EntryPage, ProviderError> {
+        let folder = parent.unwrap_or(ROOT);
+        let query = format!("'{}' in parents and trashed = false", query_literal(folder));
+        let (files, next) = self.list(access_token, &query, page, &limit.to_string()).await?;
+        let listed_in = if folder == ROOT { None } else { Some(folder) };
+        let entries = files.iter().map(|f| drive_entry(f, listed_in, false)).collect::<Result<_, _>>()?;
+        Ok(EntryPage { entries, next })
+    }
+
+    /// `files.get`; a file in the trash counts as gone.
+    async fn item(
+        &self,
+        access_token: &SecretString,
+        _metadata: Option<&Value>,
+        id: &str,
+    ) -> Result<Option<Entry>, ProviderError> {
+        let mut url = self.files(&[path_id(id, "Drive file id")?]);
+        url.query_pairs_mut().append_pair("fields", FILE_FIELDS);
+        let answer = self.get_answer(access_token, url).await?;
+        if answer.status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let file: Value = answer.json("Drive file")?;
+        if file.get("trashed").and_then(Value::as_bool) == Some(true) {
+            return Ok(None);
+        }
+        // `root` is answered with My Drive's real id.
+        drive_entry(&file, None, id == ROOT).map(Some)
+    }
+
+    /// Drive lets one folder hold two items of one name, so an existing item of that name is
+    /// looked up first and answered instead of a twin.
+    async fn create_folder(
+        &self,
+        access_token: &SecretString,
+        _metadata: Option<&Value>,
+        parent: Option<&Entry>,
+        name: &str,
+    ) -> Result<Created, ProviderError> {
+        let folder = parent.map_or(ROOT, |p| p.item.id.as_str());
+        let query =
+            format!("name = '{}' and '{}' in parents and trashed = false", query_literal(name), query_literal(folder));
+        let (existing, _) = self.list(access_token, &query, None, "1").await?;
+        if let Some(file) = existing.first() {
+            return Ok(Created::Exists { id: required_str(file, "id", "Drive file")? });
+        }
+        let mut url = self.files(&[]);
+        url.query_pairs_mut().append_pair("fields", FILE_FIELDS);
+        let body = json!({ "name": name, "mimeType": FOLDER_MIME, "parents": [folder] });
+        let request = bearer(self.oauth.http.post(url), access_token).json(&body);
+        let file: Value = json_response(send(request).await?, "Drive file").await?;
+        Ok(Created::Folder(drive_entry(&file, Some(folder), false)?))
     }
 }
 

@@ -11,21 +11,28 @@
 //! Links read back from storage are only followed on the configured Graph host, so a bearer
 //! token never goes anywhere else. `/content` answers a 302 to a pre-authenticated URL that is
 //! fetched without the token.
+//!
+//! Item ids: an item of the connection's own drive (the one identity recorded) is its plain
+//! Graph id; an item of another drive, such as a second SharePoint document library, is
+//! `{drive-id}:{item-id}` ([`ItemRef`]), and so is every id listed or changed under it, so a
+//! folder configured in that library is crawled, followed and downloaded there. Neither Graph
+//! drive ids nor item ids contain a `:`. `root` (or `{drive-id}:root`) names a drive's root.
 
 use async_trait::async_trait;
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
+use super::browse::child_path;
 use super::http::{
     Answer, bearer, download_response, endpoint, expect_success, int_field, json_response, parse_url, path_id,
     required_str, send, str_field, time_field,
 };
 use super::oauth_client::{OAuthClient, scopes_or};
 use super::{
-    AuthorizeRequest, Change, ChangePage, ChildPage, Clients, CreatedLink, Download, ExistingLink, Identity, ItemKind,
-    LinkTarget, Pkce, Provider, ProviderError, RefreshTokenRotation, RemoteItem, SharedLinkRequest, SyncScope,
-    TokenSet, password_unsupported, share_type_unsupported,
+    AuthorizeRequest, Change, ChangePage, ChildPage, Clients, Created, CreatedLink, Download, Entry, EntryPage,
+    ExistingLink, Identity, ItemKind, Library, LinkTarget, Pkce, Provider, ProviderError, RefreshTokenRotation,
+    RemoteItem, SharedLinkRequest, Site, SitePage, SyncScope, TokenSet, password_unsupported, share_type_unsupported,
 };
 use crate::config::ProviderConfig;
 use crate::content_hash::{HashAlg, normalize};
@@ -41,8 +48,13 @@ const SHAREPOINT_SCOPES: &[&str] = &[OFFLINE_ACCESS, "User.Read", "Sites.ReadWri
 /// The driveItem properties sync reads, for `/children` and `delta` alike.
 const ITEM_SELECT: &str =
     "id,name,size,eTag,createdDateTime,lastModifiedDateTime,parentReference,file,folder,deleted,root,package";
+/// What the picker shows of an item: the sync fields and the parent's path.
+const BROWSE_SELECT: &str =
+    "id,name,size,eTag,createdDateTime,lastModifiedDateTime,parentReference,file,folder,root,package";
 /// Children per page; Graph's default is 200.
 const CHILDREN_PAGE: &str = "1000";
+/// Pages of a site's drives read before the list is answered as it is.
+const MAX_LIBRARY_PAGES: usize = 10;
 /// The error codes of an expired delta token: the two the delta reference documents, and the
 /// one seen in a live 410 body (OneDrive/onedrive-api-docs issue #1356).
 const RESYNC_CODES: &[&str] = &["resyncChangesApplyDifferences", "resyncChangesUploadDifferences", "resyncRequired"];
@@ -90,20 +102,84 @@ impl Microsoft {
         json_response(send(request).await?, what).await
     }
 
-    /// `/drives/{drive-id}/items/{item-id}` with the drive recorded at connection time, or the
-    /// signed-in user's own drive when none was.
+    /// `/drives/{drive-id}/items/{item-id}` (or `/root`) of a link's item.
     fn item_path<'a>(target: &'a LinkTarget<'a>) -> Result<Vec<&'a str>, ProviderError> {
-        let mut path = Self::drive_path(target.connection_metadata)?;
-        path.extend(["items", path_id(target.item_id, "drive item id")?]);
+        let item = ItemRef::parse(target.item_id);
+        let mut path = Self::drive_path(target.connection_metadata, item.drive)?;
+        path.extend(item.segments()?);
         Ok(path)
     }
 
-    /// `/drives/{drive-id}`, or `/me/drive` when the connection recorded no drive.
-    fn drive_path(metadata: Option<&Value>) -> Result<Vec<&str>, ProviderError> {
-        Ok(match metadata.and_then(|m| str_field(m, "drive_id")) {
+    /// `/drives/{drive-id}` of the drive named (an item's own), else of the drive recorded at
+    /// connection time, else `/me/drive`.
+    fn drive_path<'a>(metadata: Option<&'a Value>, drive: Option<&'a str>) -> Result<Vec<&'a str>, ProviderError> {
+        Ok(match drive.or_else(|| own_drive(metadata)) {
             Some(drive) => vec!["v1.0", "drives", path_id(drive, "drive id")?],
             None => vec!["v1.0", "me", "drive"],
         })
+    }
+
+    /// One page of `/children` of `folder` (its raw driveItems) and the next page's link.
+    async fn children(
+        &self,
+        access_token: &SecretString,
+        metadata: Option<&Value>,
+        folder: ItemRef<'_>,
+        page: Option<&str>,
+        top: &str,
+    ) -> Result<(Vec<Value>, Option<String>), ProviderError> {
+        let url = match page {
+            Some(link) => self.graph_link(link).ok_or_else(|| {
+                ProviderError::Malformed("a Graph children page link is not on the Graph host".to_owned())
+            })?,
+            None => {
+                let mut path = Self::drive_path(metadata, folder.drive)?;
+                path.extend(folder.segments()?);
+                path.push("children");
+                let mut url = endpoint(&self.graph, &path);
+                url.query_pairs_mut().append_pair("$top", top).append_pair("$select", ITEM_SELECT);
+                url
+            }
+        };
+        let mut page: Value = self.get_answer(access_token, url).await?.json("Graph children")?;
+        let values = items_of(&mut page, "Graph children")?;
+        Ok((values, str_field(&page, "@odata.nextLink").map(str::to_owned)))
+    }
+
+    /// A driveItem of the drive `ids` stands for, with its path.
+    fn entry(value: &Value, ids: Ids<'_>) -> Result<Option<Entry>, ProviderError> {
+        let Some(item) = drive_item(value, ids)? else { return Ok(None) };
+        let path = if value.get("root").is_some() {
+            Some("/".to_owned())
+        } else {
+            value
+                .get("parentReference")
+                .and_then(|p| str_field(p, "path"))
+                .and_then(|p| p.split_once("root:"))
+                .map(|(_, parent)| child_path(if parent.is_empty() { "/" } else { parent }, &item.name))
+        };
+        Ok(Some(Entry { item, path }))
+    }
+
+    /// `GET` of a driveItem: `None` for a 404 (`itemNotFound`), and for the 400 Graph gives an
+    /// id that cannot be one (`invalidRequest`): the ids come from the caller, and either way
+    /// there is no such item.
+    async fn get_item(
+        &self,
+        access_token: &SecretString,
+        path: &[&str],
+        ids: Ids<'_>,
+    ) -> Result<Option<Entry>, ProviderError> {
+        let mut url = endpoint(&self.graph, path);
+        url.query_pairs_mut().append_pair("$select", BROWSE_SELECT);
+        let answer = self.get_answer(access_token, url).await?;
+        let invalid_id =
+            answer.status == reqwest::StatusCode::BAD_REQUEST && answer.code().as_deref() == Some("invalidRequest");
+        if answer.status == reqwest::StatusCode::NOT_FOUND || invalid_id {
+            return Ok(None);
+        }
+        let value: Value = answer.json("Graph driveItem")?;
+        Self::entry(&value, ids)
     }
 
     /// A link Graph handed out earlier (`@odata.nextLink`, `@odata.deltaLink`), if it is on the
@@ -133,9 +209,58 @@ fn delta_resync(answer: &Answer) -> Option<ProviderError> {
     }
 }
 
+/// The drive identity recorded for the connection (`connection_metadata.drive_id`).
+fn own_drive(metadata: Option<&Value>) -> Option<&str> {
+    metadata.and_then(|m| str_field(m, "drive_id"))
+}
+
+/// An item id as this provider hands them out (see the module's doc): the drive when it is
+/// not the connection's own, and the item within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ItemRef<'a> {
+    drive: Option<&'a str>,
+    item: &'a str,
+}
+
+impl<'a> ItemRef<'a> {
+    fn parse(id: &'a str) -> ItemRef<'a> {
+        match id.split_once(':') {
+            Some((drive, item)) if !drive.is_empty() && !item.is_empty() => ItemRef { drive: Some(drive), item },
+            _ => ItemRef { drive: None, item: id },
+        }
+    }
+
+    /// `items/{id}`, or `root` for the drive's root.
+    fn segments(self) -> Result<Vec<&'a str>, ProviderError> {
+        Ok(if self.item == "root" { vec!["root"] } else { vec!["items", path_id(self.item, "drive item id")?] })
+    }
+}
+
+/// Where items of a call come from: the drive the call addressed, told apart from the
+/// connection's own so the ids handed out carry it only when needed.
+#[derive(Debug, Clone, Copy)]
+struct Ids<'a> {
+    /// The other drive, or `None` for the connection's own.
+    drive: Option<&'a str>,
+}
+
+impl<'a> Ids<'a> {
+    fn new(metadata: Option<&Value>, drive: Option<&'a str>) -> Ids<'a> {
+        let own = own_drive(metadata);
+        Ids { drive: drive.filter(|d| own.is_none_or(|own| !own.eq_ignore_ascii_case(d))) }
+    }
+
+    fn id(self, graph_id: &str) -> String {
+        match self.drive {
+            Some(drive) => format!("{drive}:{graph_id}"),
+            None => graph_id.to_owned(),
+        }
+    }
+}
+
 /// A driveItem with a `file` or `folder` facet (others, such as OneNote packages, are not
 /// synced: `None`).
-fn drive_item(value: &Value) -> Result<Option<RemoteItem>, ProviderError> {
+fn drive_item(value: &Value, ids: Ids<'_>) -> Result<Option<RemoteItem>, ProviderError> {
     let file = value.get("file");
     let kind = match (file, value.get("folder")) {
         (Some(_), _) => ItemKind::File,
@@ -145,10 +270,10 @@ fn drive_item(value: &Value) -> Result<Option<RemoteItem>, ProviderError> {
     let what = "Graph driveItem";
     let quick_xor = file.and_then(|f| f.get("hashes")).and_then(|h| str_field(h, "quickXorHash"));
     Ok(Some(RemoteItem {
-        id: required_str(value, "id", what)?,
+        id: ids.id(&required_str(value, "id", what)?),
         name: required_str(value, "name", what)?,
         kind,
-        parent_id: value.get("parentReference").and_then(|p| str_field(p, "id")).map(str::to_owned),
+        parent_id: value.get("parentReference").and_then(|p| str_field(p, "id")).map(|p| ids.id(p)),
         path_lower: None,
         path_display: None,
         size: if kind == ItemKind::File { int_field(value, "size") } else { None },
@@ -306,9 +431,11 @@ impl Provider for Microsoft {
     /// (Personal, where delta can be scoped). Its `@odata.deltaLink` is the cursor.
     async fn start_cursor(&self, access_token: &SecretString, scope: &SyncScope<'_>) -> Result<String, ProviderError> {
         let personal = scope.connection_metadata.and_then(|m| str_field(m, "drive_type")) == Some("personal");
-        let mut path = Self::drive_path(scope.connection_metadata)?;
+        let folder = ItemRef::parse(scope.folder_id);
+        let mut path = Self::drive_path(scope.connection_metadata, folder.drive)?;
         if personal {
-            path.extend(["items", path_id(scope.folder_id, "drive item id")?, "delta"]);
+            path.extend(folder.segments()?);
+            path.push("delta");
         } else {
             path.extend(["root", "delta"]);
         }
@@ -329,32 +456,27 @@ impl Provider for Microsoft {
         folder_id: &str,
         page: Option<&str>,
     ) -> Result<ChildPage, ProviderError> {
-        let url = match page {
-            Some(link) => self.graph_link(link).ok_or_else(|| {
-                ProviderError::Malformed("a Graph children page link is not on the Graph host".to_owned())
-            })?,
-            None => {
-                let mut path = Self::drive_path(scope.connection_metadata)?;
-                path.extend(["items", path_id(folder_id, "drive item id")?, "children"]);
-                let mut url = endpoint(&self.graph, &path);
-                url.query_pairs_mut().append_pair("$top", CHILDREN_PAGE).append_pair("$select", ITEM_SELECT);
-                url
-            }
-        };
-        let mut page: Value = self.get_answer(access_token, url).await?.json("Graph children")?;
+        // A subfolder's id carries its drive when the synced folder's does.
+        let folder = ItemRef::parse(folder_id);
+        let drive = folder.drive.or(ItemRef::parse(scope.folder_id).drive);
+        let folder = ItemRef { drive, ..folder };
+        let (values, next) =
+            self.children(access_token, scope.connection_metadata, folder, page, CHILDREN_PAGE).await?;
+        let ids = Ids::new(scope.connection_metadata, drive);
         let mut items = Vec::new();
-        for value in items_of(&mut page, "Graph children")? {
-            items.extend(drive_item(&value)?);
+        for value in &values {
+            items.extend(drive_item(value, ids)?);
         }
-        Ok(ChildPage { items, next: str_field(&page, "@odata.nextLink").map(str::to_owned) })
+        Ok(ChildPage { items, next })
     }
 
     async fn changes(
         &self,
         access_token: &SecretString,
-        _scope: &SyncScope<'_>,
+        scope: &SyncScope<'_>,
         cursor: &str,
     ) -> Result<ChangePage, ProviderError> {
+        let ids = Ids::new(scope.connection_metadata, ItemRef::parse(scope.folder_id).drive);
         // A stored link that is not a Graph URL (or not on the configured host) cannot be
         // followed; a new cursor can be taken.
         let url = self.graph_link(cursor).ok_or_else(|| {
@@ -369,10 +491,10 @@ impl Provider for Microsoft {
         for value in items_of(&mut page, "Graph delta")? {
             if value.get("deleted").is_some() {
                 changes.push(Change::Deleted {
-                    id: Some(required_str(&value, "id", "Graph deleted item")?),
+                    id: Some(ids.id(&required_str(&value, "id", "Graph deleted item")?)),
                     path_lower: None,
                 });
-            } else if let Some(item) = drive_item(&value)? {
+            } else if let Some(item) = drive_item(&value, ids)? {
                 changes.push(Change::Upsert(item));
             }
         }
@@ -396,9 +518,150 @@ impl Provider for Microsoft {
                 item.id
             )));
         }
-        let mut path = Self::drive_path(scope.connection_metadata)?;
-        path.extend(["items", path_id(&item.id, "drive item id")?, "content"]);
+        let file = ItemRef::parse(&item.id);
+        let mut path = Self::drive_path(scope.connection_metadata, file.drive)?;
+        path.extend(file.segments()?);
+        path.push("content");
         let response = send(bearer(self.transfer.get(endpoint(&self.graph, &path)), access_token)).await?;
         download_response(&self.transfer, response).await
+    }
+
+    async fn browse(
+        &self,
+        access_token: &SecretString,
+        metadata: Option<&Value>,
+        parent: Option<&str>,
+        page: Option<&str>,
+        limit: u16,
+    ) -> Result<EntryPage, ProviderError> {
+        let folder = ItemRef::parse(parent.unwrap_or("root"));
+        let (values, next) = self.children(access_token, metadata, folder, page, &limit.to_string()).await?;
+        let ids = Ids::new(metadata, folder.drive);
+        let mut entries = Vec::with_capacity(values.len());
+        for value in &values {
+            entries.extend(Self::entry(value, ids)?);
+        }
+        Ok(EntryPage { entries, next })
+    }
+
+    async fn item(
+        &self,
+        access_token: &SecretString,
+        metadata: Option<&Value>,
+        id: &str,
+    ) -> Result<Option<Entry>, ProviderError> {
+        let item = ItemRef::parse(id);
+        let mut path = Self::drive_path(metadata, item.drive)?;
+        path.extend(item.segments()?);
+        self.get_item(access_token, &path, Ids::new(metadata, item.drive)).await
+    }
+
+    /// `POST …/children` failing on a name clash; the clash is answered with the existing
+    /// item, read by its path under the parent (`items/{parent-id}:/{name}:`).
+    async fn create_folder(
+        &self,
+        access_token: &SecretString,
+        metadata: Option<&Value>,
+        parent: Option<&Entry>,
+        name: &str,
+    ) -> Result<Created, ProviderError> {
+        let folder = ItemRef::parse(parent.map_or("root", |p| p.item.id.as_str()));
+        let ids = Ids::new(metadata, folder.drive);
+        let mut path = Self::drive_path(metadata, folder.drive)?;
+        path.extend(folder.segments()?);
+        let mut create = path.clone();
+        create.push("children");
+        let body = json!({ "name": name, "folder": {}, "@microsoft.graph.conflictBehavior": "fail" });
+        let request = bearer(self.oauth.http.post(endpoint(&self.graph, &create)), access_token).json(&body);
+        let answer = Answer::read(send(request).await?).await?;
+        if answer.status == reqwest::StatusCode::CONFLICT {
+            let last = path.pop().unwrap_or_default();
+            let addressed = format!("{last}:");
+            let named = format!("{name}:");
+            path.extend([addressed.as_str(), named.as_str()]);
+            return match self.get_item(access_token, &path, ids).await? {
+                Some(existing) => Ok(Created::Exists { id: existing.item.id }),
+                None => Err(answer.error()),
+            };
+        }
+        let value: Value = answer.json("Graph driveItem")?;
+        Self::entry(&value, ids)?
+            .map(Created::Folder)
+            .ok_or_else(|| ProviderError::Malformed("the created Graph item has no folder facet".to_owned()))
+    }
+
+    /// `sites?search=`; without a search, `*` (every site the user can see).
+    async fn sites(
+        &self,
+        access_token: &SecretString,
+        search: Option<&str>,
+        page: Option<&str>,
+        limit: u16,
+    ) -> Result<SitePage, ProviderError> {
+        if self.kind != ProviderType::SharePoint {
+            return Err(ProviderError::Unsupported(format!("{} has no SharePoint sites; browse its drive", self.kind)));
+        }
+        let url = match page {
+            Some(link) => self.graph_link(link).ok_or_else(|| {
+                ProviderError::Malformed("a Graph sites page link is not on the Graph host".to_owned())
+            })?,
+            None => {
+                let mut url = endpoint(&self.graph, &["v1.0", "sites"]);
+                url.query_pairs_mut()
+                    .append_pair("search", search.unwrap_or("*"))
+                    .append_pair("$top", &limit.to_string())
+                    .append_pair("$select", "id,name,displayName,webUrl,description");
+                url
+            }
+        };
+        let mut page: Value = self.get_answer(access_token, url).await?.json("Graph sites")?;
+        let mut sites = Vec::new();
+        for value in items_of(&mut page, "Graph sites")? {
+            let what = "Graph site";
+            sites.push(Site {
+                id: required_str(&value, "id", what)?,
+                name: str_field(&value, "displayName")
+                    .or_else(|| str_field(&value, "name"))
+                    .map(str::to_owned)
+                    .ok_or_else(|| ProviderError::Malformed("a Graph site has no name".to_owned()))?,
+                web_url: str_field(&value, "webUrl").map(str::to_owned),
+                description: str_field(&value, "description").filter(|d| !d.is_empty()).map(str::to_owned),
+            });
+        }
+        Ok(SitePage { sites, next: str_field(&page, "@odata.nextLink").map(str::to_owned) })
+    }
+
+    /// `sites/{id}/drives`, every page (a site has a handful of libraries).
+    async fn libraries(
+        &self,
+        access_token: &SecretString,
+        metadata: Option<&Value>,
+        site_id: &str,
+    ) -> Result<Vec<Library>, ProviderError> {
+        if self.kind != ProviderType::SharePoint {
+            return Err(ProviderError::Unsupported(format!("{} has no SharePoint sites; browse its drive", self.kind)));
+        }
+        let mut url = endpoint(&self.graph, &["v1.0", "sites", path_id(site_id, "site id")?, "drives"]);
+        url.query_pairs_mut().append_pair("$select", "id,name,driveType,webUrl");
+        let mut libraries = Vec::new();
+        for _ in 0..MAX_LIBRARY_PAGES {
+            let mut page: Value = self.get_answer(access_token, url).await?.json("Graph drives")?;
+            for value in items_of(&mut page, "Graph drives")? {
+                let id = required_str(&value, "id", "Graph drive")?;
+                let root_id = Ids::new(metadata, Some(&id)).id("root");
+                libraries.push(Library {
+                    name: required_str(&value, "name", "Graph drive")?,
+                    drive_type: str_field(&value, "driveType").map(str::to_owned),
+                    web_url: str_field(&value, "webUrl").map(str::to_owned),
+                    root_id,
+                    id,
+                });
+            }
+            match str_field(&page, "@odata.nextLink").and_then(|l| self.graph_link(l)) {
+                Some(next) => url = next,
+                None => return Ok(libraries),
+            }
+        }
+        Ok(libraries)
     }
 }

@@ -18,6 +18,7 @@
 //! being appended to it (`{api_base_url}/v1.0/me`, `{api_base_url}/2.0/users/me`, ...).
 
 mod boxcom;
+pub mod browse;
 mod dropbox;
 mod google;
 mod http;
@@ -25,6 +26,7 @@ mod microsoft;
 mod oauth_client;
 pub mod sync;
 
+pub use browse::{Created, Entry, EntryPage, Library, Site, SitePage};
 pub use http::parse_retry_after;
 pub use sync::{Change, ChangePage, ChildPage, Download, ItemKind, RemoteItem, SyncScope};
 
@@ -429,6 +431,65 @@ pub trait Provider: Send + Sync + fmt::Debug {
     ) -> Result<Download, ProviderError> {
         let _ = (access_token, scope, item);
         Err(ProviderError::Unsupported(format!("{} cannot sync yet", self.provider_type())))
+    }
+
+    // ---- the folder picker (see [`browse`]) ---------------------------------------------
+
+    /// One page of the children of `parent` (the drive's root when `None`), at most about
+    /// `limit` of them; `page` is the previous page's `next`. A parent the provider does not
+    /// have is a [`ProviderError::Rejected`] 404 (the caller checks the parent first with
+    /// [`Provider::item`]).
+    async fn browse(
+        &self,
+        access_token: &SecretString,
+        metadata: Option<&Value>,
+        parent: Option<&str>,
+        page: Option<&str>,
+        limit: u16,
+    ) -> Result<EntryPage, ProviderError>;
+
+    /// The item `id` names, or `None` when the provider has no such item (or only in its
+    /// trash, or `id` cannot be one of its ids: ids come from callers).
+    async fn item(
+        &self,
+        access_token: &SecretString,
+        metadata: Option<&Value>,
+        id: &str,
+    ) -> Result<Option<Entry>, ProviderError>;
+
+    /// A new folder `name` in `parent` (a folder [`Provider::item`] returned; the root when
+    /// `None`), never a second item of the same name: an existing one is answered as
+    /// [`Created::Exists`]. `name` has passed [`browse::check_name`].
+    async fn create_folder(
+        &self,
+        access_token: &SecretString,
+        metadata: Option<&Value>,
+        parent: Option<&Entry>,
+        name: &str,
+    ) -> Result<Created, ProviderError>;
+
+    /// SharePoint sites matching `search` (all the user can see when `None`).
+    async fn sites(
+        &self,
+        access_token: &SecretString,
+        search: Option<&str>,
+        page: Option<&str>,
+        limit: u16,
+    ) -> Result<SitePage, ProviderError> {
+        let _ = (access_token, search, page, limit);
+        Err(ProviderError::Unsupported(format!("{} has no SharePoint sites; browse its drive", self.provider_type())))
+    }
+
+    /// The document libraries of a SharePoint site; `metadata` tells the connection's own
+    /// library, whose items keep plain ids.
+    async fn libraries(
+        &self,
+        access_token: &SecretString,
+        metadata: Option<&Value>,
+        site_id: &str,
+    ) -> Result<Vec<Library>, ProviderError> {
+        let _ = (access_token, metadata, site_id);
+        Err(ProviderError::Unsupported(format!("{} has no SharePoint sites; browse its drive", self.provider_type())))
     }
 }
 
