@@ -10,7 +10,7 @@
 //! same requests every time; `QUODSI_SCHEMATHESIS_SEED` picks another seed to explore.
 
 use shared::db::{TenantId, UserId};
-use testkit::providers::{ACCESS_TOKEN, REFRESH_TOKEN, graph_permission, microsoft_tokens};
+use testkit::providers::{ACCESS_TOKEN, REFRESH_TOKEN, graph_permission, microsoft_tokens, mount_graph_folders};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -18,7 +18,7 @@ const MAX_EXAMPLES: &str = "30";
 const MAX_SECONDS: &str = "150";
 
 /// Graph as the API's operations reach it: a sharing link made (createLink, 201 with the
-/// permission) or removed (204), and the token endpoint.
+/// permission) or removed (204), the token endpoint, and a drive in which every id is a folder.
 async fn graph_fake() -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
@@ -36,6 +36,8 @@ async fn graph_fake() -> MockServer {
         .respond_with(ResponseTemplate::new(200).set_body_json(microsoft_tokens(ACCESS_TOKEN, REFRESH_TOKEN)))
         .mount(&server)
         .await;
+    // Items, folders made, sites and libraries, for the folder picker and `POST /folders`.
+    mount_graph_folders(&server).await;
     server
 }
 
@@ -95,7 +97,7 @@ async fn the_local_api_does_what_openapi_json_says() {
     assert!(run.status.success(), "schemathesis found failures:\n{report}\n{}", String::from_utf8_lossy(&run.stderr));
     let (generated, passed) = test_case_counts(&report).expect("schemathesis reports its test cases");
     assert!(generated > 1000 && passed == generated, "{passed} of {generated} test cases passed:\n{report}");
-    assert!(report.contains("Tested: 30"), "every operation of openapi.json is tested:\n{report}");
+    assert!(report.contains("Tested: 34"), "every operation of openapi.json is tested:\n{report}");
 }
 
 /// `N generated, M passed` from the summary's "Test cases:" line.

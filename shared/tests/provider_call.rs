@@ -267,7 +267,7 @@ async fn error_rows_are_scrubbed_of_every_token_the_call_handled_and_failures_ma
     assert!(row.error_message.starts_with("reading the account failed: "), "{}", row.error_message);
     assert_eq!(row.error_metadata.as_ref().unwrap()["operation"], "identity");
     assert!(row.sync_job_id.is_some());
-    assert_eq!(throttled.status().as_u16(), 502);
+    assert_eq!(throttled.status().as_u16(), 429, "a throttled provider is a 429 for the caller to wait out");
     assert_eq!(missing.status().as_u16(), 503);
     assert_eq!(unsupported.status().as_u16(), 400);
 }

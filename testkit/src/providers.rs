@@ -409,3 +409,107 @@ pub fn box_shared_item(kind: &str) -> Value {
         },
     })
 }
+
+/// A Graph drive in which every item id names a folder (`graph/item_folder.json` with that id,
+/// named `Folder {id}` under the root), except ids starting `missing-` (Graph's 404
+/// `itemNotFound`) and `file-` (`graph/item_file.json`, a file): for tests that configure
+/// folders with made-up provider ids (`POST /folders` asks the provider about each). A
+/// folder's children are one subfolder (`{id}-child`) and one file; `POST …/children` makes
+/// the folder asked for; `sites?search=` answers `graph/sites_search.json` and any site's
+/// drives `graph/site_drives.json`. Any other request gets the 404. It answers with a low
+/// priority, so a test's own mocks come first. Requests must carry `Bearer` [`ACCESS_TOKEN`].
+pub async fn mount_graph_folders(server: &MockServer) {
+    struct Folders(String);
+    impl wiremock::Respond for Folders {
+        fn respond(&self, request: &Request) -> wiremock::ResponseTemplate {
+            let not_found = || {
+                wiremock::ResponseTemplate::new(404).set_body_json(json!({
+                    "error": { "code": "itemNotFound", "message": "The resource could not be found." }
+                }))
+            };
+            let bearer = format!("Bearer {ACCESS_TOKEN}");
+            if request.headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(bearer.as_str()) {
+                return wiremock::ResponseTemplate::new(401)
+                    .set_body_json(crate::sync_fakes::fixture("graph/error_401.json", &self.0));
+            }
+            let segments: Vec<String> = request
+                .url
+                .path_segments()
+                .map(|s| s.filter(|s| !s.is_empty()).map(|s| crate::sync_fakes::decode_segment(s)).collect())
+                .unwrap_or_default();
+            let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+            let item = |id: &str, name: String| {
+                let mut body = crate::sync_fakes::fixture("graph/item_folder.json", &self.0);
+                body["id"] = json!(id);
+                body["name"] = json!(name);
+                body
+            };
+            let rest = match segments.as_slice() {
+                ["v1.0", "sites"] => {
+                    return wiremock::ResponseTemplate::new(200)
+                        .set_body_json(crate::sync_fakes::fixture("graph/sites_search.json", &self.0));
+                }
+                ["v1.0", "sites", _, "drives"] => {
+                    return wiremock::ResponseTemplate::new(200)
+                        .set_body_json(crate::sync_fakes::fixture("graph/site_drives.json", &self.0));
+                }
+                ["v1.0", "drives", _, rest @ ..] | ["v1.0", "me", "drive", rest @ ..] => rest,
+                _ => return not_found(),
+            };
+            let (id, tail) = match rest {
+                ["items", id, tail @ ..] => ((*id).to_owned(), tail),
+                ["root", tail @ ..] => ("root".to_owned(), tail),
+                _ => return not_found(),
+            };
+            if id.starts_with("missing-") {
+                return not_found();
+            }
+            match (request.method.as_str(), tail) {
+                ("GET", []) => {}
+                ("GET", ["children"]) if !id.starts_with("file-") => {
+                    let mut file = crate::sync_fakes::fixture("graph/item_file.json", &self.0);
+                    file["id"] = json!(format!("file-{id}"));
+                    let value = json!([item(&format!("{id}-child"), format!("Child of {id}")), file]);
+                    return wiremock::ResponseTemplate::new(200).set_body_json(json!({ "value": value }));
+                }
+                ("POST", ["children"]) if !id.starts_with("file-") => {
+                    let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
+                    let name = body["name"].as_str().unwrap_or("New folder").to_owned();
+                    return wiremock::ResponseTemplate::new(201).set_body_json(item(&format!("{id}-new"), name));
+                }
+                _ => return not_found(),
+            }
+            let mut body = if id.starts_with("file-") {
+                crate::sync_fakes::fixture("graph/item_file.json", &self.0)
+            } else {
+                crate::sync_fakes::fixture("graph/item_folder.json", &self.0)
+            };
+            if id == "root" {
+                body["id"] = json!("01ROOTFAKE0000000000000000000000AA");
+                body["name"] = json!("root");
+                body["root"] = json!({});
+                body.as_object_mut().expect("an item").remove("parentReference");
+            } else {
+                body["id"] = json!(id);
+                body["name"] = json!(format!("Folder {id}"));
+            }
+            wiremock::ResponseTemplate::new(200).set_body_json(body)
+        }
+    }
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(Folders(server.uri()))
+        .with_priority(10)
+        .mount(server)
+        .await;
+}
+
+/// The `providers` configuration of OneDrive pointed at `server` (its API and token endpoint).
+pub fn onedrive_at(server: &MockServer) -> Value {
+    let uri = server.uri();
+    json!({ "providers": { "onedrive": {
+        "client_id": "onedrive-client",
+        "client_secret": CLIENT_SECRET,
+        "token_url": format!("{uri}/token"),
+        "api_base_url": uri,
+    }}})
+}

@@ -930,6 +930,11 @@ impl Http<'_> {
     }
 }
 
+/// A path segment, percent-decoded (for the fakes in `providers`).
+pub fn decode_segment(segment: &str) -> String {
+    percent_decode(segment)
+}
+
 fn percent_decode(segment: &str) -> String {
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -1067,10 +1072,11 @@ mod graph {
         if let ["v1.0", "sites", site @ ..] = route.as_slice() {
             return sites(state, http, site);
         }
-        let drive = state.drive_id.clone();
-        let rest: &[&str] = match route.as_slice() {
-            ["v1.0", "drives", d, rest @ ..] if *d == drive || *d == OTHER_LIBRARY => rest,
-            ["v1.0", "me", "drive", rest @ ..] => rest,
+        // The drive addressed (the tree's own or OTHER_LIBRARY): the links handed out keep it.
+        let own = state.drive_id.clone();
+        let (drive, rest): (String, &[&str]) = match route.as_slice() {
+            ["v1.0", "drives", d, rest @ ..] if *d == own || *d == OTHER_LIBRARY => ((*d).to_owned(), rest),
+            ["v1.0", "me", "drive", rest @ ..] => (own, rest),
             _ => return item_not_found(),
         };
         if let Some(answer) = browse(state, http, rest) {
@@ -1108,10 +1114,10 @@ mod graph {
             ["items", _, "delta"] => ResponseTemplate::new(400).set_body_json(json!({
                 "error": { "code": "notSupported", "message": "view.delta can only be called on the root." }
             })),
-            ["items", id, "children"] => children(state, http, id),
+            ["items", id, "children"] => children(state, http, &drive, id),
             ["root", "children"] => {
                 let root = state.root_id.clone();
-                children(state, http, &root)
+                children(state, http, &drive, &root)
             }
             ["items", id, "content"] => match state.nodes.get(*id) {
                 Some(node) if node.is_file() => {
@@ -1403,7 +1409,7 @@ mod graph {
         ResponseTemplate::new(200).set_body_json(body)
     }
 
-    fn children(state: &State, http: &Http<'_>, id: &str) -> ResponseTemplate {
+    fn children(state: &State, http: &Http<'_>, drive: &str, id: &str) -> ResponseTemplate {
         match state.nodes.get(id) {
             Some(node) if !node.is_file() => {}
             _ => return item_not_found(),
@@ -1420,9 +1426,8 @@ mod graph {
         });
         if offset + page.len() < all.len() {
             body["@odata.nextLink"] = json!(format!(
-                "{}/v1.0/drives/{}/items/{id}/children?$top={take}&$skiptoken={}",
+                "{}/v1.0/drives/{drive}/items/{id}/children?$top={take}&$skiptoken={}",
                 http.base,
-                state.drive_id,
                 offset + page.len()
             ));
         }

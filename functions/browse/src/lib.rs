@@ -27,7 +27,9 @@ use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::api::openapi::BearerJwt;
-use shared::api::{ApiError, Caller, ErrorEnvelope, JsonBody, Limit, PathId, PathParams, QueryParams};
+use shared::api::{
+    ApiError, Caller, ErrorEnvelope, JsonBody, Limit, PathId, PathParams, QueryParams, provider_item_id,
+};
 use shared::app::App;
 use shared::content_hash::HashAlg;
 use shared::db::{Connection, ConnectionId, PageRequest, ProviderType, TenantId};
@@ -63,25 +65,6 @@ struct ApiDoc;
 /// This function's part of the OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
-}
-
-/// Provider ids are stored in VARCHAR(255) columns (`provider_folder_id`): a longer one can
-/// never be configured, so it is refused before the provider is asked.
-const MAX_ID_CHARS: usize = 255;
-
-/// A provider id from the request: not empty, at most [`MAX_ID_CHARS`], no control
-/// characters (they cannot be part of any provider's ids, and would reach a URL or a header).
-fn provider_id(field: &'static str, value: String) -> Result<String, ApiError> {
-    if value.is_empty() {
-        return Err(ApiError::invalid_field(field, "must not be empty"));
-    }
-    if value.chars().count() > MAX_ID_CHARS {
-        return Err(ApiError::invalid_field(field, format!("must be at most {MAX_ID_CHARS} characters")));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid_field(field, "must not contain control characters"));
-    }
-    Ok(value)
 }
 
 /// A file or folder at the provider.
@@ -170,7 +153,7 @@ fn page_size(limit: Option<Limit>) -> u16 {
 struct ItemsQuery {
     /// The folder whose children to list (an id this API answered, or `root`); the drive's
     /// root when absent. With `cursor`, absent or the same as the listing's.
-    #[param(min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001f\u007f]+$")]
+    #[param(min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$")]
     parent_id: Option<String>,
     /// Only folders (the provider's page is filtered, so a page may hold fewer than `limit`).
     #[serde(default)]
@@ -178,7 +161,7 @@ struct ItemsQuery {
     #[param(inline)]
     limit: Option<Limit>,
     /// `next_cursor` of the previous page.
-    #[param(min_length = 1, max_length = 8192)]
+    #[param(min_length = 1, max_length = 8192, pattern = r"^[A-Za-z0-9_-]+$")]
     cursor: Option<String>,
 }
 
@@ -208,7 +191,7 @@ async fn list_items(
     PathId(id): PathId<ConnectionId>,
     QueryParams(q): QueryParams<ItemsQuery>,
 ) -> Result<axum::Json<ItemPage>, ApiError> {
-    let parent_id = q.parent_id.map(|p| provider_id("parent_id", p)).transpose()?;
+    let parent_id = q.parent_id.map(|p| provider_item_id("parent_id", p)).transpose()?;
     let cursor_text = q.cursor.map(non_empty_cursor).transpose()?;
     let call = open_call(&app, caller.tenant_id, id).await?;
     let now = app.store.now();
@@ -278,7 +261,7 @@ fn non_empty_cursor(text: String) -> Result<String, ApiError> {
 struct CreateBody {
     /// The folder to create it in (an id this API answered, or `root`); the drive's root when
     /// absent or null.
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001f\u007f]+$")]
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$")]
     parent_id: Option<String>,
     /// The new folder's name, checked against the provider's naming rules (characters it
     /// refuses, reserved names, length) before the provider is asked.
@@ -313,7 +296,7 @@ async fn create_folder(
     PathId(id): PathId<ConnectionId>,
     JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<(StatusCode, axum::Json<Item>), ApiError> {
-    let parent_id = body.parent_id.map(|p| provider_id("parent_id", p)).transpose()?;
+    let parent_id = body.parent_id.map(|p| provider_item_id("parent_id", p)).transpose()?;
     if body.name.chars().count() > MAX_NAME_CHARS {
         return Err(ApiError::invalid_field("name", format!("must be at most {MAX_NAME_CHARS} characters")));
     }
@@ -376,11 +359,12 @@ struct SitePageOut {
 struct SitesQuery {
     /// Words to look for in site names and descriptions; every site the user can see when
     /// absent.
-    #[param(min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001f\u007f]+$")]
+    #[param(min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$")]
     search: Option<String>,
     #[param(inline)]
     limit: Option<Limit>,
-    #[param(min_length = 1, max_length = 8192)]
+    /// `next_cursor` of the previous page.
+    #[param(min_length = 1, max_length = 8192, pattern = r"^[A-Za-z0-9_-]+$")]
     cursor: Option<String>,
 }
 
@@ -410,7 +394,7 @@ async fn list_sites(
     PathId(id): PathId<ConnectionId>,
     QueryParams(q): QueryParams<SitesQuery>,
 ) -> Result<axum::Json<SitePageOut>, ApiError> {
-    let search = q.search.map(|s| provider_id("search", s)).transpose()?;
+    let search = q.search.map(|s| provider_item_id("search", s)).transpose()?;
     let cursor_text = q.cursor.map(non_empty_cursor).transpose()?;
     let call = open_call(&app, caller.tenant_id, id).await?;
     let now = app.store.now();
@@ -469,7 +453,7 @@ struct LibraryList {
     tag = "browse",
     params(
         ("id" = Uuid, Path, description = "The connection's id"),
-        ("site_id" = String, Path, description = "A site's id as `GET /connections/{id}/sites` answers it", min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001f\u007f/]+$"),
+        ("site_id" = String, Path, description = "A site's id as `GET /connections/{id}/sites` answers it", min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001f\u007f-\u009f/]+$"),
     ),
     responses(
         (status = 200, description = "The site's document libraries", body = LibraryList),
@@ -491,7 +475,7 @@ async fn list_libraries(
     params: PathParams,
 ) -> Result<axum::Json<LibraryList>, ApiError> {
     let id: ConnectionId = params.id("id")?;
-    let site_id = provider_id("site_id", params.get("site_id")?.to_owned())?;
+    let site_id = provider_item_id("site_id", params.get("site_id")?.to_owned())?;
     if site_id.contains('/') {
         return Err(ApiError::invalid_field("site_id", "must not contain `/`"));
     }

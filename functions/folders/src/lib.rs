@@ -16,7 +16,7 @@ use serde::{Deserialize, Deserializer};
 use shared::api::openapi::BearerJwt;
 use shared::api::{
     ApiError, Caller, Cursor, ErrorEnvelope, JsonBody, Limit, ListResponse, PathId, QueryParams, bounded_text,
-    page_request,
+    page_request, provider_item_id,
 };
 use shared::app::App;
 use shared::db::{
@@ -114,7 +114,7 @@ struct CreateBody {
     /// The folder's id at the provider, as `GET /connections/{id}/items` answers it (`root`
     /// names the drive's root); at most 255 bytes, unique among the connection's live folders.
     /// The provider must have it, as a folder.
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000]*$")]
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$")]
     provider_folder_id: String,
     /// Used when the provider tells no path (Google Drive below the root); the provider's path
     /// otherwise.
@@ -144,12 +144,14 @@ impl CreateBody {
         Ok(NewFolder {
             tenant_id,
             connection_id: self.connection_id,
-            folder_name: self
-                .folder_name
-                .map(|n| bounded_text("folder_name", n, MAX_NAME))
-                .transpose()?
-                .unwrap_or_default(),
-            provider_folder_id: bounded_text("provider_folder_id", self.provider_folder_id, MAX_NAME)?,
+            folder_name: match self.folder_name {
+                Some(name) if name.trim().is_empty() => {
+                    return Err(ApiError::invalid_field("folder_name", "must not be blank"));
+                }
+                Some(name) => bounded_text("folder_name", name, MAX_NAME)?,
+                None => String::new(),
+            },
+            provider_folder_id: provider_item_id("provider_folder_id", self.provider_folder_id)?,
             folder_path: checked_path(self.folder_path)?,
             folder_type: self.folder_type,
             is_default_export_folder: self.is_default_export_folder,

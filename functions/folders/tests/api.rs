@@ -3,10 +3,29 @@
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
-use shared::db::{ConnectionId, ConnectionPatch, ConnectionStatus, FolderFilter, FolderId, JobStatus, PageRequest};
+use shared::db::{
+    Connection, ConnectionId, ConnectionPatch, ConnectionStatus, FolderFilter, FolderId, JobStatus, PageRequest,
+    ProviderType,
+};
 use testkit::http::{ApiEvent, Reply, TestApp, call};
-use testkit::{Graph, Tenant, new_connection, new_folder};
+use testkit::providers::{ACCESS_TOKEN, REFRESH_TOKEN, mount_graph_folders, onedrive_at};
+use testkit::{Graph, Tenant, connect_with_tokens, new_folder};
 use uuid::Uuid;
+use wiremock::MockServer;
+
+/// The app with OneDrive at a fake drive in which every made-up id is a folder
+/// (`testkit::providers::mount_graph_folders`): `POST /folders` asks the provider.
+async fn app() -> (TestApp, MockServer) {
+    let server = MockServer::start().await;
+    mount_graph_folders(&server).await;
+    (TestApp::with_config(onedrive_at(&server)).await, server)
+}
+
+/// An active OneDrive connection of `t` whose tokens the app can decrypt.
+async fn connect(t: &TestApp, tenant: &Tenant) -> Connection {
+    let metadata = json!({ "drive_id": "b!abc", "drive_type": "business" });
+    connect_with_tokens(&t.app, tenant, ProviderType::OneDrive, ACCESS_TOKEN, Some(REFRESH_TOKEN), Some(metadata)).await
+}
 
 fn create_body(connection_id: ConnectionId) -> Value {
     json!({
@@ -42,10 +61,10 @@ fn defaults(reply: &Reply, flag: &str) -> Vec<String> {
 #[tokio::test]
 async fn creates_a_folder_on_the_callers_active_connection() {
     // Arrange
-    let t = TestApp::new().await;
+    let (t, _drive) = app().await;
     let router = folders::router(t.app.clone());
     let a = t.tenant().await;
-    let conn = t.store().create_connection(&new_connection(&a)).await.unwrap();
+    let conn = connect(&t, &a).await;
 
     // Act
     let reply = call(
@@ -77,10 +96,10 @@ async fn creates_a_folder_on_the_callers_active_connection() {
 
 #[tokio::test]
 async fn the_event_file_creates_a_default_export_folder() {
-    let t = TestApp::new().await;
+    let (t, _drive) = app().await;
     let router = folders::router(t.app.clone());
     let a = t.tenant().await;
-    let conn = t.store().create_connection(&new_connection(&a)).await.unwrap();
+    let conn = connect(&t, &a).await;
     let mut event = ApiEvent::load("folders/create").caller(&a);
     let mut body: Value = serde_json::from_str(event.0["body"].as_str().unwrap()).unwrap();
     body["connection_id"] = json!(conn.base.id.to_string());
@@ -90,16 +109,81 @@ async fn the_event_file_creates_a_default_export_folder() {
 
     assert_eq!(reply.status, 201, "{}", reply.text);
     assert_eq!(reply.body["is_default_export_folder"], true);
-    assert_eq!(reply.body["folder_path"], "/Quodsi/Exports");
+    assert_eq!(reply.body["folder_path"], "/Folder 01BYE5RZ6QN3ZWBTUFOFD3GSPGOHDJD36K", "the provider's path wins");
+}
+
+#[tokio::test]
+async fn the_provider_folder_must_exist_as_a_folder_and_fills_in_name_path_and_canonical_id() {
+    // Arrange
+    let (t, drive) = app().await;
+    let router = folders::router(t.app.clone());
+    let a = t.tenant().await;
+    let conn = connect(&t, &a).await.base.id;
+    let body = |id: &str| json!({ "connection_id": conn, "provider_folder_id": id, "folder_type": "models" });
+
+    // Act
+    let unknown = call(&router, &create(&a, &body("missing-01NKDM7H"))).await;
+    let a_file = call(&router, &create(&a, &body("file-01NKDM7HKP7X"))).await;
+    let named_by_provider = call(&router, &create(&a, &body("01NKDM7HBBQA4EIE"))).await;
+    let root = call(&router, &create(&a, &body("root"))).await;
+    let root_again = call(&router, &create(&a, &body("01ROOTFAKE0000000000000000000000AA"))).await;
+
+    // Assert
+    assert_eq!((unknown.status, unknown.error_field()), (404, Some("provider_folder_id")), "{}", unknown.text);
+    assert_eq!((a_file.status, a_file.error_field()), (400, Some("provider_folder_id")), "{}", a_file.text);
+    assert_eq!(named_by_provider.status, 201, "{}", named_by_provider.text);
+    assert_eq!(named_by_provider.body["folder_name"], "Folder 01NKDM7HBBQA4EIE", "the provider's name by default");
+    assert_eq!(named_by_provider.body["folder_path"], "/Folder 01NKDM7HBBQA4EIE");
+    assert_eq!(root.status, 201, "{}", root.text);
+    assert_eq!(
+        root.body["provider_folder_id"], "01ROOTFAKE0000000000000000000000AA",
+        "`root` is stored as its real id"
+    );
+    assert_eq!(root.body["folder_path"], "/");
+    assert_eq!(
+        (root_again.status, root_again.error_field()),
+        (409, Some("provider_folder_id")),
+        "the root named by its id is the same folder: {}",
+        root_again.text
+    );
+    assert_eq!(live_folders(&t, &a).await, 2);
+    let asked: Vec<String> = drive.received_requests().await.unwrap().iter().map(|r| r.url.path().to_owned()).collect();
+    assert!(asked.contains(&"/v1.0/drives/b!abc/items/missing-01NKDM7H".to_owned()), "{asked:?}");
+}
+
+#[tokio::test]
+async fn a_provider_that_fails_is_answered_through_the_shared_mapping_and_nothing_is_written() {
+    // Arrange
+    let server = MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(
+            wiremock::ResponseTemplate::new(429)
+                .insert_header("Retry-After", "12")
+                .set_body_json(testkit::sync_fakes::fixture("graph/error_429.json", &server.uri())),
+        )
+        .mount(&server)
+        .await;
+    let t = TestApp::with_config(onedrive_at(&server)).await;
+    let router = folders::router(t.app.clone());
+    let a = t.tenant().await;
+    let conn = connect(&t, &a).await.base.id;
+
+    // Act
+    let reply = call(&router, &create(&a, &create_body(conn))).await;
+
+    // Assert
+    assert_eq!((reply.status, reply.error_code()), (429, "provider_rate_limited"), "{}", reply.text);
+    assert_eq!(reply.header("retry-after"), Some("12"));
+    assert_eq!(live_folders(&t, &a).await, 0);
 }
 
 #[tokio::test]
 async fn invalid_bodies_are_a_400_naming_the_field_and_write_nothing() {
     // Arrange
-    let t = TestApp::new().await;
+    let (t, _drive) = app().await;
     let router = folders::router(t.app.clone());
     let a = t.tenant().await;
-    let conn = t.store().create_connection(&new_connection(&a)).await.unwrap().base.id;
+    let conn = connect(&t, &a).await.base.id;
     let with = |key: &str, value: Value| {
         let mut b = create_body(conn);
         b[key] = value;
@@ -117,9 +201,10 @@ async fn invalid_bodies_are_a_400_naming_the_field_and_write_nothing() {
         // VARCHAR(255) under a UTF-8 collation holds 255 bytes: 128 'é' are 256.
         (with("folder_name", json!("é".repeat(128))), "folder_name"),
         (with("folder_name", json!("a\u{0}b")), "folder_name"),
-        (without("folder_name"), "folder_name"),
         (with("provider_folder_id", json!("")), "provider_folder_id"),
+        (without("provider_folder_id"), "provider_folder_id"),
         (with("provider_folder_id", json!("p".repeat(256))), "provider_folder_id"),
+        (with("provider_folder_id", json!("file-01NKDM7HKP7XY67AEMFYZEKICTPMXTIFNL")), "provider_folder_id"),
         (with("folder_type", json!("Export")), "folder_type"),
         (with("folder_type", json!("backup")), "folder_type"),
         (with("folder_permissions", json!("admin")), "folder_permissions"),
@@ -156,12 +241,12 @@ async fn invalid_bodies_are_a_400_naming_the_field_and_write_nothing() {
 #[tokio::test]
 async fn the_connection_must_be_the_callers_and_active() {
     // Arrange
-    let t = TestApp::new().await;
+    let (t, _drive) = app().await;
     let router = folders::router(t.app.clone());
     let a = t.tenant().await;
     let b = t.tenant().await;
-    let theirs = t.store().create_connection(&new_connection(&b)).await.unwrap().base.id;
-    let revoked = t.store().create_connection(&new_connection(&a)).await.unwrap().base.id;
+    let theirs = connect(&t, &b).await.base.id;
+    let revoked = connect(&t, &a).await.base.id;
     let patch = ConnectionPatch { status: Some(ConnectionStatus::Revoked), ..Default::default() };
     t.store().update_connection(a.id, revoked, &patch).await.unwrap();
 
@@ -182,10 +267,10 @@ async fn the_connection_must_be_the_callers_and_active() {
 
 #[tokio::test]
 async fn a_provider_folder_is_configured_once_per_connection() {
-    let t = TestApp::new().await;
+    let (t, _drive) = app().await;
     let router = folders::router(t.app.clone());
     let a = t.tenant().await;
-    let conn = t.store().create_connection(&new_connection(&a)).await.unwrap().base.id;
+    let conn = connect(&t, &a).await.base.id;
     let body = create_body(conn);
 
     let first = call(&router, &create(&a, &body)).await;
@@ -200,10 +285,10 @@ async fn a_provider_folder_is_configured_once_per_connection() {
 #[tokio::test]
 async fn a_new_default_folder_replaces_the_previous_one() {
     // Arrange
-    let t = TestApp::new().await;
+    let (t, _drive) = app().await;
     let router = folders::router(t.app.clone());
     let a = t.tenant().await;
-    let conn = t.store().create_connection(&new_connection(&a)).await.unwrap().base.id;
+    let conn = connect(&t, &a).await.base.id;
     let default_body = |flag: &str| {
         let mut b = create_body(conn);
         b[flag] = json!(true);
@@ -235,10 +320,10 @@ async fn a_new_default_folder_replaces_the_previous_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_concurrent_requests_leave_exactly_one_default_export_folder() {
     // Arrange
-    let t = TestApp::new().await;
+    let (t, _drive) = app().await;
     let router = folders::router(t.app.clone());
     let a = t.tenant().await;
-    let conn = t.store().create_connection(&new_connection(&a)).await.unwrap().base.id;
+    let conn = connect(&t, &a).await.base.id;
     let mut ids = Vec::new();
     for _ in 0..4 {
         ids.push(t.store().create_folder(&new_folder(&a, conn)).await.unwrap().base.id);
@@ -267,7 +352,7 @@ async fn two_concurrent_requests_leave_exactly_one_default_export_folder() {
 #[tokio::test]
 async fn reads_changes_and_deletes_a_folder() {
     // Arrange
-    let t = TestApp::new().await;
+    let (t, _drive) = app().await;
     let router = folders::router(t.app.clone());
     let a = t.tenant().await;
     let g = Graph::create(t.store(), &a).await;
@@ -308,7 +393,7 @@ async fn reads_changes_and_deletes_a_folder() {
 #[tokio::test]
 async fn invalid_patches_are_a_400_naming_the_field_and_write_nothing() {
     // Arrange
-    let t = TestApp::new().await;
+    let (t, _drive) = app().await;
     let router = folders::router(t.app.clone());
     let a = t.tenant().await;
     let g = Graph::create(t.store(), &a).await;
@@ -352,11 +437,11 @@ async fn invalid_patches_are_a_400_naming_the_field_and_write_nothing() {
 #[tokio::test]
 async fn auto_sync_without_a_frequency_syncs_every_60_minutes() {
     // Arrange
-    let t = TestApp::new().await;
+    let (t, _drive) = app().await;
     let router = folders::router(t.app.clone());
     let a = t.tenant().await;
     let g = Graph::create(t.store(), &a).await;
-    let mut body = create_body(g.connection.base.id);
+    let mut body = create_body(connect(&t, &a).await.base.id);
     body["auto_sync_enabled"] = json!(true);
     let existing = g.folder.base.id;
 
@@ -390,7 +475,7 @@ async fn auto_sync_without_a_frequency_syncs_every_60_minutes() {
 #[tokio::test]
 async fn another_tenants_folder_is_not_found_on_every_route() {
     // Arrange
-    let t = TestApp::new().await;
+    let (t, _drive) = app().await;
     let router = folders::router(t.app.clone());
     let a = t.tenant().await;
     let b = t.tenant().await;
@@ -430,12 +515,12 @@ async fn another_tenants_folder_is_not_found_on_every_route() {
 #[tokio::test]
 async fn pages_return_every_folder_exactly_once_and_filters_apply() {
     // Arrange
-    let t = TestApp::new().await;
+    let (t, _drive) = app().await;
     let router = folders::router(t.app.clone());
     let a = t.tenant().await;
     let b = t.tenant().await;
-    let c1 = t.store().create_connection(&new_connection(&a)).await.unwrap().base.id;
-    let c2 = t.store().create_connection(&new_connection(&a)).await.unwrap().base.id;
+    let c1 = connect(&t, &a).await.base.id;
+    let c2 = connect(&t, &a).await.base.id;
     let mut expected = HashSet::new();
     for i in 0..7 {
         let mut f = new_folder(&a, c1);
@@ -445,7 +530,7 @@ async fn pages_return_every_folder_exactly_once_and_filters_apply() {
         expected.insert(t.store().create_folder(&f).await.unwrap().base.id.to_string());
     }
     t.store().create_folder(&new_folder(&a, c2)).await.unwrap();
-    let cb = t.store().create_connection(&new_connection(&b)).await.unwrap().base.id;
+    let cb = connect(&t, &b).await.base.id;
     t.store().create_folder(&new_folder(&b, cb)).await.unwrap();
 
     // Act
@@ -480,7 +565,7 @@ async fn pages_return_every_folder_exactly_once_and_filters_apply() {
 
 #[tokio::test]
 async fn bad_list_queries_are_a_400_naming_the_parameter() {
-    let t = TestApp::new().await;
+    let (t, _drive) = app().await;
     let router = folders::router(t.app.clone());
     let a = t.tenant().await;
 
@@ -500,7 +585,7 @@ async fn bad_list_queries_are_a_400_naming_the_parameter() {
 
 #[tokio::test]
 async fn missing_claims_are_401_and_unknown_routes_404() {
-    let t = TestApp::new().await;
+    let (t, _drive) = app().await;
     let router = folders::router(t.app.clone());
     let a = t.tenant().await;
 
@@ -516,7 +601,7 @@ async fn missing_claims_are_401_and_unknown_routes_404() {
 #[tokio::test]
 async fn a_path_parameter_that_is_not_utf8_is_a_json_400_naming_it() {
     // Arrange: %FF percent-decodes to a byte that is not UTF-8.
-    let t = TestApp::new().await;
+    let (t, _drive) = app().await;
     let router = folders::router(t.app.clone());
     let a = t.tenant().await;
 

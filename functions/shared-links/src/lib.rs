@@ -8,7 +8,7 @@
 //! provider and nowhere else: only `password_protected` is stored.
 //!
 //! Provider calls run under the request's deadline ([`shared::deadline`]) and keep its
-//! reserve: a slow provider is a 502 in time, and a link the database would not take is
+//! reserve: a slow provider is a 504 in time, and a link the database would not take is
 //! still removed again at the provider (and a failure to do so recorded) before the Lambda
 //! is stopped, rather than left public and unrecorded.
 
@@ -263,7 +263,9 @@ impl CreateBody {
         (status = 401, description = "No verified token", body = ErrorEnvelope),
         (status = 404, description = "file_id or folder_id names nothing the caller's tenant can reach (named)", body = ErrorEnvelope),
         (status = 409, description = "The item's connection is not active, or the provider keeps one link per item and already has it (Dropbox)", body = ErrorEnvelope),
+        (status = 429, description = "The provider throttles the connection (Retry-After when it said); nothing is stored and the failure is recorded as a sync error", body = ErrorEnvelope),
         (status = 502, description = "The provider failed; nothing is stored and the failure is recorded as a sync error", body = ErrorEnvelope),
+        (status = 504, description = "The provider did not answer in time; nothing is stored and the failure is recorded as a sync error", body = ErrorEnvelope),
         (status = 503, description = "The provider is not configured", body = ErrorEnvelope),
     ),
     security(("bearer_jwt" = []))

@@ -865,7 +865,7 @@ async fn create_view_link(s: &Setup, a: &Tenant, it: &Item) -> Reply {
 }
 
 #[tokio::test]
-async fn a_provider_slower_than_the_request_budget_is_a_502_in_time_recorded_and_nothing_stored() {
+async fn a_provider_slower_than_the_request_budget_is_a_504_in_time_recorded_and_nothing_stored() {
     // Arrange
     let s = setup_with_short_budget().await;
     let a = s.t.tenant().await;
@@ -876,7 +876,7 @@ async fn a_provider_slower_than_the_request_budget_is_a_502_in_time_recorded_and
     let reply = create_view_link(&s, &a, &it).await;
 
     // Assert
-    assert_eq!((reply.status, reply.error_code()), (502, "provider_error"), "{}", reply.text);
+    assert_eq!((reply.status, reply.error_code()), (504, "provider_timeout"), "{}", reply.text);
     assert!(links(&s.t, &a).await.is_empty(), "nothing stored");
     let recorded = errors(&s.t, &a).await;
     assert_eq!(recorded.len(), 1);

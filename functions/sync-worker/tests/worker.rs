@@ -16,7 +16,7 @@ use shared::job_queue::JobMessage;
 use sync_worker::{Ran, Settings};
 use testkit::http::TestApp;
 use testkit::providers::{ACCESS_TOKEN, CLIENT_SECRET, REFRESH_TOKEN, invalid_grant};
-use testkit::sync_fakes::{Endpoint, Fault, RemoteTree, mount};
+use testkit::sync_fakes::{Endpoint, Fault, OTHER_LIBRARY, RemoteTree, mount};
 use testkit::{Tenant, connect_with_tokens};
 use tokio::time::Instant;
 use wiremock::matchers::{method, path};
@@ -671,4 +671,38 @@ async fn a_crashed_workers_job_waits_for_its_lease_then_continues_from_its_check
 async fn listing_calls(w: &World) -> usize {
     let requests = w.server.received_requests().await.unwrap_or_default();
     requests.iter().filter(|r| r.url.path().starts_with("/2/files/list_folder")).count()
+}
+
+#[tokio::test]
+async fn a_folder_of_another_sharepoint_library_syncs_there_and_follows_its_changes() {
+    // Arrange: the folder configured by the id the picker hands out for a library that is not
+    // the connection's own (`{drive-id}:{item-id}`).
+    let tree = RemoteTree::scenario(ProviderType::SharePoint);
+    let synced = tree.synced_folder_id();
+    let w = world_with(ProviderType::SharePoint, tree, |f| {
+        f.provider_folder_id = format!("{OTHER_LIBRARY}:{synced}");
+    })
+    .await;
+
+    // Act: a first sync, a change at the provider, a second sync.
+    let first = w.run_to_end(&w.job(JobType::Download, None).await).await.0;
+    w.tree.modify("factory-line.qsim", b"a new version of the line\n".repeat(100));
+    let second = w.run_to_end(&w.job(JobType::Download, None).await).await.0;
+
+    // Assert
+    assert_eq!((first, second), (Ran::Completed, Ran::Completed), "{:?}", w.errors().await);
+    let files = w.files().await;
+    assert_eq!(files.iter().map(|f| f.file_path.clone().unwrap()).collect::<Vec<_>>(), SCENARIO_FILES);
+    for file in &files {
+        let remote = w.tree.expect(file.file_path.as_deref().unwrap());
+        assert_eq!(file.provider_file_id, format!("{OTHER_LIBRARY}:{}", remote.id), "ids carry the library");
+        assert_eq!(w.stored_bytes(file), remote.content, "{}", file.file_name);
+    }
+    let requests = w.server.received_requests().await.unwrap();
+    let graph: Vec<&str> = requests.iter().map(|r| r.url.path()).filter(|p| p.starts_with("/v1.0/")).collect();
+    assert!(
+        graph.iter().all(|p| p.starts_with(&format!("/v1.0/drives/{OTHER_LIBRARY}/"))),
+        "every call addressed the folder's library: {graph:?}"
+    );
+    assert_eq!(w.downloads().await, 5, "four files, then the one that changed");
 }

@@ -275,6 +275,27 @@ pub fn bounded_text(field: &'static str, value: String, max_chars: usize) -> Res
     Ok(value)
 }
 
+/// The longest provider id a request may name: ids are stored in VARCHAR(255) columns
+/// (`provider_folder_id`, `provider_file_id`), so a longer one can never be configured.
+pub const MAX_PROVIDER_ID_CHARS: usize = 255;
+
+/// A provider's item id from a request (`parent_id`, `provider_folder_id`): not empty, at most
+/// [`MAX_PROVIDER_ID_CHARS`] characters, no control characters (no provider's ids have them,
+/// and they would reach a URL or a header). Refused with a 400 naming `field` before any
+/// provider is asked.
+pub fn provider_item_id(field: &'static str, value: String) -> Result<String, ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::invalid_field(field, "must not be empty"));
+    }
+    if value.chars().count() > MAX_PROVIDER_ID_CHARS {
+        return Err(ApiError::invalid_field(field, format!("must be at most {MAX_PROVIDER_ID_CHARS} characters")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid_field(field, "must not contain control characters"));
+    }
+    Ok(value)
+}
+
 /// The fallback of every router: an unknown path is a JSON 404, like an unknown id.
 pub async fn no_route() -> ApiError {
     ApiError::NotFound

@@ -11,7 +11,8 @@ mod time;
 pub use auth::{Caller, TenantClaim, VerifiedClaims};
 pub use error::{ApiError, ErrorBody, ErrorEnvelope};
 pub use extract::{
-    JsonBody, MAX_BODY_BYTES, PathId, PathParam, PathParams, QueryParams, bounded_text, no_route, parse_id, parse_json,
+    JsonBody, MAX_BODY_BYTES, MAX_PROVIDER_ID_CHARS, PathId, PathParam, PathParams, QueryParams, bounded_text,
+    no_route, parse_id, parse_json, provider_item_id,
 };
 pub use page::{Cursor, Limit, ListResponse, decode_cursor, encode_cursor, page_request};
 pub use time::Timestamp;
