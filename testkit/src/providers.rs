@@ -435,7 +435,7 @@ pub async fn mount_graph_folders(server: &MockServer) {
             let segments: Vec<String> = request
                 .url
                 .path_segments()
-                .map(|s| s.filter(|s| !s.is_empty()).map(|s| crate::sync_fakes::decode_segment(s)).collect())
+                .map(|s| s.filter(|s| !s.is_empty()).map(crate::sync_fakes::decode_segment).collect())
                 .unwrap_or_default();
             let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
             let item = |id: &str, name: String| {

@@ -1285,7 +1285,15 @@ mod graph {
             if listing {
                 parent["name"] = json!(parent_node.name);
                 let path = state.path_of(nodes, &parent_node.id);
-                parent["path"] = json!(format!("/drives/{}/root:{path}", state.drive_id));
+                // Graph URL-encodes the path (an API path): `/drive/root:/Festa%20della%20mamma`.
+                let encoded: String = path
+                    .split('/')
+                    .map(|segment| {
+                        form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>().replace('+', "%20")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                parent["path"] = json!(format!("/drives/{}/root:{encoded}", state.drive_id));
             }
         }
         let mut value = json!({

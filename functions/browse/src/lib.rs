@@ -317,7 +317,7 @@ async fn create_folder(
     let created = call.run(&deadline, |a| a.provider.create_folder(a.token, metadata, parent.as_ref(), name)).await?;
     match created {
         Created::Folder(entry) => {
-            Ok((StatusCode::CREATED, axum::Json(Item::new(entry, call.provider_type(), parent_path.as_deref()))))
+            Ok((StatusCode::CREATED, axum::Json(Item::new(*entry, call.provider_type(), parent_path.as_deref()))))
         }
         Created::Exists { id } => Err(ApiError::Exists {
             code: "name_exists",

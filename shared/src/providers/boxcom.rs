@@ -504,7 +504,7 @@ impl Provider for BoxCom {
             return Ok(Created::Exists { id });
         }
         box_entry(&answer.json("Box folder")?, None)?
-            .map(Created::Folder)
+            .map(|entry| Created::Folder(Box::new(entry)))
             .ok_or_else(|| ProviderError::Malformed("Box folder creation answered no active folder".to_owned()))
     }
 }

@@ -39,11 +39,10 @@ pub struct EntryPage {
 /// The answer to a folder creation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Created {
-    Folder(Entry),
+    /// Boxed: an entry is large beside an id, and the answer is moved around whole.
+    Folder(Box<Entry>),
     /// An item of that name is already in the parent: its id.
-    Exists {
-        id: String,
-    },
+    Exists { id: String },
 }
 
 /// A SharePoint site.

@@ -504,7 +504,7 @@ impl Provider for Dropbox {
         // `create_folder_v2` answers a FolderMetadata without its `.tag`.
         metadata[".tag"] = json!("folder");
         entry(&metadata)?
-            .map(Created::Folder)
+            .map(|entry| Created::Folder(Box::new(entry)))
             .ok_or_else(|| ProviderError::Malformed("Dropbox folder creation has no `metadata`".to_owned()))
     }
 }

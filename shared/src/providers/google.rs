@@ -451,7 +451,7 @@ impl Provider for Google {
         let body = json!({ "name": name, "mimeType": FOLDER_MIME, "parents": [folder] });
         let request = bearer(self.oauth.http.post(url), access_token).json(&body);
         let file: Value = json_response(send(request).await?, "Drive file").await?;
-        Ok(Created::Folder(drive_entry(&file, Some(folder), false)?))
+        Ok(Created::Folder(Box::new(drive_entry(&file, Some(folder), false)?)))
     }
 }
 

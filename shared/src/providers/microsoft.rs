@@ -19,6 +19,7 @@
 //! drive ids nor item ids contain a `:`. `root` (or `{drive-id}:root`) names a drive's root.
 
 use async_trait::async_trait;
+use percent_encoding::percent_decode_str;
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -156,7 +157,10 @@ impl Microsoft {
                 .get("parentReference")
                 .and_then(|p| str_field(p, "path"))
                 .and_then(|p| p.split_once("root:"))
-                .map(|(_, parent)| child_path(if parent.is_empty() { "/" } else { parent }, &item.name))
+                // The path is URL-encoded (`/drive/root:/Festa%20della%20mamma`), being an API
+                // path; the item's own name is not.
+                .map(|(_, parent)| percent_decode_str(parent).decode_utf8_lossy().into_owned())
+                .map(|parent| child_path(if parent.is_empty() { "/" } else { &parent }, &item.name))
         };
         Ok(Some(Entry { item, path }))
     }
@@ -586,7 +590,7 @@ impl Provider for Microsoft {
         }
         let value: Value = answer.json("Graph driveItem")?;
         Self::entry(&value, ids)?
-            .map(Created::Folder)
+            .map(|entry| Created::Folder(Box::new(entry)))
             .ok_or_else(|| ProviderError::Malformed("the created Graph item has no folder facet".to_owned()))
     }
 
