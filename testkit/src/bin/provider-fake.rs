@@ -41,12 +41,14 @@ async fn main() -> Result<(), String> {
         scope.connection_metadata
     );
     println!();
-    println!("The folder to configure (POST /folders body, with your connection id):");
+    println!(
+        "The synced folder is `{}` ({}): pick it with GET /connections/$CONN/items, or configure it directly:",
+        scope.folder_path.as_deref().unwrap_or("/"),
+        scope.folder_id
+    );
     let folder = json!({
         "connection_id": "$CONN",
-        "folder_name": "Quodsi Models",
         "provider_folder_id": scope.folder_id,
-        "folder_path": scope.folder_path,
         "folder_type": "models",
     });
     println!("  {folder}");
