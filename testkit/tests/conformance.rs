@@ -78,6 +78,7 @@ cases!(
     link_expiry_claim_is_won_once_until_the_lease_ends,
     folder_links_lists_active_links_into_the_folder,
     sync_cursors_are_kept_one_per_scope,
+    subscriptions_are_found_by_provider_id_across_tenants_once_live,
     job_claims_are_won_once_and_leases_guard_every_write,
     jobs_to_dispatch_are_the_unsent_and_the_abandoned,
     synced_files_upsert_by_provider_id_and_deletes_wait_for_the_guard,
@@ -2173,6 +2174,69 @@ async fn sync_cursors_are_kept_one_per_scope(store: Store) {
     assert_eq!((kept.connection_id, kept.folder_id), (conn, folder));
     assert_eq!(wide.expect("the connection-wide cursor").cursor_value.len(), 5003, "long cursors are kept whole");
     assert!(other_kind.is_none() && other_tenant.is_none());
+}
+
+async fn subscriptions_are_found_by_provider_id_across_tenants_once_live(store: Store) {
+    // Arrange: a Graph subscription of tenant A's connection, a Box webhook of B's folder.
+    let (a, b) = tenants(&store).await;
+    let ga = Graph::create(&store, &a).await;
+    let gb = Graph::create(&store, &b).await;
+    let expires = store.now() + Duration::days(2);
+    let graph = NewSyncSubscription {
+        tenant_id: a.id,
+        connection_id: ga.connection.base.id,
+        folder_id: None,
+        subscription_kind: SubscriptionKind::GraphSubscription,
+        provider_subscription_id: "7f105c7d-2dc5-4530-97cd-4e7ae6534c07".into(),
+        provider_resource: Some("/drives/b!abc/root".into()),
+        encrypted_secret: Some(vec![1, 2, 3, 0, 255]),
+        expires_at: Some(expires),
+    };
+    let webhook = NewSyncSubscription {
+        tenant_id: b.id,
+        connection_id: gb.connection.base.id,
+        folder_id: Some(gb.folder.base.id),
+        subscription_kind: SubscriptionKind::BoxWebhook,
+        provider_subscription_id: "4161".into(),
+        provider_resource: None,
+        encrypted_secret: None,
+        expires_at: None,
+    };
+
+    // Act
+    let made = store.create_subscription(&graph).await.unwrap();
+    store.create_subscription(&webhook).await.unwrap();
+    let twice = store.create_subscription(&graph).await;
+    let found = store.find_subscription(SubscriptionKind::GraphSubscription, &graph.provider_subscription_id).await;
+    let other_kind = store.find_subscription(SubscriptionKind::DriveChannel, &graph.provider_subscription_id).await;
+    let box_found = store.find_subscription(SubscriptionKind::BoxWebhook, "4161").await.unwrap();
+    store.subscription_notified(a.id, made.base.id).await.unwrap();
+    let of_a = store.subscriptions_of_connection(a.id, ga.connection.base.id).await.unwrap();
+    let b_cannot_see_a = store.subscriptions_of_connection(b.id, ga.connection.base.id).await.unwrap();
+    store.delete_subscription(b.id, made.base.id).await.unwrap();
+    let after_wrong_tenant =
+        store.find_subscription(SubscriptionKind::GraphSubscription, &graph.provider_subscription_id).await;
+    store.delete_subscription(a.id, made.base.id).await.unwrap();
+    let after_delete =
+        store.find_subscription(SubscriptionKind::GraphSubscription, &graph.provider_subscription_id).await;
+    let again = store.create_subscription(&graph).await;
+
+    // Assert
+    assert_conflict(twice, "ix_cloud_sync_subscriptions_provider_id");
+    let found = found.unwrap().expect("found by the id a notification names");
+    assert_eq!(found.base.tenant_id, a.id);
+    assert_eq!(found.encrypted_secret.as_deref(), Some(&[1, 2, 3, 0, 255][..]), "bytes round-trip");
+    assert_eq!(found.expires_at, Some(expires.trunc_subsecs_micro()));
+    assert_eq!(found.provider_resource.as_deref(), Some("/drives/b!abc/root"));
+    assert!(other_kind.unwrap().is_none(), "ids are unique per kind");
+    let box_found = box_found.expect("B's webhook");
+    assert_eq!((box_found.base.tenant_id, box_found.folder_id), (b.id, Some(gb.folder.base.id)));
+    assert_eq!(of_a.len(), 1);
+    assert!(of_a[0].last_notified_at.is_some(), "the notification was noted");
+    assert!(b_cannot_see_a.is_empty(), "tenant isolation");
+    assert!(after_wrong_tenant.unwrap().is_some(), "another tenant cannot delete it");
+    assert!(after_delete.unwrap().is_none(), "a deleted subscription names nothing");
+    assert!(again.is_ok(), "the id is free again once the row is deleted: {again:?}");
 }
 
 async fn job_claims_are_won_once_and_leases_guard_every_write(store: Store) {

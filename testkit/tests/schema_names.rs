@@ -59,6 +59,7 @@ fn every_seed_name_is_in_the_sqlite_migrations_or_mapped() {
     }
     assert_eq!(absent.len(), 6, "one rowid mapping per table: {absent:?}");
     assert!(readme.contains("`ix_<table>_index_id` CLUSTERED") && readme.contains("the rowid"));
-    // The seed's six tables and cloud_sync_cursors (V5), each keyed by its rowid.
-    assert_eq!(sql.matches("    index_id INTEGER PRIMARY KEY AUTOINCREMENT,\n").count(), 7);
+    // The seed's six tables, cloud_sync_cursors (V5) and cloud_sync_subscriptions (V6), each
+    // keyed by its rowid.
+    assert_eq!(sql.matches("    index_id INTEGER PRIMARY KEY AUTOINCREMENT,\n").count(), 8);
 }

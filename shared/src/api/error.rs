@@ -292,6 +292,16 @@ const CONSTRAINTS: &[(&str, Option<&str>, &str)] = &[
     ("ck_cloud_sync_cursors_tenant_consistency", None, "no such connection"),
     ("fk_cloud_sync_cursors_folder_tenant", None, "no such folder"),
     ("ck_cloud_sync_cursors_kind", None, "is not a known cursor kind"),
+    ("ix_cloud_sync_subscriptions_id", None, "a row with this id already exists"),
+    ("ix_cloud_sync_subscriptions_index_id", None, "a row with this id already exists"),
+    ("ix_cloud_sync_subscriptions_tenant_id_lookup", None, "a row with this id already exists"),
+    ("ix_cloud_sync_subscriptions_provider_id", None, "this provider subscription is already recorded"),
+    ("fk_cloud_sync_subscriptions_tenant", None, "no such tenant"),
+    ("fk_cloud_sync_subscriptions_connection", None, "no such connection"),
+    ("fk_cloud_sync_subscriptions_folder", None, "no such folder"),
+    ("ck_cloud_sync_subscriptions_tenant_consistency", None, "no such connection"),
+    ("fk_cloud_sync_subscriptions_folder_tenant", None, "no such folder"),
+    ("ck_cloud_sync_subscriptions_kind", None, "is not a known subscription kind"),
 ];
 
 /// What a violated constraint means to an API client: the field at fault and a sentence.

@@ -95,3 +95,8 @@ define_columns!(refresh_cols:
 define_columns!(cursor_cols:
     id, index_id, tenant_id, created_at, updated_at, is_deleted,
     connection_id, folder_id, cursor_kind, cursor_value, folder_map, last_polled_at);
+
+define_columns!(subscription_cols:
+    id, index_id, tenant_id, created_at, updated_at, is_deleted,
+    connection_id, folder_id, subscription_kind, provider_subscription_id: varchar, provider_resource,
+    encrypted_secret, expires_at, last_notified_at);

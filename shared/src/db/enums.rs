@@ -225,6 +225,16 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// `cloud_sync_subscriptions.subscription_kind` (ck_cloud_sync_subscriptions_kind): what a
+    /// provider's change subscription is.
+    SubscriptionKind {
+        GraphSubscription => "graph_subscription",
+        DriveChannel => "drive_channel",
+        BoxWebhook => "box_webhook",
+    }
+);
+
 impl CursorKind {
     /// The feed a provider's changes come from.
     pub fn of(provider: ProviderType) -> CursorKind {

@@ -621,6 +621,55 @@ pub struct NewSyncCursor {
     pub last_polled_at: Option<DateTime<Utc>>,
 }
 
+// ---- change notifications ------------------------------------------------------------
+
+/// A `cloud_sync_subscriptions` row (migration V6): a provider's change subscription that
+/// pushes notifications to the webhook receivers.
+#[derive(Clone, PartialEq)]
+pub struct SyncSubscription {
+    pub base: Base<Uuid>,
+    pub connection_id: ConnectionId,
+    /// `None`: the subscription covers the connection (a Graph drive root, a Drive channel).
+    pub folder_id: Option<FolderId>,
+    pub subscription_kind: SubscriptionKind,
+    /// The provider's id of it, which notifications name.
+    pub provider_subscription_id: String,
+    /// What it watches (Graph `resource`, Drive `resourceId`).
+    pub provider_resource: Option<String>,
+    /// Graph clientState or the Drive channel token, encrypted by the vault
+    /// (`TokenKind::SubscriptionSecret`).
+    pub encrypted_secret: Option<Vec<u8>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_notified_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for SyncSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncSubscription")
+            .field("id", &self.base.id)
+            .field("tenant_id", &self.base.tenant_id)
+            .field("connection_id", &self.connection_id)
+            .field("folder_id", &self.folder_id)
+            .field("subscription_kind", &self.subscription_kind)
+            .field("provider_subscription_id", &self.provider_subscription_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A subscription to record.
+#[derive(Clone)]
+pub struct NewSyncSubscription {
+    pub tenant_id: TenantId,
+    pub connection_id: ConnectionId,
+    pub folder_id: Option<FolderId>,
+    pub subscription_kind: SubscriptionKind,
+    pub provider_subscription_id: String,
+    pub provider_resource: Option<String>,
+    pub encrypted_secret: Option<Vec<u8>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
 /// A provider file as a sync run found it, for its folder's `cloud_files` row (found by
 /// `provider_file_id`, or made).
 #[derive(Debug, Clone)]

@@ -242,6 +242,23 @@ statements! {
     /// id, tenant_id, connection_id, folder_id, cursor_kind, cursor_value, folder_map,
     /// last_polled_at, now
     CursorInsert => false,
+
+    // ---- change notifications ----
+    /// id, tenant_id, connection_id, folder_id, subscription_kind, provider_subscription_id,
+    /// provider_resource, encrypted_secret, expires_at, now — returns the row
+    SubscriptionInsert => true,
+    /// subscription_kind, provider_subscription_id — the live subscription a notification
+    /// names, whatever its tenant (a notification names none)
+    SubscriptionByProviderId => true,
+    /// tenant_id, connection_id — the connection's live subscriptions
+    SubscriptionsOfConnection => true,
+    /// tenant_id, id, now — notes an authentic notification
+    SubscriptionNotified => false,
+    /// tenant_id, id, now
+    SubscriptionSoftDelete => false,
+    /// provider_type, provider_user_id, limit — the live, active connections of a provider
+    /// account across tenants (a Dropbox notification names accounts only)
+    ConnectionsOfAccount => true,
     /// tenant_id, id, now, lease_id, lease_until — claims a pending job, or a running one whose
     /// lease ran out: running, started_at kept or set, the lease taken; returns it
     JobClaim => true,

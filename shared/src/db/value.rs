@@ -143,7 +143,8 @@ enum_values!(
     ResourceType,
     ShareType,
     ErrorType,
-    CursorKind
+    CursorKind,
+    SubscriptionKind
 );
 
 /// A value of a type with a fixed NULL kind.

@@ -124,6 +124,9 @@ fn is_valid_key_id(id: &[u8]) -> bool {
 pub enum TokenKind {
     Access,
     Refresh,
+    /// A change subscription's secret (Graph clientState, a Drive channel token) of the
+    /// connection: `cloud_sync_subscriptions.encrypted_secret`.
+    SubscriptionSecret,
 }
 
 impl TokenKind {
@@ -131,6 +134,7 @@ impl TokenKind {
         match self {
             TokenKind::Access => 1,
             TokenKind::Refresh => 2,
+            TokenKind::SubscriptionSecret => 3,
         }
     }
 }
@@ -154,6 +158,10 @@ impl TokenContext {
 
     pub fn refresh(tenant_id: TenantId, connection_id: ConnectionId) -> TokenContext {
         TokenContext::new(tenant_id, connection_id, TokenKind::Refresh)
+    }
+
+    pub fn subscription(tenant_id: TenantId, connection_id: ConnectionId) -> TokenContext {
+        TokenContext::new(tenant_id, connection_id, TokenKind::SubscriptionSecret)
     }
 }
 

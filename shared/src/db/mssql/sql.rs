@@ -559,6 +559,38 @@ pub fn sql(stmt: Stmt) -> &'static str {
              AND (folder_id = @P3 OR (folder_id IS NULL AND @P3 IS NULL)) \
              AND cursor_kind = CAST(@P4 AS VARCHAR(50)) AND is_deleted = 0"
         }
+        Stmt::SubscriptionInsert => concat!(
+            "INSERT INTO dbo.cloud_sync_subscriptions (id, tenant_id, connection_id, folder_id, subscription_kind, \
+             provider_subscription_id, provider_resource, encrypted_secret, expires_at, created_at, updated_at) OUTPUT ",
+            subscription_cols!(tsql INSERTED),
+            " VALUES (@P1, @P2, @P3, @P4, @P5, @P6, @P7, @P8, @P9, @P10, @P10)"
+        ),
+        Stmt::SubscriptionByProviderId => concat!(
+            "SELECT ",
+            subscription_cols!(tsql),
+            " FROM dbo.cloud_sync_subscriptions WHERE subscription_kind = CAST(@P1 AS VARCHAR(50)) \
+             AND provider_subscription_id = CAST(@P2 AS VARCHAR(255)) AND is_deleted = 0"
+        ),
+        Stmt::SubscriptionsOfConnection => concat!(
+            "SELECT ",
+            subscription_cols!(tsql),
+            " FROM dbo.cloud_sync_subscriptions WHERE tenant_id = @P1 AND connection_id = @P2 AND is_deleted = 0 \
+             ORDER BY index_id"
+        ),
+        Stmt::SubscriptionNotified => {
+            "UPDATE dbo.cloud_sync_subscriptions SET last_notified_at = @P3, updated_at = @P3 \
+             WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        }
+        Stmt::SubscriptionSoftDelete => {
+            "UPDATE dbo.cloud_sync_subscriptions SET is_deleted = 1, updated_at = @P3 \
+             WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        }
+        Stmt::ConnectionsOfAccount => concat!(
+            "SELECT TOP (@P3) ",
+            connection_cols!(tsql),
+            " FROM dbo.cloud_connections WHERE provider_type = CAST(@P1 AS VARCHAR(50)) \
+             AND provider_user_id = CAST(@P2 AS VARCHAR(255)) AND is_deleted = 0 AND status = 'active' ORDER BY index_id"
+        ),
         Stmt::CursorInsert => {
             "INSERT INTO dbo.cloud_sync_cursors (id, tenant_id, connection_id, folder_id, cursor_kind, cursor_value, \
              folder_map, last_polled_at, created_at, updated_at) VALUES (@P1, @P2, @P3, @P4, @P5, @P6, @P7, @P8, @P9, @P9)"
@@ -686,6 +718,7 @@ mod tests {
         ("share_type", "ck_cloud_shared_links_share_type"),
         ("error_type", "ck_cloud_sync_errors_error_type"),
         ("cursor_kind", "ck_cloud_sync_cursors_kind"),
+        ("subscription_kind", "ck_cloud_sync_subscriptions_kind"),
     ];
 
     /// Names a statement returns that carry a text column under another name: the link

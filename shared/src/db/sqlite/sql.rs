@@ -511,6 +511,38 @@ pub fn sql(stmt: Stmt) -> &'static str {
              WHERE tenant_id = ?1 AND connection_id = ?2 AND (folder_id = ?3 OR (folder_id IS NULL AND ?3 IS NULL)) \
              AND cursor_kind = ?4 AND is_deleted = 0"
         }
+        Stmt::SubscriptionInsert => concat!(
+            "INSERT INTO cloud_sync_subscriptions (id, tenant_id, connection_id, folder_id, subscription_kind, \
+             provider_subscription_id, provider_resource, encrypted_secret, expires_at, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) RETURNING ",
+            subscription_cols!()
+        ),
+        Stmt::SubscriptionByProviderId => concat!(
+            "SELECT ",
+            subscription_cols!(),
+            " FROM cloud_sync_subscriptions WHERE subscription_kind = ?1 AND provider_subscription_id = ?2 \
+             AND is_deleted = 0"
+        ),
+        Stmt::SubscriptionsOfConnection => concat!(
+            "SELECT ",
+            subscription_cols!(),
+            " FROM cloud_sync_subscriptions WHERE tenant_id = ?1 AND connection_id = ?2 AND is_deleted = 0 \
+             ORDER BY index_id"
+        ),
+        Stmt::SubscriptionNotified => {
+            "UPDATE cloud_sync_subscriptions SET last_notified_at = ?3, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
+        }
+        Stmt::SubscriptionSoftDelete => {
+            "UPDATE cloud_sync_subscriptions SET is_deleted = 1, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
+        }
+        Stmt::ConnectionsOfAccount => concat!(
+            "SELECT ",
+            connection_cols!(),
+            " FROM cloud_connections WHERE provider_type = ?1 AND provider_user_id = ?2 AND is_deleted = 0 \
+             AND status = 'active' ORDER BY index_id LIMIT ?3"
+        ),
         Stmt::CursorInsert => {
             "INSERT INTO cloud_sync_cursors (id, tenant_id, connection_id, folder_id, cursor_kind, cursor_value, \
              folder_map, last_polled_at, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)"

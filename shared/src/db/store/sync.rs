@@ -30,6 +30,22 @@ impl FromRow for SyncCursor {
     }
 }
 
+impl FromRow for SyncSubscription {
+    fn from_row(r: &mut Row) -> Result<Self, DbError> {
+        Ok(SyncSubscription {
+            base: Base::from_row(r)?,
+            connection_id: r.uuid()?.into(),
+            folder_id: r.opt_uuid()?.map(Into::into),
+            subscription_kind: r.parsed()?,
+            provider_subscription_id: r.text()?,
+            provider_resource: r.opt_text()?,
+            encrypted_secret: r.opt_bytes()?,
+            expires_at: r.opt_ts()?,
+            last_notified_at: r.opt_ts()?,
+        })
+    }
+}
+
 /// A `COUNT(*)`.
 struct Count(i64);
 
@@ -93,6 +109,67 @@ impl Store {
         self.run(vec![step(Stmt::CursorUpdate, update), step(Stmt::CursorInsert, insert).when(When::PrevEmpty)])
             .await?;
         Ok(())
+    }
+
+    // ---- change subscriptions -----------------------------------------------------------
+
+    /// Records a subscription made at a provider.
+    pub async fn create_subscription(&self, new: &NewSyncSubscription) -> DbResult<SyncSubscription> {
+        let params = vec![
+            Uuid::new_v4().into(),
+            new.tenant_id.into(),
+            new.connection_id.into(),
+            opt(new.folder_id),
+            new.subscription_kind.into(),
+            new.provider_subscription_id.clone().into(),
+            opt(new.provider_resource.clone()),
+            opt(new.encrypted_secret.clone()),
+            opt(new.expires_at),
+            self.now().into(),
+        ];
+        self.one(Stmt::SubscriptionInsert, params).await
+    }
+
+    /// The live subscription a notification names, whatever its tenant: the notification is
+    /// authenticated against the row before anything is believed.
+    pub async fn find_subscription(
+        &self,
+        kind: crate::db::SubscriptionKind,
+        provider_subscription_id: &str,
+    ) -> DbResult<Option<SyncSubscription>> {
+        let params = vec![kind.into(), provider_subscription_id.to_owned().into()];
+        decode_first(self.single(Stmt::SubscriptionByProviderId, params).await?)
+    }
+
+    pub async fn subscriptions_of_connection(
+        &self,
+        tenant: TenantId,
+        connection: ConnectionId,
+    ) -> DbResult<Vec<SyncSubscription>> {
+        self.all(Stmt::SubscriptionsOfConnection, vec![tenant.into(), connection.into()]).await
+    }
+
+    /// Notes an authentic notification on the subscription.
+    pub async fn subscription_notified(&self, tenant: TenantId, id: Uuid) -> DbResult<()> {
+        self.single(Stmt::SubscriptionNotified, vec![tenant.into(), id.into(), self.now().into()]).await?;
+        Ok(())
+    }
+
+    pub async fn delete_subscription(&self, tenant: TenantId, id: Uuid) -> DbResult<()> {
+        self.single(Stmt::SubscriptionSoftDelete, vec![tenant.into(), id.into(), self.now().into()]).await?;
+        Ok(())
+    }
+
+    /// The live, active connections of one provider account, across tenants (at most `max`):
+    /// a Dropbox notification names the account, and every tenant that connected it syncs.
+    pub async fn connections_of_account(
+        &self,
+        provider: crate::db::ProviderType,
+        provider_user_id: &str,
+        max: u16,
+    ) -> DbResult<Vec<Connection>> {
+        let params = vec![provider.into(), provider_user_id.to_owned().into(), limit(max)];
+        self.all(Stmt::ConnectionsOfAccount, params).await
     }
 
     // ---- job leases ---------------------------------------------------------------------
