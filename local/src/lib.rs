@@ -88,6 +88,11 @@ pub const ROUTES: &[Route] = &[
     private("sync-errors", "GET", "/sync-errors"),
     private("sync-errors", "GET", "/sync-errors/{id}"),
     private("sync-errors", "POST", "/sync-errors/{id}/resolve"),
+    public("webhooks", "POST", "/webhooks/graph"),
+    public("webhooks", "GET", "/webhooks/dropbox"),
+    public("webhooks", "POST", "/webhooks/dropbox"),
+    public("webhooks", "POST", "/webhooks/box"),
+    public("webhooks", "POST", "/webhooks/gdrive"),
 ];
 
 /// The router of one function, by its name.
@@ -103,6 +108,7 @@ fn router_of(name: &str, app: &Arc<App>) -> Router {
         "shared-links" => shared_links::router(app.clone()),
         "link-redirect" => link_redirect::router(app.clone()),
         "sync-errors" => sync_errors::router(app.clone()),
+        "webhooks" => webhooks::router(app.clone()),
         other => unreachable!("ROUTES names a function the local run does not know: {other}"),
     }
 }

@@ -8,8 +8,10 @@
 
 use std::time::Duration;
 
+use serde_json::json;
+
 use crate::app::App;
-use crate::db::SyncJob;
+use crate::db::{DbError, Folder, NewSyncJob, SyncJob};
 use crate::job_queue::{JobMessage, JobQueue, SendOutcome};
 use crate::schedule::{Report, RowOutcome, chrono_duration};
 
@@ -40,6 +42,47 @@ pub async fn dispatch(app: &App, job: &SyncJob, delay: Duration) -> Dispatched {
         Err(e) => {
             tracing::warn!(job_id = %id, error = %crate::error_chain(&e), "the job's message was not sent; the sweep will");
             Dispatched::Failed
+        }
+    }
+}
+
+/// What asking for a folder's sync came to.
+#[derive(Debug)]
+pub enum Queued {
+    /// A job was made and sent (or left for the sweep, when the send failed).
+    Queued(Box<SyncJob>),
+    /// The folder already has a pending or running job: it will see the change.
+    AlreadyLive,
+    /// The folder was deleted, or its connection is no longer active.
+    Gone,
+    /// The database failed; logged.
+    Failed,
+}
+
+/// Queues a sync of `folder` as its permissions allow (download for a read-only folder), the
+/// way auto-sync does, with `trigger` in the job's metadata (`auto_sync`, `webhook:graph`, …).
+/// A folder with a live job gets none: `ix_cloud_sync_jobs_folder_live` admits one, so two
+/// callers racing for the same folder queue it once.
+pub async fn queue_sync(app: &App, folder: &Folder, trigger: &str) -> Queued {
+    let job = NewSyncJob {
+        tenant_id: folder.base.tenant_id,
+        folder_id: folder.base.id,
+        initiated_by_user_id: None,
+        job_type: folder.folder_permissions.auto_sync_job(),
+        job_metadata: Some(json!({ "trigger": trigger })),
+    };
+    match app.store.create_job(&job).await {
+        Ok(created) => {
+            tracing::debug!(job_id = %created.base.id, folder_id = %folder.base.id, trigger, "sync job queued");
+            dispatch(app, &created, Duration::ZERO).await;
+            Queued::Queued(Box::new(created))
+        }
+        Err(DbError::Conflict { .. }) => Queued::AlreadyLive,
+        // The INSERT refuses a deleted folder and a connection revoked, expired or deleted.
+        Err(DbError::NotFound) => Queued::Gone,
+        Err(e) => {
+            tracing::warn!(folder_id = %folder.base.id, error = %crate::error_chain(&e), "cannot queue the job");
+            Queued::Failed
         }
     }
 }

@@ -30,7 +30,8 @@ use futures_util::StreamExt as _;
 use lambda_runtime::LambdaEvent;
 use serde_json::json;
 use shared::app::App;
-use shared::db::{DbError, ErrorType, Folder, NewSyncError, NewSyncJob, SyncJob};
+use shared::db::{DbError, ErrorType, Folder, NewSyncError, SyncJob};
+use shared::dispatch::Queued;
 use shared::schedule::{Env, Report, RowOutcome, SettingsError, chrono_duration};
 
 pub const FUNCTION: &str = "auto-sync-trigger";
@@ -221,27 +222,10 @@ async fn queue_due_folders(app: &App, settings: &Settings, deadline: Instant) ->
 }
 
 async fn queue_one(app: &App, folder: &Folder) -> RowOutcome {
-    let job = NewSyncJob {
-        tenant_id: folder.base.tenant_id,
-        folder_id: folder.base.id,
-        initiated_by_user_id: None,
-        job_type: folder.folder_permissions.auto_sync_job(),
-        job_metadata: Some(json!({ "trigger": "auto_sync" })),
-    };
-    match app.store.create_job(&job).await {
-        Ok(created) => {
-            tracing::debug!(job_id = %created.base.id, folder_id = %folder.base.id, "auto-sync job queued");
-            shared::dispatch::dispatch(app, &created, std::time::Duration::ZERO).await;
-            RowOutcome::Acted
-        }
-        // Another invocation (or a user) queued one first: the folder has its live job.
-        Err(DbError::Conflict { .. }) => RowOutcome::Skipped,
-        // The folder was deleted or its connection revoked, expired or deleted since the scan:
-        // the INSERT itself refuses those, and there is nothing to queue.
-        Err(DbError::NotFound) => RowOutcome::Skipped,
-        Err(e) => {
-            tracing::warn!(folder_id = %folder.base.id, error = %shared::error_chain(&e), "cannot queue the job");
-            RowOutcome::Failed
-        }
+    match shared::dispatch::queue_sync(app, folder, "auto_sync").await {
+        Queued::Queued(_) => RowOutcome::Acted,
+        // Another invocation (or a user) queued one first, or the folder went since the scan.
+        Queued::AlreadyLive | Queued::Gone => RowOutcome::Skipped,
+        Queued::Failed => RowOutcome::Failed,
     }
 }

@@ -16,6 +16,10 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String, field: Option<String> },
     #[error("{0}")]
     Unauthorized(String),
+    /// A request whose sender is known not to be allowed (a webhook delivery whose signature
+    /// does not verify).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("not found")]
     NotFound,
     /// An id in the body or query that names nothing the caller can see: a 404 like an
@@ -109,6 +113,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound | ApiError::NotFoundField { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } | ApiError::Exists { .. } => StatusCode::CONFLICT,
             ApiError::Gone(_) => StatusCode::GONE,
@@ -127,6 +132,7 @@ impl ApiError {
             | ApiError::Conflict { code, message, field }
             | ApiError::Exists { code, message, field, .. } => (code, message.clone(), field.as_deref()),
             ApiError::Unauthorized(m) => ("unauthorized", m.clone(), None),
+            ApiError::Forbidden(m) => ("forbidden", m.clone(), None),
             ApiError::NotFound => ("not_found", "no such resource".to_owned(), None),
             ApiError::NotFoundField { field } => ("not_found", format!("{field}: no such resource"), Some(field)),
             ApiError::Gone(m) => ("gone", m.clone(), None),

@@ -103,6 +103,11 @@ pub struct ProviderConfig {
     /// Replaces the provider definition's default scopes (e.g. Google's `drive` by the narrower
     /// `drive.file`), so a narrower grant is a configuration change, not a release.
     pub scopes: Option<Vec<String>>,
+    /// Box only: the app's webhook signature keys (Developer Console, Webhooks, Manage
+    /// signature keys). A delivery signed with neither is refused; with both absent, every
+    /// Box notification is.
+    pub webhook_primary_key: Option<SecretString>,
+    pub webhook_secondary_key: Option<SecretString>,
 }
 
 /// The configured providers. A provider missing here is unconfigured: its endpoints answer
@@ -154,8 +159,18 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "request_budget_ms",
 ];
 
-const PROVIDER_FIELDS: &[&str] =
-    &["client_id", "client_secret", "tenant", "authorize_url", "token_url", "api_base_url", "revoke_url", "scopes"];
+const PROVIDER_FIELDS: &[&str] = &[
+    "client_id",
+    "client_secret",
+    "tenant",
+    "authorize_url",
+    "token_url",
+    "api_base_url",
+    "revoke_url",
+    "scopes",
+    "webhook_primary_key",
+    "webhook_secondary_key",
+];
 
 impl Config {
     /// Parses and validates the JSON document. The error names the first bad field.
@@ -379,6 +394,13 @@ fn parse_providers(value: Option<Value>) -> Result<Providers, ConfigError> {
         let api_base_url = url("api_base_url")?;
         let revoke_url = url("revoke_url")?;
         let scopes = parse_scopes(fields.remove("scopes"), &field("scopes"))?;
+        let webhook_primary_key =
+            take_secret_string(&mut fields, "webhook_primary_key", &field("webhook_primary_key"))?;
+        let webhook_secondary_key =
+            take_secret_string(&mut fields, "webhook_secondary_key", &field("webhook_secondary_key"))?;
+        if (webhook_primary_key.is_some() || webhook_secondary_key.is_some()) && provider != ProviderType::Box {
+            return Err(ConfigError::field(field("webhook_primary_key"), "applies to box only"));
+        }
         let config = ProviderConfig {
             client_id,
             client_secret,
@@ -388,6 +410,8 @@ fn parse_providers(value: Option<Value>) -> Result<Providers, ConfigError> {
             api_base_url,
             revoke_url,
             scopes,
+            webhook_primary_key,
+            webhook_secondary_key,
         };
         providers.insert(provider, config);
     }
