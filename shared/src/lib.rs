@@ -15,6 +15,7 @@ pub mod objects;
 pub mod provider_call;
 pub mod providers;
 pub mod schedule;
+pub mod subscriptions;
 pub mod telemetry;
 pub mod tokens;
 pub mod vault;

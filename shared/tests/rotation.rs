@@ -160,6 +160,8 @@ async fn rotation_rewrites_stale_rows_and_never_touches_unreadable_ones() {
             changed_concurrently: 0,
             cursor: 70,
             complete: true,
+            subscription_secrets_rewritten: 0,
+            subscription_secrets_failed: 0,
         }
     );
 

@@ -147,6 +147,9 @@ pub enum Endpoint {
     /// The folder picker's calls: one item's metadata, a folder creation, SharePoint sites
     /// and a site's drives (a folder's children are [`Endpoint::Children`]).
     Browse,
+    /// Change subscriptions: Graph `subscriptions`, Drive `changes/watch` and
+    /// `channels/stop`, Box `webhooks`.
+    Watch,
 }
 
 /// A failure served once, in the provider's own shape.
@@ -230,6 +233,8 @@ struct State {
     duplicate_events: bool,
     /// Files' bytes served (cells: the download responders read the state shared).
     downloads: std::cell::Cell<usize>,
+    /// The change subscriptions the provider holds, by its id: the body it answered.
+    watches: BTreeMap<String, Value>,
     /// Bytes to serve once instead of a file's own, by id.
     corrupt: std::cell::RefCell<BTreeMap<String, Vec<u8>>>,
 }
@@ -332,6 +337,7 @@ impl RemoteTree {
             faults: Vec::new(),
             duplicate_events: false,
             downloads: Default::default(),
+            watches: BTreeMap::new(),
             corrupt: Default::default(),
         };
         let root_name = if family == Family::Box { "All Files" } else { "root" };
@@ -406,6 +412,12 @@ impl RemoteTree {
         let state = self.lock();
         let id = state.resolve_or_panic(path);
         state.corrupt.borrow_mut().insert(id, bytes.into());
+    }
+
+    /// The change subscriptions the provider holds now (Graph subscriptions, Drive channels,
+    /// Box webhooks), as it answered them when they were made or renewed.
+    pub fn watches(&self) -> Vec<Value> {
+        self.lock().watches.values().cloned().collect()
     }
 
     /// Whether every injected fault has been served.
@@ -955,6 +967,12 @@ fn percent_decode(segment: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A made-up subscription id, unique within a tree.
+fn watch_id(state: &mut State) -> String {
+    state.issued += 1;
+    format!("{:08x}-7f10-4c7d-97cd-{:012x}", fnv(&state.drive_id) as u32, state.issued)
+}
+
 fn opaque(text: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
 }
@@ -1072,6 +1090,9 @@ mod graph {
         if let ["v1.0", "sites", site @ ..] = route.as_slice() {
             return sites(state, http, site);
         }
+        if let ["v1.0", "subscriptions", rest @ ..] = route.as_slice() {
+            return subscriptions(state, http, rest);
+        }
         // The drive addressed (the tree's own or OTHER_LIBRARY): the links handed out keep it.
         let own = state.drive_id.clone();
         let (drive, rest): (String, &[&str]) = match route.as_slice() {
@@ -1181,6 +1202,65 @@ mod graph {
                 create(state, http, &parent)
             }
         })
+    }
+
+    /// `POST /subscriptions` (a drive root, `changeType: updated`, a clientState, an expiry
+    /// under 42,300 minutes), `PATCH` and `DELETE /subscriptions/{id}`.
+    fn subscriptions(state: &mut State, http: &Http<'_>, rest: &[&str]) -> ResponseTemplate {
+        if let Some(fault) = state.take_fault(Endpoint::Watch, false) {
+            return fault_response(state, http, fault);
+        }
+        if !http.authorized() {
+            return fault_response(state, http, Fault::Unauthorized);
+        }
+        let gone = || {
+            ResponseTemplate::new(404).set_body_json(json!({
+                "error": { "code": "ResourceNotFound", "message": "The object was not found." }
+            }))
+        };
+        let body = http.body_json().unwrap_or_default();
+        match (http.method(), rest) {
+            ("POST", []) => {
+                let resource = body["resource"].as_str().unwrap_or_default().to_owned();
+                let valid = body["changeType"] == "updated"
+                    && resource.ends_with("/root")
+                    && body["notificationUrl"].as_str().is_some_and(|u| u.ends_with("/webhooks/graph"))
+                    && body["clientState"].as_str().is_some_and(|c| !c.is_empty() && c.len() <= 128)
+                    && body["expirationDateTime"].as_str().is_some();
+                if !valid {
+                    return ResponseTemplate::new(400).set_body_json(json!({
+                        "error": { "code": "InvalidRequest", "message": "Subscription validation request failed." }
+                    }));
+                }
+                let id = watch_id(state);
+                let made = json!({
+                    "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#subscriptions/$entity",
+                    "id": id,
+                    "resource": resource,
+                    "applicationId": "24d3b144-21ae-4080-943f-7067b395b913",
+                    "changeType": "updated",
+                    "clientState": body["clientState"],
+                    "notificationUrl": body["notificationUrl"],
+                    "expirationDateTime": body["expirationDateTime"],
+                    "creatorId": "8ee44408-0679-472c-bc2a-692812af3437",
+                    "latestSupportedTlsVersion": "v1_2",
+                });
+                state.watches.insert(id, made.clone());
+                ResponseTemplate::new(201).set_body_json(made)
+            }
+            ("PATCH", [id]) => match state.watches.get_mut(*id) {
+                Some(made) => {
+                    made["expirationDateTime"] = body["expirationDateTime"].clone();
+                    ResponseTemplate::new(200).set_body_json(made.clone())
+                }
+                None => gone(),
+            },
+            ("DELETE", [id]) => match state.watches.remove(*id) {
+                Some(_) => ResponseTemplate::new(204),
+                None => gone(),
+            },
+            _ => gone(),
+        }
     }
 
     /// `POST …/children`: the body must be a folder with `conflictBehavior: fail`.
@@ -1490,6 +1570,13 @@ mod drive {
         if http.method() == "POST" && route.as_slice() == ["drive", "v3", "files"] {
             return create(state, http);
         }
+        if http.method() == "POST" {
+            match route.as_slice() {
+                ["drive", "v3", "changes", "watch"] => return watch(state, http),
+                ["drive", "v3", "channels", "stop"] => return stop(state, http),
+                _ => {}
+            }
+        }
         if http.method() != "GET" {
             return not_found("Not Found");
         }
@@ -1587,6 +1674,58 @@ mod drive {
             value["headRevisionId"] = json!(drive_revision(node));
         }
         value
+    }
+
+    /// `changes.watch`: a `web_hook` channel with the caller's id, token and expiry (ms), from
+    /// a page token the fake handed out.
+    fn watch(state: &mut State, http: &Http<'_>) -> ResponseTemplate {
+        if let Some(fault) = state.take_fault(Endpoint::Watch, false) {
+            return fault_response(http, fault);
+        }
+        if !http.authorized() {
+            return fault_response(http, Fault::Unauthorized);
+        }
+        let body = http.body_json().unwrap_or_default();
+        let token = http.query("pageToken").and_then(|t| Token::decode(&t));
+        let valid = token.is_some()
+            && body["type"] == "web_hook"
+            && body["id"].as_str().is_some_and(|i| !i.is_empty())
+            && body["address"].as_str().is_some_and(|a| a.ends_with("/webhooks/gdrive"))
+            && body["expiration"].as_str().and_then(|e| e.parse::<i64>().ok()).is_some();
+        if !valid {
+            return error(400, "invalid", "Invalid Value", Some("body"));
+        }
+        let id = body["id"].as_str().unwrap_or_default().to_owned();
+        let resource_id = format!("ret08u3rv24htgh{}", watch_id(state).split('-').next_back().unwrap_or_default());
+        let channel = json!({
+            "kind": "api#channel",
+            "id": id,
+            "resourceId": resource_id,
+            "resourceUri": format!("https://www.googleapis.com/drive/v3/changes?alt=json&pageToken={}", http.query("pageToken").unwrap_or_default()),
+            "token": body["token"],
+            "expiration": body["expiration"],
+        });
+        state.watches.insert(id, channel.clone());
+        ResponseTemplate::new(200).set_body_json(channel)
+    }
+
+    /// `channels.stop` with the channel's id and resource id.
+    fn stop(state: &mut State, http: &Http<'_>) -> ResponseTemplate {
+        if let Some(fault) = state.take_fault(Endpoint::Watch, false) {
+            return fault_response(http, fault);
+        }
+        if !http.authorized() {
+            return fault_response(http, Fault::Unauthorized);
+        }
+        let body = http.body_json().unwrap_or_default();
+        let id = body["id"].as_str().unwrap_or_default().to_owned();
+        match state.watches.get(&id) {
+            Some(channel) if channel["resourceId"] == body["resourceId"] => {
+                state.watches.remove(&id);
+                ResponseTemplate::new(204)
+            }
+            _ => not_found(&id),
+        }
     }
 
     /// `root` is My Drive's alias.
@@ -2131,6 +2270,11 @@ mod boxcom {
         if http.method() == "POST" && route.as_slice() == ["2.0", "folders"] {
             return create_folder(state, http);
         }
+        match (http.method(), route.as_slice()) {
+            ("POST", ["2.0", "webhooks"]) => return create_webhook(state, http),
+            ("DELETE", ["2.0", "webhooks", id]) => return delete_webhook(state, http, id),
+            _ => {}
+        }
         if http.method() != "GET" {
             return error(405, "method_not_allowed", "Method Not Allowed");
         }
@@ -2208,6 +2352,56 @@ mod boxcom {
 
     /// A folder mini, as `parent` and `path_collection` entries show it (the root's etag and
     /// sequence_id are null).
+    /// `POST /webhooks` on a folder other than the root; one per folder.
+    fn create_webhook(state: &mut State, http: &Http<'_>) -> ResponseTemplate {
+        if let Some(fault) = state.take_fault(Endpoint::Watch, false) {
+            return fault_response(http, fault);
+        }
+        if !http.authorized() {
+            return fault_response(http, Fault::Unauthorized);
+        }
+        let body = http.body_json().unwrap_or_default();
+        let folder = body["target"]["id"].as_str().unwrap_or_default().to_owned();
+        let valid = body["target"]["type"] == "folder"
+            && body["address"].as_str().is_some_and(|a| a.ends_with("/webhooks/box"))
+            && body["triggers"].as_array().is_some_and(|t| !t.is_empty());
+        if !valid || folder == state.root_id {
+            return error(400, "bad_request", "Bad Request");
+        }
+        if state.nodes.get(&folder).is_none_or(|n| n.is_file()) {
+            return not_found();
+        }
+        if state.watches.values().any(|w| w["target"]["id"] == folder.as_str()) {
+            return error(409, "conflict", "Webhook:1 already exists on the specified target.");
+        }
+        let id = format!("{}", 4_161_000 + state.watches.len() as u64 + state.issued);
+        state.issued += 1;
+        let made = json!({
+            "id": id,
+            "type": "webhook",
+            "target": { "id": folder, "type": "folder" },
+            "created_by": { "type": "user", "id": "19028374650", "name": "Megan Bowen", "login": "megan@contoso.com" },
+            "created_at": time(state.clock),
+            "address": body["address"],
+            "triggers": body["triggers"],
+        });
+        state.watches.insert(id, made.clone());
+        ResponseTemplate::new(201).set_body_json(made)
+    }
+
+    fn delete_webhook(state: &mut State, http: &Http<'_>, id: &str) -> ResponseTemplate {
+        if let Some(fault) = state.take_fault(Endpoint::Watch, false) {
+            return fault_response(http, fault);
+        }
+        if !http.authorized() {
+            return fault_response(http, Fault::Unauthorized);
+        }
+        match state.watches.remove(id) {
+            Some(_) => ResponseTemplate::new(204),
+            None => not_found(),
+        }
+    }
+
     /// `GET /folders/{id}` or `/files/{id}`: the item in full (with `path_collection`) when it
     /// is of that kind, else Box's 404.
     fn get_item(state: &mut State, http: &Http<'_>, kind: &str, id: &str) -> ResponseTemplate {

@@ -99,6 +99,10 @@ pub async fn run(app: &App, settings: &Settings) -> Report {
     if Instant::now() < deadline {
         report.add(&shared::dispatch::sweep(app, settings.batch_size).await);
     }
+    if Instant::now() < deadline {
+        let calls = shared::deadline::Deadline::at(tokio::time::Instant::from_std(deadline));
+        report.add(&shared::subscriptions::renew_due(app, &calls, app.store.now(), settings.batch_size).await);
+    }
     report.duration_ms = started.elapsed().as_millis() as u64;
     report
 }

@@ -213,6 +213,7 @@ async fn disconnect(
     let for_links = for_calls.saturating_sub(REVOKE_ALLOWANCE.min(for_calls / 2));
     // Before the revocation, which ends the access token the removals use.
     link_removal::remove_links(&app, &connection, Scope::Connection, for_links).await;
+    shared::subscriptions::remove_all(&app, &deadline, &connection).await;
     revoke::at_provider(&app, &connection, &deadline).await;
     Ok(axum::Json(app.store.delete_connection(caller.tenant_id, id).await?))
 }

@@ -205,6 +205,9 @@ async fn create(
         }
         other => other?,
     };
+    if folder.auto_sync_enabled {
+        subscriptions_for(&app, &clock, &folder).await;
+    }
     Ok((StatusCode::CREATED, axum::Json(folder)))
 }
 
@@ -230,6 +233,15 @@ async fn at_provider(
         new.folder_name = truncate_bytes(name, MAX_NAME);
     }
     Ok(())
+}
+
+/// Brings the connection's change subscriptions in line with its auto-syncing folders after
+/// `folder`'s auto-sync changed (see `shared::subscriptions`). Never fails the request: the
+/// folder is configured either way, and polling covers a subscription the provider refused.
+async fn subscriptions_for(app: &App, clock: &RequestClock, folder: &Folder) {
+    let budget = app.current().await.map(|c| c.config.request_budget).unwrap_or(shared::config::DEFAULT_REQUEST_BUDGET);
+    let deadline = clock.deadline(budget);
+    shared::subscriptions::reconcile(app, &deadline, folder.base.tenant_id, folder.connection_id).await;
 }
 
 /// `text` cut to at most `max` UTF-8 bytes on a character boundary: a provider's name may be
@@ -385,13 +397,18 @@ impl PatchBody {
 )]
 async fn update(
     State(app): State<Arc<App>>,
+    clock: RequestClock,
     caller: Caller,
     PathId(id): PathId<FolderId>,
     JsonBody(body): JsonBody<PatchBody>,
 ) -> Result<axum::Json<Folder>, ApiError> {
     let current = app.store.get_folder(caller.tenant_id, id).await?;
     let patch = body.into_patch(&current)?;
-    Ok(axum::Json(app.store.update_folder(caller.tenant_id, id, &patch).await?))
+    let updated = app.store.update_folder(caller.tenant_id, id, &patch).await?;
+    if updated.auto_sync_enabled != current.auto_sync_enabled {
+        subscriptions_for(&app, &clock, &updated).await;
+    }
+    Ok(axum::Json(updated))
 }
 
 #[utoipa::path(
@@ -417,5 +434,9 @@ async fn remove(
     let folder = app.store.get_folder(caller.tenant_id, id).await?;
     // Deleting only deactivates the links here; at the provider they would keep working.
     link_removal::before_deleting(&app, &clock, caller.tenant_id, folder.connection_id, Scope::Folder(id)).await?;
-    Ok(axum::Json(app.store.delete_folder(caller.tenant_id, id).await?))
+    let deleted = app.store.delete_folder(caller.tenant_id, id).await?;
+    if folder.auto_sync_enabled {
+        subscriptions_for(&app, &clock, &folder).await;
+    }
+    Ok(axum::Json(deleted))
 }

@@ -56,9 +56,18 @@ pub async fn handle(app: &App, payload: serde_json::Value) -> Result<RotationRep
         return Err(RotateError::BadRequest("batch_size and max_batches must be at least 1".into()));
     }
     let current = app.current().await?;
-    let report = rotate_token_keys(&app.store, &current.vault, req.after_index, req.batch_size, Some(req.max_batches))
-        .await
-        .inspect_err(|e| tracing::error!(error = %shared::error_chain(e), "token key rotation stopped"))?;
+    let mut report =
+        rotate_token_keys(&app.store, &current.vault, req.after_index, req.batch_size, Some(req.max_batches))
+            .await
+            .inspect_err(|e| tracing::error!(error = %shared::error_chain(e), "token key rotation stopped"))?;
+    if report.complete {
+        // The change subscriptions' secrets are few: all of them once the connections are done.
+        let secrets = shared::subscriptions::rotate_secrets(app, &current.vault)
+            .await
+            .map_err(|source| RotateError::Rotation(shared::vault::RotationError { report, source }))?;
+        report.subscription_secrets_rewritten = secrets.rewritten;
+        report.subscription_secrets_failed = secrets.failed;
+    }
     tracing::info!(report = ?report, active_key = %current.vault.active_key_id(), "token key rotation");
     Ok(report)
 }

@@ -87,3 +87,47 @@ async fn a_malformed_payload_is_refused_before_any_work() {
     assert!(matches!(unknown, Err(rotate_keys::RotateError::BadRequest(_))), "{unknown:?}");
     assert!(matches!(zero, Err(rotate_keys::RotateError::BadRequest(_))), "{zero:?}");
 }
+
+#[tokio::test]
+async fn subscription_secrets_are_rotated_once_the_connections_are_done() {
+    // Arrange: a Graph subscription whose clientState was written under "old".
+    let t = TestApp::with_config(json!({
+        "token_keys": { "old": b64(1), "new": b64(2) },
+        "active_token_key": "new",
+    }))
+    .await;
+    let old_id = KeyId::new("old").unwrap();
+    let old = Vault::new(&old_id, [(&old_id, &key(1))]).unwrap();
+    let tenant = Tenant::create(t.store()).await;
+    let c = t.store().create_connection(&new_connection(&tenant)).await.unwrap();
+    let context = TokenContext::subscription(tenant.id, c.base.id);
+    let subscription = t
+        .store()
+        .create_subscription(&shared::db::NewSyncSubscription {
+            tenant_id: tenant.id,
+            connection_id: c.base.id,
+            folder_id: None,
+            subscription_kind: shared::db::SubscriptionKind::GraphSubscription,
+            provider_subscription_id: "7f105c7d-2dc5-4530-97cd-4e7ae6534c07".into(),
+            provider_resource: Some("/drives/b!abc/root".into()),
+            encrypted_secret: Some(old.encrypt(context, &SecretString::from("client-state-1".to_owned()))),
+            expires_at: None,
+        })
+        .await
+        .unwrap();
+
+    // Act
+    let report = rotate_keys::handle(&t.app, event("start")).await.unwrap();
+    let again = rotate_keys::handle(&t.app, event("start")).await.unwrap();
+
+    // Assert
+    assert!(report.complete);
+    assert_eq!((report.subscription_secrets_rewritten, report.subscription_secrets_failed), (1, 0));
+    assert_eq!(again.subscription_secrets_rewritten, 0, "a re-run finds nothing to do");
+    let new_id = KeyId::new("new").unwrap();
+    let new_only = Vault::new(&new_id, [(&new_id, &key(2))]).unwrap();
+    let row = t.store().subscriptions_of_connection(tenant.id, c.base.id).await.unwrap().remove(0);
+    assert_eq!(row.base.id, subscription.base.id);
+    let secret = new_only.decrypt(context, row.encrypted_secret.as_deref().unwrap()).unwrap();
+    assert_eq!(secret.expose_secret(), "client-state-1");
+}

@@ -37,11 +37,9 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use shared::api::{ApiError, QueryParams, parse_json};
 use shared::app::App;
-use shared::db::{
-    Connection, ConnectionId, DbError, Folder, FolderFilter, PageRequest, ProviderType, SubscriptionKind,
-    SyncSubscription, TenantId,
-};
+use shared::db::{Connection, DbError, Folder, ProviderType, SubscriptionKind, SyncSubscription};
 use shared::dispatch::{Queued, queue_sync};
+use shared::subscriptions::auto_sync_folders;
 use shared::vault::TokenContext;
 
 pub fn router(app: Arc<App>) -> Router {
@@ -55,9 +53,6 @@ pub fn router(app: Arc<App>) -> Router {
     )
 }
 
-/// The most folders one notification queues syncs for (a connection with more auto-syncing
-/// folders is caught up by polling): a bound on the work an authentic notification causes.
-const MAX_FOLDERS: usize = 1000;
 /// The most connections one Dropbox account maps to (one per tenant that connected it).
 const MAX_ACCOUNT_CONNECTIONS: u16 = 100;
 /// A handshake token or challenge longer than this is not the provider's.
@@ -102,24 +97,6 @@ fn echo(value: &str) -> Result<Response, ApiError> {
 
 fn refused(message: &str) -> ApiError {
     ApiError::Unauthorized(message.to_owned())
-}
-
-/// The folders of a connection that sync by themselves, oldest first, at most [`MAX_FOLDERS`].
-async fn auto_sync_folders(app: &App, tenant: TenantId, connection: ConnectionId) -> Result<Vec<Folder>, DbError> {
-    let filter = FolderFilter { connection_id: Some(connection), ..FolderFilter::default() };
-    let mut folders = Vec::new();
-    let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
-    loop {
-        let rows = app.store.list_folders(tenant, &filter, page).await?;
-        folders.extend(rows.items.into_iter().filter(|f| f.auto_sync_enabled));
-        match rows.next_after {
-            Some(after) if folders.len() < MAX_FOLDERS => page = PageRequest { after: Some(after), ..page },
-            _ => {
-                folders.truncate(MAX_FOLDERS);
-                return Ok(folders);
-            }
-        }
-    }
 }
 
 /// Queues a sync of each folder a subscription covers: its folder, or every auto-syncing

@@ -141,6 +141,10 @@ pub struct Config {
     /// Public base URL of the OAuth callback (`https://api.example.com`, or with a path
     /// prefix such as a stage); see [`Config::oauth_redirect_uri`].
     pub oauth_redirect_base_url: Option<String>,
+    /// Public base URL of the webhook receivers (`https://api.example.com`): change
+    /// subscriptions are made to `{webhook_base_url}/webhooks/{graph|gdrive|box}`. Without it
+    /// no subscription is made and folders sync by polling alone.
+    pub webhook_base_url: Option<String>,
     /// How long an HTTP request may take, provider calls included (`request_budget_ms`,
     /// default [`DEFAULT_REQUEST_BUDGET`]); the Lambda's own deadline cuts it shorter when it
     /// comes first. See `shared::deadline`.
@@ -156,6 +160,7 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "tenant_claim",
     "return_to_allowlist",
     "oauth_redirect_base_url",
+    "webhook_base_url",
     "request_budget_ms",
 ];
 
@@ -205,7 +210,8 @@ impl Config {
             None => DEFAULT_TENANT_CLAIM.to_owned(),
         };
         let return_to_allowlist = parse_allowlist(doc.remove("return_to_allowlist"))?;
-        let oauth_redirect_base_url = parse_redirect_base(&mut doc)?;
+        let oauth_redirect_base_url = parse_base_url(&mut doc, "oauth_redirect_base_url")?;
+        let webhook_base_url = parse_base_url(&mut doc, "webhook_base_url")?;
         let request_budget = parse_request_budget(&mut doc)?;
 
         Ok(Config {
@@ -216,6 +222,7 @@ impl Config {
             tenant_claim,
             return_to_allowlist,
             oauth_redirect_base_url,
+            webhook_base_url,
             request_budget,
         })
     }
@@ -448,14 +455,15 @@ fn parse_scopes(value: Option<Value>, path: &str) -> Result<Option<Vec<String>>,
 
 /// The callback base is joined with `/oauth/callback/{provider}`, so a query or fragment in it
 /// would end up before the path; a trailing `/` is dropped so the join has exactly one.
-fn parse_redirect_base(doc: &mut Map<String, Value>) -> Result<Option<String>, ConfigError> {
-    const FIELD: &str = "oauth_redirect_base_url";
-    let Some(base) = take_string(doc, FIELD, FIELD)? else {
+/// A public base URL (`oauth_redirect_base_url`, `webhook_base_url`): HTTP(S), no query or
+/// fragment, kept without a trailing slash.
+fn parse_base_url(doc: &mut Map<String, Value>, field: &'static str) -> Result<Option<String>, ConfigError> {
+    let Some(base) = take_string(doc, field, field)? else {
         return Ok(None);
     };
-    check_http_url(&base, FIELD)?;
+    check_http_url(&base, field)?;
     if base.contains(['?', '#']) {
-        return Err(ConfigError::field(FIELD, "must not have a query or fragment"));
+        return Err(ConfigError::field(field, "must not have a query or fragment"));
     }
     Ok(Some(base.trim_end_matches('/').to_owned()))
 }

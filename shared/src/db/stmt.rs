@@ -256,6 +256,17 @@ statements! {
     SubscriptionNotified => false,
     /// tenant_id, id, now
     SubscriptionSoftDelete => false,
+    /// before, limit — live subscriptions expiring before `before`, soonest first, every tenant
+    SubscriptionDueScan => true,
+    /// tenant_id, id, now, provider_subscription_id, provider_resource, encrypted_secret,
+    /// expires_at — the subscription as renewed (Drive's renewal is a new channel)
+    SubscriptionRenew => false,
+    /// after_index, limit — live subscriptions with a secret, of every tenant, by index_id
+    /// (the key rotation's scan)
+    SubscriptionSecretScan => true,
+    /// tenant_id, id, now, expected_secret, new_secret — rewrites the secret only if it is
+    /// still the one read
+    SubscriptionSwapSecret => false,
     /// provider_type, provider_user_id, limit — the live, active connections of a provider
     /// account across tenants (a Dropbox notification names accounts only)
     ConnectionsOfAccount => true,

@@ -28,11 +28,11 @@ use super::oauth_client::{OAuthClient, scopes_or};
 use super::{
     AuthorizeRequest, Change, ChangePage, ChildPage, Clients, Created, CreatedLink, Download, Entry, EntryPage,
     ExistingLink, Identity, ItemKind, LinkTarget, Pkce, Provider, ProviderError, RefreshTokenRotation, RemoteItem,
-    SharedLinkRequest, SyncScope, TokenSet, share_type_unsupported,
+    SharedLinkRequest, SyncScope, TokenSet, WatchRequest, WatchScope, Watched, Watching, share_type_unsupported,
 };
 use crate::config::ProviderConfig;
 use crate::content_hash::{HashAlg, normalize};
-use crate::db::{ProviderType, ResourceType, ShareType};
+use crate::db::{ProviderType, ResourceType, ShareType, SubscriptionKind};
 
 const AUTHORIZE: &str = "https://account.box.com/api/oauth2/authorize";
 const TOKEN: &str = "https://api.box.com/oauth2/token";
@@ -46,6 +46,21 @@ const ITEMS_LIMIT: &str = "1000";
 /// `fields=` replaces Box's standard set, so every field sync reads is named.
 const ITEM_FIELDS: &str =
     "type,id,etag,sha1,name,size,modified_at,content_modified_at,created_at,item_status,parent,file_version";
+/// What a folder's webhook is told of: every change to what it holds (Box's trigger list).
+const WEBHOOK_TRIGGERS: &[&str] = &[
+    "FILE.UPLOADED",
+    "FILE.TRASHED",
+    "FILE.DELETED",
+    "FILE.RESTORED",
+    "FILE.MOVED",
+    "FILE.RENAMED",
+    "FOLDER.CREATED",
+    "FOLDER.TRASHED",
+    "FOLDER.DELETED",
+    "FOLDER.RESTORED",
+    "FOLDER.MOVED",
+    "FOLDER.RENAMED",
+];
 /// The root folder ("All Files").
 const ROOT: &str = "0";
 /// [`ITEM_FIELDS`] and the ancestors, for an item's path.
@@ -506,5 +521,51 @@ impl Provider for BoxCom {
         box_entry(&answer.json("Box folder")?, None)?
             .map(|entry| Created::Folder(Box::new(entry)))
             .ok_or_else(|| ProviderError::Malformed("Box folder creation answered no active folder".to_owned()))
+    }
+
+    fn watch_scope(&self) -> WatchScope {
+        WatchScope::Folder(SubscriptionKind::BoxWebhook)
+    }
+
+    /// A webhook on the folder, cascading to what is below it, with the triggers that change
+    /// its contents.
+    async fn watch(&self, access_token: &SecretString, request: &WatchRequest<'_>) -> Result<Watching, ProviderError> {
+        if request.folder_id == ROOT {
+            return Err(ProviderError::Unsupported("Box allows no webhook on the root folder".to_owned()));
+        }
+        let body = json!({
+            "target": { "id": request.folder_id, "type": "folder" },
+            "address": request.address,
+            "triggers": WEBHOOK_TRIGGERS,
+        });
+        let url = endpoint(&self.api, &["2.0", "webhooks"]);
+        let made: Value =
+            json_response(send(bearer(self.oauth.http.post(url), access_token).json(&body)).await?, "Box webhook")
+                .await?;
+        Ok(Watching {
+            provider_subscription_id: required_str(&made, "id", "Box webhook")?,
+            provider_resource: None,
+            expires_at: None,
+        })
+    }
+
+    /// Box webhooks do not expire: nothing to renew.
+    async fn renew_watch(
+        &self,
+        _access_token: &SecretString,
+        existing: &Watched<'_>,
+        _request: &WatchRequest<'_>,
+    ) -> Result<Watching, ProviderError> {
+        Ok(Watching {
+            provider_subscription_id: existing.provider_subscription_id.to_owned(),
+            provider_resource: existing.provider_resource.map(str::to_owned),
+            expires_at: None,
+        })
+    }
+
+    async fn unwatch(&self, access_token: &SecretString, existing: &Watched<'_>) -> Result<(), ProviderError> {
+        let id = path_id(existing.provider_subscription_id, "Box webhook id")?;
+        let url = endpoint(&self.api, &["2.0", "webhooks", id]);
+        expect_success(send(bearer(self.oauth.http.delete(url), access_token)).await?, &["not_found"]).await
     }
 }

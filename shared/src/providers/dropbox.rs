@@ -21,7 +21,7 @@ use super::oauth_client::{OAuthClient, scopes_or};
 use super::{
     AuthorizeRequest, Change, ChangePage, ChildPage, Clients, Created, CreatedLink, Download, Entry, EntryPage,
     ExistingLink, Identity, ItemKind, LinkTarget, Pkce, Provider, ProviderError, RefreshTokenRotation, RemoteItem,
-    SharedLinkRequest, SyncScope, TokenSet,
+    SharedLinkRequest, SyncScope, TokenSet, WatchRequest, WatchScope, Watched, Watching,
 };
 use crate::config::ProviderConfig;
 use crate::content_hash::{HashAlg, normalize};
@@ -184,6 +184,12 @@ fn change(entry: &Value) -> Result<Option<Change>, ProviderError> {
         // A tag added after this was written: not something the worker can place.
         _ => None,
     })
+}
+
+fn app_level_webhook() -> ProviderError {
+    ProviderError::Unsupported(
+        "Dropbox's webhook belongs to the app: there is no subscription per connection".to_owned(),
+    )
 }
 
 /// The picker's entry of a metadata entry (`.tag` file or folder; `None` for others).
@@ -506,6 +512,29 @@ impl Provider for Dropbox {
         entry(&metadata)?
             .map(|entry| Created::Folder(Box::new(entry)))
             .ok_or_else(|| ProviderError::Malformed("Dropbox folder creation has no `metadata`".to_owned()))
+    }
+
+    /// Dropbox's webhook is the app's (App Console): it names the accounts that changed, and
+    /// there is nothing to make, renew or remove per connection. The lifecycle never asks.
+    fn watch_scope(&self) -> WatchScope {
+        WatchScope::App
+    }
+
+    async fn watch(&self, _token: &SecretString, _request: &WatchRequest<'_>) -> Result<Watching, ProviderError> {
+        Err(app_level_webhook())
+    }
+
+    async fn renew_watch(
+        &self,
+        _token: &SecretString,
+        _existing: &Watched<'_>,
+        _request: &WatchRequest<'_>,
+    ) -> Result<Watching, ProviderError> {
+        Err(app_level_webhook())
+    }
+
+    async fn unwatch(&self, _token: &SecretString, _existing: &Watched<'_>) -> Result<(), ProviderError> {
+        Err(app_level_webhook())
     }
 }
 

@@ -24,11 +24,11 @@ use super::oauth_client::{OAuthClient, RevokedWhen, scopes_or};
 use super::{
     AuthorizeRequest, Change, ChangePage, ChildPage, Clients, Created, CreatedLink, Download, Entry, EntryPage,
     ExistingLink, Identity, ItemKind, LinkTarget, Pkce, Provider, ProviderError, RefreshTokenRotation, RemoteItem,
-    SharedLinkRequest, SyncScope, TokenSet, password_unsupported,
+    SharedLinkRequest, SyncScope, TokenSet, WatchRequest, WatchScope, Watched, Watching, password_unsupported,
 };
 use crate::config::ProviderConfig;
 use crate::content_hash::{HashAlg, normalize};
-use crate::db::{ProviderType, ShareType};
+use crate::db::{ProviderType, ShareType, SubscriptionKind};
 
 const AUTHORIZE: &str = "https://accounts.google.com/o/oauth2/v2/auth";
 const TOKEN: &str = "https://oauth2.googleapis.com/token";
@@ -452,6 +452,62 @@ impl Provider for Google {
         let request = bearer(self.oauth.http.post(url), access_token).json(&body);
         let file: Value = json_response(send(request).await?, "Drive file").await?;
         Ok(Created::Folder(Box::new(drive_entry(&file, Some(folder), false)?)))
+    }
+
+    fn watch_scope(&self) -> WatchScope {
+        WatchScope::Connection(SubscriptionKind::DriveChannel)
+    }
+
+    /// A `changes.watch` channel from a start page token taken now: notifications for every
+    /// change of the account's feed, which the worker filters by folder.
+    async fn watch(&self, access_token: &SecretString, request: &WatchRequest<'_>) -> Result<Watching, ProviderError> {
+        let token: Value = self
+            .get_answer(access_token, self.drive(&["changes", "startPageToken"]))
+            .await?
+            .json("Drive start page token")?;
+        let page_token = required_str(&token, "startPageToken", "Drive start page token")?;
+        let mut url = self.drive(&["changes", "watch"]);
+        url.query_pairs_mut().append_pair("pageToken", &page_token).append_pair("includeItemsFromAllDrives", "true");
+        let body = json!({
+            "id": uuid::Uuid::new_v4().to_string(),
+            "type": "web_hook",
+            "address": request.address,
+            "token": request.secret.expose_secret(),
+            "expiration": request.expires_at.timestamp_millis().to_string(),
+        });
+        let channel: Value =
+            json_response(send(bearer(self.oauth.http.post(url), access_token).json(&body)).await?, "Drive channel")
+                .await?;
+        let expires_at = str_field(&channel, "expiration")
+            .and_then(|ms| ms.parse::<i64>().ok())
+            .and_then(chrono::DateTime::from_timestamp_millis);
+        Ok(Watching {
+            provider_subscription_id: required_str(&channel, "id", "Drive channel")?,
+            provider_resource: Some(required_str(&channel, "resourceId", "Drive channel")?),
+            expires_at,
+        })
+    }
+
+    /// A channel cannot be extended: a new one, then the old one stopped (a stop that fails
+    /// leaves the old channel to expire by itself; its notifications name a channel no longer
+    /// stored, and are acknowledged and dropped).
+    async fn renew_watch(
+        &self,
+        access_token: &SecretString,
+        existing: &Watched<'_>,
+        request: &WatchRequest<'_>,
+    ) -> Result<Watching, ProviderError> {
+        let renewed = self.watch(access_token, request).await?;
+        if let Err(e) = self.unwatch(access_token, existing).await {
+            tracing::warn!(error = %e, "the replaced Drive channel was not stopped; it expires by itself");
+        }
+        Ok(renewed)
+    }
+
+    async fn unwatch(&self, access_token: &SecretString, existing: &Watched<'_>) -> Result<(), ProviderError> {
+        let body = json!({ "id": existing.provider_subscription_id, "resourceId": existing.provider_resource });
+        let request = bearer(self.oauth.http.post(self.drive(&["channels", "stop"])), access_token).json(&body);
+        expect_success(send(request).await?, &["notFound"]).await
     }
 }
 

@@ -19,6 +19,7 @@
 //! drive ids nor item ids contain a `:`. `root` (or `{drive-id}:root`) names a drive's root.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use percent_encoding::percent_decode_str;
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
@@ -29,6 +30,7 @@ use super::http::{
     Answer, bearer, download_response, endpoint, expect_success, int_field, json_response, parse_url, path_id,
     required_str, send, str_field, time_field,
 };
+use super::notify::{WatchRequest, WatchScope, Watched, Watching};
 use super::oauth_client::{OAuthClient, scopes_or};
 use super::{
     AuthorizeRequest, Change, ChangePage, ChildPage, Clients, Created, CreatedLink, Download, Entry, EntryPage,
@@ -37,7 +39,7 @@ use super::{
 };
 use crate::config::ProviderConfig;
 use crate::content_hash::{HashAlg, normalize};
-use crate::db::{ProviderType, ShareType};
+use crate::db::{ProviderType, ShareType, SubscriptionKind};
 
 const AUTHORITY: &str = "https://login.microsoftonline.com";
 const GRAPH: &str = "https://graph.microsoft.com";
@@ -211,6 +213,26 @@ fn delta_resync(answer: &Answer) -> Option<ProviderError> {
         (410, None) => Some(ProviderError::ResyncRequired("Graph delta answered 410 Gone".to_owned())),
         _ => None,
     }
+}
+
+/// Graph's longest subscription on a driveItem: 42,300 minutes (under 30 days).
+const MAX_SUBSCRIPTION: chrono::Duration = chrono::Duration::minutes(42_300);
+/// A subscription (or its item) Graph no longer has.
+const GRAPH_GONE: &[&str] = &["itemNotFound", "ResourceNotFound", "NotFound"];
+
+/// The expiry to ask for: the one wanted, within Graph's limit from now.
+fn graph_expiry(wanted: DateTime<Utc>) -> String {
+    let latest = Utc::now() + MAX_SUBSCRIPTION - chrono::Duration::minutes(5);
+    wanted.min(latest).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// A Graph `subscription` answer.
+fn graph_watching(value: &Value, resource: Option<String>) -> Result<Watching, ProviderError> {
+    Ok(Watching {
+        provider_subscription_id: required_str(value, "id", "Graph subscription")?,
+        provider_resource: str_field(value, "resource").map(str::to_owned).or(resource),
+        expires_at: time_field(value, "expirationDateTime"),
+    })
 }
 
 /// The drive identity recorded for the connection (`connection_metadata.drive_id`).
@@ -667,5 +689,52 @@ impl Provider for Microsoft {
             }
         }
         Ok(libraries)
+    }
+
+    fn watch_scope(&self) -> WatchScope {
+        WatchScope::Connection(SubscriptionKind::GraphSubscription)
+    }
+
+    /// A subscription on the root of the folder's drive: Business and SharePoint allow no
+    /// other driveItem, and the delta the worker runs covers the drive anyway.
+    async fn watch(&self, access_token: &SecretString, request: &WatchRequest<'_>) -> Result<Watching, ProviderError> {
+        let drive = ItemRef::parse(request.folder_id).drive.or_else(|| own_drive(request.metadata));
+        let resource = match drive {
+            Some(drive) => format!("/drives/{}/root", path_id(drive, "drive id")?),
+            None => "/me/drive/root".to_owned(),
+        };
+        let body = json!({
+            "changeType": "updated",
+            "notificationUrl": request.address,
+            "resource": resource,
+            "expirationDateTime": graph_expiry(request.expires_at),
+            "clientState": request.secret.expose_secret(),
+        });
+        let call = bearer(self.oauth.http.post(endpoint(&self.graph, &["v1.0", "subscriptions"])), access_token);
+        let made: Value = json_response(send(call.json(&body)).await?, "Graph subscription").await?;
+        graph_watching(&made, Some(resource))
+    }
+
+    async fn renew_watch(
+        &self,
+        access_token: &SecretString,
+        existing: &Watched<'_>,
+        request: &WatchRequest<'_>,
+    ) -> Result<Watching, ProviderError> {
+        let id = path_id(existing.provider_subscription_id, "subscription id")?;
+        let url = endpoint(&self.graph, &["v1.0", "subscriptions", id]);
+        let body = json!({ "expirationDateTime": graph_expiry(request.expires_at) });
+        let renewed: Value = json_response(
+            send(bearer(self.oauth.http.patch(url), access_token).json(&body)).await?,
+            "Graph subscription",
+        )
+        .await?;
+        graph_watching(&renewed, existing.provider_resource.map(str::to_owned))
+    }
+
+    async fn unwatch(&self, access_token: &SecretString, existing: &Watched<'_>) -> Result<(), ProviderError> {
+        let id = path_id(existing.provider_subscription_id, "subscription id")?;
+        let url = endpoint(&self.graph, &["v1.0", "subscriptions", id]);
+        expect_success(send(bearer(self.oauth.http.delete(url), access_token)).await?, GRAPH_GONE).await
     }
 }

@@ -23,11 +23,13 @@ mod dropbox;
 mod google;
 mod http;
 mod microsoft;
+pub mod notify;
 mod oauth_client;
 pub mod sync;
 
 pub use browse::{Created, Entry, EntryPage, Library, Site, SitePage};
 pub use http::parse_retry_after;
+pub use notify::{WatchRequest, WatchScope, Watched, Watching};
 pub use sync::{Change, ChangePage, ChildPage, Download, ItemKind, RemoteItem, SyncScope};
 
 use async_trait::async_trait;
@@ -467,6 +469,26 @@ pub trait Provider: Send + Sync + fmt::Debug {
         parent: Option<&Entry>,
         name: &str,
     ) -> Result<Created, ProviderError>;
+
+    // ---- change subscriptions (see [`notify`]) -------------------------------------------
+
+    /// What one of this provider's subscriptions covers.
+    fn watch_scope(&self) -> WatchScope;
+
+    /// Makes a subscription that notifies `request.address`.
+    async fn watch(&self, access_token: &SecretString, request: &WatchRequest<'_>) -> Result<Watching, ProviderError>;
+
+    /// Keeps `existing` going until about `request.expires_at`: the same subscription with a
+    /// later expiry, or a new one that replaces it (the old one removed).
+    async fn renew_watch(
+        &self,
+        access_token: &SecretString,
+        existing: &Watched<'_>,
+        request: &WatchRequest<'_>,
+    ) -> Result<Watching, ProviderError>;
+
+    /// Removes a subscription; one the provider no longer has counts as removed.
+    async fn unwatch(&self, access_token: &SecretString, existing: &Watched<'_>) -> Result<(), ProviderError>;
 
     /// SharePoint sites matching `search` (all the user can see when `None`).
     async fn sites(

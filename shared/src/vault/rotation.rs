@@ -50,6 +50,11 @@ pub struct RotationReport {
     pub cursor: i64,
     /// True when the scan reached the end of the table.
     pub complete: bool,
+    /// Change-subscription secrets rewritten under the active key (rotate-keys does these
+    /// once the connections are complete; see `crate::subscriptions::rotate_secrets`).
+    pub subscription_secrets_rewritten: u64,
+    /// Change-subscription secrets that did not decrypt.
+    pub subscription_secrets_failed: u64,
 }
 
 /// A rotation stopped by a data-layer error; `report` holds the progress up to it, and its

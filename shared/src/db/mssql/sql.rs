@@ -585,6 +585,26 @@ pub fn sql(stmt: Stmt) -> &'static str {
             "UPDATE dbo.cloud_sync_subscriptions SET is_deleted = 1, updated_at = @P3 \
              WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
         }
+        Stmt::SubscriptionDueScan => concat!(
+            "SELECT TOP (@P2) ",
+            subscription_cols!(tsql),
+            " FROM dbo.cloud_sync_subscriptions WHERE is_deleted = 0 AND expires_at < @P1 ORDER BY expires_at, index_id"
+        ),
+        Stmt::SubscriptionRenew => {
+            "UPDATE dbo.cloud_sync_subscriptions SET provider_subscription_id = @P4, provider_resource = @P5, \
+             encrypted_secret = @P6, expires_at = @P7, updated_at = @P3 \
+             WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
+        }
+        Stmt::SubscriptionSecretScan => concat!(
+            "SELECT TOP (@P2) ",
+            subscription_cols!(tsql),
+            " FROM dbo.cloud_sync_subscriptions WHERE index_id > @P1 AND is_deleted = 0 \
+             AND encrypted_secret IS NOT NULL ORDER BY index_id"
+        ),
+        Stmt::SubscriptionSwapSecret => {
+            "UPDATE dbo.cloud_sync_subscriptions SET encrypted_secret = @P5, updated_at = @P3 \
+             WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0 AND encrypted_secret = @P4"
+        }
         Stmt::ConnectionsOfAccount => concat!(
             "SELECT TOP (@P3) ",
             connection_cols!(tsql),

@@ -537,6 +537,25 @@ pub fn sql(stmt: Stmt) -> &'static str {
             "UPDATE cloud_sync_subscriptions SET is_deleted = 1, updated_at = ?3 \
              WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
         }
+        Stmt::SubscriptionDueScan => concat!(
+            "SELECT ",
+            subscription_cols!(),
+            " FROM cloud_sync_subscriptions WHERE is_deleted = 0 AND expires_at < ?1 ORDER BY expires_at LIMIT ?2"
+        ),
+        Stmt::SubscriptionRenew => {
+            "UPDATE cloud_sync_subscriptions SET provider_subscription_id = ?4, provider_resource = ?5, \
+             encrypted_secret = ?6, expires_at = ?7, updated_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
+        }
+        Stmt::SubscriptionSecretScan => concat!(
+            "SELECT ",
+            subscription_cols!(),
+            " FROM cloud_sync_subscriptions WHERE index_id > ?1 AND is_deleted = 0 AND encrypted_secret IS NOT NULL \
+             ORDER BY index_id LIMIT ?2"
+        ),
+        Stmt::SubscriptionSwapSecret => {
+            "UPDATE cloud_sync_subscriptions SET encrypted_secret = ?5, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 AND encrypted_secret = ?4"
+        }
         Stmt::ConnectionsOfAccount => concat!(
             "SELECT ",
             connection_cols!(),

@@ -160,6 +160,44 @@ impl Store {
         Ok(())
     }
 
+    /// Live subscriptions that expire before `before`, soonest first, of every tenant.
+    pub async fn subscriptions_due(&self, before: DateTime<Utc>, max: u16) -> DbResult<Vec<SyncSubscription>> {
+        self.all(Stmt::SubscriptionDueScan, vec![before.into(), limit(max)]).await
+    }
+
+    /// Records a renewal: the provider's (possibly new) id and resource, the secret, the expiry.
+    pub async fn renew_subscription(&self, tenant: TenantId, id: Uuid, renewed: &NewSyncSubscription) -> DbResult<()> {
+        let params = vec![
+            tenant.into(),
+            id.into(),
+            self.now().into(),
+            renewed.provider_subscription_id.clone().into(),
+            opt(renewed.provider_resource.clone()),
+            opt(renewed.encrypted_secret.clone()),
+            opt(renewed.expires_at),
+        ];
+        self.single(Stmt::SubscriptionRenew, params).await?;
+        Ok(())
+    }
+
+    /// Live subscriptions holding a secret with `index_id > after_index`, every tenant, in
+    /// index order (the key rotation's scan).
+    pub async fn scan_subscription_secrets(&self, after_index: i64, max: u16) -> DbResult<Vec<SyncSubscription>> {
+        self.all(Stmt::SubscriptionSecretScan, vec![Value::I64(after_index), limit(max)]).await
+    }
+
+    /// Replaces a subscription's secret ciphertext if it is still `expected`; true if it did.
+    pub async fn swap_subscription_secret(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        expected: &[u8],
+        secret: Vec<u8>,
+    ) -> DbResult<bool> {
+        let params = vec![tenant.into(), id.into(), self.now().into(), expected.to_vec().into(), secret.into()];
+        Ok(!self.single(Stmt::SubscriptionSwapSecret, params).await?.is_empty())
+    }
+
     /// The live, active connections of one provider account, across tenants (at most `max`):
     /// a Dropbox notification names the account, and every tenant that connected it syncs.
     pub async fn connections_of_account(
