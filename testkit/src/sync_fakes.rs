@@ -1225,6 +1225,7 @@ mod graph {
                 let valid = body["changeType"] == "updated"
                     && resource.ends_with("/root")
                     && body["notificationUrl"].as_str().is_some_and(|u| u.ends_with("/webhooks/graph"))
+                    && body["lifecycleNotificationUrl"] == body["notificationUrl"]
                     && body["clientState"].as_str().is_some_and(|c| !c.is_empty() && c.len() <= 128)
                     && body["expirationDateTime"].as_str().is_some();
                 if !valid {
@@ -1241,6 +1242,7 @@ mod graph {
                     "changeType": "updated",
                     "clientState": body["clientState"],
                     "notificationUrl": body["notificationUrl"],
+                    "lifecycleNotificationUrl": body["lifecycleNotificationUrl"],
                     "expirationDateTime": body["expirationDateTime"],
                     "creatorId": "8ee44408-0679-472c-bc2a-692812af3437",
                     "latestSupportedTlsVersion": "v1_2",

@@ -706,6 +706,9 @@ impl Provider for Microsoft {
         let body = json!({
             "changeType": "updated",
             "notificationUrl": request.address,
+            // Lifecycle events (reauthorizationRequired, missed, subscriptionRemoved) reach the
+            // same receiver, which answers them with a sync: a missed change is in the delta.
+            "lifecycleNotificationUrl": request.address,
             "resource": resource,
             "expirationDateTime": graph_expiry(request.expires_at),
             "clientState": request.secret.expose_secret(),
