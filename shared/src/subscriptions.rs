@@ -16,14 +16,14 @@ use secrecy::SecretString;
 
 use crate::app::App;
 use crate::db::{
-    Connection, ConnectionId, DbError, Folder, FolderFilter, NewSyncSubscription, PageRequest, SubscriptionKind,
-    SyncSubscription, TenantId,
+    Connection, ConnectionId, DbError, Folder, FolderFilter, FolderId, NewSyncSubscription, PageRequest,
+    SubscriptionKind, SyncSubscription, TenantId,
 };
 use crate::deadline::Deadline;
 use crate::provider_call::ProviderCall;
 use crate::providers::{WatchRequest, WatchScope, Watched, Watching};
 use crate::schedule::{Report, RowOutcome};
-use crate::vault::TokenContext;
+use crate::vault::{TokenContext, Vault, VaultError};
 
 /// How long a subscription is asked to last: Graph allows under 30 days, Drive channels are
 /// capped by Google (a week is accepted for the changes feed); either answers what it grants.
@@ -168,7 +168,7 @@ async fn make(
             return Ok(());
         }
     };
-    let row = new_row(call, kind, owner, &watching, uses_secret(kind).then_some(&secret));
+    let row = new_row(call, kind, owner.map(|f| f.base.id), &watching, uses_secret(kind).then_some(&secret));
     if let Err(e) = app.store.create_subscription(&row).await {
         // Not recorded, so it would notify for ever unknown: removed again at once.
         let watched = Watched {
@@ -182,6 +182,13 @@ async fn make(
     Ok(())
 }
 
+/// The secret stored with `subscription`, decrypted (`None`: it has none, as Box's).
+pub fn secret_of(vault: &Vault, subscription: &SyncSubscription) -> Result<Option<SecretString>, VaultError> {
+    let Some(ciphertext) = &subscription.encrypted_secret else { return Ok(None) };
+    let context = TokenContext::subscription(subscription.base.tenant_id, subscription.connection_id);
+    vault.decrypt(context, ciphertext).map(Some)
+}
+
 /// Graph and Drive echo a secret back in every notification; Box signs with the app's keys.
 fn uses_secret(kind: SubscriptionKind) -> bool {
     kind != SubscriptionKind::BoxWebhook
@@ -190,7 +197,7 @@ fn uses_secret(kind: SubscriptionKind) -> bool {
 fn new_row(
     call: &ProviderCall,
     kind: SubscriptionKind,
-    owner: Option<&Folder>,
+    folder_id: Option<FolderId>,
     watching: &Watching,
     secret: Option<&SecretString>,
 ) -> NewSyncSubscription {
@@ -200,7 +207,7 @@ fn new_row(
     NewSyncSubscription {
         tenant_id: tenant,
         connection_id: id,
-        folder_id: owner.map(|f| f.base.id),
+        folder_id,
         subscription_kind: kind,
         provider_subscription_id: watching.provider_subscription_id.clone(),
         provider_resource: watching.provider_resource.clone(),
@@ -280,16 +287,11 @@ async fn renew_one(app: &App, deadline: &Deadline, base: &str, subscription: &Sy
     let Ok(call) = ProviderCall::open(app, connection).await else { return RowOutcome::Skipped };
     let kind = subscription.subscription_kind;
     // Drive's renewal is a new channel: it gets a new secret; Graph keeps its clientState.
-    let secret = match &subscription.encrypted_secret {
-        Some(ciphertext) if kind == SubscriptionKind::GraphSubscription => {
-            let context = TokenContext::subscription(tenant, subscription.connection_id);
-            match call.current().vault.decrypt(context, ciphertext) {
-                Ok(secret) => secret,
-                Err(_) => new_secret(),
-            }
-        }
-        _ => new_secret(),
+    let kept = match kind {
+        SubscriptionKind::GraphSubscription => secret_of(&call.current().vault, subscription).ok().flatten(),
+        _ => None,
     };
+    let secret = kept.unwrap_or_else(new_secret);
     let folder_id = match subscription.folder_id {
         Some(folder) => match app.store.get_folder(tenant, folder).await {
             Ok(f) => f.provider_folder_id,
@@ -311,9 +313,7 @@ async fn renew_one(app: &App, deadline: &Deadline, base: &str, subscription: &Sy
     };
     match call.run(deadline, |a| a.provider.renew_watch(a.token, &existing, &request)).await {
         Ok(watching) => {
-            let owner = None;
-            let mut row = new_row(&call, kind, owner, &watching, uses_secret(kind).then_some(&secret));
-            row.folder_id = subscription.folder_id;
+            let row = new_row(&call, kind, subscription.folder_id, &watching, uses_secret(kind).then_some(&secret));
             match app.store.renew_subscription(tenant, subscription.base.id, &row).await {
                 Ok(()) => RowOutcome::Acted,
                 Err(_) => RowOutcome::Failed,

@@ -18,7 +18,7 @@ const LIFETIME: Duration = Duration::hours(1);
 /// The sealer's purpose: a sealed OAuth state is no cursor, and the other way round.
 const PURPOSE: &str = "browse-cursor/v1";
 /// The longest cursor accepted, in characters (a sealed Graph link is well under 2 KiB).
-pub const MAX_CURSOR_CHARS: usize = 8192;
+const MAX_CURSOR_CHARS: usize = 8192;
 
 /// What a cursor continues.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -39,7 +39,7 @@ use shared::providers::browse::{MAX_NAME_CHARS, check_name, child_path};
 use shared::providers::{Created, Entry, ItemKind, Library, Site};
 use utoipa::OpenApi as _;
 
-use crate::cursor::{Listing, MAX_CURSOR_CHARS};
+use crate::cursor::Listing;
 
 pub fn router(app: Arc<App>) -> Router {
     shared::api::function_router(
@@ -211,15 +211,7 @@ async fn list_items(
             (opened.listing, Some(opened.next), None)
         }
         None => {
-            let parent = match &parent_id {
-                Some(pid) => Some(call.existing_folder(&deadline, "parent_id", pid).await?),
-                None => None,
-            };
-            // The root's path is `/`; a folder's is the provider's, when it gives one.
-            let parent_path = match &parent {
-                Some(p) => p.path.clone(),
-                None => Some("/".to_owned()),
-            };
+            let (parent, parent_path) = parent_folder(&call, &deadline, parent_id.as_deref()).await?;
             let parent_ref = parent.as_ref().map(|p| p.item.id.clone()).or(parent_id);
             (Listing::Items { parent: parent_ref, parent_path, folders_only: q.folders_only }, None, parent)
         }
@@ -244,12 +236,28 @@ async fn list_items(
     Ok(axum::Json(ItemPage { parent, items, next_cursor }))
 }
 
+/// The folder `parent_id` names (a 404 or 400 naming it otherwise), and its path: the
+/// provider's when it gives one, `/` for the drive's root (no `parent_id`).
+async fn parent_folder(
+    call: &ProviderCall,
+    deadline: &Deadline,
+    parent_id: Option<&str>,
+) -> Result<(Option<Entry>, Option<String>), ApiError> {
+    match parent_id {
+        Some(id) => {
+            let parent = call.existing_folder(deadline, "parent_id", id).await?;
+            let path = parent.path.clone();
+            Ok((Some(parent), path))
+        }
+        None => Ok((None, Some("/".to_owned()))),
+    }
+}
+
+/// An empty cursor is named as such; anything else is opened by [`cursor::open`], which
+/// refuses what it did not seal (an over-long text among it).
 fn non_empty_cursor(text: String) -> Result<String, ApiError> {
     if text.is_empty() {
         return Err(ApiError::invalid_field("cursor", "must not be empty"));
-    }
-    if text.chars().count() > MAX_CURSOR_CHARS {
-        return Err(ApiError::invalid_field("cursor", "is not a cursor this listing handed out"));
     }
     Ok(text)
 }
@@ -304,14 +312,7 @@ async fn create_folder(
     check_name(connection.provider_type, &body.name).map_err(|why| ApiError::invalid_field("name", why))?;
     let call = ProviderCall::open(&app, connection).await?;
     let deadline = deadline(&clock, &call);
-    let parent = match &parent_id {
-        Some(pid) => Some(call.existing_folder(&deadline, "parent_id", pid).await?),
-        None => None,
-    };
-    let parent_path = match &parent {
-        Some(p) => p.path.clone(),
-        None => Some("/".to_owned()),
-    };
+    let (parent, parent_path) = parent_folder(&call, &deadline, parent_id.as_deref()).await?;
     let metadata = call.connection().connection_metadata.as_ref();
     let name = body.name.as_str();
     let created = call.run(&deadline, |a| a.provider.create_folder(a.token, metadata, parent.as_ref(), name)).await?;

@@ -40,7 +40,6 @@ use shared::app::App;
 use shared::db::{Connection, DbError, Folder, ProviderType, SubscriptionKind, SyncSubscription};
 use shared::dispatch::{Queued, queue_sync};
 use shared::subscriptions::auto_sync_folders;
-use shared::vault::TokenContext;
 
 pub fn router(app: Arc<App>) -> Router {
     shared::api::function_router(
@@ -129,12 +128,11 @@ async fn queue_folders(app: &App, folders: &[Folder], trigger: &str) -> Accepted
     accepted
 }
 
-/// The stored secret of a subscription, decrypted.
+/// The stored secret of a subscription, decrypted: one that does not decrypt is a fault of
+/// ours (a retired key), not the sender's.
 async fn secret_of(app: &App, subscription: &SyncSubscription) -> Result<Option<secrecy::SecretString>, ApiError> {
-    let Some(ciphertext) = &subscription.encrypted_secret else { return Ok(None) };
     let current = app.current().await.map_err(ApiError::internal)?;
-    let context = TokenContext::subscription(subscription.base.tenant_id, subscription.connection_id);
-    Ok(Some(current.vault.decrypt(context, ciphertext).map_err(ApiError::internal)?))
+    shared::subscriptions::secret_of(&current.vault, subscription).map_err(ApiError::internal)
 }
 
 // ---- Microsoft Graph ------------------------------------------------------------------
