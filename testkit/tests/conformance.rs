@@ -79,6 +79,7 @@ cases!(
     folder_links_lists_active_links_into_the_folder,
     sync_cursors_are_kept_one_per_scope,
     subscriptions_are_found_by_provider_id_across_tenants_once_live,
+    drive_message_numbers_are_accepted_once_each_and_renewal_starts_over,
     job_claims_are_won_once_and_leases_guard_every_write,
     jobs_to_dispatch_are_the_unsent_and_the_abandoned,
     synced_files_upsert_by_provider_id_and_deletes_wait_for_the_guard,
@@ -2237,6 +2238,52 @@ async fn subscriptions_are_found_by_provider_id_across_tenants_once_live(store: 
     assert!(after_wrong_tenant.unwrap().is_some(), "another tenant cannot delete it");
     assert!(after_delete.unwrap().is_none(), "a deleted subscription names nothing");
     assert!(again.is_ok(), "the id is free again once the row is deleted: {again:?}");
+}
+
+async fn drive_message_numbers_are_accepted_once_each_and_renewal_starts_over(store: Store) {
+    // Arrange: a Drive channel of tenant A.
+    let (a, b) = tenants(&store).await;
+    let g = Graph::create(&store, &a).await;
+    let channel = NewSyncSubscription {
+        tenant_id: a.id,
+        connection_id: g.connection.base.id,
+        folder_id: None,
+        subscription_kind: SubscriptionKind::DriveChannel,
+        provider_subscription_id: "01234567-89ab-cdef-0123-456789abcdef".into(),
+        provider_resource: Some("o3hgv1538sdjfh".into()),
+        encrypted_secret: Some(vec![9; 40]),
+        expires_at: Some(store.now() + Duration::days(7)),
+    };
+    let made = store.create_subscription(&channel).await.unwrap();
+    let id = made.base.id;
+
+    // Act: numbers out of order, concurrent duplicates, another tenant, then a renewal.
+    let first = store.subscription_message(a.id, id, 1).await.unwrap();
+    let ten = store.subscription_message(a.id, id, 10).await.unwrap();
+    let (dup_x, dup_y) =
+        futures_util::join!(store.subscription_message(a.id, id, 12), store.subscription_message(a.id, id, 12));
+    let replay = store.subscription_message(a.id, id, 12).await.unwrap();
+    let late = store.subscription_message(a.id, id, 11).await.unwrap();
+    let other_tenant = store.subscription_message(b.id, id, 99).await.unwrap();
+    let before_renewal =
+        store.find_subscription(SubscriptionKind::DriveChannel, &channel.provider_subscription_id).await;
+    let renewed =
+        NewSyncSubscription { provider_subscription_id: "fedcba98-7654-3210-fedc-ba9876543210".into(), ..channel };
+    store.renew_subscription(a.id, id, &renewed).await.unwrap();
+    let after_renewal =
+        store.find_subscription(SubscriptionKind::DriveChannel, &renewed.provider_subscription_id).await;
+    let new_channel_first = store.subscription_message(a.id, id, 1).await.unwrap();
+
+    // Assert
+    assert!(first && ten, "increasing numbers are accepted");
+    assert!(dup_x.unwrap() ^ dup_y.unwrap(), "of two concurrent deliveries of one number, exactly one is accepted");
+    assert!(!replay && !late, "a number not above the last accepted one is refused");
+    assert!(!other_tenant, "another tenant cannot advance the channel");
+    let before_renewal = before_renewal.unwrap().expect("the channel");
+    assert_eq!(before_renewal.last_message_number, Some(12));
+    assert!(before_renewal.last_notified_at.is_some());
+    assert_eq!(after_renewal.unwrap().expect("the renewed channel").last_message_number, None);
+    assert!(new_channel_first, "the new channel is numbered from 1 again");
 }
 
 async fn job_claims_are_won_once_and_leases_guard_every_write(store: Store) {

@@ -16,9 +16,10 @@
 //! - `POST /webhooks/box`: `BOX-SIGNATURE-PRIMARY` or `-SECONDARY`, the base64 HMAC-SHA256 of
 //!   the raw body followed by `BOX-DELIVERY-TIMESTAMP` under the app's signature keys, and a
 //!   timestamp at most ten minutes old; the `webhook.id` names the folder's subscription.
-//! - `POST /webhooks/gdrive`: `X-Goog-Channel-ID` names a stored channel and
-//!   `X-Goog-Channel-Token` equals its secret; the first message (`sync`) only confirms the
-//!   channel.
+//! - `POST /webhooks/gdrive`: `X-Goog-Channel-ID` names a stored channel,
+//!   `X-Goog-Channel-Token` equals its secret and `X-Goog-Message-Number` is above every number
+//!   accepted on the channel (replays are refused); the first message (`sync`) only confirms
+//!   the channel.
 //!
 //! A notification that does not authenticate is a 401 (Dropbox and Box: a bad or stale
 //! signature, 403) and queues nothing; one that names a subscription this service no longer
@@ -98,9 +99,17 @@ fn refused(message: &str) -> ApiError {
     ApiError::Unauthorized(message.to_owned())
 }
 
+/// Notes the notification on its subscription and queues a sync of each folder it covers.
+async fn queue_for(app: &App, subscription: &SyncSubscription, trigger: &str) -> Result<Accepted, ApiError> {
+    if let Err(e) = app.store.subscription_notified(subscription.base.tenant_id, subscription.base.id).await {
+        tracing::warn!(error = %shared::error_chain(&e), "cannot note the notification");
+    }
+    queue_covered(app, subscription, trigger).await
+}
+
 /// Queues a sync of each folder a subscription covers: its folder, or every auto-syncing
 /// folder of its connection.
-async fn queue_for(app: &App, subscription: &SyncSubscription, trigger: &str) -> Result<Accepted, ApiError> {
+async fn queue_covered(app: &App, subscription: &SyncSubscription, trigger: &str) -> Result<Accepted, ApiError> {
     let tenant = subscription.base.tenant_id;
     let folders = match subscription.folder_id {
         Some(id) => match app.store.get_folder(tenant, id).await {
@@ -110,9 +119,6 @@ async fn queue_for(app: &App, subscription: &SyncSubscription, trigger: &str) ->
         },
         None => auto_sync_folders(app, tenant, subscription.connection_id).await?,
     };
-    if let Err(e) = app.store.subscription_notified(tenant, subscription.base.id).await {
-        tracing::warn!(error = %shared::error_chain(&e), "cannot note the notification");
-    }
     Ok(queue_folders(app, &folders, trigger).await)
 }
 
@@ -304,9 +310,17 @@ async fn gdrive(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Respo
     if subscription.provider_resource.as_deref().is_some_and(|r| Some(r) != header("x-goog-resource-id")) {
         return Err(refused("X-Goog-Resource-ID is not the channel's resource"));
     }
+    // Drive numbers a channel's messages in increasing order: a number not above the last
+    // accepted one is a replay (or a late retry whose change the later message's sync reads).
+    let Some(number) = header("x-goog-message-number").and_then(|n| n.parse::<i64>().ok()) else {
+        return Err(refused("X-Goog-Message-Number is missing or not a number"));
+    };
+    if !app.store.subscription_message(subscription.base.tenant_id, subscription.base.id, number).await? {
+        return Err(refused("X-Goog-Message-Number was already accepted on this channel"));
+    }
     match header("x-goog-resource-state") {
         // The channel's first message: it works; nothing changed yet.
         Some("sync") => Ok(Accepted { notifications: 1, ..Accepted::default() }.into_response()),
-        _ => Ok(queue_for(&app, &subscription, "webhook:gdrive").await?.into_response()),
+        _ => Ok(queue_covered(&app, &subscription, "webhook:gdrive").await?.into_response()),
     }
 }

@@ -360,13 +360,17 @@ async fn a_drive_channel_message_with_its_token_queues_the_connections_folders_a
         e
     };
 
+    let mut sync_message = with("x-goog-resource-state", "sync");
+    sync_message.0["headers"]["x-goog-message-number"] = json!("1");
+
     // Act
-    let sync = w.send(&with("x-goog-resource-state", "sync")).await;
+    let sync = w.send(&sync_message).await;
     let jobs_after_sync = w.jobs(&w.tenant).await.len();
     let wrong_token = w.send(&with("x-goog-channel-token", "guessed")).await;
     let wrong_resource = w.send(&with("x-goog-resource-id", "another")).await;
     let unknown = w.send(&with("x-goog-channel-id", "not-a-channel")).await;
     let change = w.send(&event).await;
+    let noted = w.t.store().find_subscription(SubscriptionKind::DriveChannel, DRIVE_CHANNEL).await.unwrap().unwrap();
 
     // Assert
     assert_eq!(sync.status, 202);
@@ -379,4 +383,43 @@ async fn a_drive_channel_message_with_its_token_queues_the_connections_folders_a
     let folders =
         w.t.store().list_folders(w.tenant.id, &FolderFilter::default(), PageRequest::first(10)).await.unwrap();
     assert_eq!(w.jobs(&w.tenant).await[0].folder_id, folders.items[0].base.id);
+    assert_eq!(noted.last_message_number, Some(10), "the change's number is the channel's last");
+    assert!(noted.last_notified_at.is_some());
+}
+
+#[tokio::test]
+async fn a_replayed_or_late_drive_message_is_refused_and_queues_nothing() {
+    // Arrange: message 10 was accepted and queued a job, which is still live.
+    let w = world().await;
+    let c = w.connection(&w.tenant, ProviderType::GDrive).await;
+    w.folder(&w.tenant, &c, true).await;
+    w.subscription(&c, None, SubscriptionKind::DriveChannel, DRIVE_CHANNEL, Some(DRIVE_TOKEN), Some(DRIVE_RESOURCE))
+        .await;
+    let numbered = |n: &str| {
+        let mut e = ApiEvent::load("webhooks/gdrive-notification");
+        e.0["headers"]["x-goog-message-number"] = json!(n);
+        e
+    };
+    let first = w.send(&numbered("10")).await;
+
+    // Act
+    let replayed = w.send(&numbered("10")).await;
+    let late = w.send(&numbered("7")).await;
+    let unnumbered = w.send(&numbered("ten")).await;
+    let jobs_after_refusals = w.jobs(&w.tenant).await.len();
+    let next = w.send(&numbered("11")).await;
+
+    // Assert
+    assert_eq!((first.status, first.body["queued"].clone()), (202, json!(1)), "{}", first.text);
+    for refused in [&replayed, &late, &unnumbered] {
+        assert_eq!((refused.status, refused.error_code()), (401, "unauthorized"), "{}", refused.text);
+        assert!(refused.text.contains("X-Goog-Message-Number"), "{}", refused.text);
+    }
+    assert_eq!(jobs_after_refusals, 1, "a refused message queues nothing");
+    assert_eq!(next.status, 202, "{}", next.text);
+    assert_eq!(
+        (next.body["queued"].clone(), next.body["already_live"].clone()),
+        (json!(0), json!(1)),
+        "a newer message is accepted: the folder's job is live"
+    );
 }

@@ -99,4 +99,4 @@ define_columns!(cursor_cols:
 define_columns!(subscription_cols:
     id, index_id, tenant_id, created_at, updated_at, is_deleted,
     connection_id, folder_id, subscription_kind, provider_subscription_id: varchar, provider_resource,
-    encrypted_secret, expires_at, last_notified_at);
+    encrypted_secret, expires_at, last_notified_at, last_message_number);

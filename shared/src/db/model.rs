@@ -641,6 +641,8 @@ pub struct SyncSubscription {
     pub encrypted_secret: Option<Vec<u8>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub last_notified_at: Option<DateTime<Utc>>,
+    /// The highest Drive `X-Goog-Message-Number` accepted on the channel (migration V7).
+    pub last_message_number: Option<i64>,
 }
 
 impl std::fmt::Debug for SyncSubscription {

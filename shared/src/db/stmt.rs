@@ -254,12 +254,16 @@ statements! {
     SubscriptionsOfConnection => true,
     /// tenant_id, id, now — notes an authentic notification
     SubscriptionNotified => false,
+    /// tenant_id, id, now, message_number — notes a Drive message if its number is above every
+    /// one accepted on the channel (affected 0: a replay)
+    SubscriptionMessage => false,
     /// tenant_id, id, now
     SubscriptionSoftDelete => false,
     /// before, limit — live subscriptions expiring before `before`, soonest first, every tenant
     SubscriptionDueScan => true,
     /// tenant_id, id, now, provider_subscription_id, provider_resource, encrypted_secret,
-    /// expires_at — the subscription as renewed (Drive's renewal is a new channel)
+    /// expires_at — the subscription as renewed (Drive's renewal is a new channel, numbered
+    /// from 1 again: the last message number is cleared)
     SubscriptionRenew => false,
     /// after_index, limit — live subscriptions with a secret, of every tenant, by index_id
     /// (the key rotation's scan)

@@ -282,6 +282,9 @@ impl Row {
     pub fn i64(&mut self) -> Result<i64, DbError> {
         self.required(cell_i64)
     }
+    pub fn opt_i64(&mut self) -> Result<Option<i64>, DbError> {
+        self.nullable(cell_i64)
+    }
     pub fn i32(&mut self) -> Result<i32, DbError> {
         self.required(cell_i32)
     }

@@ -581,6 +581,11 @@ pub fn sql(stmt: Stmt) -> &'static str {
             "UPDATE dbo.cloud_sync_subscriptions SET last_notified_at = @P3, updated_at = @P3 \
              WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
         }
+        Stmt::SubscriptionMessage => {
+            "UPDATE dbo.cloud_sync_subscriptions SET last_message_number = @P4, last_notified_at = @P3, updated_at = @P3 \
+             WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0 \
+             AND (last_message_number IS NULL OR last_message_number < @P4)"
+        }
         Stmt::SubscriptionSoftDelete => {
             "UPDATE dbo.cloud_sync_subscriptions SET is_deleted = 1, updated_at = @P3 \
              WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
@@ -592,7 +597,7 @@ pub fn sql(stmt: Stmt) -> &'static str {
         ),
         Stmt::SubscriptionRenew => {
             "UPDATE dbo.cloud_sync_subscriptions SET provider_subscription_id = @P4, provider_resource = @P5, \
-             encrypted_secret = @P6, expires_at = @P7, updated_at = @P3 \
+             encrypted_secret = @P6, expires_at = @P7, last_message_number = NULL, updated_at = @P3 \
              WHERE tenant_id = @P1 AND id = @P2 AND is_deleted = 0"
         }
         Stmt::SubscriptionSecretScan => concat!(

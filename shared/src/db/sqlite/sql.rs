@@ -533,6 +533,11 @@ pub fn sql(stmt: Stmt) -> &'static str {
             "UPDATE cloud_sync_subscriptions SET last_notified_at = ?3, updated_at = ?3 \
              WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
         }
+        Stmt::SubscriptionMessage => {
+            "UPDATE cloud_sync_subscriptions SET last_message_number = ?4, last_notified_at = ?3, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0 \
+             AND (last_message_number IS NULL OR last_message_number < ?4)"
+        }
         Stmt::SubscriptionSoftDelete => {
             "UPDATE cloud_sync_subscriptions SET is_deleted = 1, updated_at = ?3 \
              WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
@@ -544,7 +549,7 @@ pub fn sql(stmt: Stmt) -> &'static str {
         ),
         Stmt::SubscriptionRenew => {
             "UPDATE cloud_sync_subscriptions SET provider_subscription_id = ?4, provider_resource = ?5, \
-             encrypted_secret = ?6, expires_at = ?7, updated_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
+             encrypted_secret = ?6, expires_at = ?7, last_message_number = NULL, updated_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND is_deleted = 0"
         }
         Stmt::SubscriptionSecretScan => concat!(
             "SELECT ",

@@ -42,6 +42,7 @@ impl FromRow for SyncSubscription {
             encrypted_secret: r.opt_bytes()?,
             expires_at: r.opt_ts()?,
             last_notified_at: r.opt_ts()?,
+            last_message_number: r.opt_i64()?,
         })
     }
 }
@@ -153,6 +154,13 @@ impl Store {
     pub async fn subscription_notified(&self, tenant: TenantId, id: Uuid) -> DbResult<()> {
         self.single(Stmt::SubscriptionNotified, vec![tenant.into(), id.into(), self.now().into()]).await?;
         Ok(())
+    }
+
+    /// Accepts message `number` of a Drive channel if it is above every number accepted
+    /// before (and notes the notification); false: a replayed or late message.
+    pub async fn subscription_message(&self, tenant: TenantId, id: Uuid, number: i64) -> DbResult<bool> {
+        let params = vec![tenant.into(), id.into(), self.now().into(), Value::I64(number)];
+        Ok(self.count(Stmt::SubscriptionMessage, params).await? == 1)
     }
 
     pub async fn delete_subscription(&self, tenant: TenantId, id: Uuid) -> DbResult<()> {
