@@ -35,7 +35,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::signer::{Method, Signer as _};
-use object_store::{ObjectStore, ObjectStoreExt as _, PutPayloadMut, WriteMultipart};
+use object_store::{GetOptions, ObjectStore, ObjectStoreExt as _, PutPayloadMut, WriteMultipart};
 use sha2::{Digest as _, Sha256};
 
 use crate::db::{FolderId, TenantId};
@@ -290,6 +290,8 @@ pub enum ObjectsError {
     KeyTooLong { key: String, len: usize, max: usize },
     #[error("object {key} not found")]
     NotFound { key: String },
+    #[error("object {key} changed while it was being read")]
+    Changed { key: String },
     #[error("{operation} of object {key} failed: {source}")]
     Store {
         operation: &'static str,
@@ -526,6 +528,28 @@ impl Objects {
         let owned = key.clone();
         let stream = got.into_stream().map_err(move |e| ObjectsError::store("read", &owned, e)).boxed();
         Ok(ObjectBody { meta, stream })
+    }
+
+    /// The bytes `range` of the object at `key` (an upload's part: bounded memory whatever the
+    /// object's size), if its entity tag is still `e_tag`: [`ObjectsError::Changed`] when the
+    /// object was replaced since (a part of another version must not join an upload),
+    /// [`ObjectsError::NotFound`] if it is not there.
+    pub async fn get_range(
+        &self,
+        key: &ObjectKey,
+        range: std::ops::Range<u64>,
+        e_tag: Option<&str>,
+    ) -> Result<Bytes, ObjectsError> {
+        let path = self.path_of(key)?;
+        if range.is_empty() {
+            return Ok(Bytes::new());
+        }
+        let options = GetOptions::new().with_range(Some(range)).with_if_match(e_tag.map(str::to_owned));
+        let got = self.inner.store.get_opts(&path, options).await.map_err(|e| match e {
+            object_store::Error::Precondition { .. } => ObjectsError::Changed { key: key.to_string() },
+            e => ObjectsError::store("read", key, e),
+        })?;
+        got.bytes().await.map_err(|e| ObjectsError::store("read", key, e))
     }
 
     /// The object's metadata, or `None` if there is no object at `key`.

@@ -150,6 +150,8 @@ pub enum Endpoint {
     /// Change subscriptions: Graph `subscriptions`, Drive `changes/watch` and
     /// `channels/stop`, Box `webhooks`.
     Watch,
+    /// Uploads: a one-request upload, opening a session, and each part sent to one.
+    Upload,
 }
 
 /// A failure served once, in the provider's own shape.
@@ -237,6 +239,8 @@ struct State {
     watches: BTreeMap<String, Value>,
     /// Bytes to serve once instead of a file's own, by id.
     corrupt: std::cell::RefCell<BTreeMap<String, Vec<u8>>>,
+    /// Open upload sessions, by id.
+    uploads: BTreeMap<String, uploads::Session>,
 }
 
 /// A model drive shared by a test and the fake's responders. Clones share the same tree.
@@ -339,6 +343,7 @@ impl RemoteTree {
             downloads: Default::default(),
             watches: BTreeMap::new(),
             corrupt: Default::default(),
+            uploads: BTreeMap::new(),
         };
         let root_name = if family == Family::Box { "All Files" } else { "root" };
         state.nodes.insert(root_id.clone(), Node::folder(root_id.clone(), root_name, None, start));
@@ -418,6 +423,16 @@ impl RemoteTree {
     /// Box webhooks), as it answered them when they were made or renewed.
     pub fn watches(&self) -> Vec<Value> {
         self.lock().watches.values().cloned().collect()
+    }
+
+    /// Ends every open upload session, as the provider does when one expires.
+    pub fn expire_upload_sessions(&self) {
+        self.lock().uploads.clear();
+    }
+
+    /// How many upload sessions are open.
+    pub fn open_upload_sessions(&self) -> usize {
+        self.lock().uploads.len()
     }
 
     /// Whether every injected fault has been served.
@@ -1052,6 +1067,9 @@ fn preauth(state: &mut State, http: &Http<'_>, id: &str) -> ResponseTemplate {
     }
 }
 
+#[path = "sync_fakes_uploads.rs"]
+mod uploads;
+
 // ---------------------------------------------------------------------------------------------
 // Microsoft Graph
 
@@ -1087,6 +1105,9 @@ mod graph {
         if let ["preauth", "graph", id] = route.as_slice() {
             return preauth(state, http, id);
         }
+        if let ["upload", "graph", id] = route.as_slice() {
+            return uploads::graph_session(state, http, id);
+        }
         if let ["v1.0", "sites", site @ ..] = route.as_slice() {
             return sites(state, http, site);
         }
@@ -1100,6 +1121,9 @@ mod graph {
             ["v1.0", "me", "drive", rest @ ..] => (own, rest),
             _ => return item_not_found(),
         };
+        if let Some(answer) = uploads::graph(state, http, rest) {
+            return answer;
+        }
         if let Some(answer) = browse(state, http, rest) {
             return answer;
         }
@@ -1150,7 +1174,7 @@ mod graph {
         }
     }
 
-    fn item_not_found() -> ResponseTemplate {
+    pub(super) fn item_not_found() -> ResponseTemplate {
         ResponseTemplate::new(404).set_body_json(json!({
             "error": { "code": "itemNotFound", "message": "The resource could not be found." }
         }))
@@ -1329,7 +1353,7 @@ mod graph {
         }
     }
 
-    fn fault_response(state: &State, http: &Http<'_>, fault: Fault) -> ResponseTemplate {
+    pub(super) fn fault_response(state: &State, http: &Http<'_>, fault: Fault) -> ResponseTemplate {
         match fault {
             Fault::RateLimited { retry_after_secs } => ResponseTemplate::new(429)
                 .insert_header("Retry-After", retry_after_secs.to_string().as_str())
@@ -1360,7 +1384,7 @@ mod graph {
 
     /// A driveItem as Graph shows it: in a listing with `cTag`, the parent's name and path and
     /// a `@microsoft.graph.downloadUrl`; in a Business delta without `cTag` or parent path.
-    fn item(state: &State, nodes: &BTreeMap<String, Node>, node: &Node, base: &str, listing: bool) -> Value {
+    pub(super) fn item(state: &State, nodes: &BTreeMap<String, Node>, node: &Node, base: &str, listing: bool) -> Value {
         let mut parent = json!({ "driveType": state.graph_drive_type(), "driveId": state.drive_id });
         if let Some(parent_node) = node.parent.as_deref().and_then(|p| nodes.get(p)) {
             parent["id"] = json!(parent_node.id);

@@ -32,6 +32,32 @@ pub struct Checkpoint {
     pub files_total: i32,
     pub files_processed: i32,
     pub bytes_transferred: i64,
+    /// The push goes through the folder's files in index order; this is the last one looked at.
+    #[serde(default)]
+    pub push_after: i64,
+    /// The upload in progress, to go on with in the next invocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<Upload>,
+}
+
+/// An upload under way: which file, where to, and the provider's session with what it has.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Upload {
+    /// The `cloud_files` row whose Quodsi copy is being sent.
+    pub file_id: shared::db::FileId,
+    /// A new version of the row's provider file (`None`), or a new file of this name in
+    /// `parent_id` (a conflict copy, or a file deleted at the provider that changed here).
+    pub new_name: Option<String>,
+    pub parent_id: Option<String>,
+    pub size: u64,
+    /// The entity tag of Quodsi's copy when the upload began: a part of another version is
+    /// never sent.
+    pub e_tag: Option<String>,
+    /// The provider's session, encrypted by the vault (`TokenKind::UploadSession`) and
+    /// base64-encoded: Graph's and Drive's are pre-authenticated URLs.
+    pub session: String,
+    /// The first byte the provider had not acknowledged at the last checkpoint.
+    pub offset: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +66,8 @@ pub enum Stage {
     #[default]
     Listing,
     Downloading,
+    /// Sending Quodsi's changed copies to the provider (upload and bidirectional jobs).
+    Pushing,
     Finishing,
 }
 

@@ -54,6 +54,8 @@ use crate::Settings;
 use crate::checkpoint::{Checkpoint, Listing, Stage};
 use crate::place::{Place, join, parent_path_lower, place, relative_path};
 
+mod push;
+
 /// What a run did with its job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ran {
@@ -191,6 +193,10 @@ struct Run<'a> {
     stop_at: Instant,
     last_beat: Instant,
     hash_alg: HashAlg,
+    /// Whether this run reads the provider (the job type and folder permissions allow it).
+    pulls: bool,
+    /// Whether it sends Quodsi's changed copies to the provider.
+    pushes: bool,
 }
 
 impl<'a> Run<'a> {
@@ -204,9 +210,9 @@ impl<'a> Run<'a> {
             |error_type, code: &str, message: String| Stop::Fail { error_type, code: Some(code.into()), message };
         let job = &lease.job;
         let tenant = job.base.tenant_id;
-        if matches!(job.job_type, JobType::Upload | JobType::Export) {
+        if job.job_type == JobType::Export {
             let message =
-                format!("{} jobs push Quodsi's files to the provider, which this worker does not do yet", job.job_type);
+                "export jobs put named Quodsi objects into the folder, which this worker does not do yet".to_owned();
             return Err((lease, fail(ErrorType::Validation, "job_type_not_supported", message)));
         }
         let folder = match app.store.get_folder(tenant, job.folder_id).await {
@@ -214,9 +220,21 @@ impl<'a> Run<'a> {
             Err(DbError::NotFound) => return Err((lease, Stop::LeaseLost)),
             Err(e) => return Err((lease, e.into())),
         };
-        if folder.folder_permissions == FolderPermissions::WriteOnly {
-            let message = "the folder is write_only: nothing is read from it".to_owned();
-            return Err((lease, fail(ErrorType::Permission, "folder_write_only", message)));
+        // The job type says which way bytes may go, the folder's permissions which way they
+        // are allowed to: a bidirectional job does what both allow.
+        let permissions = folder.folder_permissions;
+        let pulls = matches!(job.job_type, JobType::Download | JobType::Import | JobType::Bidirectional)
+            && permissions != FolderPermissions::WriteOnly;
+        let pushes = matches!(job.job_type, JobType::Upload | JobType::Bidirectional)
+            && permissions != FolderPermissions::ReadOnly;
+        if !pulls && !pushes {
+            let (code, message) = match permissions {
+                FolderPermissions::WriteOnly => {
+                    ("folder_write_only", "the folder is write_only: nothing is read from it")
+                }
+                _ => ("folder_read_only", "the folder is read_only: nothing is written to it"),
+            };
+            return Err((lease, fail(ErrorType::Permission, code, message.to_owned())));
         }
         let connection = match app.store.get_connection(tenant, folder.connection_id).await {
             Ok(connection) => connection,
@@ -242,11 +260,20 @@ impl<'a> Run<'a> {
                 return Err((lease, stop));
             }
         };
+        // A provider this worker cannot upload to yet is only read.
+        let pushes = pushes && call.provider().upload_rules() != shared::providers::UploadRules::NONE;
+        if !pulls && !pushes {
+            let message = format!("uploads to {} are not supported yet", connection.provider_type);
+            return Err((lease, fail(ErrorType::Validation, "job_type_not_supported", message)));
+        }
         let wanted = match job.job_type {
             JobType::Import => Some(import_ids(job.job_metadata.as_ref())),
             _ => None,
         };
-        let checkpoint = Checkpoint::from_metadata(job.job_metadata.as_ref()).unwrap_or_default();
+        let mut checkpoint = Checkpoint::from_metadata(job.job_metadata.as_ref()).unwrap_or_default();
+        if !pulls && checkpoint.stage == Stage::Listing {
+            checkpoint.stage = Stage::Pushing;
+        }
         let hash_alg = HashAlg::for_provider(connection.provider_type);
         Ok(Run {
             app,
@@ -261,6 +288,8 @@ impl<'a> Run<'a> {
             stop_at,
             last_beat: Instant::now(),
             hash_alg,
+            pulls,
+            pushes,
         })
     }
 
@@ -279,7 +308,7 @@ impl<'a> Run<'a> {
     // ---- the run ------------------------------------------------------------------------
 
     async fn go(&mut self) -> Result<(), Stop> {
-        if self.checkpoint.listing.is_none() {
+        if self.pulls && self.checkpoint.listing.is_none() {
             self.start().await?;
         }
         while self.checkpoint.stage == Stage::Listing {
@@ -290,8 +319,12 @@ impl<'a> Run<'a> {
             self.beat(false).await?;
             self.download_batch().await?;
         }
+        while self.checkpoint.stage == Stage::Pushing {
+            self.beat(false).await?;
+            self.push_batch().await?;
+        }
         self.beat(true).await?;
-        self.finish().await
+        if self.pulls { self.finish().await } else { Ok(()) }
     }
 
     /// The first step of a job: how to read the provider.
@@ -487,11 +520,14 @@ impl<'a> Run<'a> {
         let store = &self.app.store;
         let (tenant, folder_id) = (self.job().base.tenant_id, self.folder.base.id);
         let existing = store.get_file_by_provider_id(tenant, folder_id, &item.id).await?;
+        // A file in conflict (changed here and at the provider) waits for its user: neither
+        // version replaces the other.
+        let conflict = existing.as_ref().is_some_and(|f| f.sync_status == SyncStatus::Conflict);
         let changed = match &existing {
             None => true,
             Some(file) => file.sync_status != SyncStatus::Synced || content_differs(file, item),
         };
-        let mut download = changed && item.downloadable;
+        let mut download = changed && item.downloadable && !conflict;
         let mut metadata = match existing.as_ref().and_then(|f| f.file_metadata.clone()) {
             Some(Value::Object(map)) => map,
             _ => serde_json::Map::new(),
@@ -516,6 +552,9 @@ impl<'a> Run<'a> {
         if let Some(lower) = &item.path_lower {
             metadata.insert("path_lower".into(), json!(lower));
         }
+        if let Some(parent) = &item.parent_id {
+            metadata.insert("parent_id".into(), json!(parent));
+        }
         let file = SyncedFile {
             tenant_id: tenant,
             folder_id,
@@ -528,7 +567,11 @@ impl<'a> Run<'a> {
             mime_type: item.mime_type.clone(),
             cloud_created_at: item.created_at,
             cloud_modified_at: item.modified_at,
-            sync_status: if download { SyncStatus::NeedsDownload } else { SyncStatus::Synced },
+            sync_status: match (conflict, download) {
+                (true, _) => SyncStatus::Conflict,
+                (false, true) => SyncStatus::NeedsDownload,
+                (false, false) => SyncStatus::Synced,
+            },
             file_metadata: Some(Value::Object(metadata)),
             seen_by_job_id: seen.then_some(self.job().base.id),
         };
@@ -581,7 +624,7 @@ impl<'a> Run<'a> {
             .list_files_to_download(tenant, folder_id, self.checkpoint.download_after, DOWNLOAD_BATCH)
             .await?;
         if waiting.is_empty() {
-            self.checkpoint.stage = Stage::Finishing;
+            self.checkpoint.stage = if self.pushes { Stage::Pushing } else { Stage::Finishing };
             return Ok(());
         }
         for file in waiting {
@@ -610,6 +653,9 @@ impl<'a> Run<'a> {
                 return self.file_failed(file, ErrorType::Validation, Some("unstorable_path"), &why).await;
             }
         };
+        if self.copy_changed(file).await?.is_some() {
+            return self.changed_on_both_sides(file).await;
+        }
         let temporary_name = format!("{}-{}", file.base.id, self.job().base.id);
         let temporary = ObjectKey::for_file(tenant, folder_id, &[INCOMING, &temporary_name])
             .expect("an id-based name under the folder is always a key");
@@ -663,6 +709,11 @@ impl<'a> Run<'a> {
             );
             return self.file_failed(file, ErrorType::Api, Some("hash_mismatch"), &why).await;
         }
+        if self.copy_changed(file).await?.is_some() {
+            // Changed here while the provider's version was on its way: that one is dropped.
+            let _ = self.objects.delete(&temporary).await;
+            return self.changed_on_both_sides(file).await;
+        }
         if let Err(e) = self.objects.rename(&temporary, &target).await {
             let _ = self.objects.delete(&temporary).await;
             let why = format!("moving it into place failed: {}", shared::error_chain(&e));
@@ -681,6 +732,16 @@ impl<'a> Run<'a> {
             _ => serde_json::Map::new(),
         };
         metadata.insert("object_key".into(), json!(target.as_str()));
+        // What Quodsi's copy is as of this sync: a later change to it (a client's upload, the
+        // app) shows as another entity tag.
+        match self.objects.head(&target).await {
+            Ok(Some(stored)) => {
+                metadata.insert("object_etag".into(), json!(stored.e_tag));
+            }
+            Ok(None) | Err(_) => {
+                metadata.remove("object_etag");
+            }
+        }
         let patch = CloudFilePatch {
             file_size_bytes: Some(digests.size as i64),
             content_hash: Some(Some(digests.provider.clone())),

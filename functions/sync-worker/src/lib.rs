@@ -2,9 +2,10 @@
 //! committed (POST /sync-jobs, auto-sync-trigger, and that trigger's sweep of jobs whose
 //! message was lost); `scripts/run` runs it in-process on pending jobs instead.
 //!
-//! A job runs in the pull direction for now: `download` syncs the folder's whole subtree from
-//! its provider into Quodsi's object store, `import` only the provider files its
-//! `job_metadata.file_ids` names, and `bidirectional` its download half. See [`engine`] for
+//! `download` syncs the folder's whole subtree from its provider into Quodsi's object store,
+//! `import` only the provider files its `job_metadata.file_ids` names, `upload` sends the
+//! Quodsi copies that changed since the last sync to the provider, and `bidirectional` does
+//! both, pull first. See [`engine`] for
 //! how a run goes: claim, list (a crawl from a start cursor, or the changes since the stored
 //! cursor), reconcile `cloud_files`, download, apply deletions behind the mass-delete guard,
 //! keep the new cursor, complete.
@@ -56,6 +57,10 @@ pub struct Settings {
     /// Box keeps events for a limited time (two weeks at the least): a Box cursor older than
     /// this is dropped for a fresh crawl (`SYNC_BOX_CURSOR_MAX_AGE_DAYS`, 14).
     pub box_cursor_max_age: Duration,
+    /// The part an upload sends per request, rounded down to the provider's multiple
+    /// (`SYNC_UPLOAD_PART_KIB`, 10240: 10 MiB, Graph's recommendation and a multiple of Drive's
+    /// 256 KiB). Memory holds one part; a file up to one part goes in one request.
+    pub upload_part: u64,
 }
 
 impl Default for Settings {
@@ -68,6 +73,7 @@ impl Default for Settings {
             max_inline_wait: Duration::from_secs(30),
             call_attempts: 5,
             box_cursor_max_age: Duration::from_secs(14 * 86_400),
+            upload_part: 10 << 20,
         }
     }
 }
@@ -88,6 +94,7 @@ impl Settings {
             box_cursor_max_age: env
                 .number("SYNC_BOX_CURSOR_MAX_AGE_DAYS", 14, 1, 60)
                 .map(|d| Duration::from_secs(d * 86_400))?,
+            upload_part: env.number("SYNC_UPLOAD_PART_KIB", 10_240, 256, 153_600)? * 1024,
         };
         if s.heartbeat >= s.lease {
             return Err(SettingsError {

@@ -12,142 +12,15 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use shared::content_hash::HashAlg;
 use shared::db::*;
-use shared::job_queue::JobMessage;
 use sync_worker::{Ran, Settings};
-use testkit::http::TestApp;
-use testkit::providers::{ACCESS_TOKEN, CLIENT_SECRET, REFRESH_TOKEN, invalid_grant};
-use testkit::sync_fakes::{Endpoint, Fault, OTHER_LIBRARY, RemoteTree, mount};
-use testkit::{Tenant, connect_with_tokens};
+use testkit::providers::invalid_grant;
+use testkit::sync_fakes::{Endpoint, Fault, OTHER_LIBRARY, RemoteTree};
 use tokio::time::Instant;
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
-/// A tenant's folder synced from a fake provider.
-struct World {
-    t: TestApp,
-    server: MockServer,
-    tree: RemoteTree,
-    tenant: Tenant,
-    folder: Folder,
-    connection: Connection,
-}
-
-fn settings() -> Settings {
-    Settings { max_inline_wait: Duration::from_secs(2), ..Settings::default() }
-}
-
-async fn world(provider: ProviderType, tree: RemoteTree) -> World {
-    world_with(provider, tree, |_| {}).await
-}
-
-/// [`world`] with the folder adjusted before it is created.
-async fn world_with(provider: ProviderType, tree: RemoteTree, adjust: impl FnOnce(&mut NewFolder)) -> World {
-    let server = MockServer::start().await;
-    let uri = server.uri();
-    let providers = json!({ "providers": { provider.as_str(): {
-        "client_id": "sync-client",
-        "client_secret": CLIENT_SECRET,
-        "token_url": format!("{uri}/token"),
-        "api_base_url": uri,
-    }}});
-    let t = TestApp::with_config(providers).await;
-    mount(&server, &tree).await;
-    let tenant = t.tenant().await;
-    let scope = tree.scope();
-    let connection = connect_with_tokens(
-        &t.app,
-        &tenant,
-        provider,
-        ACCESS_TOKEN,
-        Some(REFRESH_TOKEN),
-        Some(scope.connection_metadata.clone()),
-    )
-    .await;
-    let mut new = testkit::new_folder(&tenant, connection.base.id);
-    new.provider_folder_id = scope.folder_id.clone();
-    new.folder_path = scope.folder_path.clone();
-    new.folder_type = FolderType::Models;
-    adjust(&mut new);
-    let folder = t.store().create_folder(&new).await.unwrap();
-    World { t, server, tree, tenant, folder, connection }
-}
-
-impl World {
-    async fn job(&self, job_type: JobType, metadata: Option<Value>) -> SyncJob {
-        let new = NewSyncJob {
-            tenant_id: self.tenant.id,
-            folder_id: self.folder.base.id,
-            initiated_by_user_id: Some(self.tenant.user),
-            job_type,
-            job_metadata: metadata,
-        };
-        self.t.store().create_job(&new).await.unwrap()
-    }
-
-    fn message(&self, job: &SyncJob) -> JobMessage {
-        JobMessage { tenant_id: self.tenant.id, job_id: job.base.id }
-    }
-
-    async fn run(&self, job: &SyncJob) -> Ran {
-        sync_worker::engine::run(&self.t.app, &settings(), self.message(job), None).await.unwrap()
-    }
-
-    /// Runs the job to its end over as many runs as it takes (each continuation re-claims it).
-    async fn run_to_end(&self, job: &SyncJob) -> (Ran, usize) {
-        let mut runs = 0;
-        loop {
-            runs += 1;
-            let ran = self.run(job).await;
-            if !matches!(ran, Ran::Continued { .. }) || runs > 50 {
-                return (ran, runs);
-            }
-        }
-    }
-
-    async fn files(&self) -> Vec<CloudFile> {
-        let filter = CloudFileFilter { folder_id: Some(self.folder.base.id), ..Default::default() };
-        let mut files =
-            self.t.store().list_files(self.tenant.id, &filter, PageRequest::first(200)).await.unwrap().items;
-        files.sort_by(|a, b| a.file_path.cmp(&b.file_path));
-        files
-    }
-
-    async fn file(&self, path: &str) -> Option<CloudFile> {
-        self.files().await.into_iter().find(|f| f.file_path.as_deref() == Some(path))
-    }
-
-    async fn errors(&self) -> Vec<SyncError> {
-        let filter = SyncErrorFilter { connection_id: Some(self.connection.base.id), ..Default::default() };
-        self.t.store().list_errors(self.tenant.id, &filter, PageRequest::first(200)).await.unwrap().items
-    }
-
-    /// The bytes Quodsi holds for a file, read from the local object store's directory.
-    fn stored_bytes(&self, file: &CloudFile) -> Vec<u8> {
-        let key = file.file_metadata.as_ref().unwrap()["object_key"].as_str().expect("an object key").to_owned();
-        assert!(key.starts_with(&format!("{}/{}/", self.tenant.id, self.folder.base.id)), "{key}");
-        std::fs::read(self.t.objects_dir().join(&key)).unwrap_or_else(|e| panic!("{key}: {e}"))
-    }
-
-    /// How many times the provider served a file's bytes.
-    async fn downloads(&self) -> usize {
-        self.tree.downloads_served()
-    }
-
-    /// How many times the connection's tokens were refreshed at the provider.
-    async fn refreshes(&self) -> usize {
-        let requests = self.server.received_requests().await.unwrap_or_default();
-        requests.iter().filter(|r| r.method.as_str() == "POST" && r.url.path() == "/token").count()
-    }
-
-    async fn cursor(&self) -> Option<SyncCursor> {
-        let kind = CursorKind::of(self.connection.provider_type);
-        self.t
-            .store()
-            .get_cursor(self.tenant.id, self.connection.base.id, Some(self.folder.base.id), kind)
-            .await
-            .unwrap()
-    }
-}
+mod common;
+use common::*;
 
 #[tokio::test]
 async fn a_first_sync_crawls_the_subtree_downloads_every_file_and_keeps_the_cursor() {
@@ -390,7 +263,7 @@ async fn an_import_pulls_only_the_named_files_and_leaves_the_cursor_alone() {
 async fn jobs_this_worker_does_not_run_fail_with_a_reason() {
     // Arrange
     let w = world(ProviderType::Dropbox, RemoteTree::scenario(ProviderType::Dropbox)).await;
-    let job = w.job(JobType::Upload, None).await;
+    let job = w.job(JobType::Export, None).await;
 
     // Act
     let ran = w.run(&job).await;

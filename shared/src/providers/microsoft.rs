@@ -12,6 +12,11 @@
 //! token never goes anywhere else. `/content` answers a 302 to a pre-authenticated URL that is
 //! fetched without the token.
 //!
+//! Uploads (research note §3.1, [`super::upload`]): `PUT …/content` up to 4 MiB, else an upload
+//! session whose fragments go to the pre-authenticated `uploadUrl` without the bearer token. A
+//! new file is addressed under its parent (`items/{parent-id}:/{name}:/…`) with
+//! `conflictBehavior=fail`; a new version by its id with `If-Match` on the base `eTag`.
+//!
 //! Item ids: an item of the connection's own drive (the one identity recorded) is its plain
 //! Graph id; an item of another drive, such as a second SharePoint document library, is
 //! `{drive-id}:{item-id}` ([`ItemRef`]), and so is every id listed or changed under it, so a
@@ -32,6 +37,7 @@ use super::http::{
 };
 use super::notify::{WatchRequest, WatchScope, Watched, Watching};
 use super::oauth_client::{OAuthClient, scopes_or};
+use super::upload::{Sent, UploadRules, UploadSession, UploadTarget};
 use super::{
     AuthorizeRequest, Change, ChangePage, ChildPage, Clients, Created, CreatedLink, Download, Entry, EntryPage,
     ExistingLink, Identity, ItemKind, Library, LinkTarget, Pkce, Provider, ProviderError, RefreshTokenRotation,
@@ -198,6 +204,97 @@ impl Microsoft {
     async fn get_answer(&self, access_token: &SecretString, url: Url) -> Result<Answer, ProviderError> {
         Answer::read(send(bearer(self.oauth.http.get(url), access_token)).await?).await
     }
+}
+
+/// Graph's upload rules (research note §3.1): one request up to 4 MiB (the older documents'
+/// limit, which rclone keeps), fragments a multiple of 320 KiB and under 60 MiB.
+const UPLOAD_RULES: UploadRules =
+    UploadRules { simple_max: 4 << 20, session_min: 0, part_multiple: 327_680, part_max: (60 << 20) - 1 };
+
+impl Microsoft {
+    /// The path of an upload's target followed by `last` (`content`, `createUploadSession`):
+    /// `items/{id}/…` for a new version, `items/{parent-id}:/{name}:/…` for a new file; and
+    /// the ids of the drive it is in.
+    fn upload_path<'a>(
+        metadata: Option<&'a Value>,
+        target: &'a UploadTarget<'a>,
+        last: &'a str,
+    ) -> Result<(Vec<String>, Ids<'a>), ProviderError> {
+        let (item, named) = match &target.replace {
+            Some(replace) => (ItemRef::parse(replace.id), None),
+            None => (ItemRef::parse(target.parent_id), Some(target.name)),
+        };
+        let mut path: Vec<String> = Self::drive_path(metadata, item.drive)?.into_iter().map(str::to_owned).collect();
+        let mut segments: Vec<String> = item.segments()?.into_iter().map(str::to_owned).collect();
+        if let Some(name) = named {
+            let parent = segments.pop().unwrap_or_default();
+            segments.extend([format!("{parent}:"), format!("{name}:")]);
+        }
+        path.extend(segments);
+        path.push(last.to_owned());
+        Ok((path, Ids::new(metadata, item.drive)))
+    }
+
+    /// A session's `uploadUrl`, if it may be followed: HTTPS, or HTTP when Graph itself is
+    /// configured on HTTP (a local fake). The bearer token never goes to it.
+    fn session_url(&self, session: &UploadSession) -> Result<Url, ProviderError> {
+        let url = Url::parse(&session.handle)
+            .map_err(|_| ProviderError::Malformed("a Graph uploadUrl is not a URL".to_owned()))?;
+        match (self.graph.scheme(), url.scheme()) {
+            (_, "https") | ("http", "http") => Ok(url),
+            _ => Err(ProviderError::Malformed("a Graph uploadUrl has a scheme that is not followed".to_owned())),
+        }
+    }
+
+    /// The file a finished write answered, or why it was refused.
+    fn written(answer: &Answer, ids: Ids<'_>) -> Result<RemoteItem, ProviderError> {
+        if let Some(conflict) = write_conflict(answer) {
+            return Err(conflict);
+        }
+        let value: Value = answer.json("Graph driveItem")?;
+        drive_item(&value, ids)?
+            .ok_or_else(|| ProviderError::Malformed("the uploaded Graph item is no file".to_owned()))
+    }
+}
+
+/// A write refused because of what the provider holds: a precondition (`If-Match`) failed or
+/// a name is taken (`conflictBehavior=fail`), or the file to replace is gone.
+fn write_conflict(answer: &Answer) -> Option<ProviderError> {
+    match answer.status.as_u16() {
+        409 | 412 => Some(ProviderError::Conflict(format!(
+            "Graph answered {} ({})",
+            answer.status.as_u16(),
+            answer.code().unwrap_or_default()
+        ))),
+        404 => Some(ProviderError::Conflict("the file is no longer at the provider".to_owned())),
+        _ => None,
+    }
+}
+
+/// The first byte of an upload session's `nextExpectedRanges` (`["12345-"]`,
+/// `["0-327679", "655360-"]`); all received when the list is empty.
+fn next_expected(value: &Value, total: u64) -> Result<u64, ProviderError> {
+    let Some(ranges) = value.get("nextExpectedRanges").and_then(Value::as_array) else {
+        return Err(ProviderError::Malformed("a Graph upload session has no nextExpectedRanges".to_owned()));
+    };
+    match ranges.first().and_then(Value::as_str) {
+        None => Ok(total),
+        Some(range) => range
+            .split('-')
+            .next()
+            .and_then(|start| start.trim().parse().ok())
+            .ok_or_else(|| ProviderError::Malformed("a Graph nextExpectedRanges entry is not a range".to_owned())),
+    }
+}
+
+/// A failure of the pre-authenticated upload URL: only the status is kept, since such a
+/// host's error bodies may quote the URL.
+fn upload_url_refused(answer: &Answer) -> ProviderError {
+    super::http::throttled_or_server(answer.status, &answer.headers).unwrap_or(ProviderError::Rejected {
+        status: answer.status.as_u16(),
+        code: None,
+        description: Some("the upload session URL refused the fragment".to_owned()),
+    })
 }
 
 /// A delta answer that asks for a fresh enumeration: a 410 on a delta URL (whatever its body),
@@ -550,6 +647,119 @@ impl Provider for Microsoft {
         path.push("content");
         let response = send(bearer(self.transfer.get(endpoint(&self.graph, &path)), access_token)).await?;
         download_response(&self.transfer, response).await
+    }
+
+    fn upload_rules(&self) -> UploadRules {
+        UPLOAD_RULES
+    }
+
+    async fn upload_small(
+        &self,
+        access_token: &SecretString,
+        scope: &SyncScope<'_>,
+        target: &UploadTarget<'_>,
+        body: bytes::Bytes,
+    ) -> Result<RemoteItem, ProviderError> {
+        let (path, ids) = Self::upload_path(scope.connection_metadata, target, "content")?;
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        let mut url = endpoint(&self.graph, &path);
+        if target.replace.is_none() {
+            url.query_pairs_mut().append_pair("@microsoft.graph.conflictBehavior", "fail");
+        }
+        let mut request = bearer(self.transfer.put(url), access_token);
+        if let Some(revision) = target.replace.and_then(|r| r.revision) {
+            request = request.header(reqwest::header::IF_MATCH, revision);
+        }
+        let request = request.header(reqwest::header::CONTENT_TYPE, "application/octet-stream").body(body);
+        Self::written(&Answer::read(send(request).await?).await?, ids)
+    }
+
+    async fn start_upload(
+        &self,
+        access_token: &SecretString,
+        scope: &SyncScope<'_>,
+        target: &UploadTarget<'_>,
+    ) -> Result<UploadSession, ProviderError> {
+        let (path, _) = Self::upload_path(scope.connection_metadata, target, "createUploadSession")?;
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        let behavior = if target.replace.is_some() { "replace" } else { "fail" };
+        let body = json!({ "item": { "@microsoft.graph.conflictBehavior": behavior } });
+        let mut request = bearer(self.oauth.http.post(endpoint(&self.graph, &path)), access_token).json(&body);
+        if let Some(revision) = target.replace.and_then(|r| r.revision) {
+            request = request.header(reqwest::header::IF_MATCH, revision);
+        }
+        let answer = Answer::read(send(request).await?).await?;
+        if let Some(conflict) = write_conflict(&answer) {
+            return Err(conflict);
+        }
+        let value: Value = answer.json("Graph upload session")?;
+        let session = UploadSession {
+            handle: required_str(&value, "uploadUrl", "Graph upload session")?,
+            part_size: None,
+            expires_at: time_field(&value, "expirationDateTime"),
+            parts: Vec::new(),
+        };
+        self.session_url(&session)?;
+        Ok(session)
+    }
+
+    /// A fragment `PUT` to the `uploadUrl`, with `Content-Range` and no `Authorization`.
+    async fn upload_part(
+        &self,
+        access_token: &SecretString,
+        scope: &SyncScope<'_>,
+        target: &UploadTarget<'_>,
+        session: &UploadSession,
+        offset: u64,
+        part: bytes::Bytes,
+    ) -> Result<Sent, ProviderError> {
+        let url = self.session_url(session)?;
+        let end = offset + part.len() as u64 - 1;
+        let range = format!("bytes {offset}-{end}/{}", target.size);
+        let request = self.transfer.put(url).header(reqwest::header::CONTENT_RANGE, range).body(part);
+        let answer = Answer::read(send(request).await?).await?;
+        match answer.status.as_u16() {
+            202 => {
+                let value: Value = serde_json::from_slice(&answer.body)
+                    .map_err(|e| super::http::malformed("Graph upload session", &e))?;
+                Ok(Sent::Next(next_expected(&value, target.size)?))
+            }
+            200 | 201 | 409 | 412 => {
+                let (_, ids) = Self::upload_path(scope.connection_metadata, target, "content")?;
+                Self::written(&answer, ids).map(|item| Sent::Done(Box::new(item)))
+            }
+            404 => Err(ProviderError::UploadSessionGone),
+            // Graph already has that range: ask where it stands.
+            416 => self.upload_offset(access_token, scope, target, session).await.map(Sent::Next),
+            _ => Err(upload_url_refused(&answer)),
+        }
+    }
+
+    async fn upload_offset(
+        &self,
+        _access_token: &SecretString,
+        _scope: &SyncScope<'_>,
+        target: &UploadTarget<'_>,
+        session: &UploadSession,
+    ) -> Result<u64, ProviderError> {
+        let answer = Answer::read(send(self.transfer.get(self.session_url(session)?)).await?).await?;
+        match answer.status.as_u16() {
+            200 => {
+                let value: Value = serde_json::from_slice(&answer.body)
+                    .map_err(|e| super::http::malformed("Graph upload session", &e))?;
+                next_expected(&value, target.size)
+            }
+            404 => Err(ProviderError::UploadSessionGone),
+            _ => Err(upload_url_refused(&answer)),
+        }
+    }
+
+    async fn cancel_upload(&self, _access_token: &SecretString, session: &UploadSession) -> Result<(), ProviderError> {
+        let answer = Answer::read(send(self.transfer.delete(self.session_url(session)?)).await?).await?;
+        if answer.status.is_success() || answer.status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        Err(upload_url_refused(&answer))
     }
 
     async fn browse(

@@ -26,11 +26,13 @@ mod microsoft;
 pub mod notify;
 mod oauth_client;
 pub mod sync;
+pub mod upload;
 
 pub use browse::{Created, Entry, EntryPage, Library, Site, SitePage};
 pub use http::parse_retry_after;
 pub use notify::{WatchRequest, WatchScope, Watched, Watching};
 pub use sync::{Change, ChangePage, ChildPage, Download, ItemKind, RemoteItem, SyncScope};
+pub use upload::{Replace, Sent, UploadRules, UploadSession, UploadTarget, WholeFile};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -255,6 +257,15 @@ pub enum ProviderError {
     /// Drive page token): the folder must be listed afresh from a new cursor.
     #[error("the provider asks for a full resync: {0}")]
     ResyncRequired(String),
+    /// A conditional write found the provider's copy other than the one it was based on (Graph
+    /// and Box 412, Dropbox `path/conflict`, Drive's head revision moved), or a new file's name
+    /// taken: nothing was written, and a blind retry would fail the same way.
+    #[error("the provider's copy changed or the name is taken: {0}")]
+    Conflict(String),
+    /// A resumable upload session the provider no longer has (expired, cancelled): the upload
+    /// starts over.
+    #[error("the provider no longer has the upload session")]
+    UploadSessionGone,
 }
 
 impl From<crate::deadline::TimedOut> for ProviderError {
@@ -271,14 +282,17 @@ impl ProviderError {
     /// The `cloud_sync_errors.error_type` this failure is recorded as.
     pub fn error_type(&self) -> ErrorType {
         match self {
-            ProviderError::NotConfigured { .. } | ProviderError::Unsupported(_) => ErrorType::Validation,
+            ProviderError::NotConfigured { .. } | ProviderError::Unsupported(_) | ProviderError::Conflict(_) => {
+                ErrorType::Validation
+            }
             ProviderError::InvalidGrant { .. } => ErrorType::Auth,
             ProviderError::Timeout => ErrorType::Timeout,
             ProviderError::Network(_) => ErrorType::Network,
             ProviderError::RateLimited { .. }
             | ProviderError::Server { .. }
             | ProviderError::Malformed(_)
-            | ProviderError::ResyncRequired(_) => ErrorType::Api,
+            | ProviderError::ResyncRequired(_)
+            | ProviderError::UploadSessionGone => ErrorType::Api,
             // Drive reports a full account as a 403, so the code is looked at before the status.
             ProviderError::Rejected { code: Some(code), .. } if is_storage_quota_code(code) => ErrorType::Quota,
             ProviderError::Rejected { status, .. } => match status {
@@ -299,6 +313,8 @@ impl ProviderError {
             }
             ProviderError::RateLimited { .. } => Some("429".to_owned()),
             ProviderError::ResyncRequired(_) => Some("resync_required".to_owned()),
+            ProviderError::Conflict(_) => Some("conflict".to_owned()),
+            ProviderError::UploadSessionGone => Some("upload_session_gone".to_owned()),
             ProviderError::Server { status } => Some(status.to_string()),
             ProviderError::Rejected { status, code, .. } => Some(code.clone().unwrap_or_else(|| status.to_string())),
             ProviderError::NotConfigured { .. }
@@ -433,6 +449,89 @@ pub trait Provider: Send + Sync + fmt::Debug {
     ) -> Result<Download, ProviderError> {
         let _ = (access_token, scope, item);
         Err(ProviderError::Unsupported(format!("{} cannot sync yet", self.provider_type())))
+    }
+
+    // ---- uploads (see [`upload`]) ---------------------------------------------------------
+
+    /// How this provider takes a file's bytes: the largest single-request upload and the
+    /// session part size.
+    fn upload_rules(&self) -> UploadRules {
+        UploadRules::NONE
+    }
+
+    /// A file of at most [`UploadRules::simple_max`] bytes in one request: a new file (failing
+    /// with [`ProviderError::Conflict`] when the name is taken) or a new version of
+    /// `target.replace`, conditional on its revision.
+    async fn upload_small(
+        &self,
+        access_token: &SecretString,
+        scope: &SyncScope<'_>,
+        target: &UploadTarget<'_>,
+        body: bytes::Bytes,
+    ) -> Result<RemoteItem, ProviderError> {
+        let _ = (access_token, scope, target, body);
+        Err(ProviderError::Unsupported(format!("{} cannot upload yet", self.provider_type())))
+    }
+
+    /// Opens a resumable upload session for `target` (conditional as [`Provider::upload_small`]).
+    async fn start_upload(
+        &self,
+        access_token: &SecretString,
+        scope: &SyncScope<'_>,
+        target: &UploadTarget<'_>,
+    ) -> Result<UploadSession, ProviderError> {
+        let _ = (access_token, scope, target);
+        Err(ProviderError::Unsupported(format!("{} cannot upload yet", self.provider_type())))
+    }
+
+    /// Sends the part of `target` that starts at `offset`; the session's last part answers the
+    /// file when the provider ends the session by itself (Graph, Drive).
+    async fn upload_part(
+        &self,
+        access_token: &SecretString,
+        scope: &SyncScope<'_>,
+        target: &UploadTarget<'_>,
+        session: &UploadSession,
+        offset: u64,
+        part: bytes::Bytes,
+    ) -> Result<Sent, ProviderError> {
+        let _ = (access_token, scope, target, session, offset, part);
+        Err(ProviderError::Unsupported(format!("{} cannot upload yet", self.provider_type())))
+    }
+
+    /// Where a session resumes: the first byte the provider has not received (a run that ended
+    /// mid-part, or whose last checkpoint is behind, asks before sending on).
+    /// [`ProviderError::UploadSessionGone`] when the session is no more.
+    async fn upload_offset(
+        &self,
+        access_token: &SecretString,
+        scope: &SyncScope<'_>,
+        target: &UploadTarget<'_>,
+        session: &UploadSession,
+    ) -> Result<u64, ProviderError> {
+        let _ = (access_token, scope, target, session);
+        Err(ProviderError::Unsupported(format!("{} cannot upload yet", self.provider_type())))
+    }
+
+    /// Commits a session whose parts are all sent, for providers that commit separately
+    /// (Dropbox `finish`, Box `commit`); the others' last part has ended it already.
+    async fn finish_upload(
+        &self,
+        access_token: &SecretString,
+        scope: &SyncScope<'_>,
+        target: &UploadTarget<'_>,
+        session: &UploadSession,
+        whole: &WholeFile,
+    ) -> Result<RemoteItem, ProviderError> {
+        let _ = (access_token, scope, target, session, whole);
+        Err(ProviderError::Unsupported(format!("{} ends an upload session with its last part", self.provider_type())))
+    }
+
+    /// Cancels a session (an upload given up or started over); one already gone counts as
+    /// cancelled.
+    async fn cancel_upload(&self, access_token: &SecretString, session: &UploadSession) -> Result<(), ProviderError> {
+        let _ = (access_token, session);
+        Ok(())
     }
 
     // ---- the folder picker (see [`browse`]) ---------------------------------------------

@@ -127,6 +127,10 @@ pub enum TokenKind {
     /// A change subscription's secret (Graph clientState, a Drive channel token) of the
     /// connection: `cloud_sync_subscriptions.encrypted_secret`.
     SubscriptionSecret,
+    /// A provider's resumable upload session (Graph `uploadUrl`, Drive session URI: both
+    /// pre-authenticated) of the connection, kept in a sync job's checkpoint between
+    /// invocations.
+    UploadSession,
 }
 
 impl TokenKind {
@@ -135,6 +139,7 @@ impl TokenKind {
             TokenKind::Access => 1,
             TokenKind::Refresh => 2,
             TokenKind::SubscriptionSecret => 3,
+            TokenKind::UploadSession => 4,
         }
     }
 }
@@ -162,6 +167,10 @@ impl TokenContext {
 
     pub fn subscription(tenant_id: TenantId, connection_id: ConnectionId) -> TokenContext {
         TokenContext::new(tenant_id, connection_id, TokenKind::SubscriptionSecret)
+    }
+
+    pub fn upload_session(tenant_id: TenantId, connection_id: ConnectionId) -> TokenContext {
+        TokenContext::new(tenant_id, connection_id, TokenKind::UploadSession)
     }
 }
 

@@ -1,0 +1,326 @@
+//! The push half of the sync worker against the Microsoft Graph fake (`testkit::sync_fakes`,
+//! uploads in `sync_fakes_uploads.rs`): Quodsi's changed copies go up as new versions on the
+//! condition that the provider's copy is still the one the last sync saw, in one request or
+//! through a session of 320 KiB fragments that outlives a killed worker; a file changed on both
+//! sides keeps both versions; nothing a folder's permissions forbid is ever sent.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use shared::db::*;
+use sync_worker::{Ran, Settings};
+use testkit::sync_fakes::{PREAUTH_SECRET, RemoteTree, fixture_content};
+use wiremock::matchers::{header, method, path_regex};
+use wiremock::{Mock, Request, ResponseTemplate};
+
+mod common;
+use common::*;
+
+const GRAPH: ProviderType = ProviderType::OneDrive;
+
+async fn synced_world() -> World {
+    let w = world(GRAPH, RemoteTree::scenario(GRAPH)).await;
+    w.sync(JobType::Download).await;
+    w
+}
+
+/// The upload requests the provider received: `(method, path, Content-Range, If-Match,
+/// whether an Authorization header came)`.
+async fn uploads(w: &World) -> Vec<(String, String, Option<String>, Option<String>, bool)> {
+    let requests: Vec<Request> = w.server.received_requests().await.unwrap_or_default();
+    let is_upload = |r: &Request| {
+        let p = r.url.path();
+        p.starts_with("/upload/")
+            || p.ends_with("/createUploadSession")
+            || (r.method.as_str() == "PUT" && p.ends_with("/content"))
+    };
+    let header = |r: &Request, name: &str| r.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    requests
+        .iter()
+        .filter(|r| is_upload(r))
+        .map(|r| {
+            (
+                r.method.to_string(),
+                testkit::sync_fakes::decode_segment(r.url.path()),
+                header(r, "content-range"),
+                header(r, "if-match"),
+                r.headers.contains_key("authorization"),
+            )
+        })
+        .collect()
+}
+
+fn meta<'a>(file: &'a CloudFile, key: &str) -> Option<&'a str> {
+    file.file_metadata.as_ref()?.get(key)?.as_str()
+}
+
+#[tokio::test]
+async fn an_upload_job_sends_each_changed_copy_as_a_new_version_on_its_base_revision() {
+    // Arrange: after a first sync, Quodsi's copies of two files change: one small, one of a
+    // megabyte (four fragments of at most 320 KiB).
+    let w = synced_world().await;
+    let small = b"line 1, revised in Quodsi\n".repeat(60);
+    let large = fixture_content("a larger factory model", 1_000_000);
+    let small_base = w.tree.expect("factory-line.qsim").revision.unwrap();
+    let large_base = w.tree.expect("Scenarios/baseline.qsim").revision.unwrap();
+    let untouched = w.tree.expect("warehouse-layout.qsim");
+    w.edit_copy("factory-line.qsim", &small).await;
+    w.edit_copy("Scenarios/baseline.qsim", &large).await;
+
+    // Act
+    let job = w.sync(JobType::Upload).await;
+    let requests_after_first = uploads(&w).await.len();
+    w.sync(JobType::Upload).await;
+
+    // Assert: the provider has Quodsi's versions, written on the base revisions.
+    assert_eq!(w.tree.expect("factory-line.qsim").content, small);
+    assert_eq!(w.tree.expect("Scenarios/baseline.qsim").content, large);
+    assert_eq!(w.tree.expect("warehouse-layout.qsim"), untouched, "an unchanged copy is not sent");
+    let sent = uploads(&w).await;
+    let small_id = w.tree.expect("factory-line.qsim").id;
+    let large_id = w.tree.expect("Scenarios/baseline.qsim").id;
+    let simple: Vec<_> = sent.iter().filter(|r| r.1.ends_with(&format!("/items/{small_id}/content"))).collect();
+    assert_eq!(simple.len(), 1, "{sent:?}");
+    assert_eq!((simple[0].0.as_str(), simple[0].3.as_deref()), ("PUT", Some(small_base.as_str())));
+    let session: Vec<_> =
+        sent.iter().filter(|r| r.1.ends_with(&format!("/items/{large_id}/createUploadSession"))).collect();
+    assert_eq!(session.len(), 1, "{sent:?}");
+    assert_eq!(session[0].3.as_deref(), Some(large_base.as_str()), "the session is conditional too");
+    let fragments: Vec<_> = sent.iter().filter(|r| r.1.starts_with("/upload/graph/")).collect();
+    assert_eq!(
+        fragments.iter().map(|r| r.2.clone().unwrap()).collect::<Vec<_>>(),
+        [
+            "bytes 0-327679/1000000",
+            "bytes 327680-655359/1000000",
+            "bytes 655360-983039/1000000",
+            "bytes 983040-999999/1000000"
+        ],
+        "fragments of 320 KiB in order, each once"
+    );
+    assert!(fragments.iter().all(|r| !r.4), "no Authorization header goes to the upload URL");
+    assert_eq!(requests_after_first, sent.len(), "a second upload job had nothing to send");
+
+    // Assert: the rows agree with the provider.
+    for path in ["factory-line.qsim", "Scenarios/baseline.qsim"] {
+        let file = w.file(path).await.unwrap();
+        let remote = w.tree.expect(path);
+        assert_eq!(file.sync_status, SyncStatus::Synced, "{path}");
+        assert_eq!(file.content_hash, remote.hash, "{path}: the provider's hash of what was sent");
+        assert_eq!(file.file_size_bytes, remote.size, "{path}");
+        assert_eq!(meta(&file, "revision"), remote.revision.as_deref(), "{path}: the new base revision");
+        assert_eq!(w.stored_bytes(&file), remote.content, "{path}: Quodsi's copy is the one sent");
+    }
+    assert_eq!((job.files_total, job.files_processed), (Some(2), 2));
+    assert_eq!(job.bytes_transferred, (small.len() + large.len()) as i64);
+    assert!(w.errors().await.is_empty(), "{:?}", w.errors().await);
+}
+
+#[tokio::test]
+async fn a_file_changed_on_both_sides_keeps_both_versions_and_is_a_conflict() {
+    // Arrange
+    let w = synced_world().await;
+    let theirs = b"edited at the provider\n".repeat(40);
+    let ours = b"edited in Quodsi\n".repeat(50);
+    w.tree.modify("factory-line.qsim", theirs.clone());
+    w.edit_copy("factory-line.qsim", &ours).await;
+
+    // Act
+    w.sync(JobType::Upload).await;
+    let after_later_sync = {
+        w.sync(JobType::Upload).await;
+        uploads(&w).await.len()
+    };
+
+    // Assert: the provider's version stands; Quodsi's is beside it under a conflict name.
+    assert_eq!(w.tree.expect("factory-line.qsim").content, theirs, "never overwritten");
+    let file = w.file("factory-line.qsim").await.unwrap();
+    assert_eq!(file.sync_status, SyncStatus::Conflict);
+    let copy_name = meta(&file, "conflict_copy_name").expect("the conflict copy's name").to_owned();
+    assert!(copy_name.starts_with("factory-line (Quodsi conflict 20") && copy_name.ends_with(").qsim"), "{copy_name}");
+    let copy = w.tree.expect(&copy_name);
+    assert_eq!(copy.content, ours, "Quodsi's version is at the provider");
+    assert_eq!(Some(copy.id.as_str()), meta(&file, "conflict_copy_id"));
+    assert_eq!(w.stored_bytes(&file), ours, "and still in Quodsi");
+    let errors = w.errors().await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!((errors[0].error_code.as_deref(), errors[0].file_id), (Some("conflict"), Some(file.base.id)));
+    assert!(errors[0].error_message.contains(&copy_name), "{}", errors[0].error_message);
+    let sent = uploads(&w).await;
+    assert_eq!(sent.len(), 2, "the refused conditional write, then the copy: {sent:?}");
+    assert_eq!(after_later_sync, 2, "a later sync leaves the conflict to the user");
+}
+
+#[tokio::test]
+async fn a_file_changed_the_same_way_on_both_sides_is_synced_without_a_transfer() {
+    // Arrange
+    let w = synced_world().await;
+    let same = b"the same edit on both sides\n".repeat(30);
+    w.tree.modify("throughput-results.csv", same.clone());
+    w.edit_copy("throughput-results.csv", &same).await;
+
+    // Act
+    w.sync(JobType::Upload).await;
+
+    // Assert
+    let file = w.file("throughput-results.csv").await.unwrap();
+    let remote = w.tree.expect("throughput-results.csv");
+    assert_eq!(file.sync_status, SyncStatus::Synced);
+    assert_eq!(file.content_hash, remote.hash);
+    assert_eq!(meta(&file, "revision"), remote.revision.as_deref(), "the provider's revision is the new base");
+    assert_eq!(uploads(&w).await.len(), 1, "only the refused conditional write");
+    assert!(w.errors().await.is_empty(), "{:?}", w.errors().await);
+}
+
+#[tokio::test]
+async fn a_bidirectional_job_pulls_and_pushes_and_never_downloads_over_a_changed_copy() {
+    // Arrange: one file changed at the provider, one in Quodsi, one on both sides.
+    let w = synced_world().await;
+    let downloads_before = w.tree.downloads_served();
+    let pulled = b"new at the provider\n".repeat(20);
+    let pushed = b"new in Quodsi\n".repeat(20);
+    w.tree.modify("factory-line.qsim", pulled.clone());
+    w.edit_copy("throughput-results.csv", &pushed).await;
+    w.tree.modify("warehouse-layout.qsim", b"theirs\n".repeat(9));
+    w.edit_copy("warehouse-layout.qsim", &b"ours\n".repeat(9)).await;
+
+    // Act
+    w.sync(JobType::Bidirectional).await;
+
+    // Assert
+    let factory = w.file("factory-line.qsim").await.unwrap();
+    assert_eq!((factory.sync_status, w.stored_bytes(&factory)), (SyncStatus::Synced, pulled));
+    assert_eq!(w.tree.expect("throughput-results.csv").content, pushed);
+    assert_eq!(w.file("throughput-results.csv").await.unwrap().sync_status, SyncStatus::Synced);
+    let both = w.file("warehouse-layout.qsim").await.unwrap();
+    assert_eq!(both.sync_status, SyncStatus::Conflict);
+    assert_eq!(w.stored_bytes(&both), b"ours\n".repeat(9), "Quodsi's copy was not downloaded over");
+    assert_eq!(w.tree.expect("warehouse-layout.qsim").content, b"theirs\n".repeat(9));
+    assert_eq!(w.tree.expect(meta(&both, "conflict_copy_name").unwrap()).content, b"ours\n".repeat(9));
+    assert_eq!(w.tree.downloads_served() - downloads_before, 1, "only the file changed at the provider alone");
+    assert_eq!(w.errors().await.len(), 1, "one conflict row: {:?}", w.errors().await);
+}
+
+#[tokio::test]
+async fn a_download_job_keeps_a_copy_changed_in_quodsi_and_says_it_is_a_conflict() {
+    // Arrange
+    let w = synced_world().await;
+    let downloads_before = w.tree.downloads_served();
+    w.tree.modify("factory-line.qsim", b"theirs\n".repeat(9));
+    w.edit_copy("factory-line.qsim", &b"ours\n".repeat(9)).await;
+
+    // Act
+    w.sync(JobType::Download).await;
+
+    // Assert
+    let file = w.file("factory-line.qsim").await.unwrap();
+    assert_eq!(file.sync_status, SyncStatus::Conflict);
+    assert_eq!(w.stored_bytes(&file), b"ours\n".repeat(9));
+    assert_eq!(w.tree.downloads_served(), downloads_before, "the provider's version was not fetched over it");
+    assert!(uploads(&w).await.is_empty(), "a download job sends nothing");
+    let errors = w.errors().await;
+    assert_eq!(errors.iter().map(|e| e.error_code.as_deref()).collect::<Vec<_>>(), [Some("conflict")]);
+}
+
+#[tokio::test]
+async fn a_read_only_folder_never_sees_an_upload() {
+    // Arrange
+    let w =
+        world_with(GRAPH, RemoteTree::scenario(GRAPH), |f| f.folder_permissions = FolderPermissions::ReadOnly).await;
+    w.sync(JobType::Download).await;
+    w.edit_copy("factory-line.qsim", &b"ours\n".repeat(9)).await;
+    let upload = w.job(JobType::Upload, None).await;
+
+    // Act
+    let refused = w.run(&upload).await;
+    w.sync(JobType::Bidirectional).await;
+
+    // Assert
+    assert_eq!(refused, Ran::Failed);
+    assert!(w.errors().await.iter().any(|e| e.error_code.as_deref() == Some("folder_read_only")));
+    assert!(uploads(&w).await.is_empty(), "not one upload request");
+    assert_ne!(w.tree.expect("factory-line.qsim").content, b"ours\n".repeat(9));
+}
+
+/// A megabyte whose third fragment never gets an answer: the worker is killed waiting.
+async fn kill_during_third_fragment(w: &World) -> SyncJob {
+    w.edit_copy("Scenarios/baseline.qsim", &fixture_content("resumed model", 1_000_000)).await;
+    Mock::given(method("PUT"))
+        .and(path_regex("^/upload/graph/"))
+        .and(header("content-range", "bytes 655360-983039/1000000"))
+        .respond_with(ResponseTemplate::new(500).set_delay(Duration::from_secs(30)))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&w.server)
+        .await;
+    let job = w.job(JobType::Upload, None).await;
+    let killed = tokio::time::timeout(
+        Duration::from_millis(1_500),
+        sync_worker::engine::run(&w.t.app, &quick(), w.message(&job), None),
+    )
+    .await;
+    assert!(killed.is_err(), "the run was cut off mid-upload");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    job
+}
+
+/// A short lease and a heartbeat after every step, so a killed run's job is free again soon.
+fn quick() -> Settings {
+    Settings { lease: Duration::from_secs(1), heartbeat: Duration::from_millis(1), ..settings() }
+}
+
+#[tokio::test]
+async fn an_upload_killed_after_two_fragments_resumes_at_the_third_in_the_next_invocation() {
+    // Arrange
+    let w = synced_world().await;
+    let job = kill_during_third_fragment(&w).await;
+    let checkpoint = w.t.store().get_job(w.tenant.id, job.base.id).await.unwrap().job_metadata.unwrap();
+
+    // Act
+    let resumed = sync_worker::engine::run(&w.t.app, &quick(), w.message(&job), None).await.unwrap();
+
+    // Assert
+    assert_eq!(resumed, Ran::Completed, "{:?}", w.errors().await);
+    assert_eq!(w.tree.expect("Scenarios/baseline.qsim").content, fixture_content("resumed model", 1_000_000));
+    let ranges: Vec<String> = uploads(&w).await.into_iter().filter_map(|r| r.2).collect();
+    assert_eq!(
+        ranges,
+        [
+            "bytes 0-327679/1000000",
+            "bytes 327680-655359/1000000",
+            "bytes 655360-983039/1000000",
+            "bytes 655360-983039/1000000",
+            "bytes 983040-999999/1000000"
+        ],
+        "the first two fragments were not sent again"
+    );
+    let sessions = uploads(&w).await.iter().filter(|r| r.1.ends_with("/createUploadSession")).count();
+    assert_eq!(sessions, 1, "the session was resumed, not opened again");
+    let upload = &checkpoint["checkpoint"]["upload"];
+    assert_eq!(upload["offset"], 655_360, "the checkpoint had the two fragments");
+    let kept = serde_json::to_string(&checkpoint).unwrap();
+    assert!(!kept.contains(PREAUTH_SECRET) && !kept.contains("/upload/graph/"), "the session URL is kept encrypted");
+    let file = w.file("Scenarios/baseline.qsim").await.unwrap();
+    assert_eq!(file.content_hash, w.tree.expect("Scenarios/baseline.qsim").hash);
+    let done = w.t.store().get_job(w.tenant.id, job.base.id).await.unwrap();
+    assert!(done.job_metadata.as_ref().and_then(|m| m["checkpoint"].get("upload")).is_none_or(Value::is_null));
+}
+
+#[tokio::test]
+async fn an_upload_whose_session_expired_starts_over_cleanly() {
+    // Arrange
+    let w = synced_world().await;
+    let job = kill_during_third_fragment(&w).await;
+    w.tree.expire_upload_sessions();
+
+    // Act
+    let resumed = sync_worker::engine::run(&w.t.app, &quick(), w.message(&job), None).await.unwrap();
+
+    // Assert
+    assert_eq!(resumed, Ran::Completed, "{:?}", w.errors().await);
+    assert_eq!(w.tree.expect("Scenarios/baseline.qsim").content, fixture_content("resumed model", 1_000_000));
+    let sent = uploads(&w).await;
+    assert_eq!(sent.iter().filter(|r| r.1.ends_with("/createUploadSession")).count(), 2, "a new session");
+    let ranges: Vec<String> = sent.into_iter().filter_map(|r| r.2).collect();
+    assert_eq!(ranges.iter().filter(|r| r.starts_with("bytes 0-")).count(), 2, "sent again from the start");
+    assert_eq!(w.file("Scenarios/baseline.qsim").await.unwrap().sync_status, SyncStatus::Synced);
+}

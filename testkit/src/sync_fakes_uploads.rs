@@ -1,0 +1,267 @@
+//! The providers' upload endpoints over the same model drive: one-request uploads, resumable
+//! sessions part by part, and the conditions each provider checks (a new file's name free, a
+//! new version's base revision current). Each refuses what the provider refuses (a part of the
+//! wrong size, out of order, an `Authorization` header on a pre-authenticated URL), so a test
+//! that passes has sent what the provider documents. A finished upload is one step of the
+//! tree's journal, as any other change.
+//!
+//! - Microsoft Graph (research note §3.1): `PUT …/content` (at most 4 MiB; `If-Match`, and
+//!   `@microsoft.graph.conflictBehavior=fail` for a path under a parent), `POST
+//!   …/createUploadSession` answering an `uploadUrl` on this server (`/upload/graph/{id}`,
+//!   carrying [`PREAUTH_SECRET`]), fragment `PUT`s with `Content-Range` (multiples of 320 KiB
+//!   but the last, under 60 MiB, in order; 202 with `nextExpectedRanges`, then 201/200 with
+//!   the driveItem), `GET` for the ranges still expected and `DELETE` to cancel.
+
+use super::*;
+
+/// An open upload session.
+#[derive(Debug, Clone)]
+pub(super) struct Session {
+    target: Target,
+    total: u64,
+    received: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+enum Target {
+    /// A new file `name` in `parent`, failing if the name is taken by then.
+    New { parent: String, name: String },
+    /// A new version of `id`, if its revision is still `if_match` (when given).
+    Replace { id: String, if_match: Option<String> },
+}
+
+const GRAPH_FRAGMENT: u64 = 327_680;
+const GRAPH_SIMPLE_MAX: usize = 4 << 20;
+const GRAPH_MAX_REQUEST: u64 = 60 << 20;
+
+impl State {
+    /// Writes `content` as a new file `name` in `parent`, or `None` if the name is taken.
+    fn write_new(&mut self, parent: &str, name: &str, content: Vec<u8>) -> Option<String> {
+        if self.child_named(&self.nodes, parent, name).is_some() {
+            return None;
+        }
+        let now = self.tick();
+        let id = self.new_id(ItemKind::File);
+        let mut node = Node::folder(id.clone(), name, Some(parent.to_owned()), now);
+        node.kind = ItemKind::File;
+        node.content = Arc::new(content);
+        node.file_version_id = self.new_version_id();
+        self.nodes.insert(id.clone(), node);
+        self.record(StepKind::Created, &id);
+        Some(id)
+    }
+
+    /// New content for the file `id`.
+    fn write_version(&mut self, id: &str, content: Vec<u8>) {
+        let now = self.tick();
+        let file_version_id = self.new_version_id();
+        let node = self.nodes.get_mut(id).expect("a file to replace");
+        node.content = Arc::new(content);
+        node.version += 1;
+        node.modified = now;
+        node.file_version_id = file_version_id;
+        self.record(StepKind::Modified, id);
+    }
+
+    /// Finishes an upload into its target: the new or replaced file's id, or why not.
+    fn land(&mut self, target: &Target, content: Vec<u8>) -> Result<(String, bool), Landing> {
+        match target {
+            Target::New { parent, name } => {
+                self.write_new(parent, name, content).map(|id| (id, true)).ok_or(Landing::NameTaken)
+            }
+            Target::Replace { id, if_match } => {
+                let Some(node) = self.nodes.get(id).filter(|n| n.is_file()) else { return Err(Landing::Gone) };
+                if if_match.as_ref().is_some_and(|tag| *tag != self.revision(node).unwrap_or_default()) {
+                    return Err(Landing::Changed);
+                }
+                self.write_version(id, content);
+                Ok((id.clone(), false))
+            }
+        }
+    }
+
+    fn new_session(&mut self, target: Target, total: u64) -> String {
+        self.issued += 1;
+        let id = format!("QdsiUpload{:016x}{}", fnv(&self.drive_id), self.issued);
+        self.uploads.insert(id.clone(), Session { target, total, received: Vec::new() });
+        id
+    }
+}
+
+/// Why an upload did not land.
+enum Landing {
+    NameTaken,
+    Changed,
+    Gone,
+}
+
+/// `bytes {first}-{last}/{total}`.
+fn content_range(value: Option<&str>) -> Option<(u64, u64, u64)> {
+    let rest = value?.strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    Some((first.parse().ok()?, last.parse().ok()?, total.parse().ok()?))
+}
+
+// ---- Microsoft Graph ------------------------------------------------------------------
+
+fn graph_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!({ "error": { "code": code, "message": message } }))
+}
+
+/// The upload routes on a drive (`rest` after `/drives/{d}`): `None` for the others.
+pub(super) fn graph(state: &mut State, http: &Http<'_>, rest: &[&str]) -> Option<ResponseTemplate> {
+    let root = state.root_id.clone();
+    let (target, call) = match (http.method(), rest) {
+        ("PUT" | "POST", ["items", id, call @ ("content" | "createUploadSession")]) => {
+            let if_match = http.header("if-match").map(str::to_owned);
+            (Target::Replace { id: (*id).to_owned(), if_match }, *call)
+        }
+        ("PUT" | "POST", ["items", parent, name, call @ ("content" | "createUploadSession")])
+            if parent.ends_with(':') && name.ends_with(':') =>
+        {
+            let parent = parent.trim_end_matches(':').to_owned();
+            (Target::New { parent, name: name.trim_end_matches(':').to_owned() }, *call)
+        }
+        ("PUT" | "POST", ["root:", name, call @ ("content" | "createUploadSession")]) if name.ends_with(':') => {
+            (Target::New { parent: root, name: name.trim_end_matches(':').to_owned() }, *call)
+        }
+        _ => return None,
+    };
+    if (http.method() == "PUT") != (call == "content") {
+        return Some(graph::item_not_found());
+    }
+    if let Some(fault) = state.take_fault(Endpoint::Upload, false) {
+        return Some(graph::fault_response(state, http, fault));
+    }
+    if !http.authorized() {
+        return Some(graph::fault_response(state, http, Fault::Unauthorized));
+    }
+    // A new file's name must not be taken (the caller asks `conflictBehavior: fail`), and the
+    // parent must be a folder; a new version's file must exist and match `If-Match`.
+    match &target {
+        Target::New { parent, name } => {
+            let fail = match call {
+                "content" => http.query("@microsoft.graph.conflictBehavior"),
+                _ => http
+                    .body_json()
+                    .and_then(|b| b["item"]["@microsoft.graph.conflictBehavior"].as_str().map(str::to_owned)),
+            };
+            if fail.as_deref() != Some("fail") {
+                return Some(graph_error(
+                    400,
+                    "invalidRequest",
+                    "the fake expects conflictBehavior=fail for a new file",
+                ));
+            }
+            if state.nodes.get(parent).is_none_or(|n| n.is_file()) {
+                return Some(graph::item_not_found());
+            }
+            if state.child_named(&state.nodes, parent, name).is_some() {
+                return Some(graph_error(409, "nameAlreadyExists", "The specified item name already exists."));
+            }
+        }
+        Target::Replace { id, if_match } => {
+            let Some(node) = state.nodes.get(id).filter(|n| n.is_file()) else {
+                return Some(graph::item_not_found());
+            };
+            if if_match.as_ref().is_some_and(|tag| *tag != graph_etag(node)) {
+                return Some(graph_error(412, "preconditionFailed", "ETag does not match current item's value"));
+            }
+        }
+    }
+    if call == "content" {
+        if http.request.body.len() > GRAPH_SIMPLE_MAX {
+            return Some(graph_error(413, "requestEntityTooLarge", "Use an upload session above 4 MiB"));
+        }
+        return Some(graph_landed(state, http, &target, http.request.body.clone()));
+    }
+    let session = state.new_session(target, 0);
+    Some(ResponseTemplate::new(200).set_body_json(json!({
+        "uploadUrl": format!("{}/upload/graph/{session}?tempauth={PREAUTH_SECRET}", http.base),
+        "expirationDateTime": graph_time(state.clock + chrono::Duration::days(1)),
+    })))
+}
+
+fn graph_time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// The answer to an upload that completes: the driveItem (201 new, 200 a new version), or
+/// Graph's refusal.
+fn graph_landed(state: &mut State, http: &Http<'_>, target: &Target, content: Vec<u8>) -> ResponseTemplate {
+    match state.land(target, content) {
+        Ok((id, created)) => {
+            let node = state.nodes[&id].clone();
+            let body = graph::item(state, &state.nodes, &node, http.base, true);
+            ResponseTemplate::new(if created { 201 } else { 200 }).set_body_json(body)
+        }
+        Err(Landing::NameTaken) => graph_error(409, "nameAlreadyExists", "The specified item name already exists."),
+        Err(Landing::Changed) => graph_error(412, "preconditionFailed", "ETag does not match current item's value"),
+        Err(Landing::Gone) => graph::item_not_found(),
+    }
+}
+
+/// The pre-authenticated `uploadUrl`: `PUT` a fragment, `GET` the ranges still expected,
+/// `DELETE` to cancel. No `Authorization` accepted.
+pub(super) fn graph_session(state: &mut State, http: &Http<'_>, id: &str) -> ResponseTemplate {
+    if http.header("authorization").is_some() {
+        return ResponseTemplate::new(401).set_body_string("an upload URL takes no Authorization header");
+    }
+    if http.query("tempauth").as_deref() != Some(PREAUTH_SECRET) {
+        return ResponseTemplate::new(403).set_body_string("Access denied");
+    }
+    let Some(session) = state.uploads.get(id).cloned() else {
+        return graph_error(404, "itemNotFound", "The upload session was not found");
+    };
+    let expires = graph_time(state.clock + chrono::Duration::days(1));
+    let expected = |session: &Session| {
+        json!({
+            "expirationDateTime": expires,
+            "nextExpectedRanges": [format!("{}-", session.received.len())],
+        })
+    };
+    match http.method() {
+        "GET" => return ResponseTemplate::new(200).set_body_json(expected(&session)),
+        "DELETE" => {
+            state.uploads.remove(id);
+            return ResponseTemplate::new(204);
+        }
+        "PUT" => {}
+        _ => return graph_error(405, "invalidRequest", "method not allowed"),
+    }
+    if let Some(fault) = state.take_fault(Endpoint::Upload, false) {
+        return graph::fault_response(state, http, fault);
+    }
+    let body = &http.request.body;
+    let Some((first, last, total)) = content_range(http.header("content-range")) else {
+        return graph_error(400, "invalidRange", "Content-Range is missing or malformed");
+    };
+    let len = body.len() as u64;
+    let received = session.received.len() as u64;
+    if last + 1 - first != len || last >= total || (session.total != 0 && total != session.total) {
+        return graph_error(400, "invalidRange", "Content-Range does not describe the body");
+    }
+    if len >= GRAPH_MAX_REQUEST {
+        return graph_error(413, "requestEntityTooLarge", "a fragment must be under 60 MiB");
+    }
+    if last + 1 < total && !len.is_multiple_of(GRAPH_FRAGMENT) {
+        return graph_error(400, "invalidRange", "fragments must be a multiple of 320 KiB");
+    }
+    if first < received {
+        return graph_error(416, "invalidRange", "The fragment overlaps a range already received");
+    }
+    if first > received {
+        return graph_error(400, "invalidRange", "fragments must be uploaded in order");
+    }
+    let mut session = session;
+    session.total = total;
+    session.received.extend_from_slice(body);
+    if last + 1 < total {
+        let answer = ResponseTemplate::new(202).set_body_json(expected(&session));
+        state.uploads.insert(id.to_owned(), session);
+        return answer;
+    }
+    state.uploads.remove(id);
+    graph_landed(state, http, &session.target, session.received)
+}
