@@ -1964,6 +1964,9 @@ mod dropbox {
         }
         let segments = http.segments();
         let route: Vec<&str> = segments.iter().map(String::as_str).collect();
+        if let ["2", "files", "upload"] | ["2", "files", "upload_session", _] = route.as_slice() {
+            return uploads::dropbox(state, http, &route[2..]);
+        }
         let endpoint = match route.as_slice() {
             ["2", "files", "list_folder"] => Endpoint::Children,
             ["2", "files", "list_folder", "get_latest_cursor"] => Endpoint::StartCursor,
@@ -2005,7 +2008,7 @@ mod dropbox {
         ResponseTemplate::new(404).set_body_string("Unknown API function")
     }
 
-    fn error_409(summary: &str, error: Value) -> ResponseTemplate {
+    pub(super) fn error_409(summary: &str, error: Value) -> ResponseTemplate {
         ResponseTemplate::new(409).set_body_json(json!({ "error_summary": summary, "error": error }))
     }
 
@@ -2036,7 +2039,7 @@ mod dropbox {
     }
 
     /// A `path` argument: `""` (the root), `id:…`, or a path (case-insensitive).
-    fn lookup(state: &State, nodes: &BTreeMap<String, Node>, path: &str) -> Option<String> {
+    pub(super) fn lookup(state: &State, nodes: &BTreeMap<String, Node>, path: &str) -> Option<String> {
         if path.is_empty() {
             return Some(state.root_id.clone());
         }

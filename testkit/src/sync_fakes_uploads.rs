@@ -11,15 +11,23 @@
 //!   carrying [`PREAUTH_SECRET`]), fragment `PUT`s with `Content-Range` (multiples of 320 KiB
 //!   but the last, under 60 MiB, in order; 202 with `nextExpectedRanges`, then 201/200 with
 //!   the driveItem), `GET` for the ranges still expected and `DELETE` to cancel.
+//! - Dropbox (research note §3.3): `files/upload` and `upload_session/start`, `append_v2`,
+//!   `finish`, the argument in `Dropbox-API-Arg`; each request's `content_hash` is checked, a
+//!   wrong offset answered with `incorrect_offset` and the `correct_offset`; the commit is by
+//!   path, `add` (the name must be free) or `update` with the current `rev`, and anything else
+//!   is `path/conflict`.
 
 use super::*;
 
 /// An open upload session.
 #[derive(Debug, Clone)]
 pub(super) struct Session {
-    target: Target,
+    /// `None` until the commit names it (Dropbox).
+    target: Option<Target>,
     total: u64,
     received: Vec<u8>,
+    /// No more parts (Dropbox `close`).
+    closed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -80,10 +88,10 @@ impl State {
         }
     }
 
-    fn new_session(&mut self, target: Target, total: u64) -> String {
+    fn new_session(&mut self, target: Option<Target>, total: u64) -> String {
         self.issued += 1;
         let id = format!("QdsiUpload{:016x}{}", fnv(&self.drive_id), self.issued);
-        self.uploads.insert(id.clone(), Session { target, total, received: Vec::new() });
+        self.uploads.insert(id.clone(), Session { target, total, received: Vec::new(), closed: false });
         id
     }
 }
@@ -176,7 +184,7 @@ pub(super) fn graph(state: &mut State, http: &Http<'_>, rest: &[&str]) -> Option
         }
         return Some(graph_landed(state, http, &target, http.request.body.clone()));
     }
-    let session = state.new_session(target, 0);
+    let session = state.new_session(Some(target), 0);
     Some(ResponseTemplate::new(200).set_body_json(json!({
         "uploadUrl": format!("{}/upload/graph/{session}?tempauth={PREAUTH_SECRET}", http.base),
         "expirationDateTime": graph_time(state.clock + chrono::Duration::days(1)),
@@ -263,5 +271,152 @@ pub(super) fn graph_session(state: &mut State, http: &Http<'_>, id: &str) -> Res
         return answer;
     }
     state.uploads.remove(id);
-    graph_landed(state, http, &session.target, session.received)
+    let target = session.target.expect("a Graph session has its target");
+    graph_landed(state, http, &target, session.received)
+}
+
+// ---- Dropbox --------------------------------------------------------------------------
+
+const DROPBOX_MAX_REQUEST: usize = 150 << 20;
+
+fn dropbox_hash(bytes: &[u8]) -> String {
+    let mut hasher = ContentHasher::new(HashAlg::Dropbox);
+    hasher.update(bytes);
+    hasher.finish().provider
+}
+
+/// The commit's target: `add` at a path whose parent exists, or `update` of the file at the
+/// path with its `rev`; `Err` with Dropbox's answer otherwise.
+fn dropbox_target(state: &State, commit: &Value) -> Result<Target, Box<ResponseTemplate>> {
+    let path = commit["path"].as_str().unwrap_or_default();
+    if commit["autorename"].as_bool() != Some(false) || commit["strict_conflict"].as_bool() != Some(true) {
+        let refused =
+            ResponseTemplate::new(400).set_body_string("the fake expects autorename false and strict_conflict true");
+        return Err(Box::new(refused));
+    }
+    match commit["mode"][".tag"].as_str() {
+        Some("add") => {
+            let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+            match dropbox::lookup(state, &state.nodes, parent) {
+                Some(parent) if state.nodes.get(&parent).is_some_and(|n| !n.is_file()) => {
+                    Ok(Target::New { parent, name: name.to_owned() })
+                }
+                _ => Err(Box::new(dropbox::error_409(
+                    "path/not_found/..",
+                    json!({ ".tag": "path", "path": { ".tag": "not_found" } }),
+                ))),
+            }
+        }
+        Some("update") => match dropbox::lookup(state, &state.nodes, path) {
+            Some(id) => Ok(Target::Replace { id, if_match: commit["mode"]["update"].as_str().map(str::to_owned) }),
+            None => Err(Box::new(dropbox_conflict())),
+        },
+        _ => Err(Box::new(ResponseTemplate::new(400).set_body_string("the fake takes only the add and update modes"))),
+    }
+}
+
+fn dropbox_conflict() -> ResponseTemplate {
+    dropbox::error_409(
+        "path/conflict/file/..",
+        json!({ ".tag": "path", "path": { ".tag": "conflict", "conflict": { ".tag": "file" } } }),
+    )
+}
+
+/// Lands an upload: the file's metadata, or `path/conflict`.
+fn dropbox_landed(state: &mut State, target: &Target, content: Vec<u8>) -> ResponseTemplate {
+    match state.land(target, content) {
+        Ok((id, _)) => {
+            let node = state.nodes[&id].clone();
+            ResponseTemplate::new(200).set_body_json(dropbox::entry(state, &state.nodes, &node, false))
+        }
+        Err(_) => dropbox_conflict(),
+    }
+}
+
+/// `files/upload` and `files/upload_session/{start, append_v2, finish}` (`route` after `files`).
+pub(super) fn dropbox(state: &mut State, http: &Http<'_>, route: &[&str]) -> ResponseTemplate {
+    if let Some(fault) = state.take_fault(Endpoint::Upload, false) {
+        return dropbox::fault_response(fault);
+    }
+    if !http.authorized() {
+        return dropbox::fault_response(Fault::Unauthorized);
+    }
+    let Some(argument) = http.header("dropbox-api-arg").and_then(|a| serde_json::from_str::<Value>(a).ok()) else {
+        return ResponseTemplate::new(400).set_body_string("Error in call: Dropbox-API-Arg is missing or not JSON");
+    };
+    let body = http.request.body.clone();
+    if body.len() > DROPBOX_MAX_REQUEST {
+        return ResponseTemplate::new(413).set_body_string("a request carries at most 150 MiB");
+    }
+    if let Some(expected) = argument["content_hash"].as_str()
+        && expected != dropbox_hash(&body)
+    {
+        return dropbox::error_409("content_hash_mismatch/..", json!({ ".tag": "content_hash_mismatch" }));
+    }
+    let lookup_error = |tag: &str, extra: Value| {
+        let mut error = json!({ ".tag": tag });
+        if let (Value::Object(e), Value::Object(x)) = (&mut error, extra) {
+            e.extend(x);
+        }
+        error
+    };
+    match route {
+        ["upload"] => match dropbox_target(state, &argument) {
+            Ok(target) => dropbox_landed(state, &target, body),
+            Err(refused) => *refused,
+        },
+        ["upload_session", "start"] => {
+            let id = state.new_session(None, 0);
+            let session = state.uploads.get_mut(&id).expect("just opened");
+            session.received = body;
+            session.closed = argument["close"].as_bool().unwrap_or(false);
+            ResponseTemplate::new(200).set_body_json(json!({ "session_id": id }))
+        }
+        ["upload_session", "append_v2"] => {
+            let id = argument["cursor"]["session_id"].as_str().unwrap_or_default();
+            let offset = argument["cursor"]["offset"].as_u64().unwrap_or(u64::MAX);
+            let Some(session) = state.uploads.get_mut(id) else {
+                return dropbox::error_409("not_found/..", json!({ ".tag": "not_found" }));
+            };
+            if session.closed {
+                return dropbox::error_409("closed/..", json!({ ".tag": "closed" }));
+            }
+            let at = session.received.len() as u64;
+            if offset != at {
+                return dropbox::error_409(
+                    "incorrect_offset/..",
+                    lookup_error("incorrect_offset", json!({ "correct_offset": at })),
+                );
+            }
+            session.received.extend_from_slice(&body);
+            session.closed = argument["close"].as_bool().unwrap_or(false);
+            ResponseTemplate::new(200).set_body_raw(b"null".to_vec(), "application/json")
+        }
+        ["upload_session", "finish"] => {
+            let id = argument["cursor"]["session_id"].as_str().unwrap_or_default().to_owned();
+            let offset = argument["cursor"]["offset"].as_u64().unwrap_or(u64::MAX);
+            let Some(session) = state.uploads.get(&id).cloned() else {
+                return dropbox::error_409(
+                    "lookup_failed/not_found/..",
+                    json!({ ".tag": "lookup_failed", "lookup_failed": { ".tag": "not_found" } }),
+                );
+            };
+            let mut content = session.received;
+            content.extend_from_slice(&body);
+            if offset != content.len() as u64 - body.len() as u64 {
+                let correct = json!({ ".tag": "incorrect_offset", "correct_offset": content.len() - body.len() });
+                return dropbox::error_409(
+                    "lookup_failed/incorrect_offset/..",
+                    json!({ ".tag": "lookup_failed", "lookup_failed": correct }),
+                );
+            }
+            let target = match dropbox_target(state, &argument["commit"]) {
+                Ok(target) => target,
+                Err(refused) => return *refused,
+            };
+            state.uploads.remove(&id);
+            dropbox_landed(state, &target, content)
+        }
+        _ => ResponseTemplate::new(404).set_body_string("Unknown API function"),
+    }
 }

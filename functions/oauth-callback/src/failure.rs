@@ -72,9 +72,9 @@ impl Failure {
                 ProviderError::Server { .. } => "provider_unavailable",
                 ProviderError::Timeout => "provider_timeout",
                 ProviderError::Network(_) => "provider_unreachable",
-                ProviderError::Malformed(_)
-                | ProviderError::ResyncRequired(_)
-                | ProviderError::UploadSessionGone => "provider_bad_response",
+                ProviderError::Malformed(_) | ProviderError::ResyncRequired(_) | ProviderError::UploadSessionGone => {
+                    "provider_bad_response"
+                }
                 ProviderError::Rejected { .. } | ProviderError::Unsupported(_) | ProviderError::Conflict(_) => {
                     "provider_rejected"
                 }

@@ -10,31 +10,38 @@ use serde_json::Value;
 use shared::db::*;
 use sync_worker::{Ran, Settings};
 use testkit::sync_fakes::{PREAUTH_SECRET, RemoteTree, fixture_content};
-use wiremock::matchers::{header, method, path_regex};
 use wiremock::{Mock, Request, ResponseTemplate};
 
 mod common;
 use common::*;
 
 const GRAPH: ProviderType = ProviderType::OneDrive;
+/// The providers the worker uploads to.
+const UPLOADERS: [ProviderType; 2] = [ProviderType::OneDrive, ProviderType::Dropbox];
 
-async fn synced_world() -> World {
-    let w = world(GRAPH, RemoteTree::scenario(GRAPH)).await;
+async fn synced_world(provider: ProviderType) -> World {
+    let w = world(provider, RemoteTree::scenario(provider)).await;
     w.sync(JobType::Download).await;
     w
+}
+
+fn header(r: &Request, name: &str) -> Option<String> {
+    r.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// Whether a request is part of an upload (any provider's).
+fn is_upload(r: &Request) -> bool {
+    let p = r.url.path();
+    p.starts_with("/upload/")
+        || p.ends_with("/createUploadSession")
+        || (r.method.as_str() == "PUT" && p.ends_with("/content"))
+        || p.starts_with("/2/files/upload")
 }
 
 /// The upload requests the provider received: `(method, path, Content-Range, If-Match,
 /// whether an Authorization header came)`.
 async fn uploads(w: &World) -> Vec<(String, String, Option<String>, Option<String>, bool)> {
     let requests: Vec<Request> = w.server.received_requests().await.unwrap_or_default();
-    let is_upload = |r: &Request| {
-        let p = r.url.path();
-        p.starts_with("/upload/")
-            || p.ends_with("/createUploadSession")
-            || (r.method.as_str() == "PUT" && p.ends_with("/content"))
-    };
-    let header = |r: &Request, name: &str| r.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     requests
         .iter()
         .filter(|r| is_upload(r))
@@ -50,6 +57,37 @@ async fn uploads(w: &World) -> Vec<(String, String, Option<String>, Option<Strin
         .collect()
 }
 
+/// Where a session part starts, if the request sends one: Graph's `Content-Range`, Dropbox's
+/// `append_v2` cursor offset (with bytes).
+fn part_start(r: &Request) -> Option<u64> {
+    if let Some(range) = header(r, "content-range") {
+        return range.strip_prefix("bytes ")?.split('-').next()?.parse().ok();
+    }
+    if r.url.path() == "/2/files/upload_session/append_v2" && !r.body.is_empty() {
+        let argument: Value = serde_json::from_str(&header(r, "dropbox-api-arg")?).ok()?;
+        return argument["cursor"]["offset"].as_u64();
+    }
+    None
+}
+
+/// The session parts the provider received, as `(start, length)`.
+async fn parts(w: &World) -> Vec<(u64, usize)> {
+    let requests: Vec<Request> = w.server.received_requests().await.unwrap_or_default();
+    requests.iter().filter_map(|r| part_start(r).map(|start| (start, r.body.len()))).collect()
+}
+
+/// How many upload sessions were opened.
+async fn sessions_opened(w: &World) -> usize {
+    let requests: Vec<Request> = w.server.received_requests().await.unwrap_or_default();
+    let opens = |r: &&Request| {
+        r.url.path().ends_with("/createUploadSession") || r.url.path() == "/2/files/upload_session/start"
+    };
+    requests.iter().filter(opens).count()
+}
+
+/// The parts of a megabyte in 320 KiB parts.
+const MEGABYTE_PARTS: [(u64, usize); 4] = [(0, 327_680), (327_680, 327_680), (655_360, 327_680), (983_040, 16_960)];
+
 fn meta<'a>(file: &'a CloudFile, key: &str) -> Option<&'a str> {
     file.file_metadata.as_ref()?.get(key)?.as_str()
 }
@@ -58,7 +96,7 @@ fn meta<'a>(file: &'a CloudFile, key: &str) -> Option<&'a str> {
 async fn an_upload_job_sends_each_changed_copy_as_a_new_version_on_its_base_revision() {
     // Arrange: after a first sync, Quodsi's copies of two files change: one small, one of a
     // megabyte (four fragments of at most 320 KiB).
-    let w = synced_world().await;
+    let w = synced_world(GRAPH).await;
     let small = b"line 1, revised in Quodsi\n".repeat(60);
     let large = fixture_content("a larger factory model", 1_000_000);
     let small_base = w.tree.expect("factory-line.qsim").revision.unwrap();
@@ -116,94 +154,165 @@ async fn an_upload_job_sends_each_changed_copy_as_a_new_version_on_its_base_revi
 }
 
 #[tokio::test]
-async fn a_file_changed_on_both_sides_keeps_both_versions_and_is_a_conflict() {
+async fn a_dropbox_upload_commits_by_path_on_the_base_rev_with_each_parts_content_hash() {
     // Arrange
-    let w = synced_world().await;
-    let theirs = b"edited at the provider\n".repeat(40);
-    let ours = b"edited in Quodsi\n".repeat(50);
-    w.tree.modify("factory-line.qsim", theirs.clone());
-    w.edit_copy("factory-line.qsim", &ours).await;
+    let w = synced_world(ProviderType::Dropbox).await;
+    let small = b"revised in Quodsi\n".repeat(40);
+    let large = fixture_content("a larger Dropbox model", 1_000_000);
+    let small_rev = w.tree.expect("factory-line.qsim").revision.unwrap();
+    let large_rev = w.tree.expect("Scenarios/baseline.qsim").revision.unwrap();
+    w.edit_copy("factory-line.qsim", &small).await;
+    w.edit_copy("Scenarios/baseline.qsim", &large).await;
 
     // Act
-    w.sync(JobType::Upload).await;
-    let after_later_sync = {
-        w.sync(JobType::Upload).await;
-        uploads(&w).await.len()
-    };
-
-    // Assert: the provider's version stands; Quodsi's is beside it under a conflict name.
-    assert_eq!(w.tree.expect("factory-line.qsim").content, theirs, "never overwritten");
-    let file = w.file("factory-line.qsim").await.unwrap();
-    assert_eq!(file.sync_status, SyncStatus::Conflict);
-    let copy_name = meta(&file, "conflict_copy_name").expect("the conflict copy's name").to_owned();
-    assert!(copy_name.starts_with("factory-line (Quodsi conflict 20") && copy_name.ends_with(").qsim"), "{copy_name}");
-    let copy = w.tree.expect(&copy_name);
-    assert_eq!(copy.content, ours, "Quodsi's version is at the provider");
-    assert_eq!(Some(copy.id.as_str()), meta(&file, "conflict_copy_id"));
-    assert_eq!(w.stored_bytes(&file), ours, "and still in Quodsi");
-    let errors = w.errors().await;
-    assert_eq!(errors.len(), 1, "{errors:?}");
-    assert_eq!((errors[0].error_code.as_deref(), errors[0].file_id), (Some("conflict"), Some(file.base.id)));
-    assert!(errors[0].error_message.contains(&copy_name), "{}", errors[0].error_message);
-    let sent = uploads(&w).await;
-    assert_eq!(sent.len(), 2, "the refused conditional write, then the copy: {sent:?}");
-    assert_eq!(after_later_sync, 2, "a later sync leaves the conflict to the user");
-}
-
-#[tokio::test]
-async fn a_file_changed_the_same_way_on_both_sides_is_synced_without_a_transfer() {
-    // Arrange
-    let w = synced_world().await;
-    let same = b"the same edit on both sides\n".repeat(30);
-    w.tree.modify("throughput-results.csv", same.clone());
-    w.edit_copy("throughput-results.csv", &same).await;
-
-    // Act
-    w.sync(JobType::Upload).await;
+    let job = w.sync(JobType::Upload).await;
 
     // Assert
-    let file = w.file("throughput-results.csv").await.unwrap();
-    let remote = w.tree.expect("throughput-results.csv");
-    assert_eq!(file.sync_status, SyncStatus::Synced);
-    assert_eq!(file.content_hash, remote.hash);
-    assert_eq!(meta(&file, "revision"), remote.revision.as_deref(), "the provider's revision is the new base");
-    assert_eq!(uploads(&w).await.len(), 1, "only the refused conditional write");
+    assert_eq!(w.tree.expect("factory-line.qsim").content, small);
+    assert_eq!(w.tree.expect("Scenarios/baseline.qsim").content, large);
+    let requests: Vec<Request> = w.server.received_requests().await.unwrap();
+    let argument = |r: &Request| serde_json::from_str::<Value>(&header(r, "dropbox-api-arg").unwrap()).unwrap();
+    let simple: Vec<Value> = requests.iter().filter(|r| r.url.path() == "/2/files/upload").map(argument).collect();
+    assert_eq!(simple.len(), 1);
+    assert_eq!(simple[0]["path"], "/quodsi models/factory-line.qsim", "by path_lower");
+    assert_eq!(simple[0]["mode"], serde_json::json!({ ".tag": "update", "update": small_rev }));
+    assert_eq!((simple[0]["autorename"].clone(), simple[0]["strict_conflict"].clone()), (false.into(), true.into()));
+    let finish: Vec<Value> =
+        requests.iter().filter(|r| r.url.path() == "/2/files/upload_session/finish").map(argument).collect();
+    assert_eq!(finish.len(), 1);
+    assert_eq!(finish[0]["cursor"]["offset"], 1_000_000);
+    assert_eq!(finish[0]["commit"]["mode"], serde_json::json!({ ".tag": "update", "update": large_rev }));
+    let appends: Vec<Value> =
+        requests.iter().filter(|r| r.url.path() == "/2/files/upload_session/append_v2").map(argument).collect();
+    assert!(appends.iter().all(|a| a["content_hash"].as_str().is_some_and(|h| h.len() == 64)), "{appends:?}");
+    assert_eq!(appends.last().unwrap()["close"], true, "the last part closes the session");
+    assert_eq!(parts(&w).await, MEGABYTE_PARTS);
+    assert_eq!((job.files_total, job.files_processed), (Some(2), 2));
+    for path in ["factory-line.qsim", "Scenarios/baseline.qsim"] {
+        let file = w.file(path).await.unwrap();
+        assert_eq!((file.sync_status, file.content_hash.clone()), (SyncStatus::Synced, w.tree.expect(path).hash));
+    }
     assert!(w.errors().await.is_empty(), "{:?}", w.errors().await);
 }
 
 #[tokio::test]
-async fn a_bidirectional_job_pulls_and_pushes_and_never_downloads_over_a_changed_copy() {
-    // Arrange: one file changed at the provider, one in Quodsi, one on both sides.
-    let w = synced_world().await;
-    let downloads_before = w.tree.downloads_served();
-    let pulled = b"new at the provider\n".repeat(20);
-    let pushed = b"new in Quodsi\n".repeat(20);
-    w.tree.modify("factory-line.qsim", pulled.clone());
-    w.edit_copy("throughput-results.csv", &pushed).await;
-    w.tree.modify("warehouse-layout.qsim", b"theirs\n".repeat(9));
-    w.edit_copy("warehouse-layout.qsim", &b"ours\n".repeat(9)).await;
+async fn every_uploader_keeps_both_versions_of_a_file_changed_on_both_sides() {
+    for provider in UPLOADERS {
+        // Arrange
+        let w = synced_world(provider).await;
+        let theirs = b"edited at the provider\n".repeat(40);
+        let ours = b"edited in Quodsi\n".repeat(50);
+        w.tree.modify("factory-line.qsim", theirs.clone());
+        w.edit_copy("factory-line.qsim", &ours).await;
 
-    // Act
-    w.sync(JobType::Bidirectional).await;
+        // Act
+        w.sync(JobType::Upload).await;
+        let uploads_after_first = uploads(&w).await.len();
+        w.sync(JobType::Upload).await;
 
-    // Assert
-    let factory = w.file("factory-line.qsim").await.unwrap();
-    assert_eq!((factory.sync_status, w.stored_bytes(&factory)), (SyncStatus::Synced, pulled));
-    assert_eq!(w.tree.expect("throughput-results.csv").content, pushed);
-    assert_eq!(w.file("throughput-results.csv").await.unwrap().sync_status, SyncStatus::Synced);
-    let both = w.file("warehouse-layout.qsim").await.unwrap();
-    assert_eq!(both.sync_status, SyncStatus::Conflict);
-    assert_eq!(w.stored_bytes(&both), b"ours\n".repeat(9), "Quodsi's copy was not downloaded over");
-    assert_eq!(w.tree.expect("warehouse-layout.qsim").content, b"theirs\n".repeat(9));
-    assert_eq!(w.tree.expect(meta(&both, "conflict_copy_name").unwrap()).content, b"ours\n".repeat(9));
-    assert_eq!(w.tree.downloads_served() - downloads_before, 1, "only the file changed at the provider alone");
-    assert_eq!(w.errors().await.len(), 1, "one conflict row: {:?}", w.errors().await);
+        // Assert: the provider's version stands; Quodsi's is beside it under a conflict name.
+        assert_eq!(w.tree.expect("factory-line.qsim").content, theirs, "{provider}: never overwritten");
+        let file = w.file("factory-line.qsim").await.unwrap();
+        assert_eq!(file.sync_status, SyncStatus::Conflict, "{provider}");
+        let copy_name = meta(&file, "conflict_copy_name").expect("the conflict copy's name").to_owned();
+        assert!(
+            copy_name.starts_with("factory-line (Quodsi conflict 20") && copy_name.ends_with(").qsim"),
+            "{provider}: {copy_name}"
+        );
+        let copy = w.tree.expect(&copy_name);
+        assert_eq!(copy.content, ours, "{provider}: Quodsi's version is at the provider");
+        assert_eq!(Some(copy.id.as_str()), meta(&file, "conflict_copy_id"));
+        assert_eq!(w.stored_bytes(&file), ours, "{provider}: and still in Quodsi");
+        let errors = w.errors().await;
+        assert_eq!(errors.len(), 1, "{provider}: {errors:?}");
+        assert_eq!((errors[0].error_code.as_deref(), errors[0].file_id), (Some("conflict"), Some(file.base.id)));
+        assert!(errors[0].error_message.contains(&copy_name), "{}", errors[0].error_message);
+        assert_eq!(uploads_after_first, 2, "{provider}: the refused conditional write, then the copy");
+        assert_eq!(uploads(&w).await.len(), 2, "{provider}: a later sync leaves the conflict to the user");
+    }
+}
+
+#[tokio::test]
+async fn every_uploader_syncs_a_file_changed_the_same_way_on_both_sides_without_a_transfer() {
+    for provider in UPLOADERS {
+        // Arrange
+        let w = synced_world(provider).await;
+        let same = b"the same edit on both sides\n".repeat(30);
+        w.tree.modify("throughput-results.csv", same.clone());
+        w.edit_copy("throughput-results.csv", &same).await;
+
+        // Act
+        w.sync(JobType::Upload).await;
+
+        // Assert
+        let file = w.file("throughput-results.csv").await.unwrap();
+        let remote = w.tree.expect("throughput-results.csv");
+        assert_eq!(file.sync_status, SyncStatus::Synced, "{provider}");
+        assert_eq!(file.content_hash, remote.hash, "{provider}");
+        assert_eq!(meta(&file, "revision"), remote.revision.as_deref(), "{provider}: the new base revision");
+        assert_eq!(uploads(&w).await.len(), 1, "{provider}: only the refused conditional write");
+        assert!(w.errors().await.is_empty(), "{provider}: {:?}", w.errors().await);
+    }
+}
+
+#[tokio::test]
+async fn every_uploader_puts_back_a_file_deleted_at_the_provider_but_changed_in_quodsi() {
+    for provider in UPLOADERS {
+        // Arrange
+        let w = synced_world(provider).await;
+        let ours = b"kept in Quodsi\n".repeat(20);
+        w.tree.delete("Scenarios/baseline.qsim");
+        w.edit_copy("Scenarios/baseline.qsim", &ours).await;
+
+        // Act
+        w.sync(JobType::Upload).await;
+
+        // Assert
+        let back = w.tree.expect("Scenarios/baseline.qsim");
+        assert_eq!(back.content, ours, "{provider}: a change beats a delete");
+        let file = w.file("Scenarios/baseline.qsim").await.unwrap();
+        assert_eq!((file.provider_file_id.as_str(), file.sync_status), (back.id.as_str(), SyncStatus::Synced));
+        assert_eq!(file.content_hash, back.hash, "{provider}");
+        assert_eq!(w.stored_bytes(&file), ours, "{provider}");
+        assert!(w.errors().await.is_empty(), "{provider}: {:?}", w.errors().await);
+    }
+}
+
+#[tokio::test]
+async fn every_uploader_in_a_bidirectional_job_pulls_pushes_and_never_downloads_over_a_changed_copy() {
+    for provider in UPLOADERS {
+        // Arrange: one file changed at the provider, one in Quodsi, one on both sides.
+        let w = synced_world(provider).await;
+        let downloads_before = w.tree.downloads_served();
+        let pulled = b"new at the provider\n".repeat(20);
+        let pushed = b"new in Quodsi\n".repeat(20);
+        w.tree.modify("factory-line.qsim", pulled.clone());
+        w.edit_copy("throughput-results.csv", &pushed).await;
+        w.tree.modify("warehouse-layout.qsim", b"theirs\n".repeat(9));
+        w.edit_copy("warehouse-layout.qsim", &b"ours\n".repeat(9)).await;
+
+        // Act
+        w.sync(JobType::Bidirectional).await;
+
+        // Assert
+        let factory = w.file("factory-line.qsim").await.unwrap();
+        assert_eq!((factory.sync_status, w.stored_bytes(&factory)), (SyncStatus::Synced, pulled), "{provider}");
+        assert_eq!(w.tree.expect("throughput-results.csv").content, pushed, "{provider}");
+        assert_eq!(w.file("throughput-results.csv").await.unwrap().sync_status, SyncStatus::Synced);
+        let both = w.file("warehouse-layout.qsim").await.unwrap();
+        assert_eq!(both.sync_status, SyncStatus::Conflict, "{provider}");
+        assert_eq!(w.stored_bytes(&both), b"ours\n".repeat(9), "{provider}: not downloaded over");
+        assert_eq!(w.tree.expect("warehouse-layout.qsim").content, b"theirs\n".repeat(9), "{provider}");
+        assert_eq!(w.tree.expect(meta(&both, "conflict_copy_name").unwrap()).content, b"ours\n".repeat(9));
+        assert_eq!(w.tree.downloads_served() - downloads_before, 1, "{provider}: only the file changed there alone");
+        assert_eq!(w.errors().await.len(), 1, "{provider}: one conflict row: {:?}", w.errors().await);
+    }
 }
 
 #[tokio::test]
 async fn a_download_job_keeps_a_copy_changed_in_quodsi_and_says_it_is_a_conflict() {
     // Arrange
-    let w = synced_world().await;
+    let w = synced_world(ProviderType::Box).await;
     let downloads_before = w.tree.downloads_served();
     w.tree.modify("factory-line.qsim", b"theirs\n".repeat(9));
     w.edit_copy("factory-line.qsim", &b"ours\n".repeat(9)).await;
@@ -216,7 +325,6 @@ async fn a_download_job_keeps_a_copy_changed_in_quodsi_and_says_it_is_a_conflict
     assert_eq!(file.sync_status, SyncStatus::Conflict);
     assert_eq!(w.stored_bytes(&file), b"ours\n".repeat(9));
     assert_eq!(w.tree.downloads_served(), downloads_before, "the provider's version was not fetched over it");
-    assert!(uploads(&w).await.is_empty(), "a download job sends nothing");
     let errors = w.errors().await;
     assert_eq!(errors.iter().map(|e| e.error_code.as_deref()).collect::<Vec<_>>(), [Some("conflict")]);
 }
@@ -241,12 +349,19 @@ async fn a_read_only_folder_never_sees_an_upload() {
     assert_ne!(w.tree.expect("factory-line.qsim").content, b"ours\n".repeat(9));
 }
 
-/// A megabyte whose third fragment never gets an answer: the worker is killed waiting.
-async fn kill_during_third_fragment(w: &World) -> SyncJob {
+/// Matches the request that sends the session part starting at `0`.
+struct PartAt(u64);
+
+impl wiremock::Match for PartAt {
+    fn matches(&self, request: &Request) -> bool {
+        part_start(request) == Some(self.0)
+    }
+}
+
+/// A megabyte whose third part never gets an answer: the worker is killed waiting.
+async fn kill_during_third_part(w: &World) -> SyncJob {
     w.edit_copy("Scenarios/baseline.qsim", &fixture_content("resumed model", 1_000_000)).await;
-    Mock::given(method("PUT"))
-        .and(path_regex("^/upload/graph/"))
-        .and(header("content-range", "bytes 655360-983039/1000000"))
+    Mock::given(PartAt(655_360))
         .respond_with(ResponseTemplate::new(500).set_delay(Duration::from_secs(30)))
         .up_to_n_times(1)
         .with_priority(1)
@@ -269,58 +384,56 @@ fn quick() -> Settings {
 }
 
 #[tokio::test]
-async fn an_upload_killed_after_two_fragments_resumes_at_the_third_in_the_next_invocation() {
-    // Arrange
-    let w = synced_world().await;
-    let job = kill_during_third_fragment(&w).await;
-    let checkpoint = w.t.store().get_job(w.tenant.id, job.base.id).await.unwrap().job_metadata.unwrap();
+async fn every_uploader_resumes_an_upload_killed_after_two_parts_at_the_third() {
+    for provider in UPLOADERS {
+        // Arrange
+        let w = synced_world(provider).await;
+        let job = kill_during_third_part(&w).await;
+        let checkpoint = w.t.store().get_job(w.tenant.id, job.base.id).await.unwrap().job_metadata.unwrap();
 
-    // Act
-    let resumed = sync_worker::engine::run(&w.t.app, &quick(), w.message(&job), None).await.unwrap();
+        // Act
+        let resumed = sync_worker::engine::run(&w.t.app, &quick(), w.message(&job), None).await.unwrap();
 
-    // Assert
-    assert_eq!(resumed, Ran::Completed, "{:?}", w.errors().await);
-    assert_eq!(w.tree.expect("Scenarios/baseline.qsim").content, fixture_content("resumed model", 1_000_000));
-    let ranges: Vec<String> = uploads(&w).await.into_iter().filter_map(|r| r.2).collect();
-    assert_eq!(
-        ranges,
-        [
-            "bytes 0-327679/1000000",
-            "bytes 327680-655359/1000000",
-            "bytes 655360-983039/1000000",
-            "bytes 655360-983039/1000000",
-            "bytes 983040-999999/1000000"
-        ],
-        "the first two fragments were not sent again"
-    );
-    let sessions = uploads(&w).await.iter().filter(|r| r.1.ends_with("/createUploadSession")).count();
-    assert_eq!(sessions, 1, "the session was resumed, not opened again");
-    let upload = &checkpoint["checkpoint"]["upload"];
-    assert_eq!(upload["offset"], 655_360, "the checkpoint had the two fragments");
-    let kept = serde_json::to_string(&checkpoint).unwrap();
-    assert!(!kept.contains(PREAUTH_SECRET) && !kept.contains("/upload/graph/"), "the session URL is kept encrypted");
-    let file = w.file("Scenarios/baseline.qsim").await.unwrap();
-    assert_eq!(file.content_hash, w.tree.expect("Scenarios/baseline.qsim").hash);
-    let done = w.t.store().get_job(w.tenant.id, job.base.id).await.unwrap();
-    assert!(done.job_metadata.as_ref().and_then(|m| m["checkpoint"].get("upload")).is_none_or(Value::is_null));
+        // Assert
+        assert_eq!(resumed, Ran::Completed, "{provider}: {:?}", w.errors().await);
+        let content = fixture_content("resumed model", 1_000_000);
+        assert_eq!(w.tree.expect("Scenarios/baseline.qsim").content, content, "{provider}");
+        let [first, second, third, last] = MEGABYTE_PARTS;
+        assert_eq!(
+            parts(&w).await,
+            [first, second, third, third, last],
+            "{provider}: the third part again (it was never answered), the first two not"
+        );
+        assert_eq!(sessions_opened(&w).await, 1, "{provider}: the session was resumed, not opened again");
+        let upload = &checkpoint["checkpoint"]["upload"];
+        assert_eq!(upload["offset"], 655_360, "{provider}: the checkpoint had the two parts");
+        let kept = serde_json::to_string(&checkpoint).unwrap();
+        assert!(!kept.contains(PREAUTH_SECRET) && !kept.contains("/upload/"), "{provider}: the session is encrypted");
+        let file = w.file("Scenarios/baseline.qsim").await.unwrap();
+        assert_eq!(file.content_hash, w.tree.expect("Scenarios/baseline.qsim").hash, "{provider}");
+        let done = w.t.store().get_job(w.tenant.id, job.base.id).await.unwrap();
+        assert!(done.job_metadata.as_ref().and_then(|m| m["checkpoint"].get("upload")).is_none_or(Value::is_null));
+    }
 }
 
 #[tokio::test]
-async fn an_upload_whose_session_expired_starts_over_cleanly() {
-    // Arrange
-    let w = synced_world().await;
-    let job = kill_during_third_fragment(&w).await;
-    w.tree.expire_upload_sessions();
+async fn every_uploader_starts_over_cleanly_when_the_session_expired() {
+    for provider in UPLOADERS {
+        // Arrange
+        let w = synced_world(provider).await;
+        let job = kill_during_third_part(&w).await;
+        w.tree.expire_upload_sessions();
 
-    // Act
-    let resumed = sync_worker::engine::run(&w.t.app, &quick(), w.message(&job), None).await.unwrap();
+        // Act
+        let resumed = sync_worker::engine::run(&w.t.app, &quick(), w.message(&job), None).await.unwrap();
 
-    // Assert
-    assert_eq!(resumed, Ran::Completed, "{:?}", w.errors().await);
-    assert_eq!(w.tree.expect("Scenarios/baseline.qsim").content, fixture_content("resumed model", 1_000_000));
-    let sent = uploads(&w).await;
-    assert_eq!(sent.iter().filter(|r| r.1.ends_with("/createUploadSession")).count(), 2, "a new session");
-    let ranges: Vec<String> = sent.into_iter().filter_map(|r| r.2).collect();
-    assert_eq!(ranges.iter().filter(|r| r.starts_with("bytes 0-")).count(), 2, "sent again from the start");
-    assert_eq!(w.file("Scenarios/baseline.qsim").await.unwrap().sync_status, SyncStatus::Synced);
+        // Assert
+        assert_eq!(resumed, Ran::Completed, "{provider}: {:?}", w.errors().await);
+        let content = fixture_content("resumed model", 1_000_000);
+        assert_eq!(w.tree.expect("Scenarios/baseline.qsim").content, content, "{provider}");
+        assert_eq!(sessions_opened(&w).await, 2, "{provider}: a new session");
+        let starts = parts(&w).await.iter().filter(|(start, _)| *start == 0).count();
+        assert_eq!(starts, 2, "{provider}: sent again from the start");
+        assert_eq!(w.file("Scenarios/baseline.qsim").await.unwrap().sync_status, SyncStatus::Synced);
+    }
 }

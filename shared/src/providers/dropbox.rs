@@ -7,6 +7,14 @@
 //! and with deleted entries, so `list_folder/continue` from it yields the whole subtree's
 //! changes. Deleted entries carry a path and no id. A `reset` (409) on a cursor means it is no
 //! longer honoured: [`ProviderError::ResyncRequired`].
+//!
+//! Uploads (research note §3.3, [`super::upload`]): `files/upload` for a file up to one part,
+//! else `upload_session/start`, `append_v2` and `finish` on the content host, each request
+//! carrying the `content_hash` of its bytes. The commit is by path with `autorename: false` and
+//! `strict_conflict: true`: `add` for a new file, `update` with the base `rev` for a new version
+//! (`add` when no base revision is known), so a changed or deleted file, or a taken name, is a
+//! `path/conflict` and nothing is overwritten. Dropbox has no session status call: a session
+//! resumes from the `correct_offset` an empty `append_v2` at offset 0 is answered with.
 
 use async_trait::async_trait;
 use reqwest::Url;
@@ -18,13 +26,14 @@ use super::http::{
     required_str, send, str_field, time_field,
 };
 use super::oauth_client::{OAuthClient, scopes_or};
+use super::upload::{Sent, UploadRules, UploadSession, UploadTarget, WholeFile};
 use super::{
     AuthorizeRequest, Change, ChangePage, ChildPage, Clients, Created, CreatedLink, Download, Entry, EntryPage,
     ExistingLink, Identity, ItemKind, LinkTarget, Pkce, Provider, ProviderError, RefreshTokenRotation, RemoteItem,
     SharedLinkRequest, SyncScope, TokenSet, WatchRequest, WatchScope, Watched, Watching,
 };
 use crate::config::ProviderConfig;
-use crate::content_hash::{HashAlg, normalize};
+use crate::content_hash::{DropboxContentHash, HashAlg, normalize};
 use crate::db::{ProviderType, ShareType};
 
 const AUTHORIZE: &str = "https://www.dropbox.com/oauth2/authorize";
@@ -184,6 +193,97 @@ fn change(entry: &Value) -> Result<Option<Change>, ProviderError> {
         // A tag added after this was written: not something the worker can place.
         _ => None,
     })
+}
+
+/// Dropbox's upload rules: at most 150 MiB a request, any part size in a sequential session.
+const UPLOAD_RULES: UploadRules =
+    UploadRules { simple_max: 150 << 20, session_min: 0, part_multiple: 1, part_max: 150 << 20 };
+
+/// The `CommitInfo` of an upload: by path, never renaming, never overwriting anything but
+/// the base revision.
+fn commit_info(target: &UploadTarget<'_>) -> Result<Value, ProviderError> {
+    let (path, mode) = match target.replace {
+        Some(replace) => {
+            let path = replace.path.ok_or_else(|| {
+                ProviderError::Unsupported(format!("the Dropbox path of `{}` is not known", replace.id))
+            })?;
+            let mode = match replace.revision {
+                Some(rev) => json!({ ".tag": "update", "update": rev }),
+                None => json!({ ".tag": "add" }),
+            };
+            (path.to_owned(), mode)
+        }
+        None => {
+            let parent = target.parent_path.ok_or_else(|| {
+                ProviderError::Unsupported("the Dropbox path of the folder to upload into is not known".to_owned())
+            })?;
+            (format!("{}/{}", parent.trim_end_matches('/'), target.name), json!({ ".tag": "add" }))
+        }
+    };
+    Ok(json!({ "path": path, "mode": mode, "autorename": false, "strict_conflict": true, "mute": true }))
+}
+
+/// The lowercase hex `content_hash` of one request's bytes.
+fn content_hash(bytes: &[u8]) -> String {
+    let mut hash = DropboxContentHash::new();
+    hash.update(bytes);
+    hex::encode(hash.finish())
+}
+
+/// How an upload call failed, from its `error_summary`: a write conflict (a changed or
+/// deleted base, a taken name), a session Dropbox no longer has, or the usual classification.
+fn upload_error(answer: &Answer) -> ProviderError {
+    let summary = api_error_fields(&answer.body).1.unwrap_or_default();
+    if answer.status.as_u16() == 409 {
+        if summary.starts_with("path/conflict") {
+            return ProviderError::Conflict(format!("Dropbox answered {summary}"));
+        }
+        if summary.starts_with("not_found") || summary.starts_with("lookup_failed/not_found") {
+            return ProviderError::UploadSessionGone;
+        }
+    }
+    with_body_retry_after(answer.error(), &answer.body)
+}
+
+/// The `correct_offset` of an `incorrect_offset` answer (inline, or under `lookup_failed`).
+fn correct_offset(answer: &Answer) -> Option<u64> {
+    if answer.status.as_u16() != 409 {
+        return None;
+    }
+    let body: Value = serde_json::from_slice(&answer.body).ok()?;
+    let error = body.get("error")?;
+    let lookup = if str_field(error, ".tag") == Some("lookup_failed") { error.get("lookup_failed")? } else { error };
+    (str_field(lookup, ".tag") == Some("incorrect_offset")).then(|| lookup.get("correct_offset")?.as_u64())?
+}
+
+impl Dropbox {
+    /// A content-upload call (`files/upload`, `files/upload_session/…`): the argument in
+    /// `Dropbox-API-Arg`, the bytes as the body.
+    async fn upload_call(
+        &self,
+        access_token: &SecretString,
+        route: &[&str],
+        argument: &Value,
+        body: bytes::Bytes,
+    ) -> Result<Answer, ProviderError> {
+        let mut path = vec!["2", "files"];
+        path.extend_from_slice(route);
+        let url = endpoint(&self.content, &path);
+        let request = bearer(self.transfer.post(url), access_token)
+            .header("Dropbox-API-Arg", header_safe_json(argument))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        Answer::read(send(request).await?).await
+    }
+
+    /// The file an upload wrote (`FileMetadata`), or why not.
+    fn uploaded(answer: &Answer) -> Result<RemoteItem, ProviderError> {
+        if !answer.status.is_success() {
+            return Err(upload_error(answer));
+        }
+        let value: Value = answer.json("Dropbox file metadata")?;
+        item(&value, ItemKind::File, None)
+    }
 }
 
 fn app_level_webhook() -> ProviderError {
@@ -412,6 +512,105 @@ impl Provider for Dropbox {
         // Dropbox's cursor is one value: it pages while `has_more`, and the last one is kept.
         let (next, cursor) = if page.has_more { (Some(page.cursor), None) } else { (None, Some(page.cursor)) };
         Ok(ChangePage { changes, next, cursor })
+    }
+
+    fn upload_rules(&self) -> UploadRules {
+        UPLOAD_RULES
+    }
+
+    async fn upload_small(
+        &self,
+        access_token: &SecretString,
+        _scope: &SyncScope<'_>,
+        target: &UploadTarget<'_>,
+        body: bytes::Bytes,
+    ) -> Result<RemoteItem, ProviderError> {
+        let mut argument = commit_info(target)?;
+        argument["content_hash"] = json!(content_hash(&body));
+        Self::uploaded(&self.upload_call(access_token, &["upload"], &argument, body).await?)
+    }
+
+    /// `upload_session/start` without bytes: the parts follow with `append_v2`, each of which
+    /// can be retried at its offset.
+    async fn start_upload(
+        &self,
+        access_token: &SecretString,
+        _scope: &SyncScope<'_>,
+        target: &UploadTarget<'_>,
+    ) -> Result<UploadSession, ProviderError> {
+        commit_info(target)?;
+        let answer = self
+            .upload_call(access_token, &["upload_session", "start"], &json!({ "close": false }), bytes::Bytes::new())
+            .await?;
+        if !answer.status.is_success() {
+            return Err(upload_error(&answer));
+        }
+        let value: Value = answer.json("Dropbox upload session")?;
+        Ok(UploadSession {
+            handle: required_str(&value, "session_id", "Dropbox upload session")?,
+            part_size: None,
+            // "A single upload session can be used for a maximum of 7 days."
+            expires_at: Some(chrono::Utc::now() + chrono::Duration::days(7)),
+            parts: Vec::new(),
+        })
+    }
+
+    async fn upload_part(
+        &self,
+        access_token: &SecretString,
+        _scope: &SyncScope<'_>,
+        target: &UploadTarget<'_>,
+        session: &UploadSession,
+        offset: u64,
+        part: bytes::Bytes,
+    ) -> Result<Sent, ProviderError> {
+        let end = offset + part.len() as u64;
+        let argument = json!({
+            "cursor": { "session_id": session.handle, "offset": offset },
+            "close": end >= target.size,
+            "content_hash": content_hash(&part),
+        });
+        let answer = self.upload_call(access_token, &["upload_session", "append_v2"], &argument, part).await?;
+        if answer.status.is_success() {
+            return Ok(Sent::Next(end));
+        }
+        match correct_offset(&answer) {
+            Some(offset) => Ok(Sent::Next(offset)),
+            None => Err(upload_error(&answer)),
+        }
+    }
+
+    async fn upload_offset(
+        &self,
+        access_token: &SecretString,
+        _scope: &SyncScope<'_>,
+        _target: &UploadTarget<'_>,
+        session: &UploadSession,
+    ) -> Result<u64, ProviderError> {
+        let argument = json!({ "cursor": { "session_id": session.handle, "offset": 0 }, "close": false });
+        let answer =
+            self.upload_call(access_token, &["upload_session", "append_v2"], &argument, bytes::Bytes::new()).await?;
+        if answer.status.is_success() {
+            return Ok(0);
+        }
+        correct_offset(&answer).ok_or_else(|| upload_error(&answer))
+    }
+
+    async fn finish_upload(
+        &self,
+        access_token: &SecretString,
+        _scope: &SyncScope<'_>,
+        target: &UploadTarget<'_>,
+        session: &UploadSession,
+        _whole: &WholeFile,
+    ) -> Result<RemoteItem, ProviderError> {
+        let argument = json!({
+            "cursor": { "session_id": session.handle, "offset": target.size },
+            "commit": commit_info(target)?,
+        });
+        Self::uploaded(
+            &self.upload_call(access_token, &["upload_session", "finish"], &argument, bytes::Bytes::new()).await?,
+        )
     }
 
     /// `POST /2/files/download` on the content host, the file named by its id.

@@ -9,6 +9,11 @@
 //!   `uploadUrl` without the bearer token; `GET uploadUrl` tells where to resume, a 404 that the
 //!   session is gone.
 //!
+//! - Dropbox: `files/upload` up to one part; above, `upload_session/start`, `append_v2` (each
+//!   with the part's `content_hash`; a wrong offset is answered with the right one, which is
+//!   how a session resumes) and `finish`. The commit is by path: `add` for a new file,
+//!   `update` with the base `rev` for a new version, never renaming, with `strict_conflict`.
+//!
 //! A conditional write that finds the provider's copy changed, or a new file's name taken, is
 //! [`ProviderError::Conflict`]: nothing was written, and the worker keeps both versions.
 
@@ -23,6 +28,9 @@ use super::RemoteItem;
 pub struct UploadTarget<'a> {
     /// The provider's id of the folder a new file goes into.
     pub parent_id: &'a str,
+    /// That folder's path from the drive root (`/Quodsi Models/Scenarios`), for providers that
+    /// address by path (Dropbox).
+    pub parent_path: Option<&'a str>,
     /// The name of a new file (a new version keeps the file's own name).
     pub name: &'a str,
     /// A new version of this file instead of a new file.
@@ -40,6 +48,8 @@ pub struct Replace<'a> {
     pub revision: Option<&'a str>,
     /// The provider's hash of the base, lowercase hex.
     pub hash: Option<&'a str>,
+    /// Its path from the drive root, for providers that write by path (Dropbox's `path_lower`).
+    pub path: Option<&'a str>,
 }
 
 /// The whole file's digest, for providers that check it when a session is committed.

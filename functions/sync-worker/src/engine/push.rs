@@ -36,11 +36,13 @@ const PUSH_BATCH: u16 = 50;
 const MAX_NAME_CHARS: usize = 255;
 
 /// Where an upload's bytes go.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Destination {
-    /// A new file of this name in `parent_id`; `None`: a new version of the row's file.
+    /// A new file of this name in the parent; `None`: a new version of the row's file.
     new_name: Option<String>,
     parent_id: Option<String>,
+    /// The parent's path from the drive root (Dropbox writes by path).
+    parent_path: Option<String>,
 }
 
 /// How an upload ended, when the run goes on.
@@ -97,7 +99,7 @@ impl Run<'_> {
         self.checkpoint.files_total += i32::from(!resuming);
         let outcome = match file.sync_status {
             SyncStatus::Synced | SyncStatus::NeedsUpload => {
-                let replace = Destination { new_name: None, parent_id: None };
+                let replace = Destination::default();
                 match self.upload(file, &key, &copy, &replace).await? {
                     Pushed::Conflict(why) => self.reconcile_conflict(file, &key, &copy, &why).await,
                     pushed => self.pushed(file, &copy, &replace, pushed).await,
@@ -129,19 +131,28 @@ impl Run<'_> {
             .await?
             .map(|entry| entry.item)
             .filter(|item| item.kind == ItemKind::File);
-        let parent =
+        let parent_id =
             remote.as_ref().and_then(|r| r.parent_id.clone()).or_else(|| meta_str(file, "parent_id")).or_else(|| {
                 (!file.file_path.as_deref().unwrap_or_default().contains('/'))
                     .then(|| self.folder.provider_folder_id.clone())
             });
-        let Some(parent) = parent else {
+        let parent_path = remote
+            .as_ref()
+            .and_then(|r| r.path_display.as_deref().and_then(parent_of).map(str::to_owned))
+            .or_else(|| meta_str(file, "path_lower").as_deref().and_then(parent_of).map(str::to_owned))
+            .or_else(|| {
+                let folder = self.folder.folder_path.as_deref()?.trim_end_matches('/');
+                let within = file.file_path.as_deref().and_then(parent_of).filter(|p| !p.is_empty());
+                Some(within.map_or_else(|| folder.to_owned(), |within| format!("{folder}/{within}")))
+            });
+        if parent_id.is_none() && parent_path.is_none() {
             let why = "the folder the file was in at the provider is unknown; Quodsi's version was kept here";
             return self.file_failed(file, ErrorType::Validation, Some("parent_unknown"), why).await;
-        };
+        }
         let Some(remote) = remote else {
             // Gone at the provider but changed here: Quodsi's version goes back (a change beats a
             // delete), as a new file of the same name.
-            let back = Destination { new_name: Some(file.file_name.clone()), parent_id: Some(parent) };
+            let back = Destination { new_name: Some(file.file_name.clone()), parent_id, parent_path };
             let pushed = self.upload(file, key, copy, &back).await?;
             return self.pushed(file, copy, &back, pushed).await;
         };
@@ -153,7 +164,7 @@ impl Run<'_> {
             return self.agree(file, copy, &remote, local).await;
         }
         let name = conflict_name(&file.file_name, self.app.store.now(), MAX_NAME_CHARS);
-        let beside = Destination { new_name: Some(name.clone()), parent_id: Some(parent) };
+        let beside = Destination { new_name: Some(name.clone()), parent_id, parent_path };
         match self.upload(file, key, copy, &beside).await? {
             Pushed::Done { item, hash, .. } if item.hash.as_ref().is_none_or(|h| *h == hash) => {
                 let mut metadata = object_map(file);
@@ -290,6 +301,7 @@ impl Run<'_> {
         let rules = self.call.provider().upload_rules();
         let part = rules.part_size(self.settings.upload_part, None);
         let revision = meta_str(file, "revision");
+        let path = meta_str(file, "path_lower");
         let parent = destination.parent_id.clone().unwrap_or_default();
         let name = destination.new_name.clone().unwrap_or_else(|| file.file_name.clone());
         let replace = match destination.new_name {
@@ -298,9 +310,16 @@ impl Run<'_> {
                 id: &file.provider_file_id,
                 revision: revision.as_deref(),
                 hash: file.content_hash.as_deref(),
+                path: path.as_deref(),
             }),
         };
-        let target = UploadTarget { parent_id: &parent, name: &name, replace, size: copy.size };
+        let target = UploadTarget {
+            parent_id: &parent,
+            parent_path: destination.parent_path.as_deref(),
+            name: &name,
+            replace,
+            size: copy.size,
+        };
         let e_tag = copy.e_tag.as_deref();
         if !rules.needs_session(copy.size, part) {
             let body = match self.objects.get_range(key, 0..copy.size, e_tag).await {
@@ -581,6 +600,11 @@ impl Run<'_> {
         let plain = self.call.current().vault.decrypt(self.session_context(), &bytes).ok()?;
         serde_json::from_str(plain.expose_secret()).ok()
     }
+}
+
+/// The folder part of a `/`-separated path (`""` for an item at the top).
+fn parent_of(path: &str) -> Option<&str> {
+    path.rsplit_once('/').map(|(parent, _)| parent)
 }
 
 /// The row's metadata as a map to change.
