@@ -2296,6 +2296,9 @@ mod boxcom {
         if let ["preauth", "box", id] = route.as_slice() {
             return preauth(state, http, id);
         }
+        if let ["api", "2.0", "files", rest @ ..] = route.as_slice() {
+            return uploads::boxcom(state, http, rest);
+        }
         if http.method() == "POST" && route.as_slice() == ["2.0", "folders"] {
             return create_folder(state, http);
         }
@@ -2336,7 +2339,7 @@ mod boxcom {
         }
     }
 
-    fn error(status: u16, code: &str, message: &str) -> ResponseTemplate {
+    pub(super) fn error(status: u16, code: &str, message: &str) -> ResponseTemplate {
         ResponseTemplate::new(status).set_body_json(json!({
             "type": "error",
             "status": status,
@@ -2351,7 +2354,7 @@ mod boxcom {
         error(404, "not_found", "Not Found")
     }
 
-    fn fault_response(http: &Http<'_>, fault: Fault) -> ResponseTemplate {
+    pub(super) fn fault_response(http: &Http<'_>, fault: Fault) -> ResponseTemplate {
         match fault {
             Fault::RateLimited { retry_after_secs } => ResponseTemplate::new(429)
                 .insert_header("retry-after", retry_after_secs.to_string().as_str())
@@ -2487,7 +2490,7 @@ mod boxcom {
 
     /// An item with the fields the provider asks for, as in `folder_items_page1.json`;
     /// `full` adds what an event's `source` carries (`path_collection`, trash dates, users).
-    fn item(state: &State, nodes: &BTreeMap<String, Node>, node: &Node, full: bool, status: &str) -> Value {
+    pub(super) fn item(state: &State, nodes: &BTreeMap<String, Node>, node: &Node, full: bool, status: &str) -> Value {
         let mut value = json!({
             "type": if node.is_file() { "file" } else { "folder" },
             "id": node.id,

@@ -16,6 +16,11 @@
 //!   wrong offset answered with `incorrect_offset` and the `correct_offset`; the commit is by
 //!   path, `add` (the name must be free) or `update` with the current `rev`, and anything else
 //!   is `path/conflict`.
+//! - Box (research note §3.4): multipart `files/content` and `files/{id}/content` on the upload
+//!   host (`attributes` before `file`, `content-md5` the SHA-1, `If-Match` the `etag`, 409
+//!   `item_name_in_use`, 412), chunked sessions from 20 MB with a part size of 8 MiB, each
+//!   part's `Digest` checked, `parts` listed, and a commit checking the whole file's digest, the
+//!   part list and `If-Match`, answered once with 202 and `Retry-After` while "processing".
 
 use super::*;
 
@@ -28,6 +33,10 @@ pub(super) struct Session {
     received: Vec<u8>,
     /// No more parts (Dropbox `close`).
     closed: bool,
+    /// Box: the parts as its `parts` endpoint lists them, and whether a commit was answered
+    /// 202 already.
+    parts: Vec<Value>,
+    committing: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -91,7 +100,9 @@ impl State {
     fn new_session(&mut self, target: Option<Target>, total: u64) -> String {
         self.issued += 1;
         let id = format!("QdsiUpload{:016x}{}", fnv(&self.drive_id), self.issued);
-        self.uploads.insert(id.clone(), Session { target, total, received: Vec::new(), closed: false });
+        let session =
+            Session { target, total, received: Vec::new(), closed: false, parts: Vec::new(), committing: false };
+        self.uploads.insert(id.clone(), session);
         id
     }
 }
@@ -418,5 +429,248 @@ pub(super) fn dropbox(state: &mut State, http: &Http<'_>, route: &[&str]) -> Res
             dropbox_landed(state, &target, content)
         }
         _ => ResponseTemplate::new(404).set_body_string("Unknown API function"),
+    }
+}
+
+// ---- Box ------------------------------------------------------------------------------
+
+const BOX_SESSION_MIN: u64 = 20_000_000;
+const BOX_DIRECT_MAX: usize = 50_000_000;
+const BOX_PART: u64 = 8 << 20;
+
+fn sha1_hex(bytes: &[u8]) -> String {
+    let mut hasher = ContentHasher::new(HashAlg::Sha1);
+    hasher.update(bytes);
+    hasher.finish().provider
+}
+
+/// `sha=<base64 SHA-1>` of `bytes`, as Box's `Digest` header.
+fn box_digest(bytes: &[u8]) -> String {
+    let raw = hex_bytes(&sha1_hex(bytes));
+    format!("sha={}", base64::engine::general_purpose::STANDARD.encode(raw))
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len()).step_by(2).filter_map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()).collect()
+}
+
+/// The named parts of a `multipart/form-data` body, in order.
+fn form_parts(content_type: &str, body: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let Some(boundary) = content_type.split("boundary=").nth(1).map(|b| b.trim_matches('"')) else {
+        return Vec::new();
+    };
+    let delimiter = format!("--{boundary}").into_bytes();
+    let mut parts = Vec::new();
+    let mut rest = body;
+    while let Some(at) = find(rest, &delimiter) {
+        rest = &rest[at + delimiter.len()..];
+        if rest.starts_with(b"--") {
+            break;
+        }
+        let Some(head_end) = find(rest, b"\r\n\r\n") else { break };
+        let head = String::from_utf8_lossy(&rest[..head_end]).into_owned();
+        let content_start = head_end + 4;
+        let Some(next) = find(&rest[content_start..], &delimiter) else { break };
+        let content = rest[content_start..content_start + next].strip_suffix(b"\r\n").unwrap_or_default().to_vec();
+        let name = head.split("name=\"").nth(1).and_then(|n| n.split('"').next()).unwrap_or_default().to_owned();
+        parts.push((name, content));
+        rest = &rest[content_start + next..];
+    }
+    parts
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// An upload that landed: `{"total_count": 1, "entries": [File]}`, or Box's refusal.
+fn box_landed(state: &mut State, target: &Target, content: Vec<u8>) -> ResponseTemplate {
+    match state.land(target, content) {
+        Ok((id, _)) => {
+            let node = state.nodes[&id].clone();
+            let file = boxcom::item(state, &state.nodes, &node, true, "active");
+            ResponseTemplate::new(201).set_body_json(json!({ "total_count": 1, "entries": [file] }))
+        }
+        Err(Landing::NameTaken) => box_name_in_use(state, target),
+        Err(Landing::Changed) => boxcom::error(412, "precondition_failed", "The resource has been modified."),
+        Err(Landing::Gone) => boxcom::error(404, "not_found", "Not Found"),
+    }
+}
+
+fn box_name_in_use(state: &State, target: &Target) -> ResponseTemplate {
+    let conflict = match target {
+        Target::New { parent, name } => state.child_named(&state.nodes, parent, name).map(|n| n.id.clone()),
+        Target::Replace { .. } => None,
+    };
+    let mut answer = json!({
+        "type": "error", "status": 409, "code": "item_name_in_use",
+        "message": "Item with the same name already exists", "request_id": "fake0123456789",
+    });
+    if let Some(id) = conflict {
+        answer["context_info"] = json!({ "conflicts": { "type": "file", "id": id } });
+    }
+    ResponseTemplate::new(409).set_body_json(answer)
+}
+
+/// A new file's target, if its parent is a folder and its name is free.
+fn box_new(state: &State, parent: &str, name: &str) -> Result<Target, Box<ResponseTemplate>> {
+    if state.nodes.get(parent).is_none_or(|n| n.is_file()) {
+        return Err(Box::new(boxcom::error(404, "not_found", "Not Found")));
+    }
+    let target = Target::New { parent: parent.to_owned(), name: name.to_owned() };
+    if state.child_named(&state.nodes, parent, name).is_some() {
+        return Err(Box::new(box_name_in_use(state, &target)));
+    }
+    Ok(target)
+}
+
+/// The upload host's `files/…` routes (`rest` after `/api/2.0/files`).
+pub(super) fn boxcom(state: &mut State, http: &Http<'_>, rest: &[&str]) -> ResponseTemplate {
+    if let Some(fault) = state.take_fault(Endpoint::Upload, false) {
+        return boxcom::fault_response(http, fault);
+    }
+    if !http.authorized() {
+        return boxcom::fault_response(http, Fault::Unauthorized);
+    }
+    let body = http.request.body.clone();
+    let if_match = http.header("if-match").map(str::to_owned);
+    match (http.method(), rest) {
+        ("POST", ["content"]) | ("POST", [_, "content"]) => {
+            let parts = form_parts(http.header("content-type").unwrap_or_default(), &body);
+            let names: Vec<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
+            if names != ["attributes", "file"] {
+                return boxcom::error(400, "metadata_after_file_contents", "attributes must come before file");
+            }
+            let attributes: Value = serde_json::from_slice(&parts[0].1).unwrap_or_default();
+            let content = parts[1].1.clone();
+            if content.len() > BOX_DIRECT_MAX {
+                return boxcom::error(413, "file_size_limit_exceeded", "Use a chunked upload above 50 MB");
+            }
+            if http.header("content-md5").is_some_and(|sha1| sha1 != sha1_hex(&content)) {
+                return boxcom::error(400, "bad_digest", "The content-md5 header does not match the file");
+            }
+            let target = match rest {
+                [id, "content"] => Target::Replace { id: (*id).to_owned(), if_match },
+                _ => {
+                    let parent = attributes["parent"]["id"].as_str().unwrap_or_default();
+                    match box_new(state, parent, attributes["name"].as_str().unwrap_or_default()) {
+                        Ok(target) => target,
+                        Err(refused) => return *refused,
+                    }
+                }
+            };
+            box_landed(state, &target, content)
+        }
+        ("POST", ["upload_sessions"]) | ("POST", [_, "upload_sessions"]) => {
+            let request = http.body_json().unwrap_or_default();
+            let size = request["file_size"].as_u64().unwrap_or(0);
+            if size < BOX_SESSION_MIN {
+                return boxcom::error(400, "file_size_too_small", "A chunked upload takes files of 20 MB and more");
+            }
+            let target = match rest {
+                [id, "upload_sessions"] => match state.nodes.get(*id) {
+                    Some(node) if node.is_file() => Target::Replace { id: (*id).to_owned(), if_match: None },
+                    _ => return boxcom::error(404, "not_found", "Not Found"),
+                },
+                _ => {
+                    let parent = request["folder_id"].as_str().unwrap_or_default();
+                    match box_new(state, parent, request["file_name"].as_str().unwrap_or_default()) {
+                        Ok(target) => target,
+                        Err(refused) => return *refused,
+                    }
+                }
+            };
+            let id = state.new_session(Some(target), size);
+            let url = |last: &str| format!("{}/api/2.0/files/upload_sessions/{id}{last}", http.base);
+            ResponseTemplate::new(201).set_body_json(json!({
+                "id": id,
+                "type": "upload_session",
+                "session_expires_at": boxcom_time(state.clock + chrono::Duration::days(7)),
+                "part_size": BOX_PART,
+                "total_parts": size.div_ceil(BOX_PART),
+                "num_parts_processed": 0,
+                "session_endpoints": {
+                    "upload_part": url(""), "commit": url("/commit"), "abort": url(""),
+                    "list_parts": url("/parts"), "status": url(""), "log_event": url("/log"),
+                },
+            }))
+        }
+        (method, ["upload_sessions", id, tail @ ..]) => box_session(state, http, method, id, tail, body, if_match),
+        _ => boxcom::error(404, "not_found", "Not Found"),
+    }
+}
+
+fn boxcom_time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S-00:00").to_string()
+}
+
+/// A session's part upload, part list, commit and abort.
+fn box_session(
+    state: &mut State,
+    http: &Http<'_>,
+    method: &str,
+    id: &str,
+    tail: &[&str],
+    body: Vec<u8>,
+    if_match: Option<String>,
+) -> ResponseTemplate {
+    let Some(session) = state.uploads.get_mut(id) else {
+        return boxcom::error(404, "not_found", "Not Found");
+    };
+    match (method, tail) {
+        ("PUT", []) => {
+            let Some((first, last, total)) = content_range(http.header("content-range")) else {
+                return boxcom::error(400, "invalid_range", "Content-Range is missing or malformed");
+            };
+            let len = body.len() as u64;
+            let expected = session.received.len() as u64;
+            if total != session.total || last + 1 - first != len || first != expected {
+                return boxcom::error(416, "range_not_satisfiable", "The part does not follow the last one");
+            }
+            if !first.is_multiple_of(BOX_PART) || (len != BOX_PART && last + 1 != total) {
+                return boxcom::error(400, "invalid_part_size", "Parts are part_size bytes, the last may be smaller");
+            }
+            if http.header("digest") != Some(box_digest(&body).as_str()) {
+                return boxcom::error(400, "bad_digest", "The Digest header does not match the part");
+            }
+            let part = json!({ "part_id": format!("{:08X}", session.parts.len() + 0xBFDF_5E48), "offset": first, "size": len, "sha1": sha1_hex(&body) });
+            session.parts.push(part.clone());
+            session.received.extend_from_slice(&body);
+            ResponseTemplate::new(200).set_body_json(json!({ "part": part }))
+        }
+        ("GET", ["parts"]) => {
+            let offset: usize = http.query("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
+            let limit: usize = http.query("limit").and_then(|l| l.parse().ok()).unwrap_or(100);
+            let page: Vec<Value> = session.parts.iter().skip(offset).take(limit).cloned().collect();
+            ResponseTemplate::new(200).set_body_json(json!({
+                "entries": page, "limit": limit, "offset": offset, "total_count": session.parts.len(),
+            }))
+        }
+        ("POST", ["commit"]) => {
+            if http.header("digest") != Some(box_digest(&session.received).as_str()) {
+                return boxcom::error(400, "bad_digest", "The Digest header does not match the file");
+            }
+            let listed = http.body_json().and_then(|b| b.get("parts").cloned()).unwrap_or_default();
+            if listed != Value::Array(session.parts.clone()) || session.received.len() as u64 != session.total {
+                return boxcom::error(400, "invalid_parts", "The parts do not make up the file");
+            }
+            if !session.committing {
+                // "Parts are still being processed": Box asks to commit again later.
+                session.committing = true;
+                return ResponseTemplate::new(202).insert_header("retry-after", "0");
+            }
+            let mut target = session.target.clone().expect("a Box session has its target");
+            let content = std::mem::take(&mut session.received);
+            state.uploads.remove(id);
+            if let Target::Replace { if_match: wanted, .. } = &mut target {
+                *wanted = if_match;
+            }
+            box_landed(state, &target, content)
+        }
+        ("DELETE", []) => {
+            state.uploads.remove(id);
+            ResponseTemplate::new(204)
+        }
+        _ => boxcom::error(405, "method_not_allowed", "Method Not Allowed"),
     }
 }

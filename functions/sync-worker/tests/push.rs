@@ -17,7 +17,7 @@ use common::*;
 
 const GRAPH: ProviderType = ProviderType::OneDrive;
 /// The providers the worker uploads to.
-const UPLOADERS: [ProviderType; 2] = [ProviderType::OneDrive, ProviderType::Dropbox];
+const UPLOADERS: [ProviderType; 3] = [ProviderType::OneDrive, ProviderType::Dropbox, ProviderType::Box];
 
 async fn synced_world(provider: ProviderType) -> World {
     let w = world(provider, RemoteTree::scenario(provider)).await;
@@ -36,6 +36,7 @@ fn is_upload(r: &Request) -> bool {
         || p.ends_with("/createUploadSession")
         || (r.method.as_str() == "PUT" && p.ends_with("/content"))
         || p.starts_with("/2/files/upload")
+        || p.starts_with("/api/2.0/files/")
 }
 
 /// The upload requests the provider received: `(method, path, Content-Range, If-Match,
@@ -57,8 +58,8 @@ async fn uploads(w: &World) -> Vec<(String, String, Option<String>, Option<Strin
         .collect()
 }
 
-/// Where a session part starts, if the request sends one: Graph's `Content-Range`, Dropbox's
-/// `append_v2` cursor offset (with bytes).
+/// Where a session part starts, if the request sends one: Graph's and Box's `Content-Range`,
+/// Dropbox's `append_v2` cursor offset (with bytes).
 fn part_start(r: &Request) -> Option<u64> {
     if let Some(range) = header(r, "content-range") {
         return range.strip_prefix("bytes ")?.split('-').next()?.parse().ok();
@@ -80,13 +81,25 @@ async fn parts(w: &World) -> Vec<(u64, usize)> {
 async fn sessions_opened(w: &World) -> usize {
     let requests: Vec<Request> = w.server.received_requests().await.unwrap_or_default();
     let opens = |r: &&Request| {
-        r.url.path().ends_with("/createUploadSession") || r.url.path() == "/2/files/upload_session/start"
+        let p = r.url.path();
+        p.ends_with("/createUploadSession")
+            || p == "/2/files/upload_session/start"
+            || (r.method.as_str() == "POST" && p.ends_with("/upload_sessions"))
     };
     requests.iter().filter(opens).count()
 }
 
 /// The parts of a megabyte in 320 KiB parts.
 const MEGABYTE_PARTS: [(u64, usize); 4] = [(0, 327_680), (327_680, 327_680), (655_360, 327_680), (983_040, 16_960)];
+
+/// A file that goes through a session, and its parts as `(start, length)`: a megabyte in the
+/// worker's 320 KiB parts, or for Box (sessions from 20 MB) 20 MB in the 8 MiB parts it sets.
+fn session_sized(provider: ProviderType) -> (usize, Vec<(u64, usize)>) {
+    match provider {
+        ProviderType::Box => (20_000_000, vec![(0, 8_388_608), (8_388_608, 8_388_608), (16_777_216, 3_222_784)]),
+        _ => (1_000_000, MEGABYTE_PARTS.to_vec()),
+    }
+}
 
 fn meta<'a>(file: &'a CloudFile, key: &str) -> Option<&'a str> {
     file.file_metadata.as_ref()?.get(key)?.as_str()
@@ -188,6 +201,49 @@ async fn a_dropbox_upload_commits_by_path_on_the_base_rev_with_each_parts_conten
     assert_eq!(appends.last().unwrap()["close"], true, "the last part closes the session");
     assert_eq!(parts(&w).await, MEGABYTE_PARTS);
     assert_eq!((job.files_total, job.files_processed), (Some(2), 2));
+    for path in ["factory-line.qsim", "Scenarios/baseline.qsim"] {
+        let file = w.file(path).await.unwrap();
+        assert_eq!((file.sync_status, file.content_hash.clone()), (SyncStatus::Synced, w.tree.expect(path).hash));
+    }
+    assert!(w.errors().await.is_empty(), "{:?}", w.errors().await);
+}
+
+#[tokio::test]
+async fn a_box_upload_is_multipart_under_20_mb_and_chunked_above_with_digests_and_if_match() {
+    // Arrange
+    let w = synced_world(ProviderType::Box).await;
+    let small = fixture_content("a Box model of a megabyte", 1_000_000);
+    let large = fixture_content("a Box model of twenty megabytes", 20_000_000);
+    let small_etag = w.tree.expect("factory-line.qsim").revision.unwrap();
+    let large_etag = w.tree.expect("Scenarios/baseline.qsim").revision.unwrap();
+    let (small_id, large_id) = (w.tree.expect("factory-line.qsim").id, w.tree.expect("Scenarios/baseline.qsim").id);
+    w.edit_copy("factory-line.qsim", &small).await;
+    w.edit_copy("Scenarios/baseline.qsim", &large).await;
+
+    // Act
+    w.sync(JobType::Upload).await;
+
+    // Assert
+    assert!(w.tree.expect("factory-line.qsim").content == small);
+    assert!(w.tree.expect("Scenarios/baseline.qsim").content == large);
+    let requests: Vec<Request> = w.server.received_requests().await.unwrap();
+    let direct: Vec<&Request> =
+        requests.iter().filter(|r| r.url.path() == format!("/api/2.0/files/{small_id}/content")).collect();
+    assert_eq!(direct.len(), 1, "under 20 MB: one multipart request");
+    assert_eq!(header(direct[0], "if-match"), Some(small_etag));
+    let sha1 = w.tree.expect("factory-line.qsim").hash.unwrap();
+    assert_eq!(header(direct[0], "content-md5"), Some(sha1), "Box's content-md5 takes the SHA-1");
+    let opened: Vec<&Request> =
+        requests.iter().filter(|r| r.url.path() == format!("/api/2.0/files/{large_id}/upload_sessions")).collect();
+    assert_eq!(opened.len(), 1, "20 MB: a chunked session");
+    let part_requests: Vec<&Request> = requests.iter().filter(|r| r.method.as_str() == "PUT").collect();
+    assert_eq!(parts(&w).await, session_sized(ProviderType::Box).1, "Box's 8 MiB parts, in order");
+    assert!(part_requests.iter().all(|r| header(r, "digest").is_some_and(|d| d.starts_with("sha="))));
+    let commits: Vec<&Request> = requests.iter().filter(|r| r.url.path().ends_with("/commit")).collect();
+    assert_eq!(commits.len(), 2, "the first commit was answered 202 (processing) and repeated");
+    assert!(commits.iter().all(|r| header(r, "if-match").as_deref() == Some(large_etag.as_str())));
+    let listed: Value = serde_json::from_slice(&commits[1].body).unwrap();
+    assert_eq!(listed["parts"].as_array().map(Vec::len), Some(3));
     for path in ["factory-line.qsim", "Scenarios/baseline.qsim"] {
         let file = w.file(path).await.unwrap();
         assert_eq!((file.sync_status, file.content_hash.clone()), (SyncStatus::Synced, w.tree.expect(path).hash));
@@ -312,7 +368,7 @@ async fn every_uploader_in_a_bidirectional_job_pulls_pushes_and_never_downloads_
 #[tokio::test]
 async fn a_download_job_keeps_a_copy_changed_in_quodsi_and_says_it_is_a_conflict() {
     // Arrange
-    let w = synced_world(ProviderType::Box).await;
+    let w = synced_world(ProviderType::GDrive).await;
     let downloads_before = w.tree.downloads_served();
     w.tree.modify("factory-line.qsim", b"theirs\n".repeat(9));
     w.edit_copy("factory-line.qsim", &b"ours\n".repeat(9)).await;
@@ -358,29 +414,37 @@ impl wiremock::Match for PartAt {
     }
 }
 
-/// A megabyte whose third part never gets an answer: the worker is killed waiting.
-async fn kill_during_third_part(w: &World) -> SyncJob {
-    w.edit_copy("Scenarios/baseline.qsim", &fixture_content("resumed model", 1_000_000)).await;
-    Mock::given(PartAt(655_360))
-        .respond_with(ResponseTemplate::new(500).set_delay(Duration::from_secs(30)))
+/// A file big enough for a session whose third part never gets an answer: the worker is
+/// killed (its future dropped) once that part has been sent, and its lease left to lapse.
+async fn kill_during_third_part(w: &World, provider: ProviderType) -> SyncJob {
+    let (size, planned) = session_sized(provider);
+    w.edit_copy("Scenarios/baseline.qsim", &fixture_content("resumed model", size)).await;
+    let third = planned[2].0;
+    Mock::given(PartAt(third))
+        .respond_with(ResponseTemplate::new(500).set_delay(Duration::from_secs(60)))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&w.server)
         .await;
     let job = w.job(JobType::Upload, None).await;
-    let killed = tokio::time::timeout(
-        Duration::from_millis(1_500),
-        sync_worker::engine::run(&w.t.app, &quick(), w.message(&job), None),
-    )
-    .await;
-    assert!(killed.is_err(), "the run was cut off mid-upload");
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let settings = quick();
+    let run = sync_worker::engine::run(&w.t.app, &settings, w.message(&job), None);
+    let third_sent = async {
+        while !parts(w).await.iter().any(|(start, _)| *start == third) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        ran = run => panic!("{provider}: the run ended before it was killed: {ran:?}"),
+        () = third_sent => {}
+    }
+    tokio::time::sleep(quick().lease + Duration::from_millis(100)).await;
     job
 }
 
 /// A short lease and a heartbeat after every step, so a killed run's job is free again soon.
 fn quick() -> Settings {
-    Settings { lease: Duration::from_secs(1), heartbeat: Duration::from_millis(1), ..settings() }
+    Settings { lease: Duration::from_secs(2), heartbeat: Duration::from_millis(1), ..settings() }
 }
 
 #[tokio::test]
@@ -388,7 +452,7 @@ async fn every_uploader_resumes_an_upload_killed_after_two_parts_at_the_third() 
     for provider in UPLOADERS {
         // Arrange
         let w = synced_world(provider).await;
-        let job = kill_during_third_part(&w).await;
+        let job = kill_during_third_part(&w, provider).await;
         let checkpoint = w.t.store().get_job(w.tenant.id, job.base.id).await.unwrap().job_metadata.unwrap();
 
         // Act
@@ -396,19 +460,21 @@ async fn every_uploader_resumes_an_upload_killed_after_two_parts_at_the_third() 
 
         // Assert
         assert_eq!(resumed, Ran::Completed, "{provider}: {:?}", w.errors().await);
-        let content = fixture_content("resumed model", 1_000_000);
-        assert_eq!(w.tree.expect("Scenarios/baseline.qsim").content, content, "{provider}");
-        let [first, second, third, last] = MEGABYTE_PARTS;
+        let (size, sent) = session_sized(provider);
+        let content = fixture_content("resumed model", size);
+        assert!(w.tree.expect("Scenarios/baseline.qsim").content == content, "{provider}: the bytes arrived whole");
+        let mut expected = sent[..3].to_vec();
+        expected.extend_from_slice(&sent[2..]);
         assert_eq!(
             parts(&w).await,
-            [first, second, third, third, last],
+            expected,
             "{provider}: the third part again (it was never answered), the first two not"
         );
         assert_eq!(sessions_opened(&w).await, 1, "{provider}: the session was resumed, not opened again");
         let upload = &checkpoint["checkpoint"]["upload"];
-        assert_eq!(upload["offset"], 655_360, "{provider}: the checkpoint had the two parts");
+        assert_eq!(upload["offset"], sent[2].0, "{provider}: the checkpoint had the two parts");
         let kept = serde_json::to_string(&checkpoint).unwrap();
-        assert!(!kept.contains(PREAUTH_SECRET) && !kept.contains("/upload/"), "{provider}: the session is encrypted");
+        assert!(!kept.contains(PREAUTH_SECRET) && !kept.contains("/upload"), "{provider}: the session is encrypted");
         let file = w.file("Scenarios/baseline.qsim").await.unwrap();
         assert_eq!(file.content_hash, w.tree.expect("Scenarios/baseline.qsim").hash, "{provider}");
         let done = w.t.store().get_job(w.tenant.id, job.base.id).await.unwrap();
@@ -421,7 +487,7 @@ async fn every_uploader_starts_over_cleanly_when_the_session_expired() {
     for provider in UPLOADERS {
         // Arrange
         let w = synced_world(provider).await;
-        let job = kill_during_third_part(&w).await;
+        let job = kill_during_third_part(&w, provider).await;
         w.tree.expire_upload_sessions();
 
         // Act
@@ -429,8 +495,8 @@ async fn every_uploader_starts_over_cleanly_when_the_session_expired() {
 
         // Assert
         assert_eq!(resumed, Ran::Completed, "{provider}: {:?}", w.errors().await);
-        let content = fixture_content("resumed model", 1_000_000);
-        assert_eq!(w.tree.expect("Scenarios/baseline.qsim").content, content, "{provider}");
+        let content = fixture_content("resumed model", session_sized(provider).0);
+        assert!(w.tree.expect("Scenarios/baseline.qsim").content == content, "{provider}");
         assert_eq!(sessions_opened(&w).await, 2, "{provider}: a new session");
         let starts = parts(&w).await.iter().filter(|(start, _)| *start == 0).count();
         assert_eq!(starts, 2, "{provider}: sent again from the start");

@@ -11,6 +11,15 @@
 //! [`ProviderError::ResyncRequired`]. Events older than Box's retention are the worker's
 //! concern (it re-crawls on age). `/files/{id}/content` answers a 302 to a pre-authenticated
 //! URL, fetched without the token, or a 202 with `Retry-After` while the file is not ready.
+//!
+//! Uploads (research note §3.4, [`super::upload`]) go to the upload host: a file under 20 MB
+//! (Box's least for a session) or up to one part in one multipart request, `attributes` before
+//! `file`, with its SHA-1 in `content-md5` (which takes a SHA-1); a larger one through a
+//! chunked session of the part size Box sets, each part with `Digest: sha=` (base64 SHA-1),
+//! committed with the whole file's digest and the part list Box gives back. A new version
+//! carries `If-Match` with the base `etag` (412 when it changed), a new file fails on a taken
+//! name (409 `item_name_in_use`). The session's own URLs are not followed: they are built on
+//! the configured upload host, so the token goes nowhere else.
 
 use async_trait::async_trait;
 use reqwest::Url;
@@ -25,6 +34,7 @@ use super::http::{
     required_str, retry_after, send, str_field, time_field,
 };
 use super::oauth_client::{OAuthClient, scopes_or};
+use super::upload::{Sent, UploadRules, UploadSession, UploadTarget, WholeFile};
 use super::{
     AuthorizeRequest, Change, ChangePage, ChildPage, Clients, Created, CreatedLink, Download, Entry, EntryPage,
     ExistingLink, Identity, ItemKind, LinkTarget, Pkce, Provider, ProviderError, RefreshTokenRotation, RemoteItem,
@@ -38,6 +48,8 @@ const AUTHORIZE: &str = "https://account.box.com/api/oauth2/authorize";
 const TOKEN: &str = "https://api.box.com/oauth2/token";
 const REVOKE: &str = "https://api.box.com/oauth2/revoke";
 const API: &str = "https://api.box.com";
+/// Uploads live on their own host (`/api/2.0/...`).
+const UPLOAD: &str = "https://upload.box.com";
 const SCOPES: &[&str] = &["root_readwrite"];
 /// Events per page: the most the stream returns.
 const EVENT_LIMIT: u64 = 500;
@@ -84,6 +96,8 @@ pub(crate) struct BoxCom {
     /// File bodies (downloads, uploads): bounded by silence, not by total time.
     transfer: reqwest::Client,
     api: Url,
+    /// `upload.box.com`, or `api_base_url` when that is set (a fake serves both).
+    upload: Url,
     revoke_url: Url,
     scopes: Vec<String>,
 }
@@ -94,6 +108,7 @@ impl BoxCom {
             oauth: OAuthClient::new(config, http.api.clone(), AUTHORIZE, TOKEN)?,
             transfer: http.transfer.clone(),
             api: parse_url(config.api_base_url.as_deref().unwrap_or(API), "api_base_url")?,
+            upload: parse_url(config.api_base_url.as_deref().unwrap_or(UPLOAD), "api_base_url")?,
             revoke_url: parse_url(config.revoke_url.as_deref().unwrap_or(REVOKE), "revoke_url")?,
             scopes: scopes_or(config, SCOPES),
         })
@@ -250,6 +265,88 @@ impl BoxCom {
             return Ok(None);
         }
         box_entry(&answer.json(&format!("Box {kind}"))?, None)
+    }
+}
+
+/// Box's upload rules: one request up to 50 MB, sessions from 20 MB in parts of the size Box
+/// sets (the most it sets is 128 MiB).
+const UPLOAD_RULES: UploadRules =
+    UploadRules { simple_max: 50_000_000, session_min: 20_000_000, part_multiple: 1, part_max: 128 << 20 };
+
+/// `sha=<base64 SHA-1>`, Box's `Digest` of a part or of a whole file given as hex SHA-1.
+fn sha_digest(sha1_hex: &str) -> Result<String, ProviderError> {
+    let raw = hex::decode(sha1_hex).map_err(|_| ProviderError::Malformed("a SHA-1 is not hex".to_owned()))?;
+    use base64::Engine as _;
+    Ok(format!("sha={}", base64::engine::general_purpose::STANDARD.encode(raw)))
+}
+
+fn sha1_hex(bytes: &[u8]) -> String {
+    use sha1::Digest as _;
+    hex::encode(sha1::Sha1::digest(bytes))
+}
+
+/// What a write answered: the file (`{"entries": [File]}` or a File), or a conflict (412 on a
+/// changed `etag`, 409 on a taken name, 404 on a file gone), or the usual classification.
+fn box_written(answer: &Answer) -> Result<RemoteItem, ProviderError> {
+    match answer.status.as_u16() {
+        409 | 412 | 404 => {
+            return Err(ProviderError::Conflict(format!(
+                "Box answered {} ({})",
+                answer.status.as_u16(),
+                answer.code().unwrap_or_default()
+            )));
+        }
+        // Parts still being processed: commit again after the wait Box names.
+        202 => return Err(ProviderError::RateLimited { retry_after: retry_after(&answer.headers) }),
+        _ => {}
+    }
+    let value: Value = answer.json("Box upload")?;
+    let file = value.get("entries").and_then(|e| e.get(0)).unwrap_or(&value);
+    box_item(file, None)?.ok_or_else(|| ProviderError::Malformed("the uploaded Box item is no file".to_owned()))
+}
+
+impl BoxCom {
+    fn upload_url(&self, segments: &[&str]) -> Url {
+        let mut path = vec!["api", "2.0", "files"];
+        path.extend_from_slice(segments);
+        endpoint(&self.upload, &path)
+    }
+
+    fn session_url(&self, session: &UploadSession, last: Option<&str>) -> Result<Url, ProviderError> {
+        let id = path_id(&session.handle, "Box upload session id")?;
+        let mut segments = vec!["upload_sessions", id];
+        segments.extend(last);
+        Ok(self.upload_url(&segments))
+    }
+
+    /// Every part of a session, in offset order (`GET …/parts`, paged by offset).
+    async fn session_parts(
+        &self,
+        access_token: &SecretString,
+        session: &UploadSession,
+    ) -> Result<Vec<Value>, ProviderError> {
+        let mut parts = Vec::new();
+        loop {
+            let mut url = self.session_url(session, Some("parts"))?;
+            url.query_pairs_mut().append_pair("offset", &parts.len().to_string()).append_pair("limit", "1000");
+            let answer = Answer::read(send(bearer(self.oauth.http.get(url), access_token)).await?).await?;
+            if answer.status == reqwest::StatusCode::NOT_FOUND {
+                return Err(ProviderError::UploadSessionGone);
+            }
+            let mut page: Value = answer.json("Box upload session parts")?;
+            let entries = match page.get_mut("entries").map(Value::take) {
+                Some(Value::Array(entries)) => entries,
+                _ => return Err(ProviderError::Malformed("Box upload session parts have no `entries`".to_owned())),
+            };
+            let total = page.get("total_count").and_then(Value::as_u64).unwrap_or(0) as usize;
+            let done = entries.is_empty();
+            parts.extend(entries);
+            if done || parts.len() >= total {
+                break;
+            }
+        }
+        parts.sort_by_key(|p| p.get("offset").and_then(Value::as_u64).unwrap_or(0));
+        Ok(parts)
     }
 }
 
@@ -487,6 +584,144 @@ impl Provider for BoxCom {
 
     /// A folder first, then a file: Box addresses the two by separate routes. Box ids are
     /// numbers; anything else is no item, asked nothing.
+    fn upload_rules(&self) -> UploadRules {
+        UPLOAD_RULES
+    }
+
+    /// `POST /api/2.0/files/content` (new) or `/files/{id}/content` (new version, `If-Match`).
+    async fn upload_small(
+        &self,
+        access_token: &SecretString,
+        _scope: &SyncScope<'_>,
+        target: &UploadTarget<'_>,
+        body: bytes::Bytes,
+    ) -> Result<RemoteItem, ProviderError> {
+        let (url, attributes) = match target.replace {
+            Some(replace) => (self.upload_url(&[path_id(replace.id, "Box file id")?, "content"]), json!({})),
+            None => {
+                (self.upload_url(&["content"]), json!({ "name": target.name, "parent": { "id": target.parent_id } }))
+            }
+        };
+        let sha1 = sha1_hex(&body);
+        let file = reqwest::multipart::Part::stream(body)
+            .file_name(target.name.to_owned())
+            .mime_str("application/octet-stream")
+            .map_err(|e| ProviderError::Malformed(format!("cannot build the upload: {e}")))?;
+        // Box reads the parts in order: `attributes` before `file`.
+        let form = reqwest::multipart::Form::new().text("attributes", attributes.to_string()).part("file", file);
+        let mut request = bearer(self.transfer.post(url), access_token).header("content-md5", sha1).multipart(form);
+        if let Some(etag) = target.replace.and_then(|r| r.revision) {
+            request = request.header(reqwest::header::IF_MATCH, etag);
+        }
+        box_written(&Answer::read(send(request).await?).await?)
+    }
+
+    /// `POST /api/2.0/files/upload_sessions` (new: a taken name is a 409 already) or
+    /// `/files/{id}/upload_sessions` (new version: the `etag` is checked at the commit).
+    async fn start_upload(
+        &self,
+        access_token: &SecretString,
+        _scope: &SyncScope<'_>,
+        target: &UploadTarget<'_>,
+    ) -> Result<UploadSession, ProviderError> {
+        let (url, body) = match target.replace {
+            Some(replace) => (
+                self.upload_url(&[path_id(replace.id, "Box file id")?, "upload_sessions"]),
+                json!({ "file_size": target.size }),
+            ),
+            None => (
+                self.upload_url(&["upload_sessions"]),
+                json!({ "folder_id": target.parent_id, "file_size": target.size, "file_name": target.name }),
+            ),
+        };
+        let answer = Answer::read(send(bearer(self.oauth.http.post(url), access_token).json(&body)).await?).await?;
+        if matches!(answer.status.as_u16(), 404 | 409 | 412) {
+            return Err(box_written(&answer).err().unwrap_or_else(|| answer.error()));
+        }
+        let value: Value = answer.json("Box upload session")?;
+        let part_size = value.get("part_size").and_then(Value::as_u64).filter(|size| *size > 0);
+        Ok(UploadSession {
+            handle: required_str(&value, "id", "Box upload session")?,
+            part_size: Some(
+                part_size
+                    .ok_or_else(|| ProviderError::Malformed("a Box upload session has no part_size".to_owned()))?,
+            ),
+            expires_at: time_field(&value, "session_expires_at"),
+            parts: Vec::new(),
+        })
+    }
+
+    /// `PUT` of a part with its range and `Digest`.
+    async fn upload_part(
+        &self,
+        access_token: &SecretString,
+        _scope: &SyncScope<'_>,
+        target: &UploadTarget<'_>,
+        session: &UploadSession,
+        offset: u64,
+        part: bytes::Bytes,
+    ) -> Result<Sent, ProviderError> {
+        let end = offset + part.len() as u64;
+        let range = format!("bytes {offset}-{}/{}", end - 1, target.size);
+        let digest = sha_digest(&sha1_hex(&part))?;
+        let request = bearer(self.transfer.put(self.session_url(session, None)?), access_token)
+            .header(reqwest::header::CONTENT_RANGE, range)
+            .header("digest", digest)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(part);
+        let answer = Answer::read(send(request).await?).await?;
+        match answer.status.as_u16() {
+            200 | 201 => Ok(Sent::Next(end)),
+            404 => Err(ProviderError::UploadSessionGone),
+            // A range Box already has (a retried part): ask where the session stands.
+            409 | 416 => self.upload_offset(access_token, _scope, target, session).await.map(Sent::Next),
+            _ => Err(answer.error()),
+        }
+    }
+
+    /// The end of the parts Box has, counted from the first byte without a gap.
+    async fn upload_offset(
+        &self,
+        access_token: &SecretString,
+        _scope: &SyncScope<'_>,
+        _target: &UploadTarget<'_>,
+        session: &UploadSession,
+    ) -> Result<u64, ProviderError> {
+        let mut next = 0;
+        for part in self.session_parts(access_token, session).await? {
+            let offset = part.get("offset").and_then(Value::as_u64).unwrap_or(u64::MAX);
+            if offset != next {
+                break;
+            }
+            next += part.get("size").and_then(Value::as_u64).unwrap_or(0);
+        }
+        Ok(next)
+    }
+
+    /// `POST …/commit` with the part list and the whole file's `Digest` (and `If-Match`).
+    async fn finish_upload(
+        &self,
+        access_token: &SecretString,
+        _scope: &SyncScope<'_>,
+        target: &UploadTarget<'_>,
+        session: &UploadSession,
+        whole: &WholeFile,
+    ) -> Result<RemoteItem, ProviderError> {
+        let parts = self.session_parts(access_token, session).await?;
+        let mut request = bearer(self.oauth.http.post(self.session_url(session, Some("commit"))?), access_token)
+            .header("digest", sha_digest(&whole.hash)?)
+            .json(&json!({ "parts": parts }));
+        if let Some(etag) = target.replace.and_then(|r| r.revision) {
+            request = request.header(reqwest::header::IF_MATCH, etag);
+        }
+        box_written(&Answer::read(send(request).await?).await?)
+    }
+
+    async fn cancel_upload(&self, access_token: &SecretString, session: &UploadSession) -> Result<(), ProviderError> {
+        let request = bearer(self.oauth.http.delete(self.session_url(session, None)?), access_token);
+        expect_success(send(request).await?, &["not_found"]).await
+    }
+
     async fn item(
         &self,
         access_token: &SecretString,

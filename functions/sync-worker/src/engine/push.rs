@@ -337,7 +337,7 @@ impl Run<'_> {
             }
             return self.sent(sent, hasher, "upload the file");
         }
-        self.upload_in_parts(file, key, copy, destination, &target, part).await
+        self.upload_in_parts(file, key, copy, destination, &target).await
     }
 
     async fn upload_in_parts(
@@ -347,8 +347,8 @@ impl Run<'_> {
         copy: &ObjectMeta,
         destination: &Destination,
         target: &UploadTarget<'_>,
-        part: u64,
     ) -> Result<Pushed, Stop> {
+        let rules = self.call.provider().upload_rules();
         let e_tag = copy.e_tag.as_deref();
         let mut restarted = false;
         'session: loop {
@@ -394,6 +394,8 @@ impl Run<'_> {
                     (session, 0)
                 }
             };
+            // Box sets the part size of its sessions; the others take the worker's.
+            let part = rules.part_size(self.settings.upload_part, Some(&session));
             // The provider's hash covers the whole file: what was sent before is hashed again
             // from Quodsi's copy, which is the same version (its entity tag is checked).
             let mut hasher = ContentHasher::new(self.hash_alg);
