@@ -1593,6 +1593,9 @@ mod drive {
     pub(super) fn respond(state: &mut State, http: &Http<'_>) -> ResponseTemplate {
         let segments = http.segments();
         let route: Vec<&str> = segments.iter().map(String::as_str).collect();
+        if let ["upload", "drive", "v3", "files", rest @ ..] = route.as_slice() {
+            return uploads::drive(state, http, rest);
+        }
         if http.method() == "POST" && route.as_slice() == ["drive", "v3", "files"] {
             return create(state, http);
         }
@@ -1632,7 +1635,7 @@ mod drive {
         }
     }
 
-    fn error(status: u16, reason: &str, message: &str, location: Option<&str>) -> ResponseTemplate {
+    pub(super) fn error(status: u16, reason: &str, message: &str, location: Option<&str>) -> ResponseTemplate {
         let mut detail = json!({ "domain": "global", "reason": reason, "message": message });
         if let Some(location) = location {
             detail["location"] = json!(location);
@@ -1646,7 +1649,7 @@ mod drive {
         error(404, "notFound", &format!("File not found: {what}"), None)
     }
 
-    fn fault_response(http: &Http<'_>, fault: Fault) -> ResponseTemplate {
+    pub(super) fn fault_response(http: &Http<'_>, fault: Fault) -> ResponseTemplate {
         match fault {
             Fault::RateLimited { retry_after_secs } => ResponseTemplate::new(429)
                 .insert_header("Retry-After", retry_after_secs.to_string().as_str())
@@ -1676,7 +1679,7 @@ mod drive {
 
     /// A `File` with the fields the fixtures assume: no checksums or head revision for folders
     /// and Google Docs, no size for folders, `size` as a string.
-    fn file(node: &Node) -> Value {
+    pub(super) fn file(node: &Node) -> Value {
         let mime = if node.is_file() { node.mime_type() } else { DRIVE_FOLDER };
         let mut value = json!({
             "kind": "drive#file",

@@ -21,6 +21,11 @@
 //!   `item_name_in_use`, 412), chunked sessions from 20 MB with a part size of 8 MiB, each
 //!   part's `Digest` checked, `parts` listed, and a commit checking the whole file's digest, the
 //!   part list and `If-Match`, answered once with 202 and `Retry-After` while "processing".
+//! - Google Drive (research note §3.2): `uploadType=multipart` (metadata part, then the
+//!   bytes; Drive would make a twin of a taken name, so the fake does too) and `media`, and
+//!   resumable sessions whose URI is the `Location` of the first request: chunks a multiple of
+//!   256 KiB but the last, 308 with `Range` until the last, `bytes */N` for the status, and the
+//!   file resource at the end.
 
 use super::*;
 
@@ -52,9 +57,10 @@ const GRAPH_SIMPLE_MAX: usize = 4 << 20;
 const GRAPH_MAX_REQUEST: u64 = 60 << 20;
 
 impl State {
-    /// Writes `content` as a new file `name` in `parent`, or `None` if the name is taken.
+    /// Writes `content` as a new file `name` in `parent`, or `None` if the name is taken
+    /// (Drive keeps two files of one name side by side instead).
     fn write_new(&mut self, parent: &str, name: &str, content: Vec<u8>) -> Option<String> {
-        if self.child_named(&self.nodes, parent, name).is_some() {
+        if self.family != Family::Drive && self.child_named(&self.nodes, parent, name).is_some() {
             return None;
         }
         let now = self.tick();
@@ -454,8 +460,8 @@ fn hex_bytes(hex: &str) -> Vec<u8> {
     (0..hex.len()).step_by(2).filter_map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()).collect()
 }
 
-/// The named parts of a `multipart/form-data` body, in order.
-fn form_parts(content_type: &str, body: &[u8]) -> Vec<(String, Vec<u8>)> {
+/// The parts of a `multipart/*` body, in order: each part's headers (lowercased) and bytes.
+fn multipart(content_type: &str, body: &[u8]) -> Vec<(String, Vec<u8>)> {
     let Some(boundary) = content_type.split("boundary=").nth(1).map(|b| b.trim_matches('"')) else {
         return Vec::new();
     };
@@ -468,15 +474,26 @@ fn form_parts(content_type: &str, body: &[u8]) -> Vec<(String, Vec<u8>)> {
             break;
         }
         let Some(head_end) = find(rest, b"\r\n\r\n") else { break };
-        let head = String::from_utf8_lossy(&rest[..head_end]).into_owned();
+        let head = String::from_utf8_lossy(&rest[..head_end]).to_lowercase();
         let content_start = head_end + 4;
         let Some(next) = find(&rest[content_start..], &delimiter) else { break };
         let content = rest[content_start..content_start + next].strip_suffix(b"\r\n").unwrap_or_default().to_vec();
-        let name = head.split("name=\"").nth(1).and_then(|n| n.split('"').next()).unwrap_or_default().to_owned();
-        parts.push((name, content));
+        parts.push((head, content));
         rest = &rest[content_start + next..];
     }
     parts
+}
+
+/// A part's header value (`name` of `content-disposition`, or `content-type`).
+fn part_header(head: &str, key: &str) -> String {
+    match key {
+        "name" => head.split("name=\"").nth(1).and_then(|n| n.split('"').next()).unwrap_or_default().to_owned(),
+        _ => head
+            .split(&format!("{key}:"))
+            .nth(1)
+            .map(|v| v.lines().next().unwrap_or_default().trim().to_owned())
+            .unwrap_or_default(),
+    }
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -536,8 +553,8 @@ pub(super) fn boxcom(state: &mut State, http: &Http<'_>, rest: &[&str]) -> Respo
     let if_match = http.header("if-match").map(str::to_owned);
     match (http.method(), rest) {
         ("POST", ["content"]) | ("POST", [_, "content"]) => {
-            let parts = form_parts(http.header("content-type").unwrap_or_default(), &body);
-            let names: Vec<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
+            let parts = multipart(http.header("content-type").unwrap_or_default(), &body);
+            let names: Vec<String> = parts.iter().map(|(head, _)| part_header(head, "name")).collect();
             if names != ["attributes", "file"] {
                 return boxcom::error(400, "metadata_after_file_contents", "attributes must come before file");
             }
@@ -673,4 +690,142 @@ fn box_session(
         }
         _ => boxcom::error(405, "method_not_allowed", "Method Not Allowed"),
     }
+}
+
+// ---- Google Drive ---------------------------------------------------------------------
+
+const DRIVE_CHUNK: u64 = 262_144;
+const DRIVE_SIMPLE_MAX: usize = 5 << 20;
+
+/// `bytes */{total}`: a status query.
+fn status_query(value: Option<&str>) -> Option<u64> {
+    value?.strip_prefix("bytes */")?.parse().ok()
+}
+
+/// A finished Drive upload: the file resource.
+fn drive_landed(state: &mut State, target: &Target, content: Vec<u8>) -> ResponseTemplate {
+    match state.land(target, content) {
+        Ok((id, created)) => {
+            let node = state.nodes[&id].clone();
+            ResponseTemplate::new(if created { 201 } else { 200 }).set_body_json(drive::file(&node))
+        }
+        Err(_) => drive::error(404, "notFound", "File not found.", Some("fileId")),
+    }
+}
+
+/// A new file's target in the folder its metadata names.
+fn drive_new(state: &State, metadata: &Value) -> Result<Target, Box<ResponseTemplate>> {
+    let parent = metadata["parents"][0].as_str().unwrap_or_default().to_owned();
+    let name = metadata["name"].as_str().unwrap_or_default().to_owned();
+    if name.is_empty() || state.nodes.get(&parent).is_none_or(|n| n.is_file()) {
+        return Err(Box::new(drive::error(404, "notFound", "File not found.", Some("parents"))));
+    }
+    Ok(Target::New { parent, name })
+}
+
+/// `/upload/drive/v3/files[/{id}]` (`rest` after `files`).
+pub(super) fn drive(state: &mut State, http: &Http<'_>, rest: &[&str]) -> ResponseTemplate {
+    if let Some(fault) = state.take_fault(Endpoint::Upload, false) {
+        return drive::fault_response(http, fault);
+    }
+    if !http.authorized() {
+        return drive::fault_response(http, Fault::Unauthorized);
+    }
+    if let Some(session) = http.query("upload_id") {
+        return drive_session(state, http, &session);
+    }
+    let body = http.request.body.clone();
+    let replace = |id: &str| match state.nodes.get(id) {
+        Some(node) if node.is_file() => Ok(Target::Replace { id: id.to_owned(), if_match: None }),
+        _ => Err(Box::new(drive::error(404, "notFound", "File not found.", Some("fileId")))),
+    };
+    let target = match (http.method(), rest, http.query("uploadType").as_deref()) {
+        ("PATCH", [id], Some("media" | "resumable")) => replace(id),
+        ("POST", [], Some("resumable")) => drive_new(state, &http.body_json().unwrap_or_default()),
+        ("POST", [], Some("multipart")) => {
+            let content_type = http.header("content-type").unwrap_or_default();
+            if !content_type.starts_with("multipart/related") {
+                return drive::error(400, "badContent", "multipart uploads are multipart/related", None);
+            }
+            let parts = multipart(content_type, &body);
+            let [(metadata_head, metadata), (_, media)] = parts.as_slice() else {
+                return drive::error(
+                    400,
+                    "badContent",
+                    "a multipart upload has a metadata part and a media part",
+                    None,
+                );
+            };
+            if !part_header(metadata_head, "content-type").starts_with("application/json") {
+                return drive::error(400, "badContent", "the metadata part comes first, as JSON", None);
+            }
+            if media.len() > DRIVE_SIMPLE_MAX {
+                return drive::error(400, "uploadTooLarge", "use a resumable upload above 5 MB", None);
+            }
+            match drive_new(state, &serde_json::from_slice(metadata).unwrap_or_default()) {
+                Ok(target) => return drive_landed(state, &target, media.clone()),
+                Err(refused) => return *refused,
+            }
+        }
+        _ => return drive::error(400, "invalid", "Invalid upload request", Some("uploadType")),
+    };
+    let target = match target {
+        Ok(target) => target,
+        Err(refused) => return *refused,
+    };
+    if http.query("uploadType").as_deref() == Some("media") {
+        if body.len() > DRIVE_SIMPLE_MAX {
+            return drive::error(400, "uploadTooLarge", "use a resumable upload above 5 MB", None);
+        }
+        return drive_landed(state, &target, body);
+    }
+    let total = http.header("x-upload-content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+    let id = state.new_session(Some(target), total);
+    let location = match rest {
+        [file] => format!("{}/upload/drive/v3/files/{file}?uploadType=resumable&upload_id={id}", http.base),
+        _ => format!("{}/upload/drive/v3/files?uploadType=resumable&upload_id={id}", http.base),
+    };
+    ResponseTemplate::new(200).insert_header("Location", location.as_str())
+}
+
+/// A resumable session's `PUT` (a chunk, or `bytes */N` for the status) and `DELETE`.
+fn drive_session(state: &mut State, http: &Http<'_>, id: &str) -> ResponseTemplate {
+    let Some(session) = state.uploads.get_mut(id) else {
+        return drive::error(404, "notFound", "Upload session not found.", None);
+    };
+    let received = |session: &Session| {
+        let answer = ResponseTemplate::new(308);
+        match session.received.len() {
+            0 => answer,
+            n => answer.insert_header("Range", format!("bytes=0-{}", n - 1).as_str()),
+        }
+    };
+    match http.method() {
+        "DELETE" => {
+            state.uploads.remove(id);
+            return ResponseTemplate::new(499);
+        }
+        "PUT" => {}
+        _ => return drive::error(405, "invalid", "method not allowed", None),
+    }
+    let range = http.header("content-range");
+    if status_query(range).is_some() {
+        return received(session);
+    }
+    let body = &http.request.body;
+    let Some((first, last, total)) = content_range(range) else {
+        return drive::error(400, "invalid", "Content-Range is missing or malformed", None);
+    };
+    if total != session.total || last + 1 - first != body.len() as u64 || first != session.received.len() as u64 {
+        return drive::error(400, "invalid", "the chunk does not follow the bytes received", None);
+    }
+    if last + 1 < total && !(body.len() as u64).is_multiple_of(DRIVE_CHUNK) {
+        return drive::error(400, "invalid", "chunks are multiples of 256 KiB but the last", None);
+    }
+    session.received.extend_from_slice(body);
+    if last + 1 < total {
+        return received(session);
+    }
+    let session = state.uploads.remove(id).expect("the session");
+    drive_landed(state, &session.target.expect("a Drive session has its target"), session.received)
 }

@@ -260,12 +260,6 @@ impl<'a> Run<'a> {
                 return Err((lease, stop));
             }
         };
-        // A provider this worker cannot upload to yet is only read.
-        let pushes = pushes && call.provider().upload_rules() != shared::providers::UploadRules::NONE;
-        if !pulls && !pushes {
-            let message = format!("uploads to {} are not supported yet", connection.provider_type);
-            return Err((lease, fail(ErrorType::Validation, "job_type_not_supported", message)));
-        }
         let wanted = match job.job_type {
             JobType::Import => Some(import_ids(job.job_metadata.as_ref())),
             _ => None,
