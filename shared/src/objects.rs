@@ -96,6 +96,8 @@ pub enum ObjectKeyError {
     DotSegment { index: usize, segment: &'static str },
     #[error("key is {len} bytes, over the S3 maximum of {max}")]
     TooLong { len: usize, max: usize },
+    #[error("path segment {index} holds a control character or a backslash")]
+    BadCharacter { index: usize },
 }
 
 /// The key of one synced file: `{tenant}/{folder}/{seg1}/{seg2}/…`, where the segments are the
@@ -156,6 +158,32 @@ impl ObjectKey {
             key.push('/');
             key.push_str(&segment(name));
         }
+        if key.len() > Self::MAX_LEN {
+            return Err(ObjectKeyError::TooLong { len: key.len(), max: Self::MAX_LEN });
+        }
+        Ok(ObjectKey(key))
+    }
+
+    /// The key of an object of `tenant` named by a client relative to the tenant's prefix
+    /// (`exports/run-42/results.csv`, an export's source): `/`-separated segments, none empty,
+    /// `.` or `..`, none with a control character or a backslash, so the key stays under the
+    /// tenant's prefix whatever the client sends.
+    pub fn of_tenant(tenant: TenantId, relative: &str) -> Result<ObjectKey, ObjectKeyError> {
+        if relative.is_empty() {
+            return Err(ObjectKeyError::NoSegments);
+        }
+        for (index, segment) in relative.split('/').enumerate() {
+            match segment {
+                "" => return Err(ObjectKeyError::EmptySegment { index }),
+                "." => return Err(ObjectKeyError::DotSegment { index, segment: "." }),
+                ".." => return Err(ObjectKeyError::DotSegment { index, segment: ".." }),
+                _ if segment.chars().any(|c| c.is_control() || c == '\\') => {
+                    return Err(ObjectKeyError::BadCharacter { index });
+                }
+                _ => {}
+            }
+        }
+        let key = format!("{}/{relative}", tenant.0.hyphenated());
         if key.len() > Self::MAX_LEN {
             return Err(ObjectKeyError::TooLong { len: key.len(), max: Self::MAX_LEN });
         }
@@ -568,6 +596,12 @@ impl Objects {
     pub async fn rename(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), ObjectsError> {
         let (source, target) = (self.path_of(from)?, self.path_of(to)?);
         self.inner.store.rename(&source, &target).await.map_err(|e| ObjectsError::store("rename", from, e))
+    }
+
+    /// Copies the object at `from` to `to`, replacing any object there (server-side on S3).
+    pub async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), ObjectsError> {
+        let (source, target) = (self.path_of(from)?, self.path_of(to)?);
+        self.inner.store.copy(&source, &target).await.map_err(|e| ObjectsError::store("copy", from, e))
     }
 
     /// Removes the object at `key`. Removing an object that is not there succeeds, as on S3,

@@ -22,9 +22,10 @@ use shared::api::{
 };
 use shared::app::App;
 use shared::db::{
-    ConnectionStatus, DbError, FolderId, JobId, JobStatus, JobType, JobUpdate, NewSyncJob, Percent, SyncJob,
-    SyncJobFilter, TenantId,
+    ConnectionId, ConnectionStatus, DbError, Folder, FolderFilter, FolderId, JobId, JobStatus, JobType, JobUpdate,
+    NewSyncJob, PageRequest, Percent, ProviderType, SyncJob, SyncJobFilter, TenantId,
 };
+use shared::objects::ObjectKey;
 use utoipa::OpenApi as _;
 
 pub fn router(app: Arc<App>) -> Router {
@@ -108,12 +109,103 @@ fn check_import(metadata: Option<&serde_json::Value>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The most objects one export job may name.
+const MAX_EXPORT_OBJECTS: usize = 100;
+
+/// An export names the Quodsi objects it puts into the folder: `job_metadata.objects`, 1 to
+/// 100 of `{"key": …, "name": …}`. Each key is relative to the tenant's prefix and names an
+/// object there; each name (the key's last segment when absent) must be one the provider
+/// takes, and the names distinct. Checked before anything is written.
+async fn check_export(
+    app: &App,
+    tenant: TenantId,
+    provider: ProviderType,
+    metadata: Option<&serde_json::Value>,
+) -> Result<(), ApiError> {
+    const FIELD: &str = "job_metadata.objects";
+    let objects = metadata.and_then(|m| m.get("objects")).ok_or_else(|| {
+        ApiError::invalid_field(FIELD, "is required for an export: the Quodsi objects to put into the folder")
+    })?;
+    let objects = objects.as_array().ok_or_else(|| ApiError::invalid_field(FIELD, "must be an array of objects"))?;
+    if objects.is_empty() || objects.len() > MAX_EXPORT_OBJECTS {
+        return Err(ApiError::invalid_field(FIELD, format!("must name 1 to {MAX_EXPORT_OBJECTS} objects")));
+    }
+    let store = app.objects().map_err(|why| {
+        tracing::error!(why, "no object store for an export");
+        ApiError::Unavailable {
+            code: "object_store_unavailable",
+            message: "Quodsi's file store is not available".into(),
+        }
+    })?;
+    let mut names = std::collections::BTreeSet::new();
+    for (i, object) in objects.iter().enumerate() {
+        let field = |name: &str| format!("{FIELD}[{i}].{name}");
+        let Some(object) = object.as_object() else {
+            return Err(ApiError::invalid_field(format!("{FIELD}[{i}]"), "must be an object with `key` and `name`"));
+        };
+        if let Some(unknown) = object.keys().find(|k| !matches!(k.as_str(), "key" | "name")) {
+            return Err(ApiError::invalid_field(field(unknown), "is not a field of an export object"));
+        }
+        let key = object.get("key").and_then(serde_json::Value::as_str).ok_or_else(|| {
+            ApiError::invalid_field(field("key"), "is required: the object's key relative to the tenant's files")
+        })?;
+        let object_key =
+            ObjectKey::of_tenant(tenant, key).map_err(|e| ApiError::invalid_field(field("key"), e.to_string()))?;
+        let name = match object.get("name") {
+            None => key.rsplit('/').next().unwrap_or_default(),
+            Some(name) => name.as_str().ok_or_else(|| ApiError::invalid_field(field("name"), "must be a string"))?,
+        };
+        shared::providers::browse::check_name(provider, name)
+            .map_err(|why| ApiError::invalid_field(field("name"), why))?;
+        if !names.insert(name.to_owned()) {
+            return Err(ApiError::invalid_field(field("name"), "is the name of another object of the export"));
+        }
+        match store.head(&object_key).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(ApiError::invalid_field(field("key"), "names no object in Quodsi's files")),
+            Err(e) => return Err(ApiError::internal(e)),
+        }
+    }
+    Ok(())
+}
+
+/// The connection's default export folder (`is_default_export_folder`): a 404 naming
+/// `connection_id` for a connection the caller does not have, a 409 when it has none.
+async fn default_export_folder(app: &App, tenant: TenantId, connection: ConnectionId) -> Result<Folder, ApiError> {
+    match app.store.get_connection(tenant, connection).await {
+        Err(DbError::NotFound) => return Err(ApiError::not_found_field("connection_id")),
+        other => other?,
+    };
+    let filter = FolderFilter { connection_id: Some(connection), ..FolderFilter::default() };
+    let mut after = None;
+    loop {
+        let page =
+            app.store.list_folders(tenant, &filter, PageRequest { after, limit: PageRequest::MAX_LIMIT }).await?;
+        if let Some(folder) = page.items.iter().find(|f| f.is_default_export_folder) {
+            return Ok(folder.clone());
+        }
+        match page.items.last() {
+            Some(last) if page.items.len() == usize::from(PageRequest::MAX_LIMIT) => after = Some(last.base.index_id),
+            _ => break,
+        }
+    }
+    Err(ApiError::Conflict {
+        code: "no_default_export_folder",
+        message: "the connection has no default export folder; name folder_id, or mark one of its folders the default"
+            .into(),
+        field: Some("folder_id".into()),
+    })
+}
+
 /// A job to start on one of the caller's folders. The tenant and the initiating user come from
 /// the token, never from the body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
-    folder_id: FolderId,
+    /// Required, except for an export that names `connection_id` instead: the connection's
+    /// default export folder.
+    folder_id: Option<FolderId>,
+    connection_id: Option<ConnectionId>,
     /// Must fit the folder's permissions: a read_only folder is never written to
     /// (upload, export, bidirectional), a write_only folder never read from (download,
     /// import, bidirectional).
@@ -150,11 +242,35 @@ enum CreateRequestDoc {
         #[schema(value_type = Option<Object>)]
         job_metadata: Option<serde_json::Value>,
     },
-    Export {
-        folder_id: FolderId,
-        #[schema(value_type = Option<Object>)]
-        job_metadata: Option<serde_json::Value>,
-    },
+    /// Puts the Quodsi objects `job_metadata.objects` names into the folder; without
+    /// `folder_id`, into the default export folder of `connection_id`.
+    Export { folder_id: Option<FolderId>, connection_id: Option<ConnectionId>, job_metadata: ExportMetadata },
+}
+
+/// An export's `job_metadata`: other keys are kept as given.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = SyncJobExportMetadata)]
+#[allow(dead_code)]
+pub(crate) struct ExportMetadata {
+    /// 1 to 100 objects, names distinct.
+    #[schema(min_items = 1, max_items = 100)]
+    objects: Vec<ExportObject>,
+}
+
+/// One object an export puts into the folder.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = SyncJobExportObject)]
+#[allow(dead_code)]
+pub(crate) struct ExportObject {
+    /// The object's key relative to the tenant's files (`exports/run-42/results.csv`): `/`
+    /// between segments, none empty, `.` or `..`, no control character or backslash; it must
+    /// name an object.
+    #[schema(min_length = 1, max_length = 900, example = "exports/run-42/results.csv")]
+    key: String,
+    /// Its name in the folder (the key's last segment when absent), one the provider takes.
+    #[schema(min_length = 1, max_length = 255)]
+    name: Option<String>,
 }
 
 /// An import's `job_metadata`: other keys are kept as given.
@@ -194,8 +310,8 @@ fn file_ids_schema() -> utoipa::openapi::schema::Array {
         (status = 201, description = "The job, pending, initiated by the caller", body = SyncJob),
         (status = 400, description = "Malformed JSON or an invalid field (named)", body = ErrorEnvelope),
         (status = 401, description = "No verified token", body = ErrorEnvelope),
-        (status = 404, description = "folder_id names no live folder of the caller's tenant", body = ErrorEnvelope),
-        (status = 409, description = "The folder's connection is not active, the job type does not fit the folder's permissions, or the folder already has a pending or running job", body = ErrorEnvelope),
+        (status = 404, description = "folder_id names no live folder of the caller's tenant (or connection_id no connection of it)", body = ErrorEnvelope),
+        (status = 409, description = "The folder's connection is not active, the job type does not fit the folder's permissions, the folder already has a pending or running job, or an export without folder_id finds no default export folder", body = ErrorEnvelope),
     ),
     security(("bearer_jwt" = []))
 )]
@@ -212,9 +328,28 @@ async fn create(
     if body.job_type == JobType::Import {
         check_import(body.job_metadata.as_ref())?;
     }
-    let folder = match app.store.get_folder(caller.tenant_id, body.folder_id).await {
-        Err(DbError::NotFound) => return Err(ApiError::not_found_field("folder_id")),
-        other => other?,
+    if body.connection_id.is_some() && body.job_type != JobType::Export {
+        return Err(ApiError::invalid_field("connection_id", "is only for an export (without folder_id)"));
+    }
+    let folder = match (body.folder_id, body.connection_id) {
+        (Some(id), connection) => {
+            let folder = match app.store.get_folder(caller.tenant_id, id).await {
+                Err(DbError::NotFound) => return Err(ApiError::not_found_field("folder_id")),
+                other => other?,
+            };
+            if connection.is_some_and(|c| c != folder.connection_id) {
+                return Err(ApiError::invalid_field("connection_id", "is not the folder's connection"));
+            }
+            folder
+        }
+        (None, Some(connection)) => default_export_folder(&app, caller.tenant_id, connection).await?,
+        (None, None) if body.job_type == JobType::Export => {
+            return Err(ApiError::invalid_field(
+                "folder_id",
+                "is required, or connection_id to export into the connection's default export folder",
+            ));
+        }
+        (None, None) => return Err(ApiError::invalid_field("folder_id", "is required")),
     };
     // A deleted connection has deleted folders, so the folder read above already answered
     // for it; what is left to refuse is a connection that is revoked, expired or in error.
@@ -232,6 +367,9 @@ async fn create(
             message: format!("a {} job does not fit a {} folder", body.job_type, folder.folder_permissions),
             field: Some("job_type".into()),
         });
+    }
+    if body.job_type == JobType::Export {
+        check_export(&app, caller.tenant_id, connection.provider_type, body.job_metadata.as_ref()).await?;
     }
     let new = NewSyncJob {
         tenant_id: caller.tenant_id,

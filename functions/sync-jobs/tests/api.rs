@@ -34,6 +34,13 @@ fn cancel(t: &Tenant, id: impl std::fmt::Display) -> ApiEvent {
     ApiEvent::load("sync-jobs/cancel").caller(t).path(&format!("/sync-jobs/{id}/cancel"))
 }
 
+/// Puts an object of the tenant's into the local object store (what an export names).
+fn put_object(t: &TestApp, tenant: &Tenant, key: &str, content: &[u8]) {
+    let path = t.objects_dir().join(format!("{}/{key}", tenant.id));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
 fn id_of(reply: &Reply) -> JobId {
     reply.body["id"].as_str().unwrap_or_else(|| panic!("no id in {}", reply.text)).parse().unwrap()
 }
@@ -48,6 +55,7 @@ async fn the_event_file_starts_a_pending_job_initiated_by_the_caller() {
     let event = ApiEvent::load("sync-jobs/create").caller(&a);
     let mut body: Value = serde_json::from_str(event.0["body"].as_str().unwrap()).unwrap();
     body["folder_id"] = json!(folder_id.to_string());
+    put_object(&t, &a, "exports/run-42/results.csv", b"run,throughput\n42,118.5\n");
 
     // Act
     let reply = call(&router, &event.json(&body)).await;
@@ -58,7 +66,8 @@ async fn the_event_file_starts_a_pending_job_initiated_by_the_caller() {
     assert_eq!(reply.body["job_type"], "export");
     assert_eq!(reply.body["initiated_by_user_id"], json!(a.user.to_string()));
     assert_eq!(reply.body["tenant_id"], json!(a.id.to_string()));
-    assert_eq!(reply.body["job_metadata"]["format"], "qsm");
+    assert_eq!(reply.body["job_metadata"]["objects"][0]["key"], "exports/run-42/results.csv");
+    assert_eq!(reply.body["job_metadata"]["model_id"], "b3c1d2e4-5f60-4718-9a2b-3c4d5e6f7081", "other keys kept");
     assert_eq!(reply.body["progress_percentage"], 0.0);
     assert!(reply.body["started_at"].is_null() && reply.body["completed_at"].is_null());
     let stored = t.store().get_job(a.id, id_of(&reply)).await.unwrap();
@@ -147,7 +156,12 @@ async fn the_job_type_must_fit_the_folders_permissions() {
     let listed = call(&router, &ApiEvent::load("sync-jobs/list").caller(&a).query("")).await;
     assert_eq!(listed.body["items"], json!([]), "nothing written");
     let download = call(&router, &create(&a, read_only, "download")).await;
-    let export = call(&router, &create(&a, write_only, "export")).await;
+    put_object(&t, &a, "exports/results.csv", b"run,throughput\n");
+    let export_body = json!({
+        "folder_id": write_only.to_string(), "job_type": "export",
+        "job_metadata": {"objects": [{"key": "exports/results.csv"}]},
+    });
+    let export = call(&router, &ApiEvent::load("sync-jobs/create").caller(&a).json(&export_body)).await;
     assert_eq!((download.status, export.status), (201, 201), "{} / {}", download.text, export.text);
 }
 
@@ -509,4 +523,94 @@ async fn a_path_parameter_that_is_not_utf8_is_a_json_400_naming_it() {
         "{}",
         reply.text
     );
+}
+
+#[tokio::test]
+async fn an_export_without_a_folder_goes_to_the_connections_default_export_folder() {
+    // Arrange: a connection with a default export folder, one without, another tenant's.
+    let t = TestApp::new().await;
+    let router = sync_jobs::router(t.app.clone());
+    let (a, b) = (t.tenant().await, t.tenant().await);
+    let with = t.store().create_connection(&new_connection(&a)).await.unwrap().base.id;
+    let mut exports = new_folder(&a, with);
+    exports.is_default_export_folder = true;
+    let exports = t.store().create_folder(&exports).await.unwrap().base.id;
+    t.store().create_folder(&new_folder(&a, with)).await.unwrap();
+    let without = t.store().create_connection(&new_connection(&a)).await.unwrap().base.id;
+    t.store().create_folder(&new_folder(&a, without)).await.unwrap();
+    let others = t.store().create_connection(&new_connection(&b)).await.unwrap().base.id;
+    put_object(&t, &a, "exports/run-7/summary.csv", b"run,throughput\n7,99.1\n");
+    let export = |connection: Uuid| {
+        ApiEvent::load("sync-jobs/create").caller(&a).json(&json!({
+            "connection_id": connection.to_string(), "job_type": "export",
+            "job_metadata": {"objects": [{"key": "exports/run-7/summary.csv", "name": "Run 7 summary.csv"}]},
+        }))
+    };
+
+    // Act
+    let made = call(&router, &export(with.0)).await;
+    let none = call(&router, &export(without.0)).await;
+    let foreign = call(&router, &export(others.0)).await;
+    let no_target = call(
+        &router,
+        &ApiEvent::load("sync-jobs/create")
+            .caller(&a)
+            .json(&json!({"job_type": "export", "job_metadata": {"objects": []}})),
+    )
+    .await;
+    let download_by_connection = call(
+        &router,
+        &ApiEvent::load("sync-jobs/create")
+            .caller(&a)
+            .json(&json!({"connection_id": with.0.to_string(), "job_type": "download"})),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(made.status, 201, "{}", made.text);
+    assert_eq!(made.body["folder_id"], json!(exports.to_string()));
+    assert_eq!(
+        (none.status, none.error_code(), none.error_field()),
+        (409, "no_default_export_folder", Some("folder_id"))
+    );
+    assert_eq!((foreign.status, foreign.error_field()), (404, Some("connection_id")), "{}", foreign.text);
+    assert_eq!((no_target.status, no_target.error_field()), (400, Some("folder_id")), "{}", no_target.text);
+    assert_eq!((download_by_connection.status, download_by_connection.error_field()), (400, Some("connection_id")));
+    let listed = call(&router, &ApiEvent::load("sync-jobs/list").caller(&a).query("")).await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1, "only the first was written");
+}
+
+#[tokio::test]
+async fn an_exports_objects_are_checked_before_anything_is_written() {
+    // Arrange: a OneDrive folder (new_connection's provider) and one object of the tenant's.
+    let t = TestApp::new().await;
+    let router = sync_jobs::router(t.app.clone());
+    let a = t.tenant().await;
+    let folder_id = folder(&t, &a, FolderPermissions::ReadWrite).await;
+    put_object(&t, &a, "exports/ok.csv", b"ok\n");
+    let cases = [
+        (json!(null), "job_metadata.objects"),
+        (json!({"objects": []}), "job_metadata.objects"),
+        (json!({"objects": "exports/ok.csv"}), "job_metadata.objects"),
+        (json!({"objects": [{"key": "../other-tenant/secret.csv"}]}), "job_metadata.objects[0].key"),
+        (json!({"objects": [{"key": "exports//ok.csv"}]}), "job_metadata.objects[0].key"),
+        (json!({"objects": [{"key": "exports/missing.csv"}]}), "job_metadata.objects[0].key"),
+        (json!({"objects": [{"key": "exports/ok.csv", "name": "what?.csv"}]}), "job_metadata.objects[0].name"),
+        (json!({"objects": [{"key": "exports/ok.csv", "path": "/x"}]}), "job_metadata.objects[0].path"),
+        (
+            json!({"objects": [{"key": "exports/ok.csv"}, {"key": "exports/ok.csv", "name": "ok.csv"}]}),
+            "job_metadata.objects[1].name",
+        ),
+    ];
+
+    for (metadata, field) in cases {
+        // Act
+        let body = json!({"folder_id": folder_id.to_string(), "job_type": "export", "job_metadata": metadata});
+        let reply = call(&router, &ApiEvent::load("sync-jobs/create").caller(&a).json(&body)).await;
+
+        // Assert
+        assert_eq!((reply.status, reply.error_field()), (400, Some(field)), "{metadata}: {}", reply.text);
+    }
+    let listed = call(&router, &ApiEvent::load("sync-jobs/list").caller(&a).query("")).await;
+    assert_eq!(listed.body["items"], json!([]), "nothing written");
 }

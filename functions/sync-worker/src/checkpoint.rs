@@ -35,6 +35,9 @@ pub struct Checkpoint {
     /// The push goes through the folder's files in index order; this is the last one looked at.
     #[serde(default)]
     pub push_after: i64,
+    /// An export goes through the objects its metadata names; this is the next one.
+    #[serde(default)]
+    pub export_next: usize,
     /// The upload in progress, to go on with in the next invocation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload: Option<Upload>,
@@ -43,8 +46,9 @@ pub struct Checkpoint {
 /// An upload under way: which file, where to, and the provider's session with what it has.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Upload {
-    /// The `cloud_files` row whose Quodsi copy is being sent.
-    pub file_id: shared::db::FileId,
+    /// What is being sent: `file:{id}` (a `cloud_files` row's Quodsi copy) or
+    /// `export:{index}` (an object an export job names).
+    pub subject: String,
     /// A new version of the row's provider file (`None`), or a new file of this name in
     /// `parent_id` (a conflict copy, or a file deleted at the provider that changed here).
     pub new_name: Option<String>,

@@ -54,6 +54,7 @@ use crate::Settings;
 use crate::checkpoint::{Checkpoint, Listing, Stage};
 use crate::place::{Place, join, parent_path_lower, place, relative_path};
 
+mod export;
 mod push;
 
 /// What a run did with its job.
@@ -195,8 +196,11 @@ struct Run<'a> {
     hash_alg: HashAlg,
     /// Whether this run reads the provider (the job type and folder permissions allow it).
     pulls: bool,
-    /// Whether it sends Quodsi's changed copies to the provider.
+    /// Whether it sends Quodsi's changed copies to the provider (an export: the objects it
+    /// names).
     pushes: bool,
+    /// An export's view of the folder's files by path, read once per invocation.
+    export_rows: Option<std::collections::HashMap<String, CloudFile>>,
 }
 
 impl<'a> Run<'a> {
@@ -210,11 +214,6 @@ impl<'a> Run<'a> {
             |error_type, code: &str, message: String| Stop::Fail { error_type, code: Some(code.into()), message };
         let job = &lease.job;
         let tenant = job.base.tenant_id;
-        if job.job_type == JobType::Export {
-            let message =
-                "export jobs put named Quodsi objects into the folder, which this worker does not do yet".to_owned();
-            return Err((lease, fail(ErrorType::Validation, "job_type_not_supported", message)));
-        }
         let folder = match app.store.get_folder(tenant, job.folder_id).await {
             Ok(folder) => folder,
             Err(DbError::NotFound) => return Err((lease, Stop::LeaseLost)),
@@ -225,7 +224,7 @@ impl<'a> Run<'a> {
         let permissions = folder.folder_permissions;
         let pulls = matches!(job.job_type, JobType::Download | JobType::Import | JobType::Bidirectional)
             && permissions != FolderPermissions::WriteOnly;
-        let pushes = matches!(job.job_type, JobType::Upload | JobType::Bidirectional)
+        let pushes = matches!(job.job_type, JobType::Upload | JobType::Bidirectional | JobType::Export)
             && permissions != FolderPermissions::ReadOnly;
         if !pulls && !pushes {
             let (code, message) = match permissions {
@@ -284,6 +283,7 @@ impl<'a> Run<'a> {
             hash_alg,
             pulls,
             pushes,
+            export_rows: None,
         })
     }
 
@@ -315,7 +315,11 @@ impl<'a> Run<'a> {
         }
         while self.checkpoint.stage == Stage::Pushing {
             self.beat(false).await?;
-            self.push_batch().await?;
+            if self.job().job_type == JobType::Export {
+                self.export_next().await?;
+            } else {
+                self.push_batch().await?;
+            }
         }
         self.beat(true).await?;
         if self.pulls { self.finish().await } else { Ok(()) }

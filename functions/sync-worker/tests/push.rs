@@ -558,3 +558,64 @@ async fn every_uploader_starts_over_cleanly_when_the_session_expired() {
         assert_eq!(w.file("Scenarios/baseline.qsim").await.unwrap().sync_status, SyncStatus::Synced);
     }
 }
+
+/// Puts an object of the tenant's into Quodsi's store (what an export names).
+fn put_object(w: &World, key: &str, content: &[u8]) {
+    let path = w.t.objects_dir().join(format!("{}/{key}", w.tenant.id));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+#[tokio::test]
+async fn every_uploader_exports_named_objects_as_new_files_or_new_versions_and_never_over_a_stranger() {
+    for provider in UPLOADERS {
+        // Arrange: a synced folder; at the provider, a file the folder has not seen yet.
+        let w = synced_world(provider).await;
+        w.tree.add_file("handmade.csv", b"made at the provider\n".to_vec());
+        let results = b"run,throughput\n42,118.5\n".repeat(10);
+        let model = b"the exported model\n".repeat(30);
+        put_object(&w, "exports/run-42/results.csv", &results);
+        put_object(&w, "exports/run-42/model.qsim", &model);
+        put_object(&w, "exports/run-42/handmade.csv", b"Quodsi's handmade\n");
+        let metadata = serde_json::json!({ "objects": [
+            { "key": "exports/run-42/results.csv", "name": "Run 42 results.csv" },
+            { "key": "exports/run-42/model.qsim", "name": "factory-line.qsim" },
+            { "key": "exports/run-42/handmade.csv" },
+        ]});
+        let job = w.job(JobType::Export, Some(metadata)).await;
+
+        // Act
+        let (ran, _) = w.run_to_end(&job).await;
+
+        // Assert: a new file, a new version of a synced one, and a stranger kept.
+        assert_eq!(ran, Ran::Completed, "{provider}: {:?}", w.errors().await);
+        assert_eq!(w.tree.expect("Run 42 results.csv").content, results, "{provider}");
+        assert_eq!(w.tree.expect("factory-line.qsim").content, model, "{provider}: a re-export is a new version");
+        assert_eq!(w.tree.expect("handmade.csv").content, b"made at the provider\n", "{provider}: never overwritten");
+        let exported = w.file("Run 42 results.csv").await.expect("the export is tracked");
+        assert_eq!(exported.quodsi_file_type, QuodsiFileType::Export, "{provider}");
+        assert_eq!(
+            (exported.sync_status, exported.content_hash.clone()),
+            (SyncStatus::Synced, w.tree.expect("Run 42 results.csv").hash)
+        );
+        assert_eq!(w.stored_bytes(&exported), results, "{provider}: Quodsi's copy is in the folder");
+        let factory = w.file("factory-line.qsim").await.unwrap();
+        assert_eq!(
+            (factory.sync_status, factory.content_hash.clone()),
+            (SyncStatus::Synced, w.tree.expect("factory-line.qsim").hash)
+        );
+        assert_eq!(w.stored_bytes(&factory), model, "{provider}");
+        let errors = w.errors().await;
+        assert_eq!(errors.len(), 1, "{provider}: {errors:?}");
+        assert_eq!(errors[0].error_code.as_deref(), Some("conflict"));
+        let beside = w
+            .files()
+            .await
+            .into_iter()
+            .find(|f| f.file_name.starts_with("handmade (Quodsi conflict "))
+            .expect("beside");
+        assert_eq!(w.tree.expect(&beside.file_name).content, b"Quodsi's handmade\n", "{provider}");
+        let done = w.t.store().get_job(w.tenant.id, job.base.id).await.unwrap();
+        assert_eq!((done.files_total, done.files_processed), (Some(3), 3), "{provider}");
+    }
+}

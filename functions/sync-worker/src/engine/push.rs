@@ -33,20 +33,20 @@ use crate::checkpoint::Upload;
 /// Files looked at per query.
 const PUSH_BATCH: u16 = 50;
 /// The longest name the providers take (OneDrive and Dropbox 255 characters).
-const MAX_NAME_CHARS: usize = 255;
+pub(super) const MAX_NAME_CHARS: usize = 255;
 
 /// Where an upload's bytes go.
 #[derive(Debug, Clone, Default)]
-struct Destination {
+pub(super) struct Destination {
     /// A new file of this name in the parent; `None`: a new version of the row's file.
-    new_name: Option<String>,
-    parent_id: Option<String>,
+    pub(super) new_name: Option<String>,
+    pub(super) parent_id: Option<String>,
     /// The parent's path from the drive root (Dropbox writes by path).
-    parent_path: Option<String>,
+    pub(super) parent_path: Option<String>,
 }
 
 /// How an upload ended, when the run goes on.
-enum Pushed {
+pub(super) enum Pushed {
     /// The provider has it: the file as it now lists it, and the hash of the bytes sent.
     Done { item: Box<RemoteItem>, hash: String },
     /// The provider refused it for what it holds (a changed base, a taken name).
@@ -78,7 +78,7 @@ impl Run<'_> {
 
     /// Sends one file's Quodsi copy if it changed, as its state says (see the module).
     async fn push_file(&mut self, file: &CloudFile) -> Result<(), Stop> {
-        let resuming = self.checkpoint.upload.as_ref().is_some_and(|u| u.file_id == file.base.id);
+        let resuming = self.checkpoint.upload.as_ref().is_some_and(|u| u.subject == subject_of(file));
         let Some(key) = self.stored_key(file) else { return Ok(()) };
         let Some(copy) = self.head(&key).await? else { return Ok(()) };
         let Some(base) = meta_str(file, "object_etag") else {
@@ -100,7 +100,7 @@ impl Run<'_> {
         let outcome = match file.sync_status {
             SyncStatus::Synced | SyncStatus::NeedsUpload => {
                 let replace = Destination::default();
-                match self.upload(file, &key, &copy, &replace).await? {
+                match self.upload(&subject_of(file), Some(file), &key, &copy, &replace).await? {
                     Pushed::Conflict(why) => self.reconcile_conflict(file, &key, &copy, &why).await,
                     pushed => self.pushed(file, &copy, &replace, pushed).await,
                 }
@@ -153,7 +153,7 @@ impl Run<'_> {
             // Gone at the provider but changed here: Quodsi's version goes back (a change beats a
             // delete), as a new file of the same name.
             let back = Destination { new_name: Some(file.file_name.clone()), parent_id, parent_path };
-            let pushed = self.upload(file, key, copy, &back).await?;
+            let pushed = self.upload(&subject_of(file), Some(file), key, copy, &back).await?;
             return self.pushed(file, copy, &back, pushed).await;
         };
         let local = self.hash_copy(key, copy).await?;
@@ -165,7 +165,7 @@ impl Run<'_> {
         }
         let name = conflict_name(&file.file_name, self.app.store.now(), MAX_NAME_CHARS);
         let beside = Destination { new_name: Some(name.clone()), parent_id, parent_path };
-        match self.upload(file, key, copy, &beside).await? {
+        match self.upload(&subject_of(file), Some(file), key, copy, &beside).await? {
             Pushed::Done { item, hash, .. } if item.hash.as_ref().is_none_or(|h| *h == hash) => {
                 let mut metadata = object_map(file);
                 metadata.insert("conflict_copy_id".into(), json!(item.id));
@@ -289,29 +289,32 @@ impl Run<'_> {
 
     // ---- sending bytes ------------------------------------------------------------------
 
-    /// Sends Quodsi's copy (`copy`, at `key`) to `destination`: in one request up to a part,
-    /// else through a session that survives the invocation.
-    async fn upload(
+    /// Sends the object at `key` (as `copy` describes it) to `destination`: a new version of
+    /// `row`'s provider file, or a new file of the destination's name; in one request up to a
+    /// part, else through a session that survives the invocation. `subject` names what is sent
+    /// in the checkpoint, so only the same upload resumes the session.
+    pub(super) async fn upload(
         &mut self,
-        file: &CloudFile,
+        subject: &str,
+        row: Option<&CloudFile>,
         key: &ObjectKey,
         copy: &ObjectMeta,
         destination: &Destination,
     ) -> Result<Pushed, Stop> {
         let rules = self.call.provider().upload_rules();
         let part = rules.part_size(self.settings.upload_part, None);
-        let revision = meta_str(file, "revision");
-        let path = meta_str(file, "path_lower");
+        let revision = row.and_then(|f| meta_str(f, "revision"));
+        let path = row.and_then(|f| meta_str(f, "path_lower"));
         let parent = destination.parent_id.clone().unwrap_or_default();
-        let name = destination.new_name.clone().unwrap_or_else(|| file.file_name.clone());
-        let replace = match destination.new_name {
-            Some(_) => None,
-            None => Some(Replace {
+        let name = destination.new_name.clone().or_else(|| row.map(|f| f.file_name.clone())).unwrap_or_default();
+        let replace = match (&destination.new_name, row) {
+            (None, Some(file)) => Some(Replace {
                 id: &file.provider_file_id,
                 revision: revision.as_deref(),
                 hash: file.content_hash.as_deref(),
                 path: path.as_deref(),
             }),
+            _ => None,
         };
         let target = UploadTarget {
             parent_id: &parent,
@@ -337,12 +340,12 @@ impl Run<'_> {
             }
             return self.sent(sent, hasher, "upload the file");
         }
-        self.upload_in_parts(file, key, copy, destination, &target).await
+        self.upload_in_parts(subject, key, copy, destination, &target).await
     }
 
     async fn upload_in_parts(
         &mut self,
-        file: &CloudFile,
+        subject: &str,
         key: &ObjectKey,
         copy: &ObjectMeta,
         destination: &Destination,
@@ -352,7 +355,7 @@ impl Run<'_> {
         let e_tag = copy.e_tag.as_deref();
         let mut restarted = false;
         'session: loop {
-            let (session, mut offset) = match self.resumable(file, copy, destination) {
+            let (session, mut offset) = match self.resumable(subject, copy, destination) {
                 Some(session) => {
                     let scope = self.scope();
                     let at = self
@@ -381,7 +384,7 @@ impl Run<'_> {
                         Err(e) => return self.call_failed(e, "open an upload session"),
                     };
                     self.checkpoint.upload = Some(Upload {
-                        file_id: file.base.id,
+                        subject: subject.to_owned(),
                         new_name: destination.new_name.clone(),
                         parent_id: destination.parent_id.clone(),
                         size: copy.size,
@@ -469,9 +472,9 @@ impl Run<'_> {
 
     /// The session of the checkpoint's upload, if it is this file's to the same place and of
     /// the same version of Quodsi's copy; another is cancelled.
-    fn resumable(&mut self, file: &CloudFile, copy: &ObjectMeta, destination: &Destination) -> Option<UploadSession> {
+    fn resumable(&mut self, subject: &str, copy: &ObjectMeta, destination: &Destination) -> Option<UploadSession> {
         let upload = self.checkpoint.upload.clone()?;
-        let same = upload.file_id == file.base.id
+        let same = upload.subject == subject
             && upload.new_name == destination.new_name
             && upload.size == copy.size
             && upload.e_tag == copy.e_tag;
@@ -520,7 +523,7 @@ impl Run<'_> {
         ObjectKey::stored_under(&stored, self.job().base.tenant_id, self.folder.base.id)
     }
 
-    async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectMeta>, Stop> {
+    pub(super) async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectMeta>, Stop> {
         self.objects.head(key).await.map_err(|e| Stop::Fail {
             error_type: ErrorType::Network,
             code: Some("object_store_failed".into()),
@@ -602,6 +605,11 @@ impl Run<'_> {
         let plain = self.call.current().vault.decrypt(self.session_context(), &bytes).ok()?;
         serde_json::from_str(plain.expose_secret()).ok()
     }
+}
+
+/// What a row's upload is called in the checkpoint.
+fn subject_of(file: &CloudFile) -> String {
+    format!("file:{}", file.base.id)
 }
 
 /// The folder part of a `/`-separated path (`""` for an item at the top).
