@@ -78,6 +78,7 @@ pub const ROUTES: &[Route] = &[
     private("files", "GET", "/files"),
     private("files", "GET", "/files/{id}"),
     private("files", "GET", "/files/{id}/content"),
+    private("files", "POST", "/files/{id}/upload-url"),
     private("files", "PATCH", "/files/{id}"),
     private("files", "DELETE", "/files/{id}"),
     private("shared-links", "POST", "/shared-links"),
@@ -244,9 +245,52 @@ pub fn router(app: Arc<App>, auth: DevAuth) -> Router {
             guarded = guarded.route(route.path, handler);
         }
     }
+    // S3 takes the PUT of a presigned upload URL in AWS; locally this does, on the sealed token
+    // the files function put in the URL (it is the credential, as S3's signature is).
+    let uploads = {
+        let app = app.clone();
+        axum::routing::put(move |axum::extract::Path(token): axum::extract::Path<String>, body: axum::body::Body| {
+            local_upload(app.clone(), token, body)
+        })
+    };
+    open = open.route(&format!("{}/{{token}}", files::upload::LOCAL_UPLOAD_PATH), uploads);
     let guarded =
         guarded.layer(axum::middleware::from_fn(move |req, next| auth::require_token(auth.clone(), req, next)));
     open.merge(guarded)
         .fallback(shared::api::no_route)
         .layer(axum::middleware::from_fn(shared::telemetry::request_span))
+}
+
+/// `PUT /local-uploads/{token}`: the bytes of an upload URL the files function made, written to
+/// the key its token names; a token that does not open or has expired is a 403, as S3 answers a
+/// bad or expired signature.
+async fn local_upload(app: Arc<App>, token: String, body: axum::body::Body) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse as _;
+    let refused = |status: StatusCode, message: &str| {
+        (status, axum::Json(serde_json::json!({ "error": { "code": "upload_refused", "message": message } })))
+            .into_response()
+    };
+    let Ok(current) = app.current().await else {
+        return refused(StatusCode::SERVICE_UNAVAILABLE, "the configuration cannot be read");
+    };
+    let Some((_, key)) = files::upload::open(&current.state_sealer, &token, app.store.now()) else {
+        return refused(StatusCode::FORBIDDEN, "the upload URL is not valid or has expired");
+    };
+    let Ok(objects) = app.objects() else {
+        return refused(StatusCode::SERVICE_UNAVAILABLE, "no object store is configured");
+    };
+    match objects.put_stream(&key, body.into_data_stream()).await {
+        Ok(put) => {
+            let mut answer = StatusCode::OK.into_response();
+            if let Some(tag) = put.e_tag.and_then(|t| axum::http::HeaderValue::from_str(&t).ok()) {
+                answer.headers_mut().insert(axum::http::header::ETAG, tag);
+            }
+            answer
+        }
+        Err(e) => {
+            tracing::error!(error = %shared::error_chain(&e), "a local upload failed");
+            refused(StatusCode::SERVICE_UNAVAILABLE, "the bytes could not be stored")
+        }
+    }
 }

@@ -120,3 +120,58 @@ async fn serves_over_tcp_with_the_development_authorizer() {
     assert_eq!(unknown, 404);
     assert_eq!((by_id_status, by_id_body["error"]["code"].as_str()), (404, Some("not_found")), "{by_id_body}");
 }
+
+#[tokio::test]
+async fn an_upload_url_takes_the_new_bytes_locally_and_the_file_then_needs_upload() {
+    // Arrange: a synced file whose Quodsi copy is in the local store, the server on loopback.
+    let dir = tempfile::tempdir().unwrap();
+    let (app, auth) = local_app(dir.path()).await;
+    let tenant = Tenant::create(&app.store).await;
+    let other = Tenant::create(&app.store).await;
+    let connection = app.store.create_connection(&testkit::new_connection(&tenant)).await.unwrap();
+    let folder = app.store.create_folder(&testkit::new_folder(&tenant, connection.base.id)).await.unwrap();
+    let key = shared::objects::ObjectKey::for_file(tenant.id, folder.base.id, &["model.qsim"]).unwrap();
+    let objects = app.objects().unwrap().clone();
+    let old = objects.put_stream(&key, futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"v1"))])).await.unwrap();
+    let mut new = testkit::new_file(&tenant, folder.base.id);
+    new.file_path = Some("model.qsim".into());
+    new.file_metadata = Some(serde_json::json!({ "object_key": key.as_str(), "object_etag": old.e_tag }));
+    let file = app.store.create_file(&new).await.unwrap();
+    let token = auth.sign(tenant.id.0, tenant.user.0, chrono::Duration::minutes(5));
+    let others = auth.sign(other.id.0, other.user.0, chrono::Duration::minutes(5));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(axum::serve(listener, quodsi_local::router(app.clone(), auth)).into_future());
+    let http = reqwest::Client::new();
+    let ask = |bearer: String| http.post(format!("{base}/files/{}/upload-url", file.base.id)).bearer_auth(bearer).send();
+    let read = || http.get(format!("{base}/files/{}", file.base.id)).bearer_auth(token.clone()).send();
+
+    // Act
+    let foreign = ask(others).await.unwrap().status().as_u16();
+    let made = ask(token.clone()).await.unwrap();
+    let (made_status, no_store) = (made.status().as_u16(), made.headers()["cache-control"].to_str().unwrap().to_owned());
+    let made: serde_json::Value = made.json().await.unwrap();
+    let url = reqwest::Url::parse(made["upload_url"].as_str().unwrap()).unwrap();
+    let before: serde_json::Value = read().await.unwrap().json().await.unwrap();
+    let mut forged_path = url.path().to_owned();
+    forged_path.pop();
+    let forged = http.put(format!("{base}{forged_path}A")).body("evil").send().await.unwrap().status().as_u16();
+    let put = http.put(format!("{base}{}", url.path())).body("version two").send().await.unwrap();
+    let put_status = put.status().as_u16();
+    let after: serde_json::Value = read().await.unwrap().json().await.unwrap();
+    server.abort();
+
+    // Assert
+    assert_eq!(foreign, 404, "another tenant's file");
+    assert_eq!((made_status, no_store.as_str(), made["method"].as_str()), (201, "no-store", Some("PUT")), "{made}");
+    assert!(url.path().starts_with("/local-uploads/"), "{url}");
+    assert_eq!(before["sync_status"], "synced", "nothing arrived yet");
+    let kept = before["upload_url"].as_str().unwrap();
+    assert!(!kept.contains(url.path().rsplit('/').next().unwrap()), "the row keeps no token: {kept}");
+    assert_eq!(forged, 403, "an altered token writes nothing");
+    assert_eq!(put_status, 200);
+    assert_eq!(after["sync_status"], "needs_upload", "recognised by the object's new entity tag: {after}");
+    assert!(after["upload_url"].is_null());
+    let stored = objects.get_range(&key, 0..11, None).await.unwrap();
+    assert_eq!(&stored[..], b"version two");
+}

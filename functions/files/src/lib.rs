@@ -1,6 +1,7 @@
 //! The files API: `GET /files` (folder_id, quodsi_file_type, sync_status, quodsi_entity_id,
 //! limit, cursor), `GET /files/{id}`, `GET /files/{id}/content` (the bytes Quodsi holds, see
-//! [`content`]), `POST /files`, `PATCH /files/{id}` and `DELETE /files/{id}`. Every query is scoped to the caller's tenant; another tenant's id is
+//! [`content`]), `POST /files/{id}/upload-url` (a URL to send a new version's bytes to, see
+//! [`upload`]), `POST /files`, `PATCH /files/{id}` and `DELETE /files/{id}`. Every query is scoped to the caller's tenant; another tenant's id is
 //! a 404 like an unknown one. A file is recorded only in a live folder of the caller's tenant.
 
 use std::sync::Arc;
@@ -26,13 +27,15 @@ use utoipa::OpenApi as _;
 use uuid::Uuid;
 
 mod content;
+pub mod upload;
 
 pub fn router(app: Arc<App>) -> Router {
     shared::api::function_router(
         Router::new()
             .route("/files", get(list).post(create))
             .route("/files/{id}", get(read).patch(update).delete(remove))
-            .route("/files/{id}/content", get(content::content)),
+            .route("/files/{id}/content", get(content::content))
+            .route("/files/{id}/upload-url", axum::routing::post(upload::upload_url)),
         app,
     )
 }
@@ -40,7 +43,7 @@ pub fn router(app: Arc<App>) -> Router {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "files", description = "Files synchronised between Quodsi and the caller's cloud folders."),
-    paths(create, list, read, content::content, update, remove),
+    paths(create, list, read, content::content, upload::upload_url, update, remove),
     modifiers(&BearerJwt)
 )]
 struct ApiDoc;
@@ -247,7 +250,13 @@ async fn list(
         sync_status: q.sync_status,
         quodsi_entity_id: q.quodsi_entity_id,
     };
-    let rows = app.store.list_files(caller.tenant_id, &filter, page).await?;
+    let mut rows = app.store.list_files(caller.tenant_id, &filter, page).await?;
+    // Files with an upload URL out show whether new bytes arrived (no other file is looked at).
+    let mut settled = Vec::with_capacity(rows.items.len());
+    for file in std::mem::take(&mut rows.items) {
+        settled.push(upload::settle(&app, file).await?);
+    }
+    rows.items = settled;
     Ok(axum::Json(ListResponse::from(rows)))
 }
 
@@ -270,7 +279,8 @@ async fn read(
     caller: Caller,
     PathId(id): PathId<FileId>,
 ) -> Result<axum::Json<CloudFile>, ApiError> {
-    Ok(axum::Json(app.store.get_file(caller.tenant_id, id).await?))
+    let file = app.store.get_file(caller.tenant_id, id).await?;
+    Ok(axum::Json(upload::settle(&app, file).await?))
 }
 
 /// Changes to a file record: an absent field is left alone, `null` clears a nullable one. The

@@ -81,15 +81,18 @@ impl Run<'_> {
         let resuming = self.checkpoint.upload.as_ref().is_some_and(|u| u.subject == subject_of(file));
         let Some(key) = self.stored_key(file) else { return Ok(()) };
         let Some(copy) = self.head(&key).await? else { return Ok(()) };
-        let Some(base) = meta_str(file, "object_etag") else {
+        let base = meta_str(file, "object_etag");
+        if base.is_none() && file.sync_status != SyncStatus::NeedsUpload {
             // Downloaded before copies were tracked: this copy is the synced one from now on.
             let mut metadata = object_map(file);
             metadata.insert("object_etag".into(), json!(copy.e_tag));
             let patch = CloudFilePatch { file_metadata: Some(Some(Value::Object(metadata))), ..Default::default() };
             self.app.store.update_file(self.job().base.tenant_id, file.base.id, &patch).await?;
             return Ok(());
-        };
-        if copy.e_tag.as_deref() == Some(base.as_str()) && !resuming {
+        }
+        // `needs_upload`: new bytes arrived through an upload URL (files::upload::settle).
+        let changed = copy.e_tag != base || file.sync_status == SyncStatus::NeedsUpload;
+        if !changed && !resuming {
             return Ok(());
         }
         if file.sync_status == SyncStatus::Conflict && meta_str(file, "conflict_copy_id").is_some() {
@@ -98,15 +101,17 @@ impl Run<'_> {
         }
         self.checkpoint.files_total += i32::from(!resuming);
         let outcome = match file.sync_status {
-            SyncStatus::Synced | SyncStatus::NeedsUpload => {
+            // A new version only on a known base revision: without one, nothing is written blind.
+            SyncStatus::Synced | SyncStatus::NeedsUpload if meta_str(file, "revision").is_some() => {
                 let replace = Destination::default();
                 match self.upload(&subject_of(file), Some(file), &key, &copy, &replace).await? {
                     Pushed::Conflict(why) => self.reconcile_conflict(file, &key, &copy, &why).await,
                     pushed => self.pushed(file, &copy, &replace, pushed).await,
                 }
             }
-            // Changed at the provider as well, or its version never arrived: never a blind write.
-            SyncStatus::Conflict | SyncStatus::NeedsDownload | SyncStatus::Error => {
+            // Changed at the provider as well, its version never arrived, or no base to write on:
+            // never a blind write.
+            _ => {
                 self.reconcile_conflict(file, &key, &copy, "the provider's copy changed since the last sync").await
             }
         };
