@@ -132,7 +132,10 @@ async fn an_upload_url_takes_the_new_bytes_locally_and_the_file_then_needs_uploa
     let folder = app.store.create_folder(&testkit::new_folder(&tenant, connection.base.id)).await.unwrap();
     let key = shared::objects::ObjectKey::for_file(tenant.id, folder.base.id, &["model.qsim"]).unwrap();
     let objects = app.objects().unwrap().clone();
-    let old = objects.put_stream(&key, futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"v1"))])).await.unwrap();
+    let old = objects
+        .put_stream(&key, futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"v1"))]))
+        .await
+        .unwrap();
     let mut new = testkit::new_file(&tenant, folder.base.id);
     new.file_path = Some("model.qsim".into());
     new.file_metadata = Some(serde_json::json!({ "object_key": key.as_str(), "object_etag": old.e_tag }));
@@ -143,13 +146,15 @@ async fn an_upload_url_takes_the_new_bytes_locally_and_the_file_then_needs_uploa
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(axum::serve(listener, quodsi_local::router(app.clone(), auth)).into_future());
     let http = reqwest::Client::new();
-    let ask = |bearer: String| http.post(format!("{base}/files/{}/upload-url", file.base.id)).bearer_auth(bearer).send();
+    let ask =
+        |bearer: String| http.post(format!("{base}/files/{}/upload-url", file.base.id)).bearer_auth(bearer).send();
     let read = || http.get(format!("{base}/files/{}", file.base.id)).bearer_auth(token.clone()).send();
 
     // Act
     let foreign = ask(others).await.unwrap().status().as_u16();
     let made = ask(token.clone()).await.unwrap();
-    let (made_status, no_store) = (made.status().as_u16(), made.headers()["cache-control"].to_str().unwrap().to_owned());
+    let (made_status, no_store) =
+        (made.status().as_u16(), made.headers()["cache-control"].to_str().unwrap().to_owned());
     let made: serde_json::Value = made.json().await.unwrap();
     let url = reqwest::Url::parse(made["upload_url"].as_str().unwrap()).unwrap();
     let before: serde_json::Value = read().await.unwrap().json().await.unwrap();

@@ -241,6 +241,8 @@ struct State {
     corrupt: std::cell::RefCell<BTreeMap<String, Vec<u8>>>,
     /// Open upload sessions, by id.
     uploads: BTreeMap<String, uploads::Session>,
+    /// The next upload stores bytes other than those sent (a transfer corrupted on the way).
+    corrupt_upload: bool,
 }
 
 /// A model drive shared by a test and the fake's responders. Clones share the same tree.
@@ -344,6 +346,7 @@ impl RemoteTree {
             watches: BTreeMap::new(),
             corrupt: Default::default(),
             uploads: BTreeMap::new(),
+            corrupt_upload: false,
         };
         let root_name = if family == Family::Box { "All Files" } else { "root" };
         state.nodes.insert(root_id.clone(), Node::folder(root_id.clone(), root_name, None, start));
@@ -428,6 +431,12 @@ impl RemoteTree {
     /// Ends every open upload session, as the provider does when one expires.
     pub fn expire_upload_sessions(&self) {
         self.lock().uploads.clear();
+    }
+
+    /// The next upload that lands stores its bytes with the first one changed, and answers
+    /// the hash of what it stored.
+    pub fn corrupt_next_upload(&self) {
+        self.lock().corrupt_upload = true;
     }
 
     /// How many upload sessions are open.

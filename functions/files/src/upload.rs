@@ -77,14 +77,18 @@ fn copy_key(file: &CloudFile) -> Result<ObjectKey, ApiError> {
     }
     let path = file.file_path.clone().unwrap_or_else(|| file.file_name.clone());
     let segments: Vec<&str> = path.split('/').collect();
-    ObjectKey::for_file(file.base.tenant_id, file.folder_id, &segments)
-        .map_err(|e| ApiError::conflict("unstorable_path", format!("the file's path cannot be a key in Quodsi's files: {e}")))
+    ObjectKey::for_file(file.base.tenant_id, file.folder_id, &segments).map_err(|e| {
+        ApiError::conflict("unstorable_path", format!("the file's path cannot be a key in Quodsi's files: {e}"))
+    })
 }
 
 fn store(app: &App) -> Result<&Objects, ApiError> {
     app.objects().map_err(|why| {
         tracing::error!(error = %why, "object store unavailable");
-        ApiError::Unavailable { code: "object_store_unavailable", message: "Quodsi's files cannot be written right now".into() }
+        ApiError::Unavailable {
+            code: "object_store_unavailable",
+            message: "Quodsi's files cannot be written right now".into(),
+        }
     })
 }
 
@@ -112,13 +116,19 @@ pub(crate) async fn upload_url(
     let file = app.store.get_file(caller.tenant_id, id).await?;
     let folder = app.store.get_folder(caller.tenant_id, file.folder_id).await?;
     if folder.folder_permissions == FolderPermissions::ReadOnly {
-        return Err(ApiError::conflict("folder_read_only", "the file's folder is read_only: Quodsi never writes to it"));
+        return Err(ApiError::conflict(
+            "folder_read_only",
+            "the file's folder is read_only: Quodsi never writes to it",
+        ));
     }
     let key = copy_key(&file)?;
     let objects = store(&app)?;
     let unavailable = |e: shared::objects::ObjectsError| {
         tracing::error!(file_id = %id, error = %shared::error_chain(&e), "preparing an upload failed");
-        ApiError::Unavailable { code: "object_store_unavailable", message: "Quodsi's files cannot be written right now".into() }
+        ApiError::Unavailable {
+            code: "object_store_unavailable",
+            message: "Quodsi's files cannot be written right now".into(),
+        }
     };
     let before = objects.head(&key).await.map_err(unavailable)?;
     let expires_at = app.store.now() + chrono::Duration::from_std(URL_TTL).expect("a short TTL");
@@ -135,11 +145,9 @@ pub(crate) async fn upload_url(
                 .webhook_base_url
                 .clone()
                 .or_else(|| current.config.oauth_redirect_base_url.clone())
-                .ok_or_else(|| {
-                    ApiError::Unavailable {
-                        code: "object_store_unavailable",
-                        message: "the local run has no public base URL to take uploads at".into(),
-                    }
+                .ok_or_else(|| ApiError::Unavailable {
+                    code: "object_store_unavailable",
+                    message: "the local run has no public base URL to take uploads at".into(),
                 })?;
             let token = Token { tenant: caller.tenant_id, file: id, key: key.as_str().to_owned(), expires_at };
             let base = format!("{}{LOCAL_UPLOAD_PATH}", base.trim_end_matches('/'));
@@ -159,11 +167,7 @@ pub(crate) async fn upload_url(
     };
     app.store.update_file(caller.tenant_id, id, &patch).await?;
     let body = UploadUrl { upload_url: url, method: "PUT", expires_at, file_id: id };
-    Ok((
-        StatusCode::CREATED,
-        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        axum::Json(body),
-    )
+    Ok((StatusCode::CREATED, [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], axum::Json(body))
         .into_response())
 }
 
@@ -172,7 +176,8 @@ pub(crate) async fn upload_url(
 /// new is forgotten. Anything else leaves the file as it is.
 pub(crate) async fn settle(app: &App, file: CloudFile) -> Result<CloudFile, ApiError> {
     let Some(metadata) = file.file_metadata.as_ref().and_then(Value::as_object) else { return Ok(file) };
-    let Some(expires_at) = metadata.get("upload_url_expires_at").and_then(|v| serde_json::from_value::<DateTime<Utc>>(v.clone()).ok())
+    let Some(expires_at) =
+        metadata.get("upload_url_expires_at").and_then(|v| serde_json::from_value::<DateTime<Utc>>(v.clone()).ok())
     else {
         return Ok(file);
     };

@@ -619,3 +619,122 @@ async fn every_uploader_exports_named_objects_as_new_files_or_new_versions_and_n
         assert_eq!((done.files_total, done.files_processed), (Some(3), 3), "{provider}");
     }
 }
+
+#[tokio::test]
+async fn every_uploader_rides_out_a_short_429_storm_and_continues_after_a_long_one() {
+    for provider in UPLOADERS {
+        // Arrange: three throttled answers that ask for no wait, then one that asks for a minute.
+        let w = synced_world(provider).await;
+        let (size, planned) = session_sized(provider);
+        let content = fixture_content("throttled model", size);
+        w.edit_copy("Scenarios/baseline.qsim", &content).await;
+        for _ in 0..3 {
+            w.tree.inject(
+                testkit::sync_fakes::Endpoint::Upload,
+                testkit::sync_fakes::Fault::RateLimited { retry_after_secs: 0 },
+            );
+        }
+        let job = w.job(JobType::Upload, None).await;
+
+        // Act
+        let stormed = w.run(&job).await;
+        w.edit_copy("factory-line.qsim", b"a later edit\n").await;
+        w.tree.inject(
+            testkit::sync_fakes::Endpoint::Upload,
+            testkit::sync_fakes::Fault::RateLimited { retry_after_secs: 60 },
+        );
+        let later = w.job(JobType::Upload, None).await;
+        let waited = w.run(&later).await;
+
+        // Assert
+        assert_eq!(stormed, Ran::Completed, "{provider}: {:?}", w.errors().await);
+        assert!(w.tree.expect("Scenarios/baseline.qsim").content == content, "{provider}");
+        let sent: Vec<(u64, usize)> = parts(&w).await;
+        for part in &planned {
+            assert!(sent.contains(part), "{provider}: {part:?} in {sent:?}");
+        }
+        assert!(w.tree.faults_served(), "{provider}");
+        assert!(
+            matches!(waited, Ran::Continued { delay } if delay >= Duration::from_secs(60)),
+            "{provider}: a wait past the run's patience continues the job after it: {waited:?}"
+        );
+        assert_ne!(w.tree.expect("factory-line.qsim").content, b"a later edit\n", "{provider}: not sent yet");
+        assert!(w.errors().await.is_empty(), "{provider}: {:?}", w.errors().await);
+    }
+}
+
+#[tokio::test]
+async fn two_deliveries_of_an_upload_job_send_it_once() {
+    // Arrange
+    let w = synced_world(ProviderType::Dropbox).await;
+    w.edit_copy("Scenarios/baseline.qsim", &fixture_content("sent once", 1_000_000)).await;
+    let job = w.job(JobType::Upload, None).await;
+
+    // Act
+    let (x, y) = tokio::join!(w.run(&job), w.run(&job));
+
+    // Assert
+    let mut outcomes = [format!("{x:?}"), format!("{y:?}")];
+    outcomes.sort();
+    assert_eq!(outcomes, ["Completed", "NotClaimed"]);
+    assert_eq!(sessions_opened(&w).await, 1);
+    assert_eq!(parts(&w).await, MEGABYTE_PARTS);
+}
+
+#[tokio::test]
+async fn every_uploader_marks_a_file_error_when_the_provider_stored_other_bytes() {
+    for provider in UPLOADERS {
+        // Arrange
+        let w = synced_world(provider).await;
+        w.edit_copy("factory-line.qsim", b"sent intact, stored damaged\n").await;
+        w.tree.corrupt_next_upload();
+
+        // Act
+        w.sync(JobType::Upload).await;
+
+        // Assert
+        let file = w.file("factory-line.qsim").await.unwrap();
+        assert_eq!(file.sync_status, SyncStatus::Error, "{provider}: never synced");
+        let errors = w.errors().await;
+        assert_eq!(
+            errors.iter().map(|e| e.error_code.as_deref()).collect::<Vec<_>>(),
+            [Some("hash_mismatch")],
+            "{provider}"
+        );
+        assert_eq!(errors[0].file_id, Some(file.base.id));
+    }
+}
+
+#[tokio::test]
+async fn a_cancelled_upload_stops_at_its_next_part_and_gives_the_session_up() {
+    // Arrange: the third fragment is slow; the job is cancelled while it is on its way.
+    let w = synced_world(GRAPH).await;
+    w.edit_copy("Scenarios/baseline.qsim", &fixture_content("cancelled model", 1_000_000)).await;
+    Mock::given(PartAt(655_360))
+        .respond_with(ResponseTemplate::new(503).set_delay(Duration::from_millis(500)))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&w.server)
+        .await;
+    let job = w.job(JobType::Upload, None).await;
+    let settings = quick();
+    let run = sync_worker::engine::run(&w.t.app, &settings, w.message(&job), None);
+    let cancel = async {
+        while !parts(&w).await.iter().any(|(start, _)| *start == 655_360) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let update = JobUpdate { status: Some(JobStatus::Cancelled), ..JobUpdate::default() };
+        w.t.store().update_job(w.tenant.id, job.base.id, &update).await.unwrap();
+    };
+
+    // Act
+    let (ran, ()) = tokio::join!(run, cancel);
+
+    // Assert
+    assert_eq!(ran.unwrap(), Ran::Stopped);
+    assert_eq!(w.t.store().get_job(w.tenant.id, job.base.id).await.unwrap().status, JobStatus::Cancelled);
+    assert_eq!(w.tree.open_upload_sessions(), 0, "the session was cancelled at the provider");
+    let deletes = w.server.received_requests().await.unwrap().iter().filter(|r| r.method.as_str() == "DELETE").count();
+    assert_eq!(deletes, 1);
+    assert_ne!(w.tree.expect("Scenarios/baseline.qsim").content, fixture_content("cancelled model", 1_000_000));
+}

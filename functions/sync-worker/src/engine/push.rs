@@ -111,9 +111,7 @@ impl Run<'_> {
             }
             // Changed at the provider as well, its version never arrived, or no base to write on:
             // never a blind write.
-            _ => {
-                self.reconcile_conflict(file, &key, &copy, "the provider's copy changed since the last sync").await
-            }
+            _ => self.reconcile_conflict(file, &key, &copy, "the provider's copy changed since the last sync").await,
         };
         self.checkpoint.upload = None;
         self.checkpoint.files_processed = (self.checkpoint.files_processed + 1).min(self.checkpoint.files_total.max(1));
@@ -456,7 +454,14 @@ impl Run<'_> {
                         if let Some(upload) = &mut self.checkpoint.upload {
                             upload.offset = offset;
                         }
-                        self.beat(false).await?;
+                        if let Err(stop) = self.beat(false).await {
+                            if matches!(stop, Stop::LeaseLost) {
+                                // Cancelled (or taken): the session is given up at the provider now rather
+                                // than left to expire. Out of time, it is kept for the next invocation.
+                                self.cancel(&session).await;
+                            }
+                            return Err(stop);
+                        }
                     }
                     Ok(Sent::Done(item)) => {
                         hasher.update(&body);
