@@ -224,8 +224,20 @@ impl QuickXorHash {
     }
 }
 
+/// XORs `data` into `lanes`, position by position, eight bytes at a time: this crate is built
+/// for size (`opt-level = "s"`), which leaves byte loops unvectorised, and the hash runs over
+/// every byte an upload or download moves.
 fn xor_into(lanes: &mut [u8], data: &[u8]) {
-    for (lane, byte) in lanes.iter_mut().zip(data) {
+    let n = lanes.len().min(data.len());
+    let (lanes, data) = (&mut lanes[..n], &data[..n]);
+    let mut lane_words = lanes.chunks_exact_mut(8);
+    let mut data_words = data.chunks_exact(8);
+    for (lane, word) in (&mut lane_words).zip(&mut data_words) {
+        let folded = u64::from_ne_bytes(lane.try_into().expect("8 bytes"))
+            ^ u64::from_ne_bytes(word.try_into().expect("8 bytes"));
+        lane.copy_from_slice(&folded.to_ne_bytes());
+    }
+    for (lane, byte) in lane_words.into_remainder().iter_mut().zip(data_words.remainder()) {
         *lane ^= byte;
     }
 }

@@ -408,6 +408,7 @@ impl Run<'_> {
             if let Err(e) = self.hash_range(key, 0..offset.min(copy.size), e_tag, &mut hasher, part).await {
                 return Ok(copy_unreadable(e));
             }
+            let mut read_ahead: Option<(u64, Result<bytes::Bytes, ObjectsError>)> = None;
             loop {
                 if offset >= copy.size {
                     // Every byte is there: the providers that commit separately do it now.
@@ -422,7 +423,11 @@ impl Run<'_> {
                     return self.sent(finished, hasher, "commit the upload");
                 }
                 let end = (offset + part).min(copy.size);
-                let body = match self.objects.get_range(key, offset..end, e_tag).await {
+                let read = match read_ahead.take() {
+                    Some((at, body)) if at == offset => body,
+                    _ => self.objects.get_range(key, offset..end, e_tag).await,
+                };
+                let body = match read {
                     Ok(body) => body,
                     Err(e) => {
                         self.cancel(&session).await;
@@ -430,17 +435,33 @@ impl Run<'_> {
                     }
                 };
                 let scope = self.scope();
-                let sent = self
-                    .provider_raw(
-                        |a| a.provider.upload_part(a.token, &scope, target, &session, offset, body.clone()),
-                        "send a part of the file",
-                    )
-                    .await;
+                // The part is hashed on a thread of its own while it is on its way: the hash
+                // costs the transfer nothing as long as it is the faster of the two.
+                let hashing = {
+                    let (mut hasher, body) = (hasher, body.clone());
+                    tokio::task::spawn_blocking(move || {
+                        hasher.update(&body);
+                        hasher
+                    })
+                };
+                // And the next part is read from the store meanwhile (two parts in memory).
+                let objects = self.objects.clone();
+                let following = async {
+                    if end >= copy.size {
+                        return None;
+                    }
+                    Some((end, objects.get_range(key, end..(end + part).min(copy.size), e_tag).await))
+                };
+                let send = self.provider_raw(
+                    |a| a.provider.upload_part(a.token, &scope, target, &session, offset, body.clone()),
+                    "send a part of the file",
+                );
+                let (sent, following) = tokio::join!(send, following);
+                read_ahead = following;
+                hasher = hashing.await.expect("hashing a part never panics");
                 match sent {
                     Ok(Sent::Next(next)) => {
-                        if next == end {
-                            hasher.update(&body);
-                        } else {
+                        if next != end {
                             // The provider kept less (or more) than was sent: hash from its offset.
                             hasher = ContentHasher::new(self.hash_alg);
                             if let Err(e) = self.hash_range(key, 0..next.min(copy.size), e_tag, &mut hasher, part).await
@@ -464,7 +485,6 @@ impl Run<'_> {
                         }
                     }
                     Ok(Sent::Done(item)) => {
-                        hasher.update(&body);
                         self.checkpoint.bytes_transferred =
                             self.checkpoint.bytes_transferred.saturating_add(body.len() as i64);
                         return Ok(Pushed::Done { item, hash: hasher.finish().provider });
