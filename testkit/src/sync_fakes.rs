@@ -1605,6 +1605,9 @@ mod drive {
         if let ["upload", "drive", "v3", "files", rest @ ..] = route.as_slice() {
             return uploads::drive(state, http, rest);
         }
+        if let ("PATCH", ["drive", "v3", "files", id]) = (http.method(), route.as_slice()) {
+            return uploads::drive_trash(state, http, id);
+        }
         if http.method() == "POST" && route.as_slice() == ["drive", "v3", "files"] {
             return create(state, http);
         }
@@ -1979,6 +1982,9 @@ mod dropbox {
         if let ["2", "files", "upload"] | ["2", "files", "upload_session", _] = route.as_slice() {
             return uploads::dropbox(state, http, &route[2..]);
         }
+        if route.as_slice() == ["2", "files", "delete_v2"] {
+            return uploads::dropbox_delete(state, http);
+        }
         let endpoint = match route.as_slice() {
             ["2", "files", "list_folder"] => Endpoint::Children,
             ["2", "files", "list_folder", "get_latest_cursor"] => Endpoint::StartCursor,
@@ -2315,6 +2321,7 @@ mod boxcom {
             return create_folder(state, http);
         }
         match (http.method(), route.as_slice()) {
+            ("DELETE", ["2.0", "files", id]) => return uploads::box_delete(state, http, id),
             ("POST", ["2.0", "webhooks"]) => return create_webhook(state, http),
             ("DELETE", ["2.0", "webhooks", id]) => return delete_webhook(state, http, id),
             _ => {}

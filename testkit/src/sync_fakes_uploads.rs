@@ -141,6 +141,9 @@ fn graph_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
 
 /// The upload routes on a drive (`rest` after `/drives/{d}`): `None` for the others.
 pub(super) fn graph(state: &mut State, http: &Http<'_>, rest: &[&str]) -> Option<ResponseTemplate> {
+    if let ("DELETE", ["items", id]) = (http.method(), rest) {
+        return Some(graph_delete(state, http, id));
+    }
     let root = state.root_id.clone();
     let (target, call) = match (http.method(), rest) {
         ("PUT" | "POST", ["items", id, call @ ("content" | "createUploadSession")]) => {
@@ -833,4 +836,96 @@ fn drive_session(state: &mut State, http: &Http<'_>, id: &str) -> ResponseTempla
     }
     let session = state.uploads.remove(id).expect("the session");
     drive_landed(state, &session.target.expect("a Drive session has its target"), session.received)
+}
+
+// ---- deletes ------------------------------------------------------------------------------
+
+/// Deletes a file if `revision` (when given) is still its revision: `Ok(false)` when it is
+/// gone already, `Err(())` when it changed.
+fn delete_if(state: &mut State, id: &str, revision: Option<&str>) -> Result<bool, ()> {
+    let Some(node) = state.nodes.get(id).filter(|n| n.is_file()) else { return Ok(false) };
+    if revision.is_some_and(|r| Some(r) != state.revision(node).as_deref()) {
+        return Err(());
+    }
+    state.tick();
+    state.nodes.remove(id);
+    state.record(StepKind::Deleted, id);
+    Ok(true)
+}
+
+/// Graph `DELETE …/items/{id}` with `If-Match`: 204, 412 when the `eTag` moved, 404 when gone.
+fn graph_delete(state: &mut State, http: &Http<'_>, id: &str) -> ResponseTemplate {
+    if let Some(fault) = state.take_fault(Endpoint::Upload, false) {
+        return graph::fault_response(state, http, fault);
+    }
+    if !http.authorized() {
+        return graph::fault_response(state, http, Fault::Unauthorized);
+    }
+    match delete_if(state, id, http.header("if-match")) {
+        Ok(true) => ResponseTemplate::new(204),
+        Ok(false) => graph::item_not_found(),
+        Err(()) => graph_error(412, "preconditionFailed", "ETag does not match current item's value"),
+    }
+}
+
+/// Dropbox `delete_v2` by path with `parent_rev`: the deleted file's metadata, or 409.
+pub(super) fn dropbox_delete(state: &mut State, http: &Http<'_>) -> ResponseTemplate {
+    if let Some(fault) = state.take_fault(Endpoint::Upload, false) {
+        return dropbox::fault_response(fault);
+    }
+    if !http.authorized() {
+        return dropbox::fault_response(Fault::Unauthorized);
+    }
+    let argument = http.body_json().unwrap_or_default();
+    let path = argument["path"].as_str().unwrap_or_default();
+    let Some(id) = dropbox::lookup(state, &state.nodes, path) else {
+        return dropbox::error_409(
+            "path_lookup/not_found/..",
+            json!({ ".tag": "path_lookup", "path_lookup": { ".tag": "not_found" } }),
+        );
+    };
+    let node = state.nodes[&id].clone();
+    let metadata = dropbox::entry(state, &state.nodes, &node, true);
+    match delete_if(state, &id, argument["parent_rev"].as_str()) {
+        Ok(_) => ResponseTemplate::new(200).set_body_json(json!({ "metadata": metadata })),
+        Err(()) => dropbox::error_409(
+            "path_write/conflict/file/..",
+            json!({ ".tag": "path_write", "path_write": { ".tag": "conflict", "conflict": { ".tag": "file" } } }),
+        ),
+    }
+}
+
+/// Box `DELETE /2.0/files/{id}` with `If-Match`: 204 (to the trash), 412, 404.
+pub(super) fn box_delete(state: &mut State, http: &Http<'_>, id: &str) -> ResponseTemplate {
+    if let Some(fault) = state.take_fault(Endpoint::Upload, false) {
+        return boxcom::fault_response(http, fault);
+    }
+    if !http.authorized() {
+        return boxcom::fault_response(http, Fault::Unauthorized);
+    }
+    match delete_if(state, id, http.header("if-match")) {
+        Ok(true) => ResponseTemplate::new(204),
+        Ok(false) => boxcom::error(404, "not_found", "Not Found"),
+        Err(()) => boxcom::error(412, "precondition_failed", "The resource has been modified."),
+    }
+}
+
+/// Drive `PATCH /drive/v3/files/{id}` with `{"trashed": true}`: the file, trashed.
+pub(super) fn drive_trash(state: &mut State, http: &Http<'_>, id: &str) -> ResponseTemplate {
+    if let Some(fault) = state.take_fault(Endpoint::Upload, false) {
+        return drive::fault_response(http, fault);
+    }
+    if !http.authorized() {
+        return drive::fault_response(http, Fault::Unauthorized);
+    }
+    if http.body_json().and_then(|b| b["trashed"].as_bool()) != Some(true) {
+        return drive::error(400, "invalid", "the fake takes only {\"trashed\": true}", None);
+    }
+    let Some(node) = state.nodes.get(id).cloned() else {
+        return drive::error(404, "notFound", "File not found.", Some("fileId"));
+    };
+    let _ = delete_if(state, id, None);
+    let mut file = drive::file(&node);
+    file["trashed"] = json!(true);
+    ResponseTemplate::new(200).set_body_json(file)
 }

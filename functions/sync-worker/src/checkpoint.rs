@@ -35,6 +35,10 @@ pub struct Checkpoint {
     /// The push goes through the folder's files in index order; this is the last one looked at.
     #[serde(default)]
     pub push_after: i64,
+    /// Files whose Quodsi copy is gone (deleted in Quodsi): deleted at the provider once the
+    /// push has looked at every file, behind the mass-delete guard.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quodsi_deleted: Vec<shared::db::FileId>,
     /// An export goes through the objects its metadata names; this is the next one.
     #[serde(default)]
     pub export_next: usize,

@@ -214,6 +214,10 @@ impl<'a> Run<'a> {
             |error_type, code: &str, message: String| Stop::Fail { error_type, code: Some(code.into()), message };
         let job = &lease.job;
         let tenant = job.base.tenant_id;
+        if job.job_type == JobType::Export && !export::names_objects(job.job_metadata.as_ref()) {
+            let message = "an export names the objects it puts into the folder in job_metadata.objects".to_owned();
+            return Err((lease, fail(ErrorType::Validation, "export_without_objects", message)));
+        }
         let folder = match app.store.get_folder(tenant, job.folder_id).await {
             Ok(folder) => folder,
             Err(DbError::NotFound) => return Err((lease, Stop::LeaseLost)),

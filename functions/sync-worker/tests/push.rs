@@ -738,3 +738,65 @@ async fn a_cancelled_upload_stops_at_its_next_part_and_gives_the_session_up() {
     assert_eq!(deletes, 1);
     assert_ne!(w.tree.expect("Scenarios/baseline.qsim").content, fixture_content("cancelled model", 1_000_000));
 }
+
+#[tokio::test]
+async fn every_uploader_deletes_at_the_provider_what_quodsi_deleted_only_if_unchanged_there() {
+    for provider in UPLOADERS {
+        // Arrange: two copies deleted in Quodsi; one of the two files changed at the provider.
+        let w = synced_world(provider).await;
+        let gone = w.tree.expect("throughput-results.csv");
+        w.delete_copy("throughput-results.csv").await;
+        w.delete_copy("factory-line.qsim").await;
+        w.tree.modify("factory-line.qsim", b"changed at the provider meanwhile\n".to_vec());
+
+        // Act
+        w.sync(JobType::Upload).await;
+
+        // Assert
+        assert!(w.tree.item("throughput-results.csv").is_none(), "{provider}: deleted at the provider");
+        assert!(w.file("throughput-results.csv").await.is_none(), "{provider}: and its row");
+        assert_eq!(
+            w.tree.expect("factory-line.qsim").content,
+            b"changed at the provider meanwhile\n",
+            "{provider}: a change at the provider beats the delete"
+        );
+        let back = w.file("factory-line.qsim").await.unwrap();
+        assert_eq!(back.sync_status, SyncStatus::NeedsDownload, "{provider}: it comes back at the next pull");
+        if provider == GRAPH || provider == ProviderType::Box {
+            let requests: Vec<Request> = w.server.received_requests().await.unwrap();
+            let delete = requests
+                .iter()
+                .find(|r| r.method.as_str() == "DELETE" && r.url.path().ends_with(&gone.id))
+                .expect("a DELETE");
+            assert_eq!(header(delete, "if-match"), gone.revision, "{provider}: conditional on the base");
+        }
+        w.sync(JobType::Download).await;
+        let restored = w.file("factory-line.qsim").await.unwrap();
+        assert_eq!(w.stored_bytes(&restored), b"changed at the provider meanwhile\n", "{provider}");
+        assert!(w.errors().await.is_empty(), "{provider}: {:?}", w.errors().await);
+    }
+}
+
+#[tokio::test]
+async fn every_uploader_deletes_nothing_when_most_of_quodsis_copies_are_gone() {
+    for provider in UPLOADERS {
+        // Arrange: three of four copies gone (a store gone wrong looks like this).
+        let w = synced_world(provider).await;
+        for path in ["throughput-results.csv", "factory-line.qsim", "warehouse-layout.qsim"] {
+            w.delete_copy(path).await;
+        }
+        let job = w.job(JobType::Upload, None).await;
+
+        // Act
+        let ran = w.run(&job).await;
+
+        // Assert
+        assert_eq!(ran, Ran::Failed, "{provider}");
+        for path in ["throughput-results.csv", "factory-line.qsim", "warehouse-layout.qsim"] {
+            assert!(w.tree.item(path).is_some(), "{provider}: {path} kept at the provider");
+            assert!(w.file(path).await.is_some(), "{provider}: {path} kept in the folder");
+        }
+        let errors = w.errors().await;
+        assert_eq!(errors[0].error_code.as_deref(), Some("mass_delete_guard"), "{provider}");
+    }
+}

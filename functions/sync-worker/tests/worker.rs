@@ -260,10 +260,10 @@ async fn an_import_pulls_only_the_named_files_and_leaves_the_cursor_alone() {
 }
 
 #[tokio::test]
-async fn jobs_this_worker_does_not_run_fail_with_a_reason() {
-    // Arrange
+async fn an_export_job_that_names_no_objects_fails_with_a_reason() {
+    // Arrange: a job made without the API, which would have refused it.
     let w = world(ProviderType::Dropbox, RemoteTree::scenario(ProviderType::Dropbox)).await;
-    let job = w.job(JobType::Export, None).await;
+    let job = w.job(JobType::Export, Some(json!({ "format": "qsm" }))).await;
 
     // Act
     let ran = w.run(&job).await;
@@ -271,8 +271,10 @@ async fn jobs_this_worker_does_not_run_fail_with_a_reason() {
     // Assert
     assert_eq!(ran, Ran::Failed);
     let failed = w.t.store().get_job(w.tenant.id, job.base.id).await.unwrap();
-    assert!(failed.error_message.unwrap().contains("does not do yet"));
-    assert_eq!(w.errors().await[0].error_code.as_deref(), Some("job_type_not_supported"));
+    assert!(failed.error_message.unwrap().contains("job_metadata.objects"));
+    assert_eq!(w.errors().await[0].error_code.as_deref(), Some("export_without_objects"));
+    let requests = w.server.received_requests().await.unwrap_or_default();
+    assert!(requests.is_empty(), "not one call to the provider: {requests:?}");
 }
 
 #[tokio::test]

@@ -34,7 +34,7 @@ use super::http::{
     required_str, retry_after, send, str_field, time_field,
 };
 use super::oauth_client::{OAuthClient, scopes_or};
-use super::upload::{Sent, UploadRules, UploadSession, UploadTarget, WholeFile};
+use super::upload::{Replace, Sent, UploadRules, UploadSession, UploadTarget, WholeFile};
 use super::{
     AuthorizeRequest, Change, ChangePage, ChildPage, Clients, Created, CreatedLink, Download, Entry, EntryPage,
     ExistingLink, Identity, ItemKind, LinkTarget, Pkce, Provider, ProviderError, RefreshTokenRotation, RemoteItem,
@@ -715,6 +715,26 @@ impl Provider for BoxCom {
             request = request.header(reqwest::header::IF_MATCH, etag);
         }
         box_written(&Answer::read(send(request).await?).await?)
+    }
+
+    /// `DELETE /2.0/files/{id}` with `If-Match` on the base `etag` (the file goes to the trash).
+    async fn delete_file(
+        &self,
+        access_token: &SecretString,
+        _scope: &SyncScope<'_>,
+        base: &Replace<'_>,
+    ) -> Result<(), ProviderError> {
+        let url = endpoint(&self.api, &["2.0", "files", path_id(base.id, "Box file id")?]);
+        let mut request = bearer(self.oauth.http.delete(url), access_token);
+        if let Some(etag) = base.revision {
+            request = request.header(reqwest::header::IF_MATCH, etag);
+        }
+        let answer = Answer::read(send(request).await?).await?;
+        match answer.status.as_u16() {
+            200..=299 | 404 => Ok(()),
+            412 => Err(ProviderError::Conflict("Box answered 412 (precondition_failed)".to_owned())),
+            _ => Err(answer.error()),
+        }
     }
 
     async fn cancel_upload(&self, access_token: &SecretString, session: &UploadSession) -> Result<(), ProviderError> {

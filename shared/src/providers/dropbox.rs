@@ -26,7 +26,7 @@ use super::http::{
     required_str, send, str_field, time_field,
 };
 use super::oauth_client::{OAuthClient, scopes_or};
-use super::upload::{Sent, UploadRules, UploadSession, UploadTarget, WholeFile};
+use super::upload::{Replace, Sent, UploadRules, UploadSession, UploadTarget, WholeFile};
 use super::{
     AuthorizeRequest, Change, ChangePage, ChildPage, Clients, Created, CreatedLink, Download, Entry, EntryPage,
     ExistingLink, Identity, ItemKind, LinkTarget, Pkce, Provider, ProviderError, RefreshTokenRotation, RemoteItem,
@@ -611,6 +611,36 @@ impl Provider for Dropbox {
         Self::uploaded(
             &self.upload_call(access_token, &["upload_session", "finish"], &argument, bytes::Bytes::new()).await?,
         )
+    }
+
+    /// `delete_v2` of the file's path with `parent_rev` the base `rev`: Dropbox deletes it only
+    /// if that is still its revision (it keeps deleted files for restoring).
+    async fn delete_file(
+        &self,
+        access_token: &SecretString,
+        _scope: &SyncScope<'_>,
+        base: &Replace<'_>,
+    ) -> Result<(), ProviderError> {
+        let path = base
+            .path
+            .ok_or_else(|| ProviderError::Unsupported(format!("the Dropbox path of `{}` is not known", base.id)))?;
+        let mut argument = json!({ "path": path });
+        if let Some(rev) = base.revision {
+            argument["parent_rev"] = json!(rev);
+        }
+        let url = endpoint(&self.api, &["2", "files", "delete_v2"]);
+        let answer = Answer::read(send(self.rpc(url, access_token, &argument)).await?).await?;
+        if answer.status.is_success() {
+            return Ok(());
+        }
+        let summary = api_error_fields(&answer.body).1.unwrap_or_default();
+        if answer.status.as_u16() == 409 {
+            if summary.starts_with("path_lookup/not_found") {
+                return Ok(());
+            }
+            return Err(ProviderError::Conflict(format!("Dropbox answered {summary}")));
+        }
+        Err(with_body_retry_after(answer.error(), &answer.body))
     }
 
     /// `POST /2/files/download` on the content host, the file named by its id.

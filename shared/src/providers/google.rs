@@ -29,7 +29,7 @@ use super::http::{
     required_str, send, str_field, time_field,
 };
 use super::oauth_client::{OAuthClient, RevokedWhen, scopes_or};
-use super::upload::{Sent, UploadRules, UploadSession, UploadTarget, WholeFile};
+use super::upload::{Replace, Sent, UploadRules, UploadSession, UploadTarget, WholeFile};
 use super::{
     AuthorizeRequest, Change, ChangePage, ChildPage, Clients, Created, CreatedLink, Download, Entry, EntryPage,
     ExistingLink, Identity, ItemKind, LinkTarget, Pkce, Provider, ProviderError, RefreshTokenRotation, RemoteItem,
@@ -246,29 +246,32 @@ impl Google {
             .ok_or_else(|| ProviderError::Malformed("a Drive upload session URI is not on the Drive host".to_owned()))
     }
 
+    /// The head revision of a file, `None` when it is gone (404, or in the trash).
+    async fn head_revision(&self, access_token: &SecretString, id: &str) -> Result<Option<String>, ProviderError> {
+        let mut url = self.files(&[path_id(id, "Drive file id")?]);
+        url.query_pairs_mut().append_pair("fields", "headRevisionId,md5Checksum,trashed");
+        let answer = self.get_answer(access_token, url).await?;
+        if answer.status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let head: Value = answer.json("Drive file")?;
+        if head.get("trashed").and_then(Value::as_bool) == Some(true) {
+            return Ok(None);
+        }
+        Ok(Some(str_field(&head, "headRevisionId").unwrap_or_default().to_owned()))
+    }
+
     /// Drive has no `If-Match`: the base is checked right before the write. A new version
     /// needs the file's head revision to be the base's; a new file, its name free in the folder.
     async fn check_base(&self, access_token: &SecretString, target: &UploadTarget<'_>) -> Result<(), ProviderError> {
         match target.replace {
-            Some(replace) => {
-                let mut url = self.files(&[path_id(replace.id, "Drive file id")?]);
-                url.query_pairs_mut().append_pair("fields", "headRevisionId,md5Checksum,trashed");
-                let answer = self.get_answer(access_token, url).await?;
-                if answer.status == reqwest::StatusCode::NOT_FOUND {
-                    return Err(ProviderError::Conflict("the file is no longer at the provider".to_owned()));
+            Some(replace) => match self.head_revision(access_token, replace.id).await? {
+                None => Err(ProviderError::Conflict("the file is no longer at the provider".to_owned())),
+                Some(head) if replace.revision.is_some_and(|base| base != head) => {
+                    Err(ProviderError::Conflict("the file's head revision is not the base's".to_owned()))
                 }
-                let head: Value = answer.json("Drive file")?;
-                if head.get("trashed").and_then(Value::as_bool) == Some(true) {
-                    return Err(ProviderError::Conflict("the file is in the provider's trash".to_owned()));
-                }
-                let current = str_field(&head, "headRevisionId");
-                match replace.revision {
-                    Some(base) if current != Some(base) => {
-                        Err(ProviderError::Conflict("the file's head revision is not the base's".to_owned()))
-                    }
-                    _ => Ok(()),
-                }
-            }
+                Some(_) => Ok(()),
+            },
             None => {
                 let query = format!(
                     "name = '{}' and '{}' in parents and trashed = false",
@@ -644,6 +647,30 @@ impl Provider for Google {
         match answer.status.as_u16() {
             200 | 201 => drive_uploaded(&answer),
             404 | 410 => Err(ProviderError::UploadSessionGone),
+            _ => Err(answer.error()),
+        }
+    }
+
+    /// Drive has no conditional delete: the head revision is compared first, then the file is
+    /// moved to the trash (`trashed: true`), from which it can be restored.
+    async fn delete_file(
+        &self,
+        access_token: &SecretString,
+        _scope: &SyncScope<'_>,
+        base: &Replace<'_>,
+    ) -> Result<(), ProviderError> {
+        match self.head_revision(access_token, base.id).await? {
+            None => return Ok(()),
+            Some(head) if base.revision.is_some_and(|rev| rev != head) => {
+                return Err(ProviderError::Conflict("the file's head revision is not the base's".to_owned()));
+            }
+            Some(_) => {}
+        }
+        let url = self.files(&[path_id(base.id, "Drive file id")?]);
+        let request = bearer(self.oauth.http.patch(url), access_token).json(&json!({ "trashed": true }));
+        let answer = Answer::read(send(request).await?).await?;
+        match answer.status.as_u16() {
+            200..=299 | 404 => Ok(()),
             _ => Err(answer.error()),
         }
     }

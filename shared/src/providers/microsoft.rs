@@ -37,7 +37,7 @@ use super::http::{
 };
 use super::notify::{WatchRequest, WatchScope, Watched, Watching};
 use super::oauth_client::{OAuthClient, scopes_or};
-use super::upload::{Sent, UploadRules, UploadSession, UploadTarget};
+use super::upload::{Replace, Sent, UploadRules, UploadSession, UploadTarget};
 use super::{
     AuthorizeRequest, Change, ChangePage, ChildPage, Clients, Created, CreatedLink, Download, Entry, EntryPage,
     ExistingLink, Identity, ItemKind, Library, LinkTarget, Pkce, Provider, ProviderError, RefreshTokenRotation,
@@ -751,6 +751,28 @@ impl Provider for Microsoft {
             }
             404 => Err(ProviderError::UploadSessionGone),
             _ => Err(upload_url_refused(&answer)),
+        }
+    }
+
+    /// `DELETE` with `If-Match` on the base `eTag` (the item goes to the recycle bin).
+    async fn delete_file(
+        &self,
+        access_token: &SecretString,
+        scope: &SyncScope<'_>,
+        base: &Replace<'_>,
+    ) -> Result<(), ProviderError> {
+        let item = ItemRef::parse(base.id);
+        let mut path = Self::drive_path(scope.connection_metadata, item.drive)?;
+        path.extend(item.segments()?);
+        let mut request = bearer(self.oauth.http.delete(endpoint(&self.graph, &path)), access_token);
+        if let Some(etag) = base.revision {
+            request = request.header(reqwest::header::IF_MATCH, etag);
+        }
+        let answer = Answer::read(send(request).await?).await?;
+        match answer.status.as_u16() {
+            200..=299 | 404 => Ok(()),
+            409 | 412 => Err(write_conflict(&answer).unwrap_or_else(|| answer.error())),
+            _ => Err(answer.error()),
         }
     }
 

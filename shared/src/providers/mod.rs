@@ -527,6 +527,19 @@ pub trait Provider: Send + Sync + fmt::Debug {
         Err(ProviderError::Unsupported(format!("{} ends an upload session with its last part", self.provider_type())))
     }
 
+    /// Deletes a file Quodsi deleted, to the provider's trash or recycle bin, only if it is
+    /// still the version `base` describes ([`ProviderError::Conflict`] otherwise); a file already
+    /// gone counts as deleted.
+    async fn delete_file(
+        &self,
+        access_token: &SecretString,
+        scope: &SyncScope<'_>,
+        base: &Replace<'_>,
+    ) -> Result<(), ProviderError> {
+        let _ = (access_token, scope, base);
+        Err(ProviderError::Unsupported(format!("{} cannot delete files yet", self.provider_type())))
+    }
+
     /// Cancels a session (an upload given up or started over); one already gone counts as
     /// cancelled.
     async fn cancel_upload(&self, access_token: &SecretString, session: &UploadSession) -> Result<(), ProviderError> {

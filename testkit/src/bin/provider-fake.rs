@@ -54,7 +54,7 @@ async fn main() -> Result<(), String> {
     println!("  {folder}");
     println!();
     println!(
-        "Change the drive with lines like: modify factory-line.qsim new text | add Scenarios/b.qsim text | delete <path> | rename <path> <name>"
+        "Change the drive with lines like: modify factory-line.qsim new text | add Scenarios/b.qsim text | delete <path> | rename <path> <name>; show <path> prints what it holds"
     );
 
     let stdin = tokio::spawn(async move {
@@ -84,6 +84,12 @@ async fn main() -> Result<(), String> {
                 }
                 "rename" => {
                     tree.rename(&path, &rest);
+                    true
+                }
+                "show" => {
+                    let item = tree.expect(&path);
+                    let text = String::from_utf8_lossy(&item.content);
+                    eprintln!("{}: {} bytes, {:?}", item.path, item.size, text.chars().take(80).collect::<String>());
                     true
                 }
                 _ => false,

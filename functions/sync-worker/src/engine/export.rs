@@ -43,6 +43,11 @@ fn named_objects(metadata: Option<&Value>) -> Vec<Named> {
         .unwrap_or_default()
 }
 
+/// Whether an export job's metadata names any object.
+pub(super) fn names_objects(metadata: Option<&Value>) -> bool {
+    !named_objects(metadata).is_empty()
+}
+
 impl Run<'_> {
     /// Exports the next named object; the stage ends after the last.
     pub(super) async fn export_next(&mut self) -> Result<(), Stop> {

@@ -65,6 +65,7 @@ impl Run<'_> {
         let page = PageRequest { after: Some(self.checkpoint.push_after), limit: PUSH_BATCH };
         let files = self.app.store.list_files(tenant, &filter, page).await?.items;
         if files.is_empty() {
+            self.delete_deleted().await?;
             self.checkpoint.stage = Stage::Finishing;
             return Ok(());
         }
@@ -80,7 +81,15 @@ impl Run<'_> {
     async fn push_file(&mut self, file: &CloudFile) -> Result<(), Stop> {
         let resuming = self.checkpoint.upload.as_ref().is_some_and(|u| u.subject == subject_of(file));
         let Some(key) = self.stored_key(file) else { return Ok(()) };
-        let Some(copy) = self.head(&key).await? else { return Ok(()) };
+        let Some(copy) = self.head(&key).await? else {
+            // Quodsi's copy of a synced file is gone: deleted in Quodsi. The provider's file
+            // goes too, at the end, behind the mass-delete guard.
+            let synced = file.sync_status == SyncStatus::Synced && meta_str(file, "object_etag").is_some();
+            if synced && !self.checkpoint.quodsi_deleted.contains(&file.base.id) {
+                self.checkpoint.quodsi_deleted.push(file.base.id);
+            }
+            return Ok(());
+        };
         let base = meta_str(file, "object_etag");
         if base.is_none() && file.sync_status != SyncStatus::NeedsUpload {
             // Downloaded before copies were tracked: this copy is the synced one from now on.
@@ -116,6 +125,80 @@ impl Run<'_> {
         self.checkpoint.upload = None;
         self.checkpoint.files_processed = (self.checkpoint.files_processed + 1).min(self.checkpoint.files_total.max(1));
         outcome
+    }
+
+    /// Deletes at the provider the files deleted in Quodsi, each only if unchanged there (a
+    /// change there beats the delete: the file waits for the next pull to bring it back). The
+    /// mass-delete guard: more than half the folder's files deleted in Quodsi at once is a store
+    /// gone wrong more likely than a user; nothing is deleted and the job fails.
+    async fn delete_deleted(&mut self) -> Result<(), Stop> {
+        let ids = std::mem::take(&mut self.checkpoint.quodsi_deleted);
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let tenant = self.job().base.tenant_id;
+        let tracked = self.app.store.count_live_files(tenant, self.folder.base.id).await?;
+        if ids.len() as u64 * 2 > tracked {
+            return Err(Stop::Fail {
+                error_type: ErrorType::Validation,
+                code: Some("mass_delete_guard".into()),
+                message: format!(
+                    "Quodsi's copies of {} of the folder's {tracked} files are gone; nothing was deleted at the provider",
+                    ids.len()
+                ),
+            });
+        }
+        for (at, &id) in ids.iter().enumerate() {
+            if let Err(stop) = self.beat(false).await {
+                self.checkpoint.quodsi_deleted = ids[at..].to_vec();
+                return Err(stop);
+            }
+            let file = match self.app.store.get_file(tenant, id).await {
+                Ok(file) => file,
+                Err(DbError::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let (revision, path) = (meta_str(&file, "revision"), meta_str(&file, "path_lower"));
+            let base = Replace {
+                id: &file.provider_file_id,
+                revision: revision.as_deref(),
+                hash: file.content_hash.as_deref(),
+                path: path.as_deref(),
+            };
+            if base.revision.is_none() {
+                continue;
+            }
+            let scope = self.scope();
+            let deleted =
+                self.provider_raw(|a| a.provider.delete_file(a.token, &scope, &base), "delete the file").await;
+            match deleted {
+                Ok(()) => match self.app.store.delete_file(tenant, id).await {
+                    Ok(_) | Err(DbError::NotFound) => {}
+                    Err(e) => return Err(e.into()),
+                },
+                Err(CallError::Provider(ProviderError::Conflict(_))) => {
+                    // Changed at the provider: its version comes back to Quodsi.
+                    let mut metadata = object_map(&file);
+                    metadata.remove("object_etag");
+                    let patch = CloudFilePatch {
+                        sync_status: Some(SyncStatus::NeedsDownload),
+                        file_metadata: Some(Some(Value::Object(metadata))),
+                        ..CloudFilePatch::default()
+                    };
+                    self.app.store.update_file(tenant, id, &patch).await?;
+                }
+                Err(e @ CallError::Provider(_)) if !e.is_transient() => {
+                    let why = self.call.scrub(&format!("deleting it at the provider failed: {e}"), 2000);
+                    self.file_failed(&file, e.error_type(), e.error_code().as_deref(), &why).await?;
+                }
+                Err(e) => {
+                    // Passing: this one and the rest are deleted by the continuation.
+                    self.checkpoint.quodsi_deleted = ids[at..].to_vec();
+                    return Err(self.provider_stop(e, "delete a file"));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Both sides changed: the provider's version is read, and the two are made to agree

@@ -161,4 +161,11 @@ impl World {
         std::fs::write(&fresh, content).unwrap();
         std::fs::rename(&fresh, &target).unwrap();
     }
+
+    /// Deletes Quodsi's copy of the file at `path` (as the app deleting the file would).
+    pub async fn delete_copy(&self, path: &str) {
+        let file = self.file(path).await.unwrap_or_else(|| panic!("no file at {path}"));
+        let key = file.file_metadata.as_ref().unwrap()["object_key"].as_str().unwrap().to_owned();
+        std::fs::remove_file(self.t.objects_dir().join(&key)).unwrap();
+    }
 }
