@@ -164,6 +164,19 @@ async fn an_upload_url_takes_the_new_bytes_locally_and_the_file_then_needs_uploa
     let put = http.put(format!("{base}{}", url.path())).body("version two").send().await.unwrap();
     let put_status = put.status().as_u16();
     let after: serde_json::Value = read().await.unwrap().json().await.unwrap();
+    // A file in conflict keeps its state when new bytes arrive: a sync settles it.
+    app.store
+        .update_file(
+            tenant.id,
+            file.base.id,
+            &shared::db::CloudFilePatch { sync_status: Some(shared::db::SyncStatus::Conflict), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    let again: serde_json::Value = ask(token.clone()).await.unwrap().json().await.unwrap();
+    let again = reqwest::Url::parse(again["upload_url"].as_str().unwrap()).unwrap();
+    http.put(format!("{base}{}", again.path())).body("version three").send().await.unwrap();
+    let conflict: serde_json::Value = read().await.unwrap().json().await.unwrap();
     server.abort();
 
     // Assert
@@ -177,6 +190,7 @@ async fn an_upload_url_takes_the_new_bytes_locally_and_the_file_then_needs_uploa
     assert_eq!(put_status, 200);
     assert_eq!(after["sync_status"], "needs_upload", "recognised by the object's new entity tag: {after}");
     assert!(after["upload_url"].is_null());
-    let stored = objects.get_range(&key, 0..11, None).await.unwrap();
-    assert_eq!(&stored[..], b"version two");
+    assert_eq!((conflict["sync_status"].as_str(), conflict["upload_url"].is_null()), (Some("conflict"), true));
+    let stored = objects.get_range(&key, 0..13, None).await.unwrap();
+    assert_eq!(&stored[..], b"version three");
 }

@@ -203,9 +203,12 @@ pub(crate) async fn settle(app: &App, file: CloudFile) -> Result<CloudFile, ApiE
         // unknown base (no object_etag) sends it.
         metadata.insert("object_key".into(), json!(key.as_str()));
     }
+    // Only a file Quodsi and the provider agree on becomes `needs_upload`: a conflict, or a
+    // file whose provider version is still on its way, keeps its state (a sync settles it).
+    let flips = arrived && matches!(file.sync_status, SyncStatus::Synced | SyncStatus::Error);
     let patch = CloudFilePatch {
         upload_url: Some(None),
-        sync_status: arrived.then_some(SyncStatus::NeedsUpload),
+        sync_status: flips.then_some(SyncStatus::NeedsUpload),
         file_metadata: Some(Some(Value::Object(metadata))),
         ..CloudFilePatch::default()
     };

@@ -87,7 +87,8 @@ async fn main() -> Result<(), String> {
                     true
                 }
                 "show" => {
-                    let item = tree.expect(&path);
+                    // The whole rest of the line is the path: names may hold spaces.
+                    let item = tree.expect(format!("{path} {rest}").trim());
                     let text = String::from_utf8_lossy(&item.content);
                     eprintln!("{}: {} bytes, {:?}", item.path, item.size, text.chars().take(80).collect::<String>());
                     true

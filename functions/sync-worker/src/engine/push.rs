@@ -323,7 +323,11 @@ impl Run<'_> {
         }
         metadata.remove("conflict_copy_id");
         metadata.remove("conflict_copy_name");
+        // An upload URL's bytes are what was just sent (files::upload::settle has no more to do).
+        metadata.remove("upload_url_expires_at");
+        metadata.remove("upload_base_etag");
         let patch = CloudFilePatch {
+            upload_url: Some(None),
             file_size_bytes: Some(copy.size as i64),
             content_hash: Some(Some(hash)),
             cloud_modified_at: Some(item.modified_at),
