@@ -166,11 +166,14 @@ async fn invalid_bodies_and_callers_are_refused() {
     // Arrange
     let t = app().await;
     let tenant = t.tenant().await;
-    let cases: [(&str, Value, &str); 4] = [
+    let cases: [(&str, Value, &str); 6] = [
         ("too long", json!({"display_name": "x".repeat(256)}), "display_name"),
         ("blank", json!({"display_name": "  "}), "display_name"),
         ("not a string", json!({"return_to": 5}), "return_to"),
         ("unknown field", json!({"provider_user_id": "x"}), ""),
+        // serde would read the two optional fields from an array, in order.
+        ("an array", json!([null, null]), ""),
+        ("a string", json!("onedrive"), ""),
     ];
 
     for (what, body, field) in cases {

@@ -40,7 +40,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             ApiError::bad_request("body_too_large", format!("the body must be at most {MAX_BODY_BYTES} bytes"))
         })?;
         let _ = state;
-        parse_json(&bytes).map(JsonBody)
+        let value = json_value(&bytes)?;
+        // serde reads a struct from a JSON array too (its fields in order): `[null, null]` would
+        // pass for an object of two optional fields. Every body of this API is an object.
+        if value.is_array() || value.is_string() || value.is_number() || value.is_boolean() {
+            return Err(ApiError::bad_request("invalid_body", "the body must be a JSON object"));
+        }
+        parse_value(value).map(JsonBody)
     }
 }
 
