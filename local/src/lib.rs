@@ -253,12 +253,14 @@ pub fn router(app: Arc<App>, auth: DevAuth) -> Router {
             local_upload(app.clone(), token, body)
         })
     };
-    open = open.route(&format!("{}/{{token}}", files::upload::LOCAL_UPLOAD_PATH), uploads);
+    // Outside the request span, which logs the path: the token in it is a credential.
+    let uploads = Router::new().route(&format!("{}/{{token}}", files::upload::LOCAL_UPLOAD_PATH), uploads);
     let guarded =
         guarded.layer(axum::middleware::from_fn(move |req, next| auth::require_token(auth.clone(), req, next)));
     open.merge(guarded)
         .fallback(shared::api::no_route)
         .layer(axum::middleware::from_fn(shared::telemetry::request_span))
+        .merge(uploads)
 }
 
 /// `PUT /local-uploads/{token}`: the bytes of an upload URL the files function made, written to
