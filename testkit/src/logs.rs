@@ -54,5 +54,11 @@ pub fn capture() -> (Captured, DefaultGuard) {
                 .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL),
         );
     let guard = tracing::subscriber::set_default(subscriber);
+    // A callsite another test thread registers while this subscriber is being set can cache
+    // "never interested" from the global default (tracing-core decides from the global
+    // dispatcher alone while it believes it is the only one): those events would then be
+    // missing from the capture, and a test that checks what was logged would fail now and then.
+    // Recomputing every callsite's interest with this subscriber in place closes that window.
+    tracing::callsite::rebuild_interest_cache();
     (captured, guard)
 }
