@@ -158,9 +158,11 @@ async fn an_upload_url_takes_the_new_bytes_locally_and_the_file_then_needs_uploa
     let made: serde_json::Value = made.json().await.unwrap();
     let url = reqwest::Url::parse(made["upload_url"].as_str().unwrap()).unwrap();
     let before: serde_json::Value = read().await.unwrap().json().await.unwrap();
+    // The token with its last character changed (to another one, always).
     let mut forged_path = url.path().to_owned();
-    forged_path.pop();
-    let forged = http.put(format!("{base}{forged_path}A")).body("evil").send().await.unwrap().status().as_u16();
+    let last = forged_path.pop().unwrap();
+    forged_path.push(if last == 'A' { 'B' } else { 'A' });
+    let forged = http.put(format!("{base}{forged_path}")).body("evil").send().await.unwrap().status().as_u16();
     let put = http.put(format!("{base}{}", url.path())).body("version two").send().await.unwrap();
     let put_status = put.status().as_u16();
     let after: serde_json::Value = read().await.unwrap().json().await.unwrap();
