@@ -177,16 +177,15 @@ async fn default_export_folder(app: &App, tenant: TenantId, connection: Connecti
         other => other?,
     };
     let filter = FolderFilter { connection_id: Some(connection), ..FolderFilter::default() };
-    let mut after = None;
+    let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
     loop {
-        let page =
-            app.store.list_folders(tenant, &filter, PageRequest { after, limit: PageRequest::MAX_LIMIT }).await?;
-        if let Some(folder) = page.items.iter().find(|f| f.is_default_export_folder) {
-            return Ok(folder.clone());
+        let rows = app.store.list_folders(tenant, &filter, page).await?;
+        if let Some(folder) = rows.items.into_iter().find(|f| f.is_default_export_folder) {
+            return Ok(folder);
         }
-        match page.items.last() {
-            Some(last) if page.items.len() == usize::from(PageRequest::MAX_LIMIT) => after = Some(last.base.index_id),
-            _ => break,
+        match rows.next_after {
+            Some(after) => page = PageRequest { after: Some(after), ..page },
+            None => break,
         }
     }
     Err(ApiError::Conflict {

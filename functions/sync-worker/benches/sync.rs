@@ -15,9 +15,11 @@
 //! `cargo bench -p sync-worker --bench sync` (add `-- --rounds N`, default 3; `-- --only listing`
 //! or `-- --only download` for one half)
 
+mod common;
+use common::{child_line, median, peak_rss_kib};
+
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -141,16 +143,6 @@ fn serve(fake: Fake) -> SocketAddr {
     rx.recv().unwrap()
 }
 
-/// Peak resident memory of this process, in KiB (`VmHWM`).
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Child: one worker job against the fake at `addr`, on a fresh database; prints
 /// `seconds files bytes peak_kib`.
 async fn child_job(addr: SocketAddr) {
@@ -224,23 +216,13 @@ struct Measured {
 }
 
 fn in_child(mode: &str, addr: SocketAddr) -> Measured {
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe).args(["--child", mode, &addr.to_string()]).output().unwrap();
-    assert!(out.status.success(), "{mode}: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last().unwrap_or_default().to_owned();
-    let f: Vec<&str> = line.split_whitespace().collect();
+    let f = child_line(mode, addr, &[]);
     Measured {
         seconds: f[0].parse().unwrap(),
         files: f[1].parse().unwrap(),
         bytes: f[2].parse().unwrap(),
         peak_kib: f[3].parse().unwrap(),
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 fn dropbox_hash(size: u64) -> String {

@@ -40,21 +40,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             ApiError::bad_request("body_too_large", format!("the body must be at most {MAX_BODY_BYTES} bytes"))
         })?;
         let _ = state;
-        let value = json_value(&bytes)?;
-        // serde reads a struct from a JSON array too (its fields in order): `[null, null]` would
-        // pass for an object of two optional fields. Every body of this API is an object.
-        if value.is_array() || value.is_string() || value.is_number() || value.is_boolean() {
-            return Err(ApiError::bad_request("invalid_body", "the body must be a JSON object"));
-        }
-        parse_value(value).map(JsonBody)
+        parse_json(&bytes).map(JsonBody)
     }
 }
 
-/// Parses JSON, naming the offending field on a type or value error. Anything but
+/// Parses a JSON object, naming the offending field on a type or value error. Anything but
 /// whitespace after the value is malformed JSON, not ignored. A number with no fraction
 /// (`804.0`, `1e3`) is an integer, as JSON Schema (and so the OpenAPI document) says.
 pub fn parse_json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
-    parse_value(json_value(bytes)?)
+    let value = json_value(bytes)?;
+    // serde reads a struct from a JSON array too (its fields in order): `[null, null]` would
+    // pass for an object of two optional fields. Every body this service reads is an object
+    // (`null` stands for an absent optional body).
+    if !(value.is_object() || value.is_null()) {
+        return Err(ApiError::bad_request("invalid_body", "the body must be a JSON object"));
+    }
+    parse_value(value)
 }
 
 /// The body as a JSON value: malformed JSON is a 400 `malformed_json`.

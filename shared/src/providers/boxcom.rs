@@ -582,8 +582,6 @@ impl Provider for BoxCom {
         Ok(EntryPage { entries, next })
     }
 
-    /// A folder first, then a file: Box addresses the two by separate routes. Box ids are
-    /// numbers; anything else is no item, asked nothing.
     fn upload_rules(&self) -> UploadRules {
         UPLOAD_RULES
     }
@@ -742,6 +740,8 @@ impl Provider for BoxCom {
         expect_success(send(request).await?, &["not_found"]).await
     }
 
+    /// A folder first, then a file: Box addresses the two by separate routes. Box ids are
+    /// numbers; anything else is no item, asked nothing.
     async fn item(
         &self,
         access_token: &SecretString,

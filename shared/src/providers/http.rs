@@ -145,12 +145,7 @@ pub(crate) async fn download_response(client: &reqwest::Client, response: Respon
         // The pre-authenticated host's own error bodies may echo the URL: only the status is kept.
         response = send(client.get(target)).await?;
         if !response.status().is_success() && !response.status().is_redirection() {
-            let status = response.status();
-            return Err(throttled_or_server(status, response.headers()).unwrap_or(ProviderError::Rejected {
-                status: status.as_u16(),
-                code: None,
-                description: Some("the pre-authenticated download URL refused the request".to_owned()),
-            }));
+            return Err(preauth_refused(response.status(), response.headers(), "download"));
         }
     }
     if !response.status().is_success() {
@@ -158,6 +153,16 @@ pub(crate) async fn download_response(client: &reqwest::Client, response: Respon
         return Err(answer.error());
     }
     Ok(Download { size: response.content_length(), body: body_stream(response) })
+}
+
+/// A failure of a pre-authenticated URL (a download's or an upload session's): only the status
+/// is kept, since such a host's error bodies may quote the URL.
+pub(crate) fn preauth_refused(status: StatusCode, headers: &HeaderMap, what: &str) -> ProviderError {
+    throttled_or_server(status, headers).unwrap_or(ProviderError::Rejected {
+        status: status.as_u16(),
+        code: None,
+        description: Some(format!("the pre-authenticated {what} URL refused the request")),
+    })
 }
 
 /// The `Location` of a redirect, resolved against the URL that answered. Only HTTPS is

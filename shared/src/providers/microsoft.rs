@@ -33,7 +33,7 @@ use serde_json::{Value, json};
 use super::browse::child_path;
 use super::http::{
     Answer, bearer, download_response, endpoint, expect_success, int_field, json_response, parse_url, path_id,
-    required_str, send, str_field, time_field,
+    preauth_refused, required_str, send, str_field, time_field,
 };
 use super::notify::{WatchRequest, WatchScope, Watched, Watching};
 use super::oauth_client::{OAuthClient, scopes_or};
@@ -285,16 +285,6 @@ fn next_expected(value: &Value, total: u64) -> Result<u64, ProviderError> {
             .and_then(|start| start.trim().parse().ok())
             .ok_or_else(|| ProviderError::Malformed("a Graph nextExpectedRanges entry is not a range".to_owned())),
     }
-}
-
-/// A failure of the pre-authenticated upload URL: only the status is kept, since such a
-/// host's error bodies may quote the URL.
-fn upload_url_refused(answer: &Answer) -> ProviderError {
-    super::http::throttled_or_server(answer.status, &answer.headers).unwrap_or(ProviderError::Rejected {
-        status: answer.status.as_u16(),
-        code: None,
-        description: Some("the upload session URL refused the fragment".to_owned()),
-    })
 }
 
 /// A delta answer that asks for a fresh enumeration: a 410 on a delta URL (whatever its body),
@@ -731,7 +721,7 @@ impl Provider for Microsoft {
             404 => Err(ProviderError::UploadSessionGone),
             // Graph already has that range: ask where it stands.
             416 => self.upload_offset(access_token, scope, target, session).await.map(Sent::Next),
-            _ => Err(upload_url_refused(&answer)),
+            _ => Err(preauth_refused(answer.status, &answer.headers, "upload session")),
         }
     }
 
@@ -750,7 +740,7 @@ impl Provider for Microsoft {
                 next_expected(&value, target.size)
             }
             404 => Err(ProviderError::UploadSessionGone),
-            _ => Err(upload_url_refused(&answer)),
+            _ => Err(preauth_refused(answer.status, &answer.headers, "upload session")),
         }
     }
 
@@ -781,7 +771,7 @@ impl Provider for Microsoft {
         if answer.status.is_success() || answer.status == reqwest::StatusCode::NOT_FOUND {
             return Ok(());
         }
-        Err(upload_url_refused(&answer))
+        Err(preauth_refused(answer.status, &answer.headers, "upload session"))
     }
 
     async fn browse(

@@ -177,8 +177,9 @@ impl Run<'_> {
             file_metadata: Some(Value::Object(metadata)),
             seen_by_job_id: None,
         };
+        // The view of the folder's files is not read again: an export's names are distinct, so
+        // no later object of this export looks this one up.
         self.app.store.upsert_synced_file(&row).await?;
-        self.export_rows = None;
         Ok(())
     }
 
@@ -203,21 +204,20 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The folder's live file at `path` (its top level), if it tracks one.
+    /// The folder's live file at `path` (its top level), if it tracks one; the folder's files are
+    /// read once per invocation.
     async fn tracked(&mut self, path: &str) -> Result<Option<CloudFile>, Stop> {
         if self.export_rows.is_none() {
             let (tenant, folder_id) = (self.job().base.tenant_id, self.folder.base.id);
             let filter = CloudFileFilter { folder_id: Some(folder_id), ..CloudFileFilter::default() };
             let mut rows = HashMap::new();
-            let mut after = None;
+            let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
             loop {
-                let page = PageRequest { after, limit: PageRequest::MAX_LIMIT };
-                let files = self.app.store.list_files(tenant, &filter, page).await?.items;
-                after = files.last().map(|f| f.base.index_id);
-                let full = files.len() == usize::from(PageRequest::MAX_LIMIT);
-                rows.extend(files.into_iter().filter_map(|f| f.file_path.clone().map(|p| (p, f))));
-                if !full {
-                    break;
+                let files = self.app.store.list_files(tenant, &filter, page).await?;
+                rows.extend(files.items.into_iter().filter_map(|f| f.file_path.clone().map(|p| (p, f))));
+                match files.next_after {
+                    Some(after) => page = PageRequest { after: Some(after), ..page },
+                    None => break,
                 }
             }
             self.export_rows = Some(rows);
