@@ -74,6 +74,8 @@ pub enum QueueError {
     Env { var: &'static str, problem: &'static str },
     #[error("cannot send sync job {job_id} to queue {queue_url}: {message}")]
     Send { queue_url: String, job_id: JobId, message: String },
+    #[error("cannot set up the AWS client of the sync queue")]
+    Aws(#[from] crate::aws::AwsSetupError),
 }
 
 /// What [`JobQueue::send`] did.
@@ -106,8 +108,8 @@ impl fmt::Debug for JobQueue {
 }
 
 impl JobQueue {
-    /// The queue named by `QUODSI_SYNC_QUEUE_URL`, with a client from the default AWS
-    /// configuration (region, credentials, and `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_SQS`);
+    /// The queue named by `QUODSI_SYNC_QUEUE_URL`, with a client from [`crate::aws::sdk_config`]
+    /// (region, credentials, `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_SQS`, `AWS_CA_BUNDLE`);
     /// [`JobQueue::Disabled`] when the variable is absent or empty.
     pub async fn from_env() -> Result<JobQueue, QueueError> {
         JobQueue::from_lookup(|name| std::env::var(name).ok()).await
@@ -125,8 +127,7 @@ impl JobQueue {
                 problem: "must be an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<queue>)",
             });
         }
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Ok(JobQueue::sqs(aws_sdk_sqs::Client::new(&sdk), queue_url))
+        Ok(JobQueue::sqs(aws_sdk_sqs::Client::new(crate::aws::sdk_config().await?), queue_url))
     }
 
     /// The queue at `queue_url`, reached with `client`.

@@ -2,6 +2,7 @@
 //! clients and configuration.
 pub mod api;
 pub mod app;
+pub mod aws;
 pub mod config;
 pub mod content_hash;
 pub mod db;

@@ -250,3 +250,133 @@ async fn from_env_reads_the_secret_named_by_the_environment() {
         output.status
     );
 }
+
+/// Runs the test `name` of this binary again in a child process with `env` (plus dummy AWS
+/// credentials and no AWS files), so the parallel tests of this process keep their environment;
+/// fails unless the child passes.
+fn run_child(name: &str, env: &[(&str, &std::ffi::OsStr)]) {
+    let missing = std::env::temp_dir().join(format!("no-aws-config-{}", uuid::Uuid::new_v4()));
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_MARKER, "1")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_CONFIG_FILE", &missing)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &missing)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+        .env_remove("AWS_CA_BUNDLE")
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
+        .env_remove("QUODSI_CONFIG_FILE")
+        .env_remove("QUODSI_CONFIG_JSON");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "child run failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+}
+
+/// Over HTTPS the cold-start path trusts the CA bundle that `AWS_CA_BUNDLE` names (the AWS
+/// SDKs' setting) in place of the compiled-in Amazon roots.
+#[tokio::test]
+async fn over_https_the_secret_is_read_trusting_aws_ca_bundle() {
+    if std::env::var_os(CHILD_MARKER).is_some() {
+        // Act
+        let config = ConfigCache::from_env().await.unwrap().get().await.unwrap();
+
+        // Assert
+        assert_eq!(client_id(&config), "client-over-tls");
+        return;
+    }
+    // Arrange
+    let moto = Moto::start_tls();
+    let arn = moto.create_secret("quodsi-tls", &document("client-over-tls").to_string()).await;
+    let ca = moto.ca_file().unwrap();
+
+    // Act + Assert (in the child)
+    run_child(
+        "over_https_the_secret_is_read_trusting_aws_ca_bundle",
+        &[
+            ("QUODSI_CONFIG_SECRET_ARN", arn.as_ref()),
+            ("AWS_ENDPOINT_URL", moto.endpoint().as_ref()),
+            ("AWS_CA_BUNDLE", ca.as_os_str()),
+        ],
+    );
+}
+
+/// Without `AWS_CA_BUNDLE` the AWS clients trust Amazon Trust Services' roots only: a CA the
+/// platform's roots would include (through `SSL_CERT_FILE`) is not trusted, and the failure
+/// says why without the secret.
+#[tokio::test]
+async fn over_https_the_platform_roots_are_not_trusted() {
+    if std::env::var_os(CHILD_MARKER).is_some() {
+        // Act
+        let err = ConfigCache::from_env().await.unwrap_err();
+
+        // Assert
+        let chain = shared::error_chain(&err);
+        assert!(matches!(err, ConfigError::SecretsManager { .. }), "{err:?}");
+        assert!(chain.contains("UnknownIssuer"), "{chain}");
+        assert_no_secret(&chain);
+        return;
+    }
+    // Arrange
+    let moto = Moto::start_tls();
+    let arn = moto.create_secret("quodsi-tls", &document("client-over-tls").to_string()).await;
+    let ca = moto.ca_file().unwrap();
+
+    // Act + Assert (in the child)
+    run_child(
+        "over_https_the_platform_roots_are_not_trusted",
+        &[
+            ("QUODSI_CONFIG_SECRET_ARN", arn.as_ref()),
+            ("AWS_ENDPOINT_URL", moto.endpoint().as_ref()),
+            ("SSL_CERT_FILE", ca.as_os_str()),
+        ],
+    );
+}
+
+/// An `AWS_CA_BUNDLE` without a certificate stops the cold start with an error naming the
+/// variable and the file, before any request.
+#[tokio::test]
+async fn an_aws_ca_bundle_without_a_certificate_stops_the_cold_start() {
+    if std::env::var_os(CHILD_MARKER).is_some() {
+        // Act
+        let err = ConfigCache::from_env().await.unwrap_err();
+
+        // Assert
+        let chain = shared::error_chain(&err);
+        let bundle = std::env::var("AWS_CA_BUNDLE").unwrap();
+        assert!(matches!(err, ConfigError::Aws(_)), "{err:?}");
+        assert!(chain.contains(&format!("AWS_CA_BUNDLE names {bundle}, which holds no PEM certificate")), "{chain}");
+        return;
+    }
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+
+    // Act + Assert (in the child)
+    run_child(
+        "an_aws_ca_bundle_without_a_certificate_stops_the_cold_start",
+        &[
+            (
+                "QUODSI_CONFIG_SECRET_ARN",
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:quodsi-none-Ab12Cd".as_ref(),
+            ),
+            ("AWS_ENDPOINT_URL", "https://127.0.0.1:9".as_ref()),
+            ("AWS_CA_BUNDLE", empty.as_os_str()),
+        ],
+    );
+}

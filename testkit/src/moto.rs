@@ -1,6 +1,6 @@
 //! A real AWS emulator for tests (Secrets Manager, and the S3 and SQS of the sync worker):
 //! moto's server, from the repo's `.venv` (made by `scripts/test`), started on a free loopback
-//! port and killed on drop. With `QUODSI_MOTO_ENDPOINT` set, that server is used instead and
+//! port (over plain HTTP, or TLS with a CA made per run) and killed on drop. With `QUODSI_MOTO_ENDPOINT` set, that server is used instead and
 //! nothing is started.
 
 use aws_sdk_secretsmanager::Client;
@@ -18,6 +18,38 @@ pub struct Moto {
     endpoint: String,
     child: Option<Child>,
     _log: Option<tempfile::NamedTempFile>,
+    tls: Option<TestCa>,
+}
+
+/// The certificates of moto over TLS, made for one run in a temporary directory: a CA, and a
+/// certificate for 127.0.0.1 signed by it.
+struct TestCa {
+    dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    fn new() -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().expect("a CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+        ca_params.distinguished_name.push(DnType::CommonName, "quodsi test CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).expect("a self-signed CA");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().expect("a server key");
+        let params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("server certificate parameters");
+        let cert = params.signed_by(&key, &issuer).expect("a server certificate signed by the CA");
+        let dir = tempfile::tempdir().expect("a directory for the certificates");
+        std::fs::write(dir.path().join("ca.pem"), ca_cert.pem()).expect("write ca.pem");
+        std::fs::write(dir.path().join("cert.pem"), cert.pem()).expect("write cert.pem");
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).expect("write key.pem");
+        TestCa { dir }
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
 }
 
 fn repo_root() -> PathBuf {
@@ -36,8 +68,28 @@ impl Moto {
         if let Ok(endpoint) = std::env::var(MOTO_ENDPOINT_ENV)
             && !endpoint.trim().is_empty()
         {
-            return Moto { endpoint: endpoint.trim().trim_end_matches('/').to_owned(), child: None, _log: None };
+            return Moto {
+                endpoint: endpoint.trim().trim_end_matches('/').to_owned(),
+                child: None,
+                _log: None,
+                tls: None,
+            };
         }
+        Moto::launch(None)
+    }
+
+    /// An emulator of its own serving HTTPS, with a certificate signed by a CA made for this
+    /// run ([`Moto::ca_file`]); [`MOTO_ENDPOINT_ENV`] does not apply.
+    pub fn start_tls() -> Moto {
+        Moto::launch(Some(TestCa::new()))
+    }
+
+    /// The PEM file of the CA that signed a [`Moto::start_tls`] server's certificate.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.tls.as_ref().map(|ca| ca.file("ca.pem"))
+    }
+
+    fn launch(tls: Option<TestCa>) -> Moto {
         let bin = repo_root().join(".venv/bin/moto_server");
         assert!(
             bin.is_file(),
@@ -49,8 +101,12 @@ impl Moto {
         let mut last_error = String::new();
         for _ in 0..3 {
             let port = free_port();
-            let mut child = Command::new(&bin)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            let mut command = Command::new(&bin);
+            command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+            if let Some(ca) = &tls {
+                command.arg("-c").arg(ca.file("cert.pem")).arg("-k").arg(ca.file("key.pem"));
+            }
+            let mut child = command
                 .stdin(Stdio::null())
                 // Cloned handles share one offset, so the two streams append, not overwrite.
                 .stdout(Stdio::from(log.as_file().try_clone().expect("log file")))
@@ -68,7 +124,8 @@ impl Moto {
                     break;
                 }
                 if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                    return Moto { endpoint: format!("http://{addr}"), child: Some(child), _log: Some(log) };
+                    let scheme = if tls.is_some() { "https" } else { "http" };
+                    return Moto { endpoint: format!("{scheme}://{addr}"), child: Some(child), _log: Some(log), tls };
                 }
                 if Instant::now() > deadline {
                     let _ = child.kill();
@@ -89,9 +146,11 @@ impl Moto {
     }
 
     /// A client for the emulator with dummy credentials and an explicit region, set on the
-    /// SDK config rather than in the process environment.
+    /// SDK config rather than in the process environment (over TLS, trusting the run's CA).
     pub fn client(&self) -> Client {
+        let http = shared::aws::https_client(self.ca_file().as_deref()).expect("the AWS HTTPS client");
         let conf = aws_sdk_secretsmanager::Config::builder()
+            .http_client(http)
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .endpoint_url(&self.endpoint)

@@ -71,6 +71,8 @@ pub enum ConfigError {
     Json { category: &'static str, line: usize, column: usize },
     #[error("configuration field `{field}` {problem}")]
     Field { field: String, problem: String },
+    #[error("cannot set up the AWS client that reads the configuration secret")]
+    Aws(#[from] crate::aws::AwsSetupError),
 }
 
 impl ConfigError {

@@ -43,8 +43,8 @@ impl fmt::Debug for ConfigSource {
 
 impl ConfigSource {
     /// The source named by the process environment: the secret in
-    /// `QUODSI_CONFIG_SECRET_ARN` (read with the default AWS configuration, which honours
-    /// `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_SECRETS_MANAGER`), else the file in
+    /// `QUODSI_CONFIG_SECRET_ARN` (read with [`crate::aws::sdk_config`], which honours
+    /// `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_SECRETS_MANAGER` and `AWS_CA_BUNDLE`), else the file in
     /// `QUODSI_CONFIG_FILE`, else the JSON in `QUODSI_CONFIG_JSON`, in that order.
     pub async fn from_env() -> Result<ConfigSource, ConfigError> {
         ConfigSource::from_lookup(|name| std::env::var(name).ok()).await
@@ -55,8 +55,7 @@ impl ConfigSource {
     pub async fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<ConfigSource, ConfigError> {
         let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         if let Some(secret_id) = set(CONFIG_SECRET_ARN_ENV) {
-            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-            let client = aws_sdk_secretsmanager::Client::new(&sdk);
+            let client = aws_sdk_secretsmanager::Client::new(crate::aws::sdk_config().await?);
             return Ok(ConfigSource::SecretsManager { client, secret_id });
         }
         if let Some(path) = set(CONFIG_FILE_ENV) {

@@ -23,6 +23,12 @@ mod embedded {
     refinery::embed_migrations!("../migrations/sqlite");
 }
 
+/// The same migrations as `embedded`, listed by the build script (`shared/build.rs`) as
+/// (version, name, SQL), for [`history_is_current`].
+mod listed {
+    include!(concat!(env!("OUT_DIR"), "/sqlite_migrations.rs"));
+}
+
 /// How long a writer waits for another connection's write transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections kept open; SQLite serialises writers anyway, so a few readers suffice.
@@ -59,18 +65,19 @@ impl SqliteBackend {
     pub async fn open(path: impl Into<PathBuf>) -> DbResult<SqliteBackend> {
         let path = path.into();
         let p = path.clone();
-        let (report, names) = tokio::task::spawn_blocking(move || -> DbResult<_> {
+        let (conn, report, names) = tokio::task::spawn_blocking(move || -> DbResult<_> {
             let mut conn = open_connection(&p).map_err(DbError::unavailable)?;
             let report = migrate_connection(&mut conn)?;
             let names = ConstraintNames::read(&conn).map_err(DbError::backend)?;
-            Ok((report, names))
+            Ok((conn, report, names))
         })
         .await
         .map_err(DbError::backend)??;
         tracing::debug!(path = %path.display(), %report, "sqlite database ready");
         let opener_path = path.clone();
         Ok(SqliteBackend {
-            pool: pool::Pool::new(POOL_SIZE, move || open_connection(&opener_path)),
+            // The connection that migrated is kept: each new connection parses the schema again.
+            pool: pool::Pool::new(POOL_SIZE, move || open_connection(&opener_path), conn),
             names: Arc::new(names),
             path,
         })
@@ -82,8 +89,41 @@ impl SqliteBackend {
 }
 
 pub(crate) fn migrate_connection(conn: &mut Connection) -> DbResult<String> {
+    if history_is_current(conn) {
+        return Ok(super::describe_migrations(std::iter::empty()));
+    }
     let report = embedded::migrations::runner().run(conn).map_err(DbError::backend)?;
     Ok(super::describe_migrations(report.applied_migrations().iter().map(|m| m.to_string())))
+}
+
+/// Whether the file's migration history is exactly the embedded migrations: the same versions,
+/// names and checksums, so refinery's runner would apply and refuse nothing. Then the runner
+/// is not built, which spares every open (each cold start of a function on SQLite) the
+/// regexes it compiles to parse the migrations' names; anything else, a new file or one
+/// behind, ahead or changed, goes to the runner, which migrates or says what is wrong.
+fn history_is_current(conn: &Connection) -> bool {
+    let history = conn
+        .prepare("SELECT version, name, checksum FROM refinery_schema_history ORDER BY version")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| Ok((r.get::<_, i32>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        });
+    let Ok(history) = history else { return false };
+    history.len() == listed::MIGRATIONS.len()
+        && history.iter().zip(listed::MIGRATIONS).all(|((version, name, checksum), (v, n, sql))| {
+            version == v && name == n && *checksum == refinery_checksum(*v, n, sql).to_string()
+        })
+}
+
+/// refinery's checksum of a migration (`refinery_core::Migration::unapplied`): SipHash-1-3 of
+/// its name, version and SQL, hashed in that order.
+fn refinery_checksum(version: i32, name: &str, sql: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = siphasher::sip::SipHasher13::new();
+    name.hash(&mut hasher);
+    version.hash(&mut hasher);
+    sql.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Migrates a SQLite file without keeping it open (the `migrate` command).
@@ -326,6 +366,43 @@ fn foreign_keys_in(ddl: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_listed_migrations_are_the_ones_refinery_embeds() {
+        // Arrange
+        let runner = embedded::migrations::runner();
+
+        // Act
+        let embedded: Vec<(i32, String, u64)> =
+            runner.get_migrations().iter().map(|m| (m.version(), m.name().to_owned(), m.checksum())).collect();
+        let listed: Vec<(i32, String, u64)> =
+            listed::MIGRATIONS.iter().map(|(v, n, sql)| (*v, (*n).to_owned(), refinery_checksum(*v, n, sql))).collect();
+
+        // Assert
+        assert_eq!(listed, embedded);
+    }
+
+    #[test]
+    fn only_a_history_equal_to_the_embedded_migrations_is_current() {
+        // Arrange
+        let mut conn = Connection::open_in_memory().unwrap();
+        let new_file = history_is_current(&conn);
+
+        // Act
+        migrate_connection(&mut conn).unwrap();
+        let migrated = history_is_current(&conn);
+        let again = migrate_connection(&mut conn).unwrap();
+        conn.execute("UPDATE refinery_schema_history SET checksum = '1' WHERE version = 1", []).unwrap();
+        let changed = history_is_current(&conn);
+        let refused = migrate_connection(&mut conn).unwrap_err();
+
+        // Assert: a changed migration is still refinery's to refuse.
+        assert!(!new_file);
+        assert!(migrated);
+        assert_eq!(again, crate::db::describe_migrations(std::iter::empty()));
+        assert!(!changed);
+        assert!(crate::error_chain(&refused).contains("cloud_schema"), "{}", crate::error_chain(&refused));
+    }
 
     #[test]
     fn foreign_key_clauses_are_read_from_ddl() {

@@ -2,8 +2,8 @@
 //!
 //! SQLite calls block (on disk, and on the busy timeout while another connection writes), so
 //! they must not run on async worker threads: with two workers, two tasks waiting on each
-//! other's write lock would stall the runtime. Connections are opened lazily, kept for
-//! reuse, and dropped if a job panics.
+//! other's write lock would stall the runtime. The first connection is given (the one that
+//! migrated the file); more are opened as needed, kept for reuse, and dropped if a job panics.
 
 use std::sync::{Arc, Mutex};
 
@@ -29,12 +29,15 @@ pub(crate) enum PoolError {
 }
 
 impl Pool {
-    pub(crate) fn new(size: usize, open: impl Fn() -> rusqlite::Result<Connection> + Send + Sync + 'static) -> Pool {
-        Pool {
-            idle: Arc::new(Mutex::new(Vec::with_capacity(size))),
-            permits: Arc::new(Semaphore::new(size)),
-            open: Arc::new(open),
-        }
+    /// A pool of at most `size` connections, starting with `first` and opening more with `open`.
+    pub(crate) fn new(
+        size: usize,
+        open: impl Fn() -> rusqlite::Result<Connection> + Send + Sync + 'static,
+        first: Connection,
+    ) -> Pool {
+        let mut idle = Vec::with_capacity(size);
+        idle.push(first);
+        Pool { idle: Arc::new(Mutex::new(idle)), permits: Arc::new(Semaphore::new(size)), open: Arc::new(open) }
     }
 
     /// Runs `job` on a pooled connection on a blocking thread.
