@@ -3,17 +3,25 @@
 Each binary starts cold, ROUNDS times in each of four settings, and is timed from process start
 to its first invocation's answer:
   - the configuration secret read from moto over plain HTTP or over HTTPS (moto serving TLS with
-    a certificate made here; the binaries trust it through SSL_CERT_FILE, which rustls' native
-    roots honour, so nothing in the product changes for the bench);
+    a certificate made here);
   - on the whole CPU, or held to 15% of one core (3 ms per 20 ms period, cgroup CPU quota): a
     256 MB Lambda function gets 256/1769 of a vCPU, 14.5%.
-Peak RSS is the binary's VmHWM in the HTTPS, whole-CPU setting. Rounds interleave binaries and
-settings so the machine's noise spreads over all of them. After the table, `tls-handshake`
-(bench/lambda-hello) counts the CPU of a TLS client handshake on the SQL Server pool's stack.
+The binaries run in an environment like Lambda's, not this machine's: only the variables Lambda
+sets (runtime API, function name, memory, region, credentials, PATH, LANG, TZ) and the
+template's. Where a client trusts the platform's roots, SSL_CERT_FILE names a bundle of this
+machine's system roots plus the bench CA (on Amazon Linux 2023 those roots are one bundle of the
+same Mozilla set, about 140 certificates); AWS_CA_BUNDLE names Amazon Trust Services' roots (the
+functions' compiled-in ones, shared/src/aws) plus the bench CA, so the functions parse one more
+root than in production and nothing in the product changes for the bench.
+CPU is the process's user + system time (wait4), which the 20 ms periods of the quota do not
+blur. Peak RSS is the binary's VmHWM in the HTTPS, whole-CPU setting. Rounds interleave binaries
+and settings so the machine's noise spreads over all of them. After the table, `tls-handshake`
+(bench/lambda-hello) counts the CPU of a TLS client handshake on the SQL Server pool's stack,
+and of the root store tiberius builds from the platform's roots for each new connection.
 
 Arguments: ROUNDS ENTRY...; an ENTRY is a binary name (target/lambda/NAME/bootstrap) or
 NAME@VARIANT (target/bench-VARIANT/lambda/NAME/bootstrap, labelled "NAME, VARIANT")."""
-import base64, datetime, ipaddress, json, os, signal, socket, statistics, subprocess, sys, tempfile, time
+import base64, datetime, ipaddress, json, os, signal, socket, ssl, statistics, subprocess, sys, tempfile, time
 
 import boto3
 from cryptography import x509
@@ -110,6 +118,29 @@ def make_tls(folder):
     return paths
 
 
+def bundles(folder, ca):
+    """(platform, aws): PEM bundles of this machine's system roots plus the bench CA, and of the
+    functions' compiled-in Amazon Trust Services roots plus the bench CA; and the number of
+    system roots."""
+    system = ssl.get_default_verify_paths().cafile
+    if not system or not os.path.isfile(system):
+        import certifi  # requests' bundle (moto needs requests): the same Mozilla set
+        system = certifi.where()
+    with open(system) as f:
+        system_pem = f.read()
+    with open(os.path.join(ROOT, "shared/src/aws/amazon-trust-services-roots.pem")) as f:
+        amazon_pem = f.read()
+    with open(ca) as f:
+        ca_pem = f.read()
+    out = []
+    for name, pem in (("platform.pem", system_pem), ("aws.pem", amazon_pem)):
+        path = os.path.join(folder, name)
+        with open(path, "w") as f:
+            f.write(pem.rstrip("\n") + "\n" + ca_pem)
+        out.append(path)
+    return out[0], out[1], system_pem.count("BEGIN CERTIFICATE")
+
+
 def quota_group():
     """A cgroup holding its processes to QUOTA_US of CPU per PERIOD_US; returns its procs file."""
     v2 = "/sys/fs/cgroup/cgroup.controllers"
@@ -145,6 +176,7 @@ procs = []
 group = None
 try:
     ca, cert_pem, key_pem = make_tls(work)
+    platform_bundle, aws_bundle, system_roots = bundles(work, ca)
     group = quota_group()
     key = lambda: base64.b64encode(os.urandom(32)).decode()
     db = os.path.join(work, "quodsi.db")
@@ -168,11 +200,16 @@ try:
                                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     wait_port(emu_port, 300)
 
-    base_env = dict(os.environ, **creds, SSL_CERT_FILE=ca, AWS_LAMBDA_RUNTIME_API=f"http://127.0.0.1:{emu_port}/.rt",
+    # Lambda's environment, not this machine's (whose SSL_CERT_DIR, for one, names a directory
+    # of 146 certificate files that the platform's roots would read at every start).
+    base_env = dict(creds, PATH="/usr/local/bin:/usr/bin:/bin", LANG="en_US.UTF-8", TZ=":UTC",
+                    SSL_CERT_FILE=platform_bundle, AWS_CA_BUNDLE=aws_bundle,
+                    AWS_LAMBDA_RUNTIME_API=f"http://127.0.0.1:{emu_port}/.rt",
                     AWS_LAMBDA_FUNCTION_NAME="_", AWS_LAMBDA_FUNCTION_VERSION="1",
                     AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256", RUST_LOG="warn")
     env_of = {s: dict(base_env, AWS_ENDPOINT_URL=endpoints[s], QUODSI_CONFIG_SECRET_ARN=arns[s]) for s in endpoints}
     times = {(e, s): [] for e in COLD for s in SETTINGS}
+    cpu = {(e, s): [] for e in COLD for s in SETTINGS}
     rss = {e: [] for e in COLD}
     # Round 0 is a warm-up, not counted: it migrates the database (production's SQL Server is
     # migrated by the deploy, not by a cold start) and brings the binaries into the page cache.
@@ -194,7 +231,8 @@ try:
                 with open(f"/proc/{fn.pid}/status") as status_file:
                     hwm_kib = next(int(l.split()[1]) for l in status_file if l.startswith("VmHWM:"))
                 fn.send_signal(signal.SIGKILL)
-                fn.wait()
+                _, status, usage = os.wait4(fn.pid, 0)
+                fn.returncode = status
                 # A start that failed answers an errorType or a 5xx; a 404 for the event's made-up
                 # ids is an answer like any other.
                 compact = out.replace(b" ", b"")
@@ -204,6 +242,7 @@ try:
                                      f"{out.decode()[-300:]} {err.decode()[-500:]}")
                 if round_no > 0:
                     times[(e, setting)].append((t1 - t0) * 1000)
+                    cpu[(e, setting)].append((usage.ru_utime + usage.ru_stime) * 1000)
                     if setting == ("https", False):
                         rss[e].append(hwm_kib / 1024)
 
@@ -211,30 +250,39 @@ try:
     size = lambda e: os.path.getsize(bootstrap_of(e)) / 2**20
     cfg = "lambda-hello-config"
     slow = ("https", True)
+    cpu_med = lambda e, s: statistics.median(cpu[(e, s)])
     print(f"Median of {ROUNDS} cold starts (ms), process start to the first answer; CPU 15% = "
-          f"{QUOTA_US} us per {PERIOD_US} us.\n")
+          f"{QUOTA_US} us per {PERIOD_US} us; CPU = the process's user + system time, HTTPS, whole "
+          f"CPU; platform roots: {system_roots} system certificates + the bench CA.\n")
     print("| function | size (MiB) | HTTP, full CPU | HTTPS, full CPU | HTTP, 15% | HTTPS, 15% "
-          f"| x {cfg} (HTTPS, 15%) | peak RSS (MiB) | x {cfg} |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          f"| x {cfg} (HTTPS, 15%) | CPU (ms) | x {cfg} | peak RSS (MiB) | x {cfg} |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for e in COLD:
         cells = " | ".join(f"{med(e, s):.1f}" for s in SETTINGS)
         m = statistics.median(rss[e])
+        c = cpu_med(e, ("https", False))
         print(f"| {label_of(e)} | {size(e):.1f} | {cells} | {med(e, slow) / med(cfg, slow):.2f} "
+              f"| {c:.1f} | {c / cpu_med(cfg, ('https', False)):.2f} "
               f"| {m:.1f} | {m / statistics.median(rss[cfg]):.2f} |")
     print("\nall samples (ms): " + json.dumps({f"{label_of(e)} {s[0]}{' 15%' if s[1] else ''}": [round(x, 1) for x in v]
                                                for (e, s), v in times.items()}))
+    print("\nCPU samples (ms): " + json.dumps({f"{label_of(e)} {s[0]}{' 15%' if s[1] else ''}": [round(x, 1) for x in v]
+                                               for (e, s), v in cpu.items()}))
 
     # The SQL Server pool's TLS login: the CPU of the handshake itself, first in the process and
     # after, against moto's TLS listener, with each tls-handshake build among the entries.
     port = endpoints["https"].rsplit(":", 1)[1]
-    print("\n| tls-handshake build | first handshake CPU (ms) | later handshakes, median CPU (ms) |")
-    print("|---|---:|---:|")
+    print("\n| tls-handshake build | first handshake CPU (ms) | later handshakes, median CPU (ms) "
+          "| root store from the platform's roots, median CPU (ms) |")
+    print("|---|---:|---:|---:|")
     for e in ENTRIES:
         if name_of(e) != "tls-handshake":
             continue
-        out = subprocess.run([bootstrap_of(e), f"127.0.0.1:{port}", ca, "20"], check=True, capture_output=True)
+        out = subprocess.run([bootstrap_of(e), f"127.0.0.1:{port}", ca, "20"], check=True, capture_output=True,
+                             env=dict(base_env))
         r = json.loads(out.stdout)
-        print(f"| {label_of(e)} | {r['first_ms']:.2f} | {r['median_ms']:.2f} |")
+        print(f"| {label_of(e)} | {r['first_ms']:.2f} | {r['median_ms']:.2f} | {r['platform_roots_ms']:.2f} "
+              f"({r['platform_roots']} roots) |")
 finally:
     for p in procs:
         p.terminate()

@@ -3,6 +3,10 @@
 //! handshake of the process (which seeds aws-lc's random generator) and the median of the
 //! next ones. scripts/bench-lambda runs it against moto's TLS listener for BENCHMARKS.md.
 //!
+//! Also counted: the root store tiberius builds from the platform's roots (rustls-native-certs,
+//! which honours `SSL_CERT_FILE`) for each new connection when the connection string names no
+//! other trust, median of the rounds.
+//!
 //! Usage: tls-handshake HOST:PORT CA_PEM [ROUNDS]. CPU is the thread's own run time from
 //! /proc/thread-self/schedstat (nanoseconds), on a current-thread runtime so every step of the
 //! handshake runs on this thread.
@@ -40,6 +44,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let first = cpu_ms.remove(0);
     cpu_ms.sort_by(f64::total_cmp);
-    println!("{{\"first_ms\": {first:.2}, \"median_ms\": {:.2}}}", cpu_ms[cpu_ms.len() / 2]);
+    let (mut roots_ms, mut roots) = (Vec::with_capacity(rounds), 0);
+    for _ in 0..rounds.max(1) {
+        let before = thread_cpu_ns();
+        let mut store = rustls::RootCertStore::empty();
+        store.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        roots_ms.push((thread_cpu_ns() - before) as f64 / 1e6);
+        roots = store.len();
+    }
+    roots_ms.sort_by(f64::total_cmp);
+    println!(
+        "{{\"first_ms\": {first:.2}, \"median_ms\": {:.2}, \"platform_roots_ms\": {:.2}, \"platform_roots\": {roots}}}",
+        cpu_ms[cpu_ms.len() / 2],
+        roots_ms[roots_ms.len() / 2]
+    );
     Ok(())
 }

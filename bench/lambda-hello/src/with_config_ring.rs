@@ -1,17 +1,24 @@
 //! The cold-start benchmark's comparison of TLS crypto providers (scripts/bench-lambda,
 //! BENCHMARKS.md "Cold start over HTTPS"): lambda-hello-config with the Secrets Manager client
-//! on rustls over *ring* instead of aws-lc. Built only with `--features ring`; no function uses
+//! on rustls over *ring* instead of aws-lc, with the functions' trust store. Built only with `--features ring`; no function uses
 //! it.
 
 use std::time::Duration;
 
-use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_http_client::tls::{Provider, TlsContext, rustls_provider::CryptoMode};
 use lambda_http::{Body, Error, Request, Response, service_fn};
 use shared::config::{ConfigCache, ConfigSource};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    // The same trust as the functions' AWS clients (shared::aws), on ring.
+    let bundle = std::env::var_os(shared::aws::CA_BUNDLE_ENV).map(std::path::PathBuf::from);
+    let trust = shared::aws::trust_store(bundle.as_deref())?;
+    let tls = TlsContext::builder().with_trust_store(trust).build()?;
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .tls_context(tls)
+        .build_https();
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http).load().await;
     let secret_id = std::env::var("QUODSI_CONFIG_SECRET_ARN")?;
     let source = ConfigSource::secrets_manager(aws_sdk_secretsmanager::Client::new(&sdk), secret_id);

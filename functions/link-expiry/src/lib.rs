@@ -107,14 +107,6 @@ pub async fn run(app: &App, settings: &Settings) -> Report {
             return report;
         }
     };
-    if let Err(e) = current.providers() {
-        {
-            tracing::error!(error = %shared::error_chain(&e), "cannot build the provider clients; expired links left to the next run");
-            report.failed = 1;
-            report.duration_ms = started.elapsed().as_millis() as u64;
-            return report;
-        }
-    }
     let lease = settings.provider_timeout + LEASE_SLACK;
     while Instant::now() < deadline {
         let links = match app.store.scan_links_expired(app.store.now(), settings.batch_size).await {
@@ -125,6 +117,16 @@ pub async fn run(app: &App, settings: &Settings) -> Report {
                 break;
             }
         };
+        // Built only once a link is due: most runs find none, and building the clients loads
+        // the platform's root certificates, a cold start's worth of CPU (README, "TLS and
+        // entropy").
+        if !links.is_empty()
+            && let Err(e) = current.providers()
+        {
+            tracing::error!(error = %shared::error_chain(&e), "cannot build the provider clients; expired links left to the next run");
+            report.failed += 1;
+            break;
+        }
         let full = links.len() >= usize::from(settings.batch_size);
         let outcomes: Vec<Handled> = futures_util::stream::iter(links)
             .map(|link| async move {
