@@ -50,8 +50,7 @@ static SDK_CONFIG: tokio::sync::OnceCell<aws_config::SdkConfig> = tokio::sync::O
 pub async fn sdk_config() -> Result<&'static aws_config::SdkConfig, AwsSetupError> {
     SDK_CONFIG
         .get_or_try_init(|| async {
-            let bundle = std::env::var_os(CA_BUNDLE_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
-            let http = https_client(bundle.as_deref())?;
+            let http = https_client(ca_bundle().as_deref())?;
             let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
             // Lambda gives a function its role's credentials in these variables, where the
             // default chain looks first and stops. Naming that provider spares every cold start
@@ -67,6 +66,11 @@ pub async fn sdk_config() -> Result<&'static aws_config::SdkConfig, AwsSetupErro
             Ok(loader.load().await)
         })
         .await
+}
+
+/// The bundle `AWS_CA_BUNDLE` names, if it is set and not empty.
+pub fn ca_bundle() -> Option<PathBuf> {
+    std::env::var_os(CA_BUNDLE_ENV).filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
 /// The SDK's HTTPS client (rustls on aws-lc, as the SDK's default) trusting the roots of
@@ -87,27 +91,22 @@ pub fn trust_store(bundle: Option<&Path>) -> Result<TrustStore, AwsSetupError> {
         return Ok(TrustStore::empty().with_native_roots(false).with_pem_certificate(AMAZON_TRUST_SERVICES_ROOTS));
     };
     let pem = std::fs::read(path).map_err(|source| AwsSetupError::CaBundleUnreadable { path: path.into(), source })?;
-    let roots = check_roots(&pem).map_err(|(number, problem)| {
-        if number == 0 {
-            AwsSetupError::CaBundleEmpty { path: path.into() }
-        } else {
-            AwsSetupError::CaBundleInvalid { path: path.into(), number, problem }
-        }
-    })?;
+    let roots = check_roots(path, &pem)?;
     tracing::debug!(bundle = %path.display(), roots, "AWS clients trust the roots of {CA_BUNDLE_ENV}");
     Ok(TrustStore::empty().with_native_roots(false).with_pem_certificate(pem))
 }
 
-/// How many roots `pem` holds, each parsed as the TLS layer will; or the 1-based number of the
-/// first that is not usable and why (0: none at all).
-fn check_roots(pem: &[u8]) -> Result<usize, (usize, String)> {
+/// How many roots `pem` (read from `path`) holds, each parsed as the TLS layer will.
+fn check_roots(path: &Path, pem: &[u8]) -> Result<usize, AwsSetupError> {
+    let invalid =
+        |number: usize, problem: String| AwsSetupError::CaBundleInvalid { path: path.into(), number, problem };
     let mut store = rustls::RootCertStore::empty();
     for (i, cert) in CertificateDer::pem_slice_iter(pem).enumerate() {
-        let cert = cert.map_err(|e| (i + 1, e.to_string()))?;
-        store.add(cert).map_err(|e| (i + 1, e.to_string()))?;
+        let cert = cert.map_err(|e| invalid(i + 1, e.to_string()))?;
+        store.add(cert).map_err(|e| invalid(i + 1, e.to_string()))?;
     }
     match store.len() {
-        0 => Err((0, String::new())),
+        0 => Err(AwsSetupError::CaBundleEmpty { path: path.into() }),
         n => Ok(n),
     }
 }
@@ -122,10 +121,10 @@ mod tests {
         let pem = AMAZON_TRUST_SERVICES_ROOTS.as_bytes();
 
         // Act
-        let roots = check_roots(pem);
+        let roots = check_roots(Path::new("amazon-trust-services-roots.pem"), pem);
 
         // Assert
-        assert_eq!(roots, Ok(5));
+        assert_eq!(roots.unwrap(), 5);
         for name in ["Amazon Root CA 1", "Amazon Root CA 2", "Amazon Root CA 3", "Amazon Root CA 4"] {
             assert!(AMAZON_TRUST_SERVICES_ROOTS.contains(&format!("CN={name},")), "{name}");
         }

@@ -222,32 +222,13 @@ async fn from_env_reads_the_secret_named_by_the_environment() {
     }
     let moto = Moto::start();
     let arn = moto.create_secret("quodsi-env", &document("client-from-env").to_string()).await;
-    let missing = std::env::temp_dir().join(format!("no-aws-config-{}", uuid::Uuid::new_v4()));
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["from_env_reads_the_secret_named_by_the_environment", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_MARKER, "1")
-        .env("QUODSI_CONFIG_SECRET_ARN", &arn)
-        .env("QUODSI_CONFIG_TTL_SECONDS", "7")
-        .env("AWS_ENDPOINT_URL", moto.endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_CONFIG_FILE", &missing)
-        .env("AWS_SHARED_CREDENTIALS_FILE", &missing)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_ENDPOINT_URL_SECRETS_MANAGER")
-        .env_remove("QUODSI_CONFIG_FILE")
-        .env_remove("QUODSI_CONFIG_JSON")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "child run failed ({}):\n{stdout}\n{stderr}",
-        output.status
+    run_child(
+        "from_env_reads_the_secret_named_by_the_environment",
+        &[
+            ("QUODSI_CONFIG_SECRET_ARN", arn.as_ref()),
+            ("QUODSI_CONFIG_TTL_SECONDS", "7".as_ref()),
+            ("AWS_ENDPOINT_URL", moto.endpoint().as_ref()),
+        ],
     );
 }
 
@@ -287,6 +268,15 @@ fn run_child(name: &str, env: &[(&str, &std::ffi::OsStr)]) {
     );
 }
 
+/// moto over TLS holding a configuration secret (client id `client-over-tls`); its ARN and
+/// the PEM file of the CA that signed moto's certificate.
+async fn moto_over_tls_with_secret() -> (Moto, String, std::path::PathBuf) {
+    let moto = Moto::start_tls();
+    let arn = moto.create_secret("quodsi-tls", &document("client-over-tls").to_string()).await;
+    let ca = moto.ca_file().expect("moto over TLS has a CA");
+    (moto, arn, ca)
+}
+
 /// Over HTTPS the cold-start path trusts the CA bundle that `AWS_CA_BUNDLE` names (the AWS
 /// SDKs' setting) in place of the compiled-in Amazon roots.
 #[tokio::test]
@@ -300,9 +290,7 @@ async fn over_https_the_secret_is_read_trusting_aws_ca_bundle() {
         return;
     }
     // Arrange
-    let moto = Moto::start_tls();
-    let arn = moto.create_secret("quodsi-tls", &document("client-over-tls").to_string()).await;
-    let ca = moto.ca_file().unwrap();
+    let (moto, arn, ca) = moto_over_tls_with_secret().await;
 
     // Act + Assert (in the child)
     run_child(
@@ -332,9 +320,7 @@ async fn over_https_the_platform_roots_are_not_trusted() {
         return;
     }
     // Arrange
-    let moto = Moto::start_tls();
-    let arn = moto.create_secret("quodsi-tls", &document("client-over-tls").to_string()).await;
-    let ca = moto.ca_file().unwrap();
+    let (moto, arn, ca) = moto_over_tls_with_secret().await;
 
     // Act + Assert (in the child)
     run_child(

@@ -1,7 +1,7 @@
 //! The cold-start benchmark's comparison of TLS crypto providers (scripts/bench-lambda,
 //! BENCHMARKS.md "Cold start over HTTPS"): lambda-hello-config with the Secrets Manager client
-//! on rustls over *ring* instead of aws-lc, with the functions' trust store. Built only with `--features ring`; no function uses
-//! it.
+//! on rustls over *ring* instead of aws-lc, with the functions' trust store. Built only with
+//! `--features ring`; no function uses it.
 
 use std::time::Duration;
 
@@ -12,8 +12,7 @@ use shared::config::{ConfigCache, ConfigSource};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     // The same trust as the functions' AWS clients (shared::aws), on ring.
-    let bundle = std::env::var_os(shared::aws::CA_BUNDLE_ENV).map(std::path::PathBuf::from);
-    let trust = shared::aws::trust_store(bundle.as_deref())?;
+    let trust = shared::aws::trust_store(shared::aws::ca_bundle().as_deref())?;
     let tls = TlsContext::builder().with_trust_store(trust).build()?;
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
