@@ -1,5 +1,6 @@
 //! Configuration from a real Secrets Manager API (moto's server): present, absent, invalid and
-//! rotated secrets, and the environment-driven cold-start path.
+//! rotated secrets, and the environment-driven cold-start path; and whom the clients trust over
+//! TLS (moto serving HTTPS): the AWS clients and the provider clients.
 
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -364,5 +365,94 @@ async fn an_aws_ca_bundle_without_a_certificate_stops_the_cold_start() {
             ("AWS_ENDPOINT_URL", "https://127.0.0.1:9".as_ref()),
             ("AWS_CA_BUNDLE", empty.as_os_str()),
         ],
+    );
+}
+
+/// One Dropbox call on each provider client, against `endpoint`: a token refresh (the API
+/// client) and a download (the transfer client). Both fail, moto being no Dropbox; what matters
+/// is how.
+async fn dropbox_calls_on_both_clients(endpoint: &str) -> [shared::providers::ProviderError; 2] {
+    use shared::providers::{ItemKind, RemoteItem, SyncScope};
+    let registry = testkit::providers::registry(json!({ "dropbox": {
+        "client_id": "tls", "client_secret": "tls-secret",
+        "token_url": format!("{endpoint}/oauth2/token"), "api_base_url": endpoint,
+    }}));
+    let dropbox = registry.get(ProviderType::Dropbox).unwrap();
+    let token = secrecy::SecretString::from("access-token-over-tls");
+    let scope = SyncScope { folder_id: "id:folder", folder_path: Some("/Folder"), connection_metadata: None };
+    let item = RemoteItem {
+        id: "id:file".into(),
+        name: "model.qmod".into(),
+        kind: ItemKind::File,
+        parent_id: None,
+        path_lower: Some("/folder/model.qmod".into()),
+        path_display: None,
+        size: Some(1),
+        hash: None,
+        revision: None,
+        mime_type: None,
+        created_at: None,
+        modified_at: None,
+        downloadable: true,
+    };
+    let refreshed = dropbox.refresh(&secrecy::SecretString::from("refresh-token-over-tls")).await;
+    let downloaded = dropbox.download(&token, &scope, &item).await;
+    [refreshed.expect_err("moto is no token endpoint"), downloaded.expect_err("moto is no Dropbox")]
+}
+
+/// Both provider clients verify a server against the platform's roots (`SSL_CERT_FILE` names
+/// them here), through the one TLS configuration the registry builds for both: with moto's CA
+/// among those roots both calls get as far as an HTTP answer.
+#[tokio::test]
+async fn over_https_both_provider_clients_trust_the_platform_roots() {
+    if std::env::var_os(CHILD_MARKER).is_some() {
+        // Act
+        let endpoint = std::env::var("QUODSI_TEST_TLS_ENDPOINT").unwrap();
+        let errors = dropbox_calls_on_both_clients(&endpoint).await;
+
+        // Assert: an answer came back over TLS, so the failure is the provider's, not the link's.
+        for err in errors {
+            use shared::providers::ProviderError;
+            assert!(!matches!(err, ProviderError::Network(_) | ProviderError::Timeout), "{err:?}");
+        }
+        return;
+    }
+    // Arrange
+    let moto = Moto::start_tls();
+    let ca = moto.ca_file().expect("moto over TLS has a CA");
+
+    // Act + Assert (in the child)
+    run_child(
+        "over_https_both_provider_clients_trust_the_platform_roots",
+        &[("QUODSI_TEST_TLS_ENDPOINT", moto.endpoint().as_ref()), ("SSL_CERT_FILE", ca.as_os_str())],
+    );
+}
+
+/// With platform roots that do not include moto's CA, both provider clients refuse the server,
+/// and say why without the tokens.
+#[tokio::test]
+async fn over_https_both_provider_clients_refuse_an_unknown_issuer() {
+    if std::env::var_os(CHILD_MARKER).is_some() {
+        // Act
+        let endpoint = std::env::var("QUODSI_TEST_TLS_ENDPOINT").unwrap();
+        let errors = dropbox_calls_on_both_clients(&endpoint).await;
+
+        // Assert
+        for err in errors {
+            let chain = shared::error_chain(&err);
+            assert!(matches!(err, shared::providers::ProviderError::Network(_)), "{err:?}");
+            assert!(chain.contains("UnknownIssuer"), "{chain}");
+            assert!(!chain.contains("token-over-tls") && !chain.contains("tls-secret"), "{chain}");
+        }
+        return;
+    }
+    // Arrange: Amazon's roots stand in for a platform bundle without moto's CA.
+    let moto = Moto::start_tls();
+    let roots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/aws/amazon-trust-services-roots.pem");
+
+    // Act + Assert (in the child)
+    run_child(
+        "over_https_both_provider_clients_refuse_an_unknown_issuer",
+        &[("QUODSI_TEST_TLS_ENDPOINT", moto.endpoint().as_ref()), ("SSL_CERT_FILE", roots.as_os_str())],
     );
 }

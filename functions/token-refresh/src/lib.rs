@@ -200,11 +200,22 @@ struct Ctx<'a> {
     app: &'a App,
     settings: &'a Settings,
     vault: &'a Vault,
-    registry: &'a Registry,
+    /// Built at the first connection due in this run (`Ctx::registry`).
+    registry: std::sync::OnceLock<Result<Registry, ProviderError>>,
     /// For the client secrets, cut out of anything a provider says.
     providers: &'a shared::config::Providers,
     policy: RefreshPolicy,
     limits: RunLimits,
+}
+
+impl Ctx<'_> {
+    /// The provider clients, built per run from the configuration in force (so a rotated
+    /// client secret is used from the next run on), and only once a connection is due: most
+    /// runs find none, and building them loads the platform's root certificates, a cold start's
+    /// worth of CPU the first time in a process (README, "TLS and entropy").
+    fn registry(&self) -> Result<&Registry, &ProviderError> {
+        self.registry.get_or_init(|| Registry::with_settings(self.providers, None, self.settings.http())).as_ref()
+    }
 }
 
 /// Which connections a pass picks.
@@ -234,22 +245,11 @@ pub async fn run_until(app: &App, settings: &Settings, end: Option<Instant>) -> 
             return report;
         }
     };
-    // Built per run from the configuration in force, so a rotated client secret is used
-    // from the next run on.
-    let registry = match Registry::with_settings(&current.config.providers, None, settings.http()) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %shared::error_chain(&e), "cannot build the provider clients");
-            report.failed = 1;
-            report.duration_ms = started.elapsed().as_millis() as u64;
-            return report;
-        }
-    };
     let ctx = Ctx {
         app,
         settings,
         vault: &current.vault,
-        registry: &registry,
+        registry: std::sync::OnceLock::new(),
         providers: &current.config.providers,
         policy: settings.policy(),
         limits,
@@ -285,10 +285,25 @@ async fn run_pass(ctx: &Ctx<'_>, pass: Pass) -> Report {
                 break;
             }
         };
+        if rows.is_empty() {
+            break;
+        }
+        let registry = match ctx.registry() {
+            Ok(registry) => registry,
+            Err(e) => {
+                tracing::error!(error = %shared::error_chain(e), "cannot build the provider clients");
+                report.failed += 1;
+                break;
+            }
+        };
         let full = rows.len() >= usize::from(ctx.settings.batch_size);
         let outcomes: Vec<RowOutcome> = futures_util::stream::iter(rows)
             .map(|row| async move {
-                if Instant::now() < deadline { refresh_one(ctx, pass, row).await } else { RowOutcome::Skipped }
+                if Instant::now() < deadline {
+                    refresh_one(ctx, registry, pass, row).await
+                } else {
+                    RowOutcome::Skipped
+                }
             })
             .buffer_unordered(ctx.settings.concurrency)
             .collect()
@@ -307,9 +322,9 @@ async fn run_pass(ctx: &Ctx<'_>, pass: Pass) -> Report {
     report
 }
 
-async fn refresh_one(ctx: &Ctx<'_>, pass: Pass, read: RefreshCandidate) -> RowOutcome {
+async fn refresh_one(ctx: &Ctx<'_>, registry: &Registry, pass: Pass, read: RefreshCandidate) -> RowOutcome {
     let id = read.connection.base.id;
-    let provider = match ctx.registry.get(read.connection.provider_type) {
+    let provider = match registry.get(read.connection.provider_type) {
         Ok(p) => p,
         Err(e) => return not_configured(ctx, &read, e).await,
     };

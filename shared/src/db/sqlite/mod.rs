@@ -6,7 +6,7 @@ mod sql;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -36,7 +36,7 @@ const POOL_SIZE: usize = 8;
 
 pub struct SqliteBackend {
     pool: pool::Pool,
-    names: Arc<ConstraintNames>,
+    names: Arc<LazyConstraintNames>,
     path: PathBuf,
 }
 
@@ -65,11 +65,10 @@ impl SqliteBackend {
     pub async fn open(path: impl Into<PathBuf>) -> DbResult<SqliteBackend> {
         let path = path.into();
         let p = path.clone();
-        let (conn, report, names) = tokio::task::spawn_blocking(move || -> DbResult<_> {
+        let (conn, report) = tokio::task::spawn_blocking(move || -> DbResult<_> {
             let mut conn = open_connection(&p).map_err(DbError::unavailable)?;
             let report = migrate_connection(&mut conn)?;
-            let names = ConstraintNames::read(&conn).map_err(DbError::backend)?;
-            Ok((conn, report, names))
+            Ok((conn, report))
         })
         .await
         .map_err(DbError::backend)??;
@@ -78,7 +77,7 @@ impl SqliteBackend {
         Ok(SqliteBackend {
             // The connection that migrated is kept: each new connection parses the schema again.
             pool: pool::Pool::new(POOL_SIZE, move || open_connection(&opener_path), conn),
-            names: Arc::new(names),
+            names: Arc::default(),
             path,
         })
     }
@@ -157,7 +156,7 @@ fn is_read(stmt: Stmt) -> bool {
     sql(stmt).starts_with("SELECT")
 }
 
-fn run_steps(conn: &mut Connection, steps: &[Step], names: &ConstraintNames) -> DbResult<Vec<StepOutcome>> {
+fn run_steps(conn: &mut Connection, steps: &[Step], names: &LazyConstraintNames) -> DbResult<Vec<StepOutcome>> {
     if let [only] = steps
         && is_read(only.stmt)
     {
@@ -257,7 +256,7 @@ impl ToSql for Value {
 }
 
 /// Maps a driver error to the store's vocabulary, naming the constraint where one failed.
-fn map_error(conn: &Connection, e: rusqlite::Error, names: &ConstraintNames) -> DbError {
+fn map_error(conn: &Connection, e: rusqlite::Error, names: &LazyConstraintNames) -> DbError {
     let (code, msg) = match &e {
         rusqlite::Error::SqliteFailure(code, msg) => (*code, msg.clone().unwrap_or_default()),
         _ => return DbError::backend(e),
@@ -267,8 +266,8 @@ fn map_error(conn: &Connection, e: rusqlite::Error, names: &ConstraintNames) -> 
             ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
                 let cols = msg.trim_start_matches("UNIQUE constraint failed: ");
                 let constraint = names
-                    .unique
-                    .get(cols)
+                    .get(conn)
+                    .and_then(|names| names.unique.get(cols))
                     .cloned()
                     .or_else(|| cols.strip_prefix("index '").map(|s| s.trim_end_matches('\'').to_owned()))
                     .unwrap_or_else(|| cols.to_owned());
@@ -281,12 +280,39 @@ fn map_error(conn: &Connection, e: rusqlite::Error, names: &ConstraintNames) -> 
                 constraint: format!("not_null:{}", msg.trim_start_matches("NOT NULL constraint failed: ")),
             },
             ffi::SQLITE_CONSTRAINT_FOREIGNKEY => DbError::Invalid {
-                constraint: names.failed_foreign_key(conn).unwrap_or_else(|| "foreign_key".to_owned()),
+                constraint: names
+                    .get(conn)
+                    .and_then(|names| names.failed_foreign_key(conn))
+                    .unwrap_or_else(|| "foreign_key".to_owned()),
             },
             _ => DbError::backend(e),
         },
         ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::CannotOpen => DbError::unavailable(e),
         _ => DbError::backend(e),
+    }
+}
+
+/// [`ConstraintNames`], read on the first constraint failure rather than at open: reading them
+/// is some queries per table, and most cold starts (every function's, on SQLite) meet no
+/// constraint failure at all.
+#[derive(Debug, Default)]
+pub(crate) struct LazyConstraintNames(OnceLock<ConstraintNames>);
+
+impl LazyConstraintNames {
+    /// The names, read through `conn` if no connection has read them yet. `None` if that read
+    /// fails; the failure is then mapped with SQLite's own wording, and the next one tries again.
+    fn get(&self, conn: &Connection) -> Option<&ConstraintNames> {
+        if let Some(names) = self.0.get() {
+            return Some(names);
+        }
+        match ConstraintNames::read(conn) {
+            // Two connections may read at once: the schema is the same, the first stored wins.
+            Ok(names) => Some(self.0.get_or_init(|| names)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the schema's constraint names");
+                None
+            }
+        }
     }
 }
 
