@@ -43,13 +43,20 @@ use crate::db::{FolderId, TenantId};
 /// The URL type of presigned URLs (the `url` crate's, as object_store re-exports it).
 pub use object_store::signer::Url;
 
-/// Size of one part of a multipart upload, and the most a small body is buffered before the
-/// upload switches to multipart. S3 needs at least 5 MiB for every part but the last.
+/// Size of one part of a multipart upload to S3, and the most a small body is buffered before
+/// the upload switches to multipart. S3 needs at least 5 MiB for every part but the last.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 
-/// Parts uploaded at the same time. With [`PART_SIZE`] this bounds the memory of one
-/// [`Objects::put_stream`] to about `PART_SIZE * (MAX_PARTS_IN_FLIGHT + 2)` (24 MiB here,
-/// plus the largest chunk the body stream yields), however large the object.
+/// The same for the local directory, which has no minimum part: each part is one write into
+/// the temporary file. Small parts keep the bytes in the cache between their arrival (and
+/// hashing) and their write, and let the allocator reuse the chunks' memory; with S3's 8 MiB
+/// parts a 1 GiB local download spent about as much CPU on page faults as on the copy itself
+/// (BENCHMARKS.md, sync worker).
+pub const LOCAL_PART_SIZE: usize = 512 * 1024;
+
+/// Parts written at the same time. With the part size this bounds the memory of one
+/// [`Objects::put_stream`] to about `part size * (MAX_PARTS_IN_FLIGHT + 2)` (S3: 32 MiB,
+/// local: 2 MiB, plus the largest chunk the body stream yields), however large the object.
 pub const MAX_PARTS_IN_FLIGHT: usize = 2;
 
 /// The longest lifetime SigV4 allows for a presigned URL.
@@ -489,9 +496,9 @@ impl Objects {
         })
     }
 
-    /// Writes `body` to `key`, replacing any object there, in bounded memory: a body up to
-    /// [`PART_SIZE`] is one request, a larger one a multipart upload of [`PART_SIZE`] parts with
-    /// at most [`MAX_PARTS_IN_FLIGHT`] uploading at once. Readers see the old object or the
+    /// Writes `body` to `key`, replacing any object there, in bounded memory: a body up to one
+    /// part ([`PART_SIZE`] on S3, [`LOCAL_PART_SIZE`] locally) is one request, a larger one a
+    /// multipart upload of such parts with at most [`MAX_PARTS_IN_FLIGHT`] uploading at once. Readers see the old object or the
     /// whole new one, never a part (see the module documentation). An error from `body` aborts
     /// the write.
     pub async fn put_stream<S, E>(&self, key: &ObjectKey, body: S) -> Result<PutResult, ObjectsError>
@@ -503,9 +510,13 @@ impl Objects {
         let body_error = |e: E| ObjectsError::Body { key: key.to_string(), source: e.into() };
         let mut body = std::pin::pin!(body);
         let mut size = 0u64;
+        let part_size = match self.inner.backend {
+            Backend::S3 { .. } => PART_SIZE,
+            Backend::Local { .. } => LOCAL_PART_SIZE,
+        };
 
         let mut first = PutPayloadMut::new();
-        while first.content_length() < PART_SIZE {
+        while first.content_length() < part_size {
             match body.next().await {
                 Some(chunk) => {
                     let chunk = chunk.map_err(body_error)?;
@@ -521,7 +532,7 @@ impl Objects {
         }
 
         let upload = self.inner.store.put_multipart(&path).await.map_err(|e| ObjectsError::store("write", key, e))?;
-        let mut write = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut write = WriteMultipart::new_with_chunk_size(upload, part_size);
         for chunk in first.freeze() {
             write.put(chunk);
         }
