@@ -411,13 +411,18 @@ impl DropboxBlocks {
         while self.hashing.len() >= self.threads {
             self.take_oldest();
         }
-        self.hashing.push_back(std::thread::spawn(move || {
-            let mut block = Sha256::new();
-            for part in &parts {
-                block.update(part);
+        let parts = std::sync::Arc::new(parts);
+        let on_thread = std::sync::Arc::clone(&parts);
+        match std::thread::Builder::new().spawn(move || block_digest(&on_thread)) {
+            Ok(thread) => self.hashing.push_back(thread),
+            Err(_) => {
+                // No thread to be had (a process limit): hashed here, in order, instead.
+                while !self.hashing.is_empty() {
+                    self.take_oldest();
+                }
+                self.overall.update(block_digest(&parts));
             }
-            block.finalize().into()
-        }));
+        }
     }
 
     fn take_oldest(&mut self) {
@@ -430,14 +435,25 @@ impl DropboxBlocks {
     }
 
     fn finish(mut self) -> Digests {
-        if self.in_block > 0 {
-            self.close_block();
-        }
+        // The last block is hashed here, while the threads finish theirs: this thread has
+        // nothing else to do, and a file of one block (most files) starts no thread at all.
+        let last = (self.in_block > 0).then(|| block_digest(&std::mem::take(&mut self.block)));
         while !self.hashing.is_empty() {
             self.take_oldest();
         }
+        if let Some(last) = last {
+            self.overall.update(last);
+        }
         Digests { provider: hex::encode(self.overall.finalize()), size: self.size }
     }
+}
+
+fn block_digest(parts: &[bytes::Bytes]) -> [u8; 32] {
+    let mut block = Sha256::new();
+    for part in parts {
+        block.update(part);
+    }
+    block.finalize().into()
 }
 
 #[cfg(test)]
@@ -711,14 +727,17 @@ mod tests {
     fn dropbox_hash_of_empty_content_is_sha256_of_the_empty_string() {
         // Arrange
         let h = ContentHasher::new(HashAlg::Dropbox);
+        let on_threads = DropboxBlocks::new(2);
 
         // Act
         let got = h.finish();
+        let got_on_threads = on_threads.finish();
 
         // Assert
         let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         assert_eq!(got.provider, empty);
         assert_eq!(got.size, 0);
+        assert_eq!(got_on_threads, got, "block threads, no block");
     }
 
     #[test]
@@ -759,7 +778,7 @@ mod tests {
                     h.update(piece);
                 }
                 let got = h.finish();
-                let on_threads: Vec<Digests> = (1..=3)
+                let on_threads: Vec<Digests> = (2..=3)
                     .map(|threads| {
                         let mut h = DropboxBlocks::new(threads);
                         for piece in data.chunks(chunk) {
@@ -772,7 +791,7 @@ mod tests {
                 // Assert
                 assert_eq!(got.provider, expected, "{len} bytes in chunks of {chunk}");
                 assert_eq!(got.size, len as u64);
-                for (threads, parallel) in (1..).zip(on_threads) {
+                for (threads, parallel) in (2..).zip(on_threads) {
                     assert_eq!(parallel, got, "{len} bytes in chunks of {chunk}, blocks on {threads} threads");
                 }
             }
@@ -884,17 +903,22 @@ mod tests {
         items.insert(5, Err("a broken chunk"));
         let whole: Vec<u8> = chunks.concat();
 
-        // Dropbox's blocks on 1 to 3 threads; the others always hash on one.
-        for (alg, threads) in HashAlg::ALL.into_iter().flat_map(|alg| (1..=3).map(move |t| (alg, t))) {
-            // Act
-            let (body, hash) = HashAlongside::tap_with(alg, threads, futures_util::stream::iter(items.clone()));
-            let passed: Vec<Result<bytes::Bytes, &str>> = body.collect().await;
-            let got = hash.finish().await.expect("the hashing thread ends with the stream");
+        for alg in HashAlg::ALL {
+            let expected = digests_whole(alg, &whole);
+            // Dropbox's blocks on the hashing thread (1) or on threads of their own (2, 3); the
+            // other algorithms take no thread count.
+            let thread_counts = if alg == HashAlg::Dropbox { 1..=3 } else { 1..=1 };
+            for threads in thread_counts {
+                // Act
+                let (body, hash) = HashAlongside::tap_with(alg, threads, futures_util::stream::iter(items.clone()));
+                let passed: Vec<Result<bytes::Bytes, &str>> = body.collect().await;
+                let got = hash.finish().await.expect("the hashing thread ends with the stream");
 
-            // Assert
-            let what = format!("{} on {threads} threads", alg.name());
-            assert_eq!(passed, items, "{what}: the stream passes through unchanged");
-            assert_eq!(got, digests_whole(alg, &whole), "{what}: the hash of the good chunks");
+                // Assert
+                let what = format!("{} on {threads} threads", alg.name());
+                assert_eq!(passed, items, "{what}: the stream passes through unchanged");
+                assert_eq!(got, expected, "{what}: the hash of the good chunks");
+            }
         }
     }
 }

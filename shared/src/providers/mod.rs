@@ -636,11 +636,12 @@ pub struct Registry {
 }
 
 /// The TLS configuration of every provider client: what reqwest builds by default (aws-lc-rs,
-/// TLS 1.2 and 1.3, the platform's roots through rustls-platform-verifier, HTTP/1.1 by ALPN),
-/// built once per process. Each reqwest client would otherwise build its own verifier, and a
+/// TLS 1.2 and 1.3, the platform's roots through rustls-platform-verifier, HTTP/2 or HTTP/1.1
+/// by ALPN), built once per process. Each reqwest client would otherwise build its own verifier, and a
 /// verifier loads and parses the platform's root certificates when it is made: 1.2 ms of CPU
 /// each on this machine, paid twice per registry (the API and the transfer client) and again at
-/// every registry built later (token-refresh builds one per run).
+/// every registry built later (token-refresh builds one per run). The clones share the verifier
+/// and the TLS session cache, so a registry built later also resumes earlier sessions.
 fn provider_tls() -> Result<rustls::ClientConfig, ProviderError> {
     static TLS: std::sync::OnceLock<rustls::ClientConfig> = std::sync::OnceLock::new();
     if let Some(tls) = TLS.get() {
@@ -656,8 +657,10 @@ fn provider_tls() -> Result<rustls::ClientConfig, ProviderError> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
-    // reqwest sets ALPN itself only on configurations it builds; HTTP/2 is not compiled in.
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // reqwest sets ALPN itself only on configurations it builds; these are its defaults with
+    // its `http2` feature on. A TLS setting made later on a client builder (a minimum version,
+    // SNI) would not apply to this configuration: such settings belong here.
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     // Kept only once built: a failure (no roots readable) is tried again at the next registry.
     Ok(TLS.get_or_init(|| tls).clone())
 }
