@@ -298,8 +298,8 @@ const MAX_BLOCK_THREADS: usize = 4;
 /// task; here they overlap, so a download costs about the slower of the two, not their sum. The
 /// stream waits when the hasher falls [`HASH_QUEUE_CHUNKS`] behind, so memory stays bounded.
 /// Dropbox's hash is the one that can go faster than one core: its 4 MiB blocks are hashed
-/// independently, so with more than one CPU they are hashed on threads of their own
-/// ([`DropboxBlocks`]).
+/// independently, so with more than one CPU's worth of time they are hashed on threads of
+/// their own ([`DropboxBlocks`], [`block_threads`]).
 #[derive(Debug)]
 pub struct HashAlongside {
     task: tokio::task::JoinHandle<Digests>,
@@ -315,8 +315,7 @@ impl HashAlongside {
     where
         S: futures_util::Stream<Item = Result<bytes::Bytes, E>>,
     {
-        let threads = std::thread::available_parallelism().map_or(1, usize::from).min(MAX_BLOCK_THREADS);
-        HashAlongside::tap_with(alg, threads, body)
+        HashAlongside::tap_with(alg, block_threads(), body)
     }
 
     /// [`HashAlongside::tap`] with up to `threads` Dropbox blocks hashed at once (1: on the
@@ -364,6 +363,27 @@ impl HashAlongside {
     pub async fn finish(self) -> Option<Digests> {
         self.task.await.ok()
     }
+}
+
+/// How many Dropbox blocks to hash at once in this process: one per CPU, at most
+/// [`MAX_BLOCK_THREADS`], and on Lambda no more than the CPU time its memory size buys. A
+/// function gets one vCPU's worth of time per 1,769 MB however many vCPUs it sees, so below that
+/// (the sync worker runs at 1,024 MB) a second block thread only holds another 4 MiB.
+fn block_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        let memory_mb = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").ok().and_then(|m| m.trim().parse().ok());
+        threads_for(cpus, memory_mb)
+    })
+}
+
+/// [`block_threads`] for `cpus` CPUs and, on Lambda, `memory_mb` of memory.
+fn threads_for(cpus: usize, lambda_memory_mb: Option<u32>) -> usize {
+    /// The memory at which Lambda gives a function one full vCPU of time.
+    const MB_PER_VCPU: u32 = 1_769;
+    let by_memory = lambda_memory_mb.map_or(usize::MAX, |mb| mb.div_ceil(MB_PER_VCPU).max(1) as usize);
+    cpus.min(by_memory).clamp(1, MAX_BLOCK_THREADS)
 }
 
 /// Dropbox's `content_hash` with its blocks hashed on up to `threads` threads at once: the
@@ -720,6 +740,31 @@ mod tests {
                 assert_eq!(got.provider, provider, "{unit}: {}", alg.name());
                 assert_eq!(got.size, *size as u64, "{unit}: size");
             }
+        }
+    }
+
+    #[test]
+    fn block_threads_follow_the_cpus_and_on_lambda_the_cpu_time_its_memory_buys() {
+        // Arrange: (CPUs seen, Lambda memory in MB) -> threads.
+        let cases = [
+            ((1, None), 1),
+            ((2, None), 2),
+            ((16, None), MAX_BLOCK_THREADS),
+            // The sync worker's 1,024 MB is under one vCPU of time, though it sees two.
+            ((2, Some(1_024)), 1),
+            ((2, Some(1_769)), 1),
+            ((2, Some(1_770)), 2),
+            ((6, Some(10_240)), MAX_BLOCK_THREADS),
+            ((6, Some(5_307)), 3),
+            ((2, Some(0)), 1),
+        ];
+
+        for ((cpus, memory), expected) in cases {
+            // Act
+            let got = threads_for(cpus, memory);
+
+            // Assert
+            assert_eq!(got, expected, "{cpus} CPUs, {memory:?} MB");
         }
     }
 
