@@ -213,10 +213,14 @@ async fn child_copy(addr: SocketAddr) {
     println!("{seconds} 0 {bytes} {}", peak_rss_kib());
 }
 
+/// The hash a pipeline child checks its bytes against, passed from the parent (which hashes the
+/// fake's bytes once per algorithm, not once per run).
+const EXPECTED_HASH_ENV: &str = "QUODSI_BENCH_EXPECTED_HASH";
+
 /// Child: the worker's transfer pipeline with `alg`'s hash, on the fake's plain bytes into a
-/// local object store: tap the body, stream it into a temporary key, compare the hash, rename
-/// into place (as `engine::download` does once the provider has answered); prints
-/// `seconds 0 bytes peak_kib`.
+/// local object store: tap the body, stream it into a temporary key, compare the hash with
+/// [`EXPECTED_HASH_ENV`], rename into place (as `engine::download` does once the provider has
+/// answered); prints `seconds 0 bytes peak_kib`.
 async fn child_pipeline(addr: SocketAddr, alg: HashAlg) {
     use shared::content_hash::HashAlongside;
     use shared::db::{FolderId, TenantId};
@@ -226,7 +230,7 @@ async fn child_pipeline(addr: SocketAddr, alg: HashAlg) {
     let (tenant, folder) = (TenantId(uuid::Uuid::new_v4()), FolderId(uuid::Uuid::new_v4()));
     let temporary = ObjectKey::for_file(tenant, folder, &[".incoming", "big.bin-job"]).unwrap();
     let target = ObjectKey::for_file(tenant, folder, &["big.bin"]).unwrap();
-    let expected = hash_of(alg, GIB);
+    let expected = std::env::var(EXPECTED_HASH_ENV).expect("the parent passes the expected hash");
     let client = reqwest::Client::new();
     let started = Instant::now();
     let response = client.get(format!("http://{addr}/raw")).send().await.unwrap();
@@ -246,8 +250,8 @@ struct Measured {
     peak_kib: u64,
 }
 
-fn in_child(mode: &str, addr: SocketAddr) -> Measured {
-    let f = child_line(mode, addr, &[]);
+fn in_child(mode: &str, addr: SocketAddr, env: &[(&str, &str)]) -> Measured {
+    let f = child_line(mode, addr, env);
     Measured {
         seconds: f[0].parse().unwrap(),
         files: f[1].parse().unwrap(),
@@ -300,8 +304,8 @@ fn bench_listing(rounds: usize) {
     let large = serve(Fake { files: 100_000, big: 0, big_hash: String::new() });
     let (mut s_rate, mut l_rate, mut s_peak, mut l_peak) = (vec![], vec![], vec![], vec![]);
     for round in 0..rounds {
-        let s = in_child("job", small);
-        let l = in_child("job", large);
+        let s = in_child("job", small, &[]);
+        let l = in_child("job", large, &[]);
         assert_eq!((s.files, l.files), (10_000, 100_000), "every file recorded");
         eprintln!("round {round}: 10k {:.1}s {} KiB; 100k {:.1}s {} KiB", s.seconds, s.peak_kib, l.seconds, l.peak_kib);
         s_rate.push(s.files as f64 / s.seconds);
@@ -333,17 +337,22 @@ fn hash_speed(alg: HashAlg) -> f64 {
 }
 
 fn bench_download(rounds: usize) {
-    let big_hash = hash_of(HashAlg::Dropbox, GIB);
-    let big = serve(Fake { files: 0, big: GIB, big_hash });
-    // One row per run in each round: the copy, the whole Dropbox job, the pipeline per hash.
-    let mut modes = vec!["copy".to_owned(), "job".to_owned()];
-    modes.extend(HashAlg::ALL.map(|alg| format!("pipeline-{}", alg.name())));
+    let hashes = HashAlg::ALL.map(|alg| hash_of(alg, GIB));
+    let dropbox = HashAlg::ALL.iter().position(|alg| *alg == HashAlg::Dropbox).expect("Dropbox is one of them");
+    let big = serve(Fake { files: 0, big: GIB, big_hash: hashes[dropbox].clone() });
+    // One row per run in each round: the copy, the whole Dropbox job, the pipeline per hash
+    // (with the hash its bytes must have).
+    let mut modes: Vec<(String, Option<&str>)> = vec![("copy".to_owned(), None), ("job".to_owned(), None)];
+    modes.extend(
+        HashAlg::ALL.iter().zip(&hashes).map(|(alg, hash)| (format!("pipeline-{}", alg.name()), Some(hash.as_str()))),
+    );
     let (mut rates, mut peaks) = (vec![vec![]; modes.len()], vec![vec![]; modes.len()]);
     let mut speeds = vec![vec![]; HashAlg::ALL.len()];
     for round in 0..rounds {
         let mut line = format!("round {round}:");
-        for (i, mode) in modes.iter().enumerate() {
-            let m = in_child(mode, big);
+        for (i, (mode, hash)) in modes.iter().enumerate() {
+            let env: Vec<(&str, &str)> = hash.iter().map(|h| (EXPECTED_HASH_ENV, *h)).collect();
+            let m = in_child(mode, big, &env);
             assert_eq!(m.bytes, GIB, "{mode}: every byte moved");
             line += &format!(" {mode} {:.2}s {} KiB;", m.seconds, m.peak_kib);
             rates[i].push(GIB as f64 / m.seconds / (1 << 20) as f64);
@@ -358,7 +367,7 @@ fn bench_download(rounds: usize) {
     let copy = rates[0];
     println!("1 GiB download (median of {rounds}); x copy: goal >= 0.8; worker peak RSS goal <= 64 MiB");
     println!("  {:<40} {:>7} {:>7} {:>14}", "", "MiB/s", "x copy", "peak RSS (MiB)");
-    for (i, mode) in modes.iter().enumerate() {
+    for (i, (mode, _)) in modes.iter().enumerate() {
         let label = match mode.as_str() {
             "copy" => "plain streaming copy".to_owned(),
             "job" => "sync worker, whole job (dropbox)".to_owned(),
