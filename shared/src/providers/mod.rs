@@ -637,9 +637,9 @@ pub struct Registry {
 
 /// The TLS configuration of every provider client: what reqwest builds by default (aws-lc-rs,
 /// TLS 1.2 and 1.3, the platform's roots through rustls-platform-verifier, HTTP/2 or HTTP/1.1
-/// by ALPN), built once per process. Each reqwest client would otherwise build its own verifier, and a
-/// verifier loads and parses the platform's root certificates when it is made: 1.2 ms of CPU
-/// each on this machine, paid twice per registry (the API and the transfer client) and again at
+/// by ALPN), built once per process. Each reqwest client would otherwise build its own
+/// verifier, and a verifier loads and parses the platform's root certificates when it is made:
+/// 1.2 ms of CPU each on this machine, paid twice per registry (the API and the transfer client) and again at
 /// every registry built later (token-refresh builds one per run). The clones share the verifier
 /// and the TLS session cache, so a registry built later also resumes earlier sessions.
 fn provider_tls() -> Result<rustls::ClientConfig, ProviderError> {
