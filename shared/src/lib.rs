@@ -11,6 +11,7 @@ pub mod dispatch;
 pub mod error_rows;
 pub mod job_queue;
 pub mod link_removal;
+pub mod memory;
 pub mod oauth;
 pub mod objects;
 pub mod provider_call;

@@ -9,13 +9,14 @@
 //! the rest of the workspace, so nothing pulls in OpenSSL. With `aws-sdk-s3` we would have to
 //! write and test a second, local implementation ourselves.
 //!
-//! **Atomic writes.** A reader never sees a partly written object. A small body is one `put`:
-//! on S3 a single PUT, locally a temporary file (`<name>#<n>`, which a key can never produce
-//! because `#` is escaped) renamed into place. A large body is a multipart upload: S3 shows the
-//! object only when the upload completes, and the local store writes a temporary file and
-//! renames it at the end. A write that fails part-way is aborted. On S3 an upload that is cut
-//! off without an abort (a Lambda timeout, for example) leaves invisible parts behind, so the
-//! bucket should carry an `AbortIncompleteMultipartUpload` lifecycle rule.
+//! **Atomic writes.** A reader never sees a partly written object. On S3 a small body is one
+//! PUT and a large one a multipart upload, which S3 shows only when it completes. Locally one
+//! blocking thread writes the chunks, as they come, to a temporary file (`<name>#<n>`, which a
+//! key can never produce because `#` is escaped, and which `object_store` leaves out of its
+//! listings) and renames it into place at the end. A write that fails part-way is aborted. On
+//! S3 an upload that is cut off without an abort (a Lambda timeout, for example) leaves
+//! invisible parts behind, so the bucket should carry an `AbortIncompleteMultipartUpload`
+//! lifecycle rule.
 //!
 //! **Keys.** [`ObjectKey::for_file`] is the only way to make a key. It puts every file under
 //! `{tenant}/{folder}/`, and turns the provider's file and folder names into segments that
@@ -38,6 +39,7 @@ use object_store::signer::{Method, Signer as _};
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt as _, PutPayloadMut, WriteMultipart};
 use sha2::{Digest as _, Sha256};
 
+use crate::content_hash::{ContentHasher, Digests, HashAlg, HashAlongside};
 use crate::db::{FolderId, TenantId};
 
 /// The URL type of presigned URLs (the `url` crate's, as object_store re-exports it).
@@ -47,18 +49,19 @@ pub use object_store::signer::Url;
 /// the upload switches to multipart. S3 needs at least 5 MiB for every part but the last.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 
-/// The same for the local directory, which has no minimum part: each part is one blocking task
-/// writing its chunks into the temporary file. Small parts keep the bytes in the cache between
-/// their arrival (and hashing) and their write, and let the allocator reuse the chunks' memory:
-/// with S3's 8 MiB parts, a profile of a 1 GiB local download put about 350 of its 2,571
-/// samples in page faults and fresh pages, where the plain copy took 1,061 in all (BENCHMARKS.md,
-/// sync worker).
-pub const LOCAL_PART_SIZE: usize = 512 * 1024;
-
-/// Parts written at the same time. With the part size this bounds the memory of one
-/// [`Objects::put_stream`] to about `part size * (MAX_PARTS_IN_FLIGHT + 2)` (S3: 32 MiB,
-/// local: 2 MiB, plus the largest chunk the body stream yields), however large the object.
+/// Parts uploading to S3 at the same time. With the part size this bounds the memory of one
+/// [`Objects::put_stream`] to S3 to about `PART_SIZE * (MAX_PARTS_IN_FLIGHT + 2)` (32 MiB, plus
+/// the largest chunk the body stream yields), however large the object.
 pub const MAX_PARTS_IN_FLIGHT: usize = 2;
+
+/// Chunks queued for the local store's writing thread: enough that neither side waits on the
+/// other's jitter. A chunk is written, and dropped, as soon as it arrives, so a local write
+/// holds a handful of chunks (reqwest hands out at most some hundreds of KiB at a time). Parts
+/// of half a MiB, each a blocking task of its own (the way `object_store` writes a local
+/// multipart upload), cost a 1 GiB download about a third of its speed: each chunk waited
+/// for its part, crossed to another thread to be written, and the allocator kept taking fresh
+/// pages for the chunks held (BENCHMARKS.md, sync worker).
+const LOCAL_QUEUE_CHUNKS: usize = 8;
 
 /// The longest lifetime SigV4 allows for a presigned URL.
 pub const MAX_PRESIGN_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
@@ -369,7 +372,7 @@ struct Inner {
 
 enum Backend {
     S3 { s3: AmazonS3, bucket: String },
-    Local { root: PathBuf },
+    Local { root: PathBuf, fs: Arc<LocalFileSystem> },
 }
 
 impl fmt::Debug for Objects {
@@ -379,7 +382,7 @@ impl fmt::Debug for Objects {
             Backend::S3 { bucket, .. } => {
                 f.debug_struct("Objects::S3").field("bucket", bucket).field("prefix", &self.inner.prefix).finish()
             }
-            Backend::Local { root } => f.debug_struct("Objects::Local").field("root", root).finish(),
+            Backend::Local { root, .. } => f.debug_struct("Objects::Local").field("root", root).finish(),
         }
     }
 }
@@ -470,8 +473,9 @@ impl Objects {
             .map_err(|source| ObjectsError::Configure { source })?
             // Deleting a synced folder's last file removes its emptied directories (never the root).
             .with_automatic_cleanup(true);
+        let fs = Arc::new(fs);
         Ok(Objects {
-            inner: Arc::new(Inner { store: Arc::new(fs), backend: Backend::Local { root }, prefix: String::new() }),
+            inner: Arc::new(Inner { store: fs.clone(), backend: Backend::Local { root, fs }, prefix: String::new() }),
         })
     }
 
@@ -497,12 +501,51 @@ impl Objects {
         })
     }
 
-    /// Writes `body` to `key`, replacing any object there, in bounded memory: a body up to one
-    /// part ([`PART_SIZE`] on S3, [`LOCAL_PART_SIZE`] locally) is one request, a larger one a
-    /// multipart upload of such parts with at most [`MAX_PARTS_IN_FLIGHT`] uploading at once.
-    /// Readers see the old object or the whole new one, never a part (see the module
+    /// Writes `body` to `key`, replacing any object there, in bounded memory. On S3 a body up to
+    /// one [`PART_SIZE`] is one request, a larger one a multipart upload of such parts with at
+    /// most [`MAX_PARTS_IN_FLIGHT`] uploading at once; locally one thread writes each chunk as
+    /// it comes. Readers see the old object or the whole new one, never a part (see the module
     /// documentation). An error from `body` aborts the write.
     pub async fn put_stream<S, E>(&self, key: &ObjectKey, body: S) -> Result<PutResult, ObjectsError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: Into<BoxError>,
+    {
+        match &self.inner.backend {
+            Backend::S3 { .. } => self.put_s3(key, body).await,
+            Backend::Local { fs, .. } => Ok(self.put_local(fs, key, None, body).await?.0),
+        }
+    }
+
+    /// [`Objects::put_stream`], hashing the bytes with `alg` on their way: what was written, and
+    /// the hash of every byte of it (`None` if the hashing thread was lost). A hash that costs
+    /// about as much as the copy or more (MD5, SHA-1, SHA-256) runs on a thread of its own,
+    /// beside the writes ([`HashAlongside`]). A cheap one ([`HashAlg::cheaper_than_a_copy`]) is
+    /// taken, locally, as each chunk arrives, while the chunk is in the cache of the core that
+    /// received it: handing it to another thread would cost more than the hash.
+    pub async fn put_stream_hashed<S, E>(
+        &self,
+        key: &ObjectKey,
+        alg: HashAlg,
+        body: S,
+    ) -> Result<(PutResult, Option<Digests>), ObjectsError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: Into<BoxError>,
+    {
+        if let Backend::Local { fs, .. } = &self.inner.backend
+            && alg.cheaper_than_a_copy()
+        {
+            return self.put_local(fs, key, Some(ContentHasher::new(alg)), body).await;
+        }
+        let (body, hash) = HashAlongside::tap(alg, body);
+        let put = self.put_stream(key, body).await;
+        // The body is dropped by now, so the hashing thread has had its last chunk.
+        let digests = hash.finish().await;
+        Ok((put?, digests))
+    }
+
+    async fn put_s3<S, E>(&self, key: &ObjectKey, body: S) -> Result<PutResult, ObjectsError>
     where
         S: Stream<Item = Result<Bytes, E>>,
         E: Into<BoxError>,
@@ -511,13 +554,8 @@ impl Objects {
         let body_error = |e: E| ObjectsError::Body { key: key.to_string(), source: e.into() };
         let mut body = std::pin::pin!(body);
         let mut size = 0u64;
-        let part_size = match self.inner.backend {
-            Backend::S3 { .. } => PART_SIZE,
-            Backend::Local { .. } => LOCAL_PART_SIZE,
-        };
-
         let mut first = PutPayloadMut::new();
-        while first.content_length() < part_size {
+        while first.content_length() < PART_SIZE {
             match body.next().await {
                 Some(chunk) => {
                     let chunk = chunk.map_err(body_error)?;
@@ -533,7 +571,7 @@ impl Objects {
         }
 
         let upload = self.inner.store.put_multipart(&path).await.map_err(|e| ObjectsError::store("write", key, e))?;
-        let mut write = WriteMultipart::new_with_chunk_size(upload, part_size);
+        let mut write = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
         for chunk in first.freeze() {
             write.put(chunk);
         }
@@ -557,6 +595,68 @@ impl Objects {
         // finish() aborts the upload itself when a part or the completion fails.
         let put = write.finish().await.map_err(|e| ObjectsError::store("write", key, e))?;
         Ok(PutResult { size, e_tag: put.e_tag })
+    }
+
+    /// The local store's write: the chunks go, in order and as they come, to one blocking thread
+    /// that writes each to a temporary file next to the target, then renames the file into place
+    /// once the body has ended. `hasher` hashes each chunk as it arrives (see
+    /// [`Objects::put_stream_hashed`]). A failed body, a
+    /// failed write or a dropped future removes the temporary file.
+    async fn put_local<S, E>(
+        &self,
+        fs: &LocalFileSystem,
+        key: &ObjectKey,
+        mut hasher: Option<ContentHasher>,
+        body: S,
+    ) -> Result<(PutResult, Option<Digests>), ObjectsError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: Into<BoxError>,
+    {
+        let path = self.path_of(key)?;
+        let target = fs.path_to_filesystem(&path).map_err(|e| ObjectsError::store("write", key, e))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(LOCAL_QUEUE_CHUNKS);
+        let writer = tokio::task::spawn_blocking(move || write_local(&target, rx));
+        let mut body = std::pin::pin!(body);
+        let mut size = 0u64;
+        let mut failed = None;
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(chunk) => {
+                    size += chunk.len() as u64;
+                    if let Some(hasher) = &mut hasher {
+                        hasher.update(&chunk);
+                    }
+                    if tx.send(LocalWrite::Chunk(chunk)).await.is_err() {
+                        break; // The writer stopped on an error, reported below.
+                    }
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if failed.is_none() {
+            let _ = tx.send(LocalWrite::Publish).await;
+        }
+        drop(tx);
+        let written = writer.await;
+        if let Some(e) = failed {
+            return Err(ObjectsError::Body { key: key.to_string(), source: e.into() });
+        }
+        let local_error = |source: BoxError| {
+            ObjectsError::store("write", key, object_store::Error::Generic { store: "LocalFileSystem", source })
+        };
+        match written {
+            Ok(Ok(Written::Published)) => {}
+            Ok(Ok(Written::Abandoned)) => return Err(local_error("the write ended before the body did".into())),
+            Ok(Err(e)) => return Err(local_error(e.into())),
+            Err(e) => return Err(local_error(format!("the writing thread failed: {e}").into())),
+        }
+        // The tag `object_store` gives this file (its inode, time and size), as `head` reports it.
+        let e_tag = self.head(key).await?.and_then(|meta| meta.e_tag);
+        Ok((PutResult { size, e_tag }, hasher.map(ContentHasher::finish)))
     }
 
     /// Reads the object at `key` as a stream of chunks. [`ObjectsError::NotFound`] if it is
@@ -646,6 +746,72 @@ impl Objects {
         let path = self.path_of(key)?;
         let url = s3.signed_url(method, &path, ttl).await.map_err(|e| ObjectsError::store("presign", key, e))?;
         Ok(Some(url))
+    }
+}
+
+/// What the local store's writing thread is sent.
+enum LocalWrite {
+    Chunk(Bytes),
+    /// The body has ended: rename the file into place.
+    Publish,
+}
+
+enum Written {
+    /// Renamed into place.
+    Published,
+    /// The sender went away before `Publish` (a failed body, a dropped write): removed.
+    Abandoned,
+}
+
+/// The local store's writing thread (see [`Objects::put_local`]).
+fn write_local(target: &std::path::Path, mut rx: tokio::sync::mpsc::Receiver<LocalWrite>) -> std::io::Result<Written> {
+    use std::io::Write as _;
+    let (mut file, temporary) = temporary_file(target)?;
+    let written = (|| {
+        while let Some(message) = rx.blocking_recv() {
+            match message {
+                LocalWrite::Chunk(chunk) => file.write_all(&chunk)?,
+                LocalWrite::Publish => {
+                    std::fs::rename(&temporary, target)?;
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    })();
+    match written {
+        Ok(true) => Ok(Written::Published),
+        Ok(false) => {
+            let _ = std::fs::remove_file(&temporary);
+            Ok(Written::Abandoned)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&temporary);
+            Err(e)
+        }
+    }
+}
+
+/// A new file `<target>#<n>` (the first `n` free), its directories created as needed: the
+/// naming `object_store`'s own local writes use, so its listings never show one.
+fn temporary_file(target: &std::path::Path) -> std::io::Result<(std::fs::File, PathBuf)> {
+    let (mut n, mut created_parent) = (1u32, false);
+    loop {
+        let mut name = target.as_os_str().to_owned();
+        name.push(format!("#{n}"));
+        let path = PathBuf::from(name);
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(file) => return Ok((file, path)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                n = n.checked_add(1).ok_or_else(|| std::io::Error::other("no free temporary file name"))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !created_parent => {
+                let parent = target.parent().ok_or(e)?;
+                std::fs::create_dir_all(parent)?;
+                created_parent = true;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

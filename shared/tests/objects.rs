@@ -1,10 +1,12 @@
 //! Quodsi's object store against a local temporary directory and against moto's S3 on
-//! 127.0.0.1: multipart streaming writes and reads, metadata, deletes, presigned URLs, aborted
-//! writes, and keys made from nasty provider names.
+//! 127.0.0.1: streaming writes (multipart on S3, the writing thread locally) and reads, hashes
+//! taken on the way, metadata, deletes, presigned URLs, aborted writes, and keys made from nasty
+//! provider names.
 
 use bytes::Bytes;
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
 use sha2::{Digest as _, Sha256};
+use shared::content_hash::{ContentHasher, HashAlg};
 use shared::db::{FolderId, TenantId};
 use shared::objects::{ObjectKey, Objects, ObjectsError, PART_SIZE};
 use std::path::Path;
@@ -67,7 +69,7 @@ fn sha256(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-/// The same checks for both stores: a 12 MiB body through multipart, then read back.
+/// The same checks for both stores: a 12 MiB body (multipart on S3), then read back.
 async fn twelve_mib_round_trip(objects: &Objects) -> Option<String> {
     // Arrange
     let (_, _, key) = new_key(&["Scenarios", "line-2.qsim"]);
@@ -90,7 +92,7 @@ async fn twelve_mib_round_trip(objects: &Objects) -> Option<String> {
 }
 
 #[tokio::test]
-async fn a_twelve_mebibyte_stream_goes_through_multipart_to_a_local_directory_and_back() {
+async fn a_twelve_mebibyte_stream_is_written_to_a_local_directory_and_read_back() {
     let dir = tempfile::tempdir().unwrap();
     let objects = local_store(dir.path());
 
@@ -356,7 +358,7 @@ async fn a_body_that_fails_mid_way_leaves_no_object_in_a_local_directory() {
     a_failed_body_leaves_nothing(&objects, 2 * MIB).await;
     a_failed_body_leaves_nothing(&objects, 10 * MIB).await;
 
-    // Assert: the aborted multipart upload removed its temporary file.
+    // Assert: the abandoned write removed its temporary file.
     assert!(testkit::files_under(dir.path()).is_empty(), "{:?}", testkit::files_under(dir.path()));
 }
 
@@ -381,4 +383,128 @@ fn a_plain_path_is_a_local_directory_created_if_missing() {
     // Assert
     assert!(target.is_dir());
     assert_eq!(objects.kind(), "local");
+}
+
+/// `data` hashed in one piece, the way the tests expect `put_stream_hashed` to have hashed it.
+fn hash_of(alg: HashAlg, data: &[u8]) -> String {
+    let mut hasher = ContentHasher::new(alg);
+    hasher.update(data);
+    hasher.finish().provider
+}
+
+async fn every_hash_on_the_way(objects: &Objects) {
+    // Arrange: a body of more than one Dropbox block and one S3 part, in odd chunks.
+    let data = content(9 * MIB + 5);
+
+    for alg in HashAlg::ALL {
+        let (_, _, key) = new_key(&["hashed", alg.name()]);
+
+        // Act
+        let (put, digests) =
+            objects.put_stream_hashed(&key, alg, chunked(&data, 300_007)).await.expect("put_stream_hashed");
+
+        // Assert
+        let digests = digests.expect("the hash of what was written");
+        assert_eq!(digests.provider, hash_of(alg, &data), "{}", alg.name());
+        assert_eq!(digests.size, data.len() as u64, "{}", alg.name());
+        assert_eq!(put.size, data.len() as u64, "{}", alg.name());
+        assert_eq!(read_all(objects, &key).await, data, "{}: the bytes stored", alg.name());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_write_hashes_what_it_stores_with_every_providers_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = local_store(dir.path());
+
+    every_hash_on_the_way(&objects).await;
+
+    // Assert: one file per hash, no temporary file left behind.
+    assert_eq!(testkit::files_under(dir.path()).len(), HashAlg::ALL.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_to_moto_s3_hashes_what_it_stores_with_every_providers_hash() {
+    let moto = Moto::start();
+    let objects = s3_store(&moto, None);
+
+    every_hash_on_the_way(&objects).await;
+}
+
+/// A body fed by the test: each chunk sent is the next chunk of the stream, which ends when
+/// the sender is dropped.
+fn fed() -> (tokio::sync::mpsc::Sender<Bytes>, impl futures_util::Stream<Item = Result<Bytes, std::io::Error>>) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let body = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (Ok(chunk), rx)) });
+    (tx, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_reader_sees_the_old_object_until_the_new_one_is_whole() {
+    // Arrange: an object, then a new version of it on its way.
+    let dir = tempfile::tempdir().unwrap();
+    let objects = local_store(dir.path());
+    let (_, _, key) = new_key(&["model.qsim"]);
+    objects.put_stream(&key, chunked(b"version 1", 4)).await.unwrap();
+    let (tx, body) = fed();
+    let writing = tokio::spawn({
+        let (objects, key) = (objects.clone(), key.clone());
+        async move { objects.put_stream(&key, body).await }
+    });
+    tx.send(Bytes::from_static(b"version 2, ")).await.unwrap();
+    tx.send(Bytes::from_static(b"longer")).await.unwrap();
+
+    // Act: read while the write is open, then end it.
+    let during = read_all(&objects, &key).await;
+    drop(tx);
+    let put = writing.await.unwrap().expect("the write completes");
+    let after = read_all(&objects, &key).await;
+
+    // Assert
+    assert_eq!(during, b"version 1", "the old object, whole, while the new one is written");
+    assert_eq!(after, b"version 2, longer");
+    assert_eq!(put.size, 17);
+    assert_eq!(testkit::files_under(dir.path()).len(), 1, "no temporary file left behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_write_dropped_mid_way_leaves_no_file() {
+    // Arrange: a write whose body stops delivering after one chunk.
+    let dir = tempfile::tempdir().unwrap();
+    let objects = local_store(dir.path());
+    let (_, _, key) = new_key(&["cut-off.qsim"]);
+    let (tx, body) = fed();
+    tx.send(Bytes::from(content(MIB))).await.unwrap();
+
+    // Act: the write is given up (a job cancelled, an invocation out of time) mid-body.
+    let given_up = tokio::time::timeout(Duration::from_millis(300), objects.put_stream(&key, body)).await;
+
+    // Assert: the writing thread removes its temporary file once it sees the write gone.
+    assert!(given_up.is_err(), "the body never ended, so the write could not finish");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !testkit::files_under(dir.path()).is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(testkit::files_under(dir.path()).is_empty(), "{:?}", testkit::files_under(dir.path()));
+    assert_eq!(objects.head(&key).await.unwrap(), None);
+    drop(tx);
+}
+
+#[tokio::test]
+async fn a_local_write_that_cannot_create_its_file_fails_and_keeps_what_was_there() {
+    // Arrange: `model` is a file, so nothing can be written below it.
+    let dir = tempfile::tempdir().unwrap();
+    let objects = local_store(dir.path());
+    let (tenant, folder, file_key) = new_key(&["model"]);
+    objects.put_stream(&file_key, chunked(b"a file", 3)).await.unwrap();
+    let below = ObjectKey::for_file(tenant, folder, &["model", "part.csv"]).unwrap();
+
+    // Act
+    let got = objects.put_stream_hashed(&below, HashAlg::QuickXor, chunked(&content(MIB), 65_536)).await;
+
+    // Assert
+    let err = got.expect_err("no directory can be made where a file is");
+    assert!(matches!(err, ObjectsError::Store { operation: "write", .. }), "{err:?}");
+    assert_eq!(read_all(&objects, &file_key).await, b"a file", "the file in the way is untouched");
+    assert_eq!(testkit::files_under(dir.path()).len(), 1, "{:?}", testkit::files_under(dir.path()));
 }

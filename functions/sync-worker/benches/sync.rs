@@ -12,7 +12,7 @@
 //!    same fake (reqwest body → file), each round in turn: throughput ratio and the worker's
 //!    peak RSS. The fake is Dropbox's, so the whole job runs Dropbox's hash; the other
 //!    providers' hashes (QuickXorHash, MD5, SHA-1) are measured on the worker's transfer
-//!    pipeline alone (`HashAlongside` → `Objects::put_stream` → hash check → rename, the steps
+//!    pipeline alone (`Objects::put_stream_hashed` → hash check → rename, the steps
 //!    of `engine::download` after the provider's response), from the same fake in the same
 //!    rounds. Each hash's speed on one core, in memory, is printed beside them: a download
 //!    cannot hash faster than that on one core.
@@ -222,7 +222,6 @@ const EXPECTED_HASH_ENV: &str = "QUODSI_BENCH_EXPECTED_HASH";
 /// [`EXPECTED_HASH_ENV`], rename into place (as `engine::download` does once the provider has
 /// answered); prints `seconds 0 bytes peak_kib`.
 async fn child_pipeline(addr: SocketAddr, alg: HashAlg) {
-    use shared::content_hash::HashAlongside;
     use shared::db::{FolderId, TenantId};
     use shared::objects::{ObjectKey, Objects};
     let dir = tempfile::tempdir().unwrap();
@@ -234,9 +233,8 @@ async fn child_pipeline(addr: SocketAddr, alg: HashAlg) {
     let client = reqwest::Client::new();
     let started = Instant::now();
     let response = client.get(format!("http://{addr}/raw")).send().await.unwrap();
-    let (body, hash) = HashAlongside::tap(alg, response.bytes_stream());
-    let stored = objects.put_stream(&temporary, body).await.unwrap();
-    let digests = hash.finish().await.unwrap();
+    let (stored, digests) = objects.put_stream_hashed(&temporary, alg, response.bytes_stream()).await.unwrap();
+    let digests = digests.unwrap();
     assert_eq!(digests.provider, expected, "{}: the pipeline's hash", alg.name());
     objects.rename(&temporary, &target).await.unwrap();
     let seconds = started.elapsed().as_secs_f64();
@@ -276,6 +274,8 @@ fn hash_of(alg: HashAlg, size: u64) -> String {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "--child") {
+        // Every child, the copy too, runs with the allocator settings of the worker's main.
+        assert!(shared::memory::keep_freed_memory(), "glibc took the worker's allocator settings");
         let (mode, addr): (&str, SocketAddr) = (&args[at + 1], args[at + 2].parse().unwrap());
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
         match mode {

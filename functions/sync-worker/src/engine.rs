@@ -36,7 +36,7 @@ use futures_util::future::BoxFuture;
 use rand::RngExt as _;
 use serde_json::{Value, json};
 use shared::app::App;
-use shared::content_hash::{HashAlg, HashAlongside};
+use shared::content_hash::HashAlg;
 use shared::db::{
     CloudFile, CloudFilePatch, Connection, ConnectionStatus, CursorKind, DbError, ErrorType, Folder, FolderPermissions,
     JobLease, JobProgress, JobStatus, JobType, NewSyncCursor, Percent, SyncJob, SyncStatus, SyncedFile,
@@ -687,15 +687,15 @@ impl<'a> Run<'a> {
             }
             Err(e) => return Err(self.provider_stop(e, "download a file")),
         };
-        let (body, hash) = HashAlongside::tap(self.hash_alg, download.body);
-        let stored = self.objects.put_stream(&temporary, body).await;
-        // The body is dropped by now, so the hashing thread has had its last chunk.
-        let digests = hash.finish().await;
-        if let Err(e) = stored {
-            let _ = self.objects.delete(&temporary).await;
-            let why = self.call.scrub(&format!("storing it failed: {}", shared::error_chain(&e)), 2000);
-            return self.file_failed(file, ErrorType::Network, Some("transfer_failed"), &why).await;
-        }
+        let stored = self.objects.put_stream_hashed(&temporary, self.hash_alg, download.body).await;
+        let digests = match stored {
+            Ok((_, digests)) => digests,
+            Err(e) => {
+                let _ = self.objects.delete(&temporary).await;
+                let why = self.call.scrub(&format!("storing it failed: {}", shared::error_chain(&e)), 2000);
+                return self.file_failed(file, ErrorType::Network, Some("transfer_failed"), &why).await;
+            }
+        };
         let Some(digests) = digests else {
             let _ = self.objects.delete(&temporary).await;
             return self.file_failed(file, ErrorType::Api, Some("hash_unavailable"), "the content hash was lost").await;
