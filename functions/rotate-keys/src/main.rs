@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use lambda_runtime::{LambdaEvent, service_fn};
 
-#[tokio::main]
+// One thread: below 1,769 MB a function has at most one vCPU of time, and a second worker
+// thread costs every cold start its launch (BENCHMARKS.md, "Cold start over HTTPS").
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let app = Arc::new(shared::app::App::from_env().await?);
