@@ -58,7 +58,7 @@ pub const MAX_PARTS_IN_FLIGHT: usize = 2;
 /// other's jitter. A chunk is written, and dropped, as soon as it arrives, so a local write
 /// holds a handful of chunks (reqwest hands out at most some hundreds of KiB at a time). Parts
 /// of half a MiB, each a blocking task of its own (the way `object_store` writes a local
-/// multipart upload), cost a 1 GiB download about a third of its speed: each chunk waited
+/// multipart upload), cost a 1 GiB download about a quarter of its speed: each chunk waited
 /// for its part, crossed to another thread to be written, and the allocator kept taking fresh
 /// pages for the chunks held (BENCHMARKS.md, sync worker).
 const LOCAL_QUEUE_CHUNKS: usize = 8;
