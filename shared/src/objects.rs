@@ -600,8 +600,8 @@ impl Objects {
     /// The local store's write: the chunks go, in order and as they come, to one blocking thread
     /// that writes each to a temporary file next to the target, then renames the file into place
     /// once the body has ended. `hasher` hashes each chunk as it arrives (see
-    /// [`Objects::put_stream_hashed`]). A failed body, a
-    /// failed write or a dropped future removes the temporary file.
+    /// [`Objects::put_stream_hashed`]). A failed body, a failed write or a dropped future removes
+    /// the temporary file.
     async fn put_local<S, E>(
         &self,
         fs: &LocalFileSystem,
