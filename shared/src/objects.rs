@@ -520,7 +520,7 @@ impl Objects {
     /// [`Objects::put_stream`], hashing the bytes with `alg` on their way: what was written, and
     /// the hash of every byte of it (`None` if the hashing thread was lost). A hash that costs
     /// about as much as the copy or more (MD5, SHA-1, SHA-256) runs on a thread of its own,
-    /// beside the writes ([`HashAlongside`]). A cheap one ([`HashAlg::cheaper_than_a_copy`]) is
+    /// beside the writes (`content_hash::HashAlongside`). A cheap one ([`HashAlg::cheaper_than_a_copy`]) is
     /// taken, locally, as each chunk arrives, while the chunk is in the cache of the core that
     /// received it: handing it to another thread would cost more than the hash.
     pub async fn put_stream_hashed<S, E>(
@@ -600,8 +600,10 @@ impl Objects {
     /// The local store's write: the chunks go, in order and as they come, to one blocking thread
     /// that writes each to a temporary file next to the target, then renames the file into place
     /// once the body has ended. `hasher` hashes each chunk as it arrives (see
-    /// [`Objects::put_stream_hashed`]). A failed body, a failed write or a dropped future removes
-    /// the temporary file.
+    /// [`Objects::put_stream_hashed`]). A failed body or a failed write removes the temporary file
+    /// before this returns. So does a dropped future, once the thread has written the chunks
+    /// already queued (at most [`LOCAL_QUEUE_CHUNKS`]); dropped after the body has ended, the
+    /// object is published.
     async fn put_local<S, E>(
         &self,
         fs: &LocalFileSystem,
@@ -648,15 +650,13 @@ impl Objects {
         let local_error = |source: BoxError| {
             ObjectsError::store("write", key, object_store::Error::Generic { store: "LocalFileSystem", source })
         };
-        match written {
-            Ok(Ok(Written::Published)) => {}
+        let e_tag = match written {
+            Ok(Ok(Written::Published { e_tag })) => e_tag,
             Ok(Ok(Written::Abandoned)) => return Err(local_error("the write ended before the body did".into())),
             Ok(Err(e)) => return Err(local_error(e.into())),
             Err(e) => return Err(local_error(format!("the writing thread failed: {e}").into())),
-        }
-        // The tag `object_store` gives this file (its inode, time and size), as `head` reports it.
-        let e_tag = self.head(key).await?.and_then(|meta| meta.e_tag);
-        Ok((PutResult { size, e_tag }, hasher.map(ContentHasher::finish)))
+        };
+        Ok((PutResult { size, e_tag: Some(e_tag) }, hasher.map(ContentHasher::finish)))
     }
 
     /// Reads the object at `key` as a stream of chunks. [`ObjectsError::NotFound`] if it is
@@ -757,45 +757,71 @@ enum LocalWrite {
 }
 
 enum Written {
-    /// Renamed into place.
-    Published,
-    /// The sender went away before `Publish` (a failed body, a dropped write): removed.
+    /// Renamed into place, with the entity tag `object_store` gives the file.
+    Published { e_tag: String },
+    /// The sender went away before `Publish` (a failed body, a dropped write).
     Abandoned,
 }
 
-/// The local store's writing thread (see [`Objects::put_local`]).
+/// The local store's writing thread (see [`Objects::put_local`]): whatever happens, either the
+/// object is published or its temporary file is gone.
 fn write_local(target: &std::path::Path, mut rx: tokio::sync::mpsc::Receiver<LocalWrite>) -> std::io::Result<Written> {
+    let (file, temporary) = temporary_file(target)?;
+    let written = fill_and_publish(file, &mut rx, &temporary, target);
+    if !matches!(written, Ok(Written::Published { .. })) {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
+}
+
+fn fill_and_publish(
+    mut file: std::fs::File,
+    rx: &mut tokio::sync::mpsc::Receiver<LocalWrite>,
+    temporary: &std::path::Path,
+    target: &std::path::Path,
+) -> std::io::Result<Written> {
     use std::io::Write as _;
-    let (mut file, temporary) = temporary_file(target)?;
-    let written = (|| {
-        while let Some(message) = rx.blocking_recv() {
-            match message {
-                LocalWrite::Chunk(chunk) => file.write_all(&chunk)?,
-                LocalWrite::Publish => {
-                    std::fs::rename(&temporary, target)?;
-                    return Ok(true);
-                }
+    while let Some(message) = rx.blocking_recv() {
+        match message {
+            LocalWrite::Chunk(chunk) => file.write_all(&chunk)?,
+            LocalWrite::Publish => {
+                // Read from the file itself, before the rename: once it is in place another
+                // write may replace it.
+                let e_tag = local_e_tag(&file.metadata()?);
+                // Closed before it is published. A local disk reports a failed write at the
+                // write; only a network file system could report one at close, which `File`
+                // does not check (this store serves local runs).
+                drop(file);
+                std::fs::rename(temporary, target)?;
+                return Ok(Written::Published { e_tag });
             }
         }
-        Ok(false)
-    })();
-    match written {
-        Ok(true) => Ok(Written::Published),
-        Ok(false) => {
-            let _ = std::fs::remove_file(&temporary);
-            Ok(Written::Abandoned)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&temporary);
-            Err(e)
-        }
     }
+    Ok(Written::Abandoned)
+}
+
+/// The entity tag `object_store`'s local store gives a file (and `head` reports): its inode,
+/// modification time in microseconds and size, in hex, quoted.
+fn local_e_tag(metadata: &std::fs::Metadata) -> String {
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(metadata);
+    #[cfg(not(unix))]
+    let inode = 0u64;
+    let mtime = metadata
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::SystemTime::UNIX_EPOCH).ok())
+        .unwrap_or_default()
+        .as_micros();
+    format!("\"{inode:x}-{mtime:x}-{:x}\"", metadata.len())
 }
 
 /// A new file `<target>#<n>` (the first `n` free), its directories created as needed: the
 /// naming `object_store`'s own local writes use, so its listings never show one.
 fn temporary_file(target: &std::path::Path) -> std::io::Result<(std::fs::File, PathBuf)> {
-    let (mut n, mut created_parent) = (1u32, false);
+    // The store removes a directory its last object leaves, so a directory made here can be gone
+    // again before the file is created in it: made again, a few times.
+    let (mut n, mut parents_made) = (1u32, 0);
     loop {
         let mut name = target.as_os_str().to_owned();
         name.push(format!("#{n}"));
@@ -805,10 +831,10 @@ fn temporary_file(target: &std::path::Path) -> std::io::Result<(std::fs::File, P
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 n = n.checked_add(1).ok_or_else(|| std::io::Error::other("no free temporary file name"))?;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !created_parent => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && parents_made < 3 => {
                 let parent = target.parent().ok_or(e)?;
                 std::fs::create_dir_all(parent)?;
-                created_parent = true;
+                parents_made += 1;
             }
             Err(e) => return Err(e),
         }

@@ -439,6 +439,23 @@ fn fed() -> (tokio::sync::mpsc::Sender<Bytes>, impl futures_util::Stream<Item = 
     (tx, body)
 }
 
+/// Waits (up to 10 s) until a temporary file (`<name>#<n>`) under `dir` holds at least `bytes`:
+/// the writing thread has the chunks sent so far.
+async fn temporary_file_holds(dir: &Path, bytes: u64) -> std::path::PathBuf {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = testkit::files_under(dir).into_iter().find(|f| {
+            f.file_name().is_some_and(|n| n.to_string_lossy().contains('#'))
+                && std::fs::metadata(f).is_ok_and(|m| m.len() >= bytes)
+        });
+        if let Some(file) = found {
+            return file;
+        }
+        assert!(std::time::Instant::now() < deadline, "no temporary file of {bytes} bytes under {}", dir.display());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_reader_sees_the_old_object_until_the_new_one_is_whole() {
     // Arrange: an object, then a new version of it on its way.
@@ -453,8 +470,9 @@ async fn a_local_reader_sees_the_old_object_until_the_new_one_is_whole() {
     });
     tx.send(Bytes::from_static(b"version 2, ")).await.unwrap();
     tx.send(Bytes::from_static(b"longer")).await.unwrap();
+    let temporary = temporary_file_holds(dir.path(), 17).await;
 
-    // Act: read while the write is open, then end it.
+    // Act: read while the new bytes are on disk and the write is open, then end it.
     let during = read_all(&objects, &key).await;
     drop(tx);
     let put = writing.await.unwrap().expect("the write completes");
@@ -464,6 +482,7 @@ async fn a_local_reader_sees_the_old_object_until_the_new_one_is_whole() {
     assert_eq!(during, b"version 1", "the old object, whole, while the new one is written");
     assert_eq!(after, b"version 2, longer");
     assert_eq!(put.size, 17);
+    assert!(!temporary.exists(), "the temporary file became the object");
     assert_eq!(testkit::files_under(dir.path()).len(), 1, "no temporary file left behind");
 }
 
@@ -475,12 +494,21 @@ async fn a_local_write_dropped_mid_way_leaves_no_file() {
     let (_, _, key) = new_key(&["cut-off.qsim"]);
     let (tx, body) = fed();
     tx.send(Bytes::from(content(MIB))).await.unwrap();
+    let mut writing = Box::pin(objects.put_stream(&key, body));
+    let started = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::select! {
+            _ = &mut writing => panic!("the body never ended, so the write cannot finish"),
+            file = temporary_file_holds(dir.path(), MIB as u64) => file,
+        }
+    })
+    .await
+    .expect("the first chunk reaches the temporary file");
 
     // Act: the write is given up (a job cancelled, an invocation out of time) mid-body.
-    let given_up = tokio::time::timeout(Duration::from_millis(300), objects.put_stream(&key, body)).await;
+    drop(writing);
 
     // Assert: the writing thread removes its temporary file once it sees the write gone.
-    assert!(given_up.is_err(), "the body never ended, so the write could not finish");
+    assert!(started.to_string_lossy().ends_with("cut-off.qsim#1"), "{started:?}");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !testkit::files_under(dir.path()).is_empty() && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
