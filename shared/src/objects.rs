@@ -520,9 +520,10 @@ impl Objects {
     /// [`Objects::put_stream`], hashing the bytes with `alg` on their way: what was written, and
     /// the hash of every byte of it (`None` if the hashing thread was lost). A hash that costs
     /// about as much as the copy or more (MD5, SHA-1, SHA-256) runs on a thread of its own,
-    /// beside the writes (`content_hash::HashAlongside`). A cheap one ([`HashAlg::cheaper_than_a_copy`]) is
-    /// taken, locally, as each chunk arrives, while the chunk is in the cache of the core that
-    /// received it: handing it to another thread would cost more than the hash.
+    /// beside the writes (`content_hash::HashAlongside`). A cheap one
+    /// ([`HashAlg::cheaper_than_a_copy`]) is taken, locally, as each chunk arrives, while the
+    /// chunk is in the cache of the core that received it: handing it to another thread would
+    /// cost more than the hash.
     pub async fn put_stream_hashed<S, E>(
         &self,
         key: &ObjectKey,
