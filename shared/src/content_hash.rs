@@ -247,23 +247,47 @@ fn xor_into(lanes: &mut [u8], data: &[u8]) {
     }
 }
 
-/// XORs whole rounds of 160 bytes into the 160 lanes: the bulk of every update, sixteen bytes
-/// at a time and with no slicing of the lanes per round. Calling [`xor_into`] for each round
-/// ran at about 9 GB/s on the benchmark machine, this at 20 (BENCHMARKS.md, sync worker): a
-/// local download hashes QuickXorHash inline, so its speed is the download's.
+/// XORs whole rounds of 160 bytes into the 160 lanes: the bulk of every update, and a local
+/// download hashes QuickXorHash inline, so its speed is the download's. Each half of the lanes
+/// is folded over all the rounds in turn, as ten 8-byte words in named locals: ten words and the
+/// loop's pointers fit x86_64's sixteen general registers, where twenty would not. An array of
+/// words indexed in a loop stays in memory at this crate's opt-level "s" (no loop unrolling, no
+/// vectoriser), and then every word's XOR went through a store and a load: 13 to 42 GB/s on
+/// the benchmark machine depending on where the loop landed in the binary (BENCHMARKS.md, sync
+/// worker). The second half reads the rounds again, from cache: an update is one HTTP chunk.
 fn xor_rounds(lanes: &mut [u8; QUICKXOR_WIDTH_BITS], data: &[u8]) {
-    const WORDS: usize = QUICKXOR_WIDTH_BITS / 16;
-    let mut words = [0u128; WORDS];
-    for (word, lane) in words.iter_mut().zip(lanes.chunks_exact(16)) {
-        *word = u128::from_ne_bytes(lane.try_into().expect("16 bytes"));
-    }
+    let (low, high) = lanes.split_at_mut(HALF_ROUND);
+    xor_half_rounds::<0>(low.try_into().expect("half the lanes"), data);
+    xor_half_rounds::<HALF_ROUND>(high.try_into().expect("half the lanes"), data);
+}
+
+const HALF_ROUND: usize = QUICKXOR_WIDTH_BITS / 2;
+
+/// The 8-byte word at `at` of `bytes`, in native order (lanes and data alike, so XOR is
+/// position for position).
+fn word(bytes: &[u8], at: usize) -> u64 {
+    u64::from_ne_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// XORs bytes `OFFSET..OFFSET + 80` of every whole 160-byte round of `data` into `lanes`.
+fn xor_half_rounds<const OFFSET: usize>(lanes: &mut [u8; HALF_ROUND], data: &[u8]) {
+    let [mut w0, mut w1, mut w2, mut w3, mut w4, mut w5, mut w6, mut w7, mut w8, mut w9] =
+        std::array::from_fn(|i| word(lanes, 8 * i));
     for round in data.chunks_exact(QUICKXOR_WIDTH_BITS) {
-        for (word, bytes) in words.iter_mut().zip(round.chunks_exact(16)) {
-            *word ^= u128::from_ne_bytes(bytes.try_into().expect("16 bytes"));
-        }
+        let half: &[u8; HALF_ROUND] = round[OFFSET..OFFSET + HALF_ROUND].try_into().expect("half a round");
+        w0 ^= word(half, 0);
+        w1 ^= word(half, 8);
+        w2 ^= word(half, 16);
+        w3 ^= word(half, 24);
+        w4 ^= word(half, 32);
+        w5 ^= word(half, 40);
+        w6 ^= word(half, 48);
+        w7 ^= word(half, 56);
+        w8 ^= word(half, 64);
+        w9 ^= word(half, 72);
     }
-    for (word, lane) in words.iter().zip(lanes.chunks_exact_mut(16)) {
-        lane.copy_from_slice(&word.to_ne_bytes());
+    for (lane, w) in lanes.chunks_exact_mut(8).zip([w0, w1, w2, w3, w4, w5, w6, w7, w8, w9]) {
+        lane.copy_from_slice(&w.to_ne_bytes());
     }
 }
 
@@ -889,6 +913,27 @@ mod tests {
                 // Assert
                 assert_eq!(got, expected, "{} over {size} bytes", alg.name());
             }
+        }
+    }
+
+    #[test]
+    fn xor_rounds_folds_every_byte_into_the_lane_of_its_position() {
+        // Arrange: lanes already holding earlier input, and 0 to 5 whole rounds of new input.
+        let mut rng = SplitMix(0x160);
+        for rounds in 0..=5 {
+            let before: [u8; QUICKXOR_WIDTH_BITS] = rng.bytes(QUICKXOR_WIDTH_BITS).try_into().expect("160 bytes");
+            let data = rng.bytes(rounds * QUICKXOR_WIDTH_BITS);
+            let mut expected = before;
+            for (i, byte) in data.iter().enumerate() {
+                expected[i % QUICKXOR_WIDTH_BITS] ^= byte;
+            }
+            let mut lanes = before;
+
+            // Act
+            xor_rounds(&mut lanes, &data);
+
+            // Assert
+            assert_eq!(lanes, expected, "{rounds} rounds");
         }
     }
 

@@ -1,6 +1,6 @@
 //! The sync worker's two heavy paths, each in a child process of its own (so its peak memory
-//! is the worker's, not the fake's), against a Dropbox-shaped fake served by this process on
-//! loopback:
+//! is the worker's, not the fake's), against provider-shaped fakes served by this process on
+//! loopback (Dropbox's, and for the download Microsoft Graph's too):
 //!
 //! 1. **Listing and reconciliation** of one folder of 10,000 and of 100,000 files, in pages of
 //!    2,000 (Dropbox's page size), on a fresh SQLite database. The files are export-only (Dropbox
@@ -10,9 +10,10 @@
 //! 2. **A 1 GiB download** into the local object store (streamed, hashed with Dropbox's content
 //!    hash, checked, moved into place) against a plain streaming copy of the same bytes from the
 //!    same fake (reqwest body → file), each round in turn: throughput ratio and the worker's
-//!    peak RSS. The fake is Dropbox's, so the whole job runs Dropbox's hash; the other
-//!    providers' hashes (QuickXorHash, MD5, SHA-1) are measured on the worker's transfer
-//!    pipeline alone (`Objects::put_stream_hashed` → hash check → rename, the steps
+//!    peak RSS. The whole job runs twice, against Dropbox's shape (Dropbox's content hash) and
+//!    against OneDrive's (Graph `root/delta?token=latest`, `/children`, `/content` answering 302
+//!    to a pre-authenticated URL; QuickXorHash); every provider's hash (QuickXorHash, MD5,
+//!    Dropbox's, SHA-1) is also measured on the worker's transfer pipeline alone (`Objects::put_stream_hashed` → hash check → rename, the steps
 //!    of `engine::download` after the provider's response), from the same fake in the same
 //!    rounds. Each hash's speed on one core, in memory, is printed beside them: a download
 //!    cannot hash faster than that on one core.
@@ -61,8 +62,21 @@ fn body_of(size: u64) -> Body {
 struct Fake {
     files: usize,
     big: u64,
-    big_hash: String,
+    big_hashes: BigHashes,
 }
+
+/// The big file's hash as each fake states it.
+#[derive(Clone, Default)]
+struct BigHashes {
+    /// Dropbox's `content_hash`: 64 hex.
+    dropbox: String,
+    /// Graph's `quickXorHash`: base64 of the 20 bytes.
+    quick_xor_base64: String,
+}
+
+/// The OneDrive fake's ids: Graph item ids of a OneDrive for Business drive.
+const GRAPH_FOLDER_ID: &str = "01BENCHFOLDER0000000000000000000A";
+const GRAPH_FILE_ID: &str = "01BENCHBIGFILE000000000000000000B";
 
 fn entry(i: usize) -> Value {
     json!({
@@ -87,7 +101,7 @@ fn page(fake: &Fake, start: usize) -> Value {
         entries.push(json!({
             ".tag": "file", "id": "id:big", "name": "big.bin", "path_lower": "/bench/big.bin",
             "path_display": "/Bench/big.bin", "server_modified": "2026-11-01T10:00:00Z", "rev": "0000000b1",
-            "size": fake.big, "content_hash": fake.big_hash, "is_downloadable": true
+            "size": fake.big, "content_hash": fake.big_hashes.dropbox, "is_downloadable": true
         }));
     }
     let more = end < fake.files;
@@ -112,7 +126,8 @@ async fn latest_cursor() -> axum::Json<Value> {
 }
 
 async fn download(State(fake): State<Fake>, headers: HeaderMap) -> Response {
-    let result = json!({ "id": "id:big", "name": "big.bin", "size": fake.big, "content_hash": fake.big_hash });
+    let result =
+        json!({ "id": "id:big", "name": "big.bin", "size": fake.big, "content_hash": fake.big_hashes.dropbox });
     let mut response = (StatusCode::OK, body_of(fake.big)).into_response();
     let h = response.headers_mut();
     h.insert("dropbox-api-result", HeaderValue::from_str(&result.to_string()).unwrap());
@@ -128,6 +143,57 @@ async fn raw(State(fake): State<Fake>) -> Response {
     response
 }
 
+/// `http://{host}`: the host the client asked for, so Graph's links point back at this fake.
+fn origin(headers: &HeaderMap) -> String {
+    format!("http://{}", headers.get("host").and_then(|h| h.to_str().ok()).expect("a Host header"))
+}
+
+/// Graph `GET /me/drive/root/delta?token=latest`: no items, and the delta link (the cursor the
+/// first sync stores once its crawl is applied).
+async fn graph_delta(headers: HeaderMap) -> axum::Json<Value> {
+    let origin = origin(&headers);
+    axum::Json(json!({
+        "@odata.context": format!("{origin}/v1.0/$metadata#Collection(driveItem)"),
+        "value": [],
+        "@odata.deltaLink": format!("{origin}/v1.0/me/drive/root/delta?token=MzslMjM0OzE7MzsxMjM0NTY3ODkw")
+    }))
+}
+
+/// Graph `GET /me/drive/items/{folder}/children`: the big file, one page.
+async fn graph_children(State(fake): State<Fake>, headers: HeaderMap) -> axum::Json<Value> {
+    let origin = origin(&headers);
+    axum::Json(json!({
+        "@odata.context": format!("{origin}/v1.0/$metadata#drives('b%21bench')/items('{GRAPH_FOLDER_ID}')/children"),
+        "value": [{
+            "id": GRAPH_FILE_ID,
+            "name": "big.bin",
+            "size": fake.big,
+            "eTag": "\"{B1B1B1B1-0000-4000-8000-00000000000B},1\"",
+            "createdDateTime": "2026-11-01T10:00:00Z",
+            "lastModifiedDateTime": "2026-11-01T10:00:00Z",
+            "parentReference": {
+                "driveType": "business",
+                "driveId": "b!benchbenchbenchbenchbenchbenchbenchbenchbenchbenchbenchbench",
+                "id": GRAPH_FOLDER_ID,
+                "name": "Bench",
+                "path": "/drive/root:/Bench"
+            },
+            "file": {
+                "mimeType": "application/octet-stream",
+                "hashes": { "quickXorHash": fake.big_hashes.quick_xor_base64 }
+            }
+        }]
+    }))
+}
+
+/// Graph `GET /me/drive/items/{file}/content`: 302 to a pre-authenticated download URL.
+async fn graph_content(headers: HeaderMap) -> Response {
+    let location = format!("{}/raw?tempauth=bench", origin(&headers));
+    let mut response = StatusCode::FOUND.into_response();
+    response.headers_mut().insert("location", HeaderValue::from_str(&location).unwrap());
+    response
+}
+
 fn serve(fake: Fake) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -139,6 +205,9 @@ fn serve(fake: Fake) -> SocketAddr {
                 .route("/2/files/list_folder/get_latest_cursor", post(latest_cursor))
                 .route("/2/files/download", post(download))
                 .route("/raw", get(raw))
+                .route("/v1.0/me/drive/root/delta", get(graph_delta))
+                .route(&format!("/v1.0/me/drive/items/{GRAPH_FOLDER_ID}/children"), get(graph_children))
+                .route(&format!("/v1.0/me/drive/items/{GRAPH_FILE_ID}/content"), get(graph_content))
                 .with_state(fake);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
@@ -148,26 +217,24 @@ fn serve(fake: Fake) -> SocketAddr {
     rx.recv().unwrap()
 }
 
-/// Child: one worker job against the fake at `addr`, on a fresh database; prints
-/// `seconds files bytes peak_kib`.
-async fn child_job(addr: SocketAddr) {
-    let t = testkit::http::TestApp::with_config(json!({ "providers": { "dropbox": {
+/// Child: one worker job against the `provider`-shaped fake at `addr`, on a fresh database;
+/// prints `seconds files bytes peak_kib`.
+async fn child_job(addr: SocketAddr, provider: ProviderType) {
+    let (name, folder_id) = match provider {
+        ProviderType::Dropbox => ("dropbox", "id:benchfolder"),
+        ProviderType::OneDrive => ("onedrive", GRAPH_FOLDER_ID),
+        other => panic!("no {other} fake in this bench"),
+    };
+    let t = testkit::http::TestApp::with_config(json!({ "providers": { name: {
         "client_id": "bench", "client_secret": "bench-secret", "token_url": format!("http://{addr}/token"),
         "api_base_url": format!("http://{addr}"),
     }}}))
     .await;
     let tenant = t.tenant().await;
-    let connection = testkit::connect_with_tokens(
-        &t.app,
-        &tenant,
-        ProviderType::Dropbox,
-        "bench-access",
-        Some("bench-refresh"),
-        None,
-    )
-    .await;
+    let connection =
+        testkit::connect_with_tokens(&t.app, &tenant, provider, "bench-access", Some("bench-refresh"), None).await;
     let mut folder = testkit::new_folder(&tenant, connection.base.id);
-    folder.provider_folder_id = "id:benchfolder".into();
+    folder.provider_folder_id = folder_id.into();
     folder.folder_path = Some("/Bench".into());
     folder.folder_type = FolderType::Results;
     let folder = t.store().create_folder(&folder).await.unwrap();
@@ -279,7 +346,8 @@ fn main() {
         let (mode, addr): (&str, SocketAddr) = (&args[at + 1], args[at + 2].parse().unwrap());
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
         match mode {
-            "job" => rt.block_on(child_job(addr)),
+            "job-dropbox" => rt.block_on(child_job(addr, ProviderType::Dropbox)),
+            "job-onedrive" => rt.block_on(child_job(addr, ProviderType::OneDrive)),
             "copy" => rt.block_on(child_copy(addr)),
             other => {
                 let alg = other.strip_prefix("pipeline-").and_then(alg_named);
@@ -300,12 +368,12 @@ fn main() {
 }
 
 fn bench_listing(rounds: usize) {
-    let small = serve(Fake { files: 10_000, big: 0, big_hash: String::new() });
-    let large = serve(Fake { files: 100_000, big: 0, big_hash: String::new() });
+    let small = serve(Fake { files: 10_000, big: 0, big_hashes: BigHashes::default() });
+    let large = serve(Fake { files: 100_000, big: 0, big_hashes: BigHashes::default() });
     let (mut s_rate, mut l_rate, mut s_peak, mut l_peak) = (vec![], vec![], vec![], vec![]);
     for round in 0..rounds {
-        let s = in_child("job", small, &[]);
-        let l = in_child("job", large, &[]);
+        let s = in_child("job-dropbox", small, &[]);
+        let l = in_child("job-dropbox", large, &[]);
         assert_eq!((s.files, l.files), (10_000, 100_000), "every file recorded");
         eprintln!("round {round}: 10k {:.1}s {} KiB; 100k {:.1}s {} KiB", s.seconds, s.peak_kib, l.seconds, l.peak_kib);
         s_rate.push(s.files as f64 / s.seconds);
@@ -318,6 +386,13 @@ fn bench_listing(rounds: usize) {
     println!("  10,000 files:  {:>8.0} files/s, peak RSS {:>6.1} MiB", median(s_rate), sp / 1024.0);
     println!("  100,000 files: {:>8.0} files/s, peak RSS {:>6.1} MiB", median(l_rate), lp / 1024.0);
     println!("  peak RSS 100k / 10k: {:.2} (goal <= 1.2)", lp / sp);
+}
+
+/// Lowercase hex as Graph states a QuickXorHash: base64 of the bytes.
+fn hex_to_base64(hex: &str) -> String {
+    use base64::Engine as _;
+    let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 fn alg_named(name: &str) -> Option<HashAlg> {
@@ -338,11 +413,14 @@ fn hash_speed(alg: HashAlg) -> f64 {
 
 fn bench_download(rounds: usize) {
     let hashes = HashAlg::ALL.map(|alg| hash_of(alg, GIB));
-    let dropbox = HashAlg::ALL.iter().position(|alg| *alg == HashAlg::Dropbox).expect("Dropbox is one of them");
-    let big = serve(Fake { files: 0, big: GIB, big_hash: hashes[dropbox].clone() });
-    // One row per run in each round: the copy, the whole Dropbox job, the pipeline per hash
-    // (with the hash its bytes must have).
-    let mut modes: Vec<(String, Option<&str>)> = vec![("copy".to_owned(), None), ("job".to_owned(), None)];
+    let hash = |wanted: HashAlg| &hashes[HashAlg::ALL.iter().position(|alg| *alg == wanted).expect("one of them")];
+    let big_hashes =
+        BigHashes { dropbox: hash(HashAlg::Dropbox).clone(), quick_xor_base64: hex_to_base64(hash(HashAlg::QuickXor)) };
+    let big = serve(Fake { files: 0, big: GIB, big_hashes });
+    // One row per run in each round: the copy, the whole job against each fake, the pipeline
+    // per hash (with the hash its bytes must have).
+    let mut modes: Vec<(String, Option<&str>)> =
+        ["copy", "job-dropbox", "job-onedrive"].map(|mode| (mode.to_owned(), None)).into();
     modes.extend(
         HashAlg::ALL.iter().zip(&hashes).map(|(alg, hash)| (format!("pipeline-{}", alg.name()), Some(hash.as_str()))),
     );
@@ -370,7 +448,8 @@ fn bench_download(rounds: usize) {
     for (i, (mode, _)) in modes.iter().enumerate() {
         let label = match mode.as_str() {
             "copy" => "plain streaming copy".to_owned(),
-            "job" => "sync worker, whole job (dropbox)".to_owned(),
+            "job-dropbox" => "sync worker, whole job (Dropbox)".to_owned(),
+            "job-onedrive" => "sync worker, whole job (OneDrive)".to_owned(),
             other => format!("worker's transfer pipeline, {}", other.trim_start_matches("pipeline-")),
         };
         let peak = median(peaks[i].clone()) / 1024.0;
