@@ -22,8 +22,8 @@ use shared::api::{
 };
 use shared::app::App;
 use shared::db::{
-    ConnectionId, ConnectionStatus, DbError, Folder, FolderFilter, FolderId, JobId, JobStatus, JobType, JobUpdate,
-    NewSyncJob, PageRequest, Percent, ProviderType, SyncJob, SyncJobFilter, TenantId,
+    ConnectionId, ConnectionStatus, DbError, Folder, FolderFilter, FolderId, JOB_CHECKPOINT_KEY, JobId, JobStatus,
+    JobType, JobUpdate, NewSyncJob, PageRequest, Percent, ProviderType, SyncJob, SyncJobFilter, TenantId,
 };
 use shared::objects::ObjectKey;
 use utoipa::OpenApi as _;
@@ -210,7 +210,8 @@ struct CreateBody {
     /// import, bidirectional).
     job_type: JobType,
     /// Details for the worker; a JSON object. An import names the provider files to pull in
-    /// `file_ids` (1 to 1000 distinct ids); other keys are kept as given.
+    /// `file_ids` (1 to 1000 distinct ids); other keys are kept as given, but for `checkpoint`,
+    /// the worker's own (a 400).
     job_metadata: Option<serde_json::Value>,
 }
 
@@ -227,17 +228,19 @@ enum CreateRequestDoc {
     /// Pulls the folder's whole subtree.
     Download {
         folder_id: FolderId,
-        /// Details for the worker, kept as given.
+        /// Details for the worker, kept as given; a `checkpoint` key is the worker's own (a 400).
         #[schema(value_type = Option<Object>)]
         job_metadata: Option<serde_json::Value>,
     },
     Upload {
         folder_id: FolderId,
+        /// Details for the worker, kept as given; a `checkpoint` key is the worker's own (a 400).
         #[schema(value_type = Option<Object>)]
         job_metadata: Option<serde_json::Value>,
     },
     Bidirectional {
         folder_id: FolderId,
+        /// Details for the worker, kept as given; a `checkpoint` key is the worker's own (a 400).
         #[schema(value_type = Option<Object>)]
         job_metadata: Option<serde_json::Value>,
     },
@@ -246,7 +249,7 @@ enum CreateRequestDoc {
     Export { folder_id: Option<FolderId>, connection_id: Option<ConnectionId>, job_metadata: ExportMetadata },
 }
 
-/// An export's `job_metadata`: other keys are kept as given.
+/// An export's `job_metadata`: other keys are kept as given, but for `checkpoint` (a 400).
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(as = SyncJobExportMetadata)]
 #[allow(dead_code)]
@@ -272,7 +275,7 @@ pub(crate) struct ExportObject {
     name: Option<String>,
 }
 
-/// An import's `job_metadata`: other keys are kept as given.
+/// An import's `job_metadata`: other keys are kept as given, but for `checkpoint` (a 400).
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(as = SyncJobImportMetadata)]
 #[allow(dead_code)]
@@ -323,6 +326,14 @@ async fn create(
         && !(meta.is_object() || meta.is_null())
     {
         return Err(ApiError::invalid_field("job_metadata", "must be a JSON object or null"));
+    }
+    // The worker resumes from this key: a client's value would steer what it lists, keeps and
+    // deletes.
+    if body.job_metadata.as_ref().is_some_and(|meta| meta.get(JOB_CHECKPOINT_KEY).is_some()) {
+        return Err(ApiError::invalid_field(
+            "job_metadata.checkpoint",
+            "is the sync worker's own state and cannot be set by a client",
+        ));
     }
     if body.job_type == JobType::Import {
         check_import(body.job_metadata.as_ref())?;

@@ -215,6 +215,8 @@ async fn invalid_create_bodies_are_a_400_naming_the_field() {
         (with("folder_id", json!("folder-1")), "folder_id"),
         (with("job_metadata", json!([1, 2])), "job_metadata"),
         (with("job_metadata", json!("text")), "job_metadata"),
+        (with("job_metadata", json!({"checkpoint": {"stage": "push"}})), "job_metadata.checkpoint"),
+        (with("job_metadata", json!({"model_id": "m-1", "checkpoint": null})), "job_metadata.checkpoint"),
         (ApiEvent::load("sync-jobs/create").caller(&a).json(&json!({"job_type": "upload"})), "folder_id"),
     ];
 
@@ -296,6 +298,40 @@ async fn job_in(t: &TestApp, a: &Tenant, status: JobStatus) -> JobId {
         t.store().update_job(a.id, id, &JobUpdate { status: Some(*s), ..Default::default() }).await.unwrap();
     }
     id
+}
+
+#[tokio::test]
+async fn the_workers_checkpoint_is_kept_but_never_shown() {
+    // Arrange: two running jobs whose metadata the worker has checkpointed, one with the
+    // client's keys beside the checkpoint, one with the checkpoint alone.
+    let t = TestApp::new().await;
+    let router = sync_jobs::router(t.app.clone());
+    let a = t.tenant().await;
+    let checkpoint = json!({"stage": "download", "cursor_to_keep": "https://graph.microsoft.com/v1.0/me/drive/root/delta?token=abc"});
+    let (with_keys, alone) = (job_in(&t, &a, JobStatus::Running).await, job_in(&t, &a, JobStatus::Running).await);
+    for (id, metadata) in [
+        (with_keys, json!({"model_id": "m-1", "file_ids": ["id:1"], "checkpoint": checkpoint})),
+        (alone, json!({"checkpoint": checkpoint})),
+    ] {
+        let update = JobUpdate { job_metadata: Some(Some(metadata)), ..Default::default() };
+        t.store().update_job(a.id, id, &update).await.unwrap();
+    }
+
+    // Act
+    let read = call(&router, &at("get", &a, with_keys)).await;
+    let read_alone = call(&router, &at("get", &a, alone)).await;
+    let listed = call(&router, &ApiEvent::load("sync-jobs/list").caller(&a).query("")).await;
+    let patched = call(&router, &patch(&a, with_keys, json!({"files_processed": 1}))).await;
+
+    // Assert
+    assert_eq!(read.status, 200, "{}", read.text);
+    assert_eq!(read.body["job_metadata"], json!({"model_id": "m-1", "file_ids": ["id:1"]}));
+    assert_eq!(read_alone.body["job_metadata"], Value::Null, "a checkpoint alone reads as no metadata");
+    assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(2), "{}", listed.text);
+    assert!(!listed.text.contains("cursor_to_keep") && !listed.text.contains("checkpoint"), "{}", listed.text);
+    assert_eq!((patched.status, patched.body["job_metadata"].get("checkpoint")), (200, None), "{}", patched.text);
+    let stored = t.store().get_job(a.id, with_keys).await.unwrap();
+    assert_eq!(stored.job_metadata.unwrap()["checkpoint"], checkpoint, "the worker still reads it");
 }
 
 #[tokio::test]

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 /// The key of the checkpoint in `job_metadata`; the job's other keys (an import's `file_ids`)
-/// are the client's and stay as they are.
-pub const KEY: &str = "checkpoint";
+/// are the client's and stay as they are. The API neither takes nor shows it.
+pub const KEY: &str = shared::db::JOB_CHECKPOINT_KEY;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {

@@ -220,8 +220,29 @@ pub struct SyncJob {
     pub files_total: Option<i32>,
     pub bytes_transferred: i64,
     pub error_message: Option<String>,
+    /// The client's metadata. The sync worker keeps its own state beside it, under
+    /// [`JOB_CHECKPOINT_KEY`], which is stored and read here but never serialised out.
     #[schema(value_type = Option<Object>)]
+    #[serde(serialize_with = "client_job_metadata")]
     pub job_metadata: Option<Json>,
+}
+
+/// The key of the sync worker's checkpoint in `job_metadata`: where a run is (cursors, the
+/// folders it has listed, an upload session encrypted by the vault). It belongs to the worker:
+/// a client cannot set it (POST /sync-jobs refuses it) and does not see it.
+pub const JOB_CHECKPOINT_KEY: &str = "checkpoint";
+
+/// `job_metadata` as a client sees it: without the worker's checkpoint, and `null` when the
+/// checkpoint was all there was (as it was when the job was created).
+fn client_job_metadata<S: serde::Serializer>(metadata: &Option<Json>, serializer: S) -> Result<S::Ok, S::Error> {
+    match metadata {
+        Some(Json::Object(map)) if map.contains_key(JOB_CHECKPOINT_KEY) => {
+            let client: serde_json::Map<String, Json> =
+                map.iter().filter(|(key, _)| *key != JOB_CHECKPOINT_KEY).map(|(k, v)| (k.clone(), v.clone())).collect();
+            if client.is_empty() { serializer.serialize_none() } else { serializer.serialize_some(&client) }
+        }
+        other => other.serialize(serializer),
+    }
 }
 
 /// A `cloud_files` row.
