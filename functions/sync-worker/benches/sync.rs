@@ -220,9 +220,9 @@ fn serve(fake: Fake) -> SocketAddr {
 /// Child: one worker job against the `provider`-shaped fake at `addr`, on a fresh database;
 /// prints `seconds files bytes peak_kib`.
 async fn child_job(addr: SocketAddr, provider: ProviderType) {
-    let (name, folder_id) = match provider {
-        ProviderType::Dropbox => ("dropbox", "id:benchfolder"),
-        ProviderType::OneDrive => ("onedrive", GRAPH_FOLDER_ID),
+    let (name, folder_id, big_file_id) = match provider {
+        ProviderType::Dropbox => ("dropbox", "id:benchfolder", "id:big"),
+        ProviderType::OneDrive => ("onedrive", GRAPH_FOLDER_ID, GRAPH_FILE_ID),
         other => panic!("no {other} fake in this bench"),
     };
     let t = testkit::http::TestApp::with_config(json!({ "providers": { name: {
@@ -256,6 +256,14 @@ async fn child_job(addr: SocketAddr, provider: ProviderType) {
     assert_eq!(ran, sync_worker::Ran::Completed, "the bench job must complete");
     let done = t.store().get_job(tenant.id, job.base.id).await.unwrap();
     let files = t.store().count_live_files(tenant.id, folder.base.id).await.unwrap();
+    // A download run: the big file is synced with the hash the fake states (a hash the worker
+    // could not read would leave nothing to compare, and the run would still complete).
+    if let Ok(expected) = std::env::var(EXPECTED_HASH_ENV) {
+        let big = t.store().get_file_by_provider_id(tenant.id, folder.base.id, big_file_id).await.unwrap();
+        let big = big.expect("the big file is recorded");
+        assert_eq!(big.content_hash.as_deref(), Some(expected.as_str()), "{name}: the stored hash");
+        assert_eq!(big.sync_status, shared::db::SyncStatus::Synced, "{name}: the big file is synced");
+    }
     println!("{seconds} {files} {} {}", done.bytes_transferred, peak_rss_kib());
 }
 
@@ -280,8 +288,9 @@ async fn child_copy(addr: SocketAddr) {
     println!("{seconds} 0 {bytes} {}", peak_rss_kib());
 }
 
-/// The hash a pipeline child checks its bytes against, passed from the parent (which hashes the
-/// fake's bytes once per algorithm, not once per run).
+/// The hash a pipeline child checks its bytes against, and a download job child the stored
+/// file's, passed from the parent (which hashes the fake's bytes once per algorithm, not once
+/// per run).
 const EXPECTED_HASH_ENV: &str = "QUODSI_BENCH_EXPECTED_HASH";
 
 /// Child: the worker's transfer pipeline with `alg`'s hash, on the fake's plain bytes into a
@@ -419,8 +428,11 @@ fn bench_download(rounds: usize) {
     let big = serve(Fake { files: 0, big: GIB, big_hashes });
     // One row per run in each round: the copy, the whole job against each fake, the pipeline
     // per hash (with the hash its bytes must have).
-    let mut modes: Vec<(String, Option<&str>)> =
-        ["copy", "job-dropbox", "job-onedrive"].map(|mode| (mode.to_owned(), None)).into();
+    let mut modes: Vec<(String, Option<&str>)> = vec![
+        ("copy".to_owned(), None),
+        ("job-dropbox".to_owned(), Some(hash(HashAlg::Dropbox).as_str())),
+        ("job-onedrive".to_owned(), Some(hash(HashAlg::QuickXor).as_str())),
+    ];
     modes.extend(
         HashAlg::ALL.iter().zip(&hashes).map(|(alg, hash)| (format!("pipeline-{}", alg.name()), Some(hash.as_str()))),
     );
@@ -432,6 +444,9 @@ fn bench_download(rounds: usize) {
             let env: Vec<(&str, &str)> = hash.iter().map(|h| (EXPECTED_HASH_ENV, *h)).collect();
             let m = in_child(mode, big, &env);
             assert_eq!(m.bytes, GIB, "{mode}: every byte moved");
+            if mode.starts_with("job-") {
+                assert_eq!(m.files, 1, "{mode}: the big file is the folder's one file");
+            }
             line += &format!(" {mode} {:.2}s {} KiB;", m.seconds, m.peak_kib);
             rates[i].push(GIB as f64 / m.seconds / (1 << 20) as f64);
             peaks[i].push(m.peak_kib as f64);

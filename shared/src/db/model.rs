@@ -220,8 +220,9 @@ pub struct SyncJob {
     pub files_total: Option<i32>,
     pub bytes_transferred: i64,
     pub error_message: Option<String>,
-    /// The client's metadata. The sync worker keeps its own state beside it, under
-    /// [`JOB_CHECKPOINT_KEY`], which is stored and read here but never serialised out.
+    /// The details the job was created with.
+    // The sync worker keeps its checkpoint beside them under JOB_CHECKPOINT_KEY: stored and
+    // read here, never serialised out. (A `///` line would be the API document's description.)
     #[schema(value_type = Option<Object>)]
     #[serde(serialize_with = "client_job_metadata")]
     pub job_metadata: Option<Json>,
