@@ -7,16 +7,17 @@
 //!    `is_downloadable: false`), so the run is the listing and the `cloud_files` writes alone.
 //!    Reports files/s and the peak RSS (VmHWM) of each, and the 100k/10k RSS ratio: memory
 //!    must follow the page, not the folder.
-//! 2. **A 1 GiB download** into the local object store (streamed, hashed with Dropbox's content
+//! 2. **A 1 GiB download** into the local object store (streamed, hashed with the provider's
 //!    hash, checked, moved into place) against a plain streaming copy of the same bytes from the
 //!    same fake (reqwest body → file), each round in turn: throughput ratio and the worker's
-//!    peak RSS. The whole job runs twice, against Dropbox's shape (Dropbox's content hash) and
+//!    peak RSS. The whole job runs twice: against Dropbox's shape (Dropbox's content hash) and
 //!    against OneDrive's (Graph `root/delta?token=latest`, `/children`, `/content` answering 302
-//!    to a pre-authenticated URL; QuickXorHash); every provider's hash (QuickXorHash, MD5,
-//!    Dropbox's, SHA-1) is also measured on the worker's transfer pipeline alone (`Objects::put_stream_hashed` → hash check → rename, the steps
-//!    of `engine::download` after the provider's response), from the same fake in the same
-//!    rounds. Each hash's speed on one core, in memory, is printed beside them: a download
-//!    cannot hash faster than that on one core.
+//!    to a pre-authenticated URL; QuickXorHash). Every provider's hash (QuickXorHash, MD5,
+//!    Dropbox's, SHA-1) is also measured on the worker's transfer pipeline alone
+//!    (`Objects::put_stream_hashed` → hash check → rename, the steps of `engine::download`
+//!    after the provider's response), from the same fake in the same rounds. Each hash's speed
+//!    on one core, in memory, is printed beside them: a download cannot hash faster than that
+//!    on one core.
 //!
 //! `cargo bench -p sync-worker --bench sync` (add `-- --rounds N`, default 3; `-- --only listing`
 //! or `-- --only download` for one half)
@@ -400,8 +401,7 @@ fn bench_listing(rounds: usize) {
 /// Lowercase hex as Graph states a QuickXorHash: base64 of the bytes.
 fn hex_to_base64(hex: &str) -> String {
     use base64::Engine as _;
-    let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    base64::engine::general_purpose::STANDARD.encode(hex::decode(hex).expect("a hash in hex"))
 }
 
 fn alg_named(name: &str) -> Option<HashAlg> {
